@@ -1,0 +1,30 @@
+// Files: whole-file reads, crash-safe writes, content hashes.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace rag {
+
+// Reads a whole file. NotFound when it does not exist; InvalidArgument for a directory.
+StatusOr<std::string> ReadFileToString(const std::string& path);
+
+// Writes data so that a crash leaves either the old file or the new one, never a mix:
+// write to "path.tmp.<pid>", fsync, rename over path, fsync the directory.
+Status WriteFileAtomic(const std::string& path, std::string_view data);
+
+// Creates the directory and its parents (like mkdir -p).
+Status MakeDirs(const std::string& path);
+
+// SHA-256 of data as 64 lowercase hex characters.
+std::string Sha256Hex(std::string_view data);
+
+// Lower-cased extension without the dot ("report.PDF" -> "pdf"), "" when there is none.
+std::string FileExtension(std::string_view path);
+
+// The last path component ("a/b/c.txt" -> "c.txt").
+std::string BaseName(std::string_view path);
+
+}  // namespace rag

@@ -1,0 +1,17 @@
+// JSON shapes of the HTTP API and of `rag query --json` / `rag retrieve` (DESIGN.md section 4,
+// docs/API.md). One place, so the CLI and the server cannot drift apart.
+#pragma once
+
+#include "common/json_util.h"
+#include "server/assistant.h"
+
+namespace rag {
+
+Json DocumentToJson(const DocumentRecord& doc);
+Json PassageToJson(const Passage& passage);
+// {"answer","citations","passages","mode","usage","timings"}
+Json QueryResultToJson(const QueryResult& result);
+// {"question","passages":[{"chunk_id","document_id","title","page","text","score",...}]}
+Json RetrieveResultToJson(const std::string& question, const std::vector<Passage>& passages);
+
+}  // namespace rag

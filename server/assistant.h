@@ -1,0 +1,101 @@
+// The document assistant behind both the `rag` command line and the HTTP server: one data
+// directory (rag.db, files/), ingestion, retrieval and answers with citations.
+//
+// Thread-safety: every method may be called concurrently from any thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "engine/citations.h"
+#include "ingest/chunker.h"
+#include "ingest/pipeline.h"
+#include "retrieval/document_store.h"
+
+namespace rag {
+
+struct AssistantOptions {
+  std::string data_dir = "data";
+  ChunkOptions chunking;
+  int64_t max_upload_bytes = 100ll << 20;  // 100 MB
+};
+
+// One retrieved passage as the API shows it; index is its Document:N number in the prompt.
+struct Passage {
+  int index = 0;
+  ChunkRecord chunk;
+  double score = 0;
+};
+
+struct QueryRequest {
+  std::string question;
+  int top_k = 5;                                  // 1..50
+  std::optional<std::string> collection;          // only this collection
+  std::optional<int64_t> document_id;             // only this document
+  std::vector<std::string> allowed_collections;   // non-empty: the caller may see only these
+};
+
+struct QueryResult {
+  ParsedAnswer answer;
+  std::vector<Passage> passages;
+  std::string mode;  // "extractive" until the engine lands
+  double retrieve_ms = 0;
+  double answer_ms = 0;
+};
+
+struct AddResult {
+  DocumentRecord document;
+  bool duplicate = false;  // the same content was already in the collection
+};
+
+class Assistant {
+ public:
+  // Creates the data directory when missing and opens (or creates) its database.
+  static StatusOr<std::unique_ptr<Assistant>> Open(const AssistantOptions& options);
+  ~Assistant();
+
+  DocumentStore& store() { return *store_; }
+  const AssistantOptions& options() const { return options_; }
+
+  // Saves an uploaded file durably under files/ (by content hash) and creates its queued
+  // document row; once this returns ok, the document survives a crash (the next start resumes
+  // it). Duplicates (same bytes in the same collection) return the stored document.
+  // InvalidArgument for an unsupported file name or an empty file, ResourceExhausted when over
+  // max_upload_bytes.
+  StatusOr<AddResult> AddUpload(std::string_view bytes, const std::string& filename,
+                                const std::string& collection);
+
+  // Runs the ingest pipeline on a queued document's saved file (processing -> ready | failed).
+  StatusOr<IngestStats> ProcessDocument(int64_t id, const IngestProgressFn& progress = nullptr);
+
+  // `rag ingest` of one file on disk, synchronously. A file whose bytes are already stored is
+  // skipped (duplicate); a changed file at a path stored before replaces the old version.
+  StatusOr<AddResult> IngestPath(const std::string& path, const std::string& collection,
+                                 const IngestProgressFn& progress = nullptr);
+
+  // Documents left queued or processing by an earlier run (a crash or a kill), oldest first.
+  StatusOr<std::vector<DocumentRecord>> PendingDocuments();
+
+  // Deletes the document, its chunks and its saved file (when no other document shares it).
+  Status DeleteDocument(int64_t id);
+
+  // Top passages for a question (BM25 for now), best first, indices 0..n-1.
+  StatusOr<std::vector<Passage>> Retrieve(const QueryRequest& request);
+
+  // Retrieve + answer with citations. InvalidArgument for an empty question or a bad top_k.
+  StatusOr<QueryResult> Query(const QueryRequest& request);
+
+ private:
+  Assistant(AssistantOptions options, std::unique_ptr<DocumentStore> store);
+  std::string StoredFilePath(const std::string& content_hash) const;
+
+  AssistantOptions options_;
+  std::unique_ptr<DocumentStore> store_;
+};
+
+}  // namespace rag

@@ -1,0 +1,31 @@
+// `rag serve`: the HTTP API and the web page until SIGINT/SIGTERM.
+#include <cstdio>
+
+#include "server/assistant.h"
+#include "server/cli_commands.h"
+#include "server/http_server.h"
+
+namespace rag {
+
+int RunServeCommand(const CommonFlags& common, const ServeFlags& flags) {
+  AssistantOptions options;
+  options.data_dir = common.data_dir;
+  auto assistant = Assistant::Open(options);
+  if (!assistant.ok()) {
+    std::fprintf(stderr, "rag serve: %s\n", assistant.status().message().c_str());
+    return 1;
+  }
+  ServerOptions server;
+  server.host = flags.host;
+  server.port = flags.port;
+  server.threads = flags.threads;
+  server.web_dir = flags.web_dir;
+  Status st = RunServer(**assistant, server);
+  if (!st.ok()) {
+    std::fprintf(stderr, "rag serve: %s\n", st.message().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace rag

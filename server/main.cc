@@ -1,0 +1,64 @@
+// `rag`: the one binary of the document assistant (DESIGN.md section 4).
+#include <CLI/CLI.hpp>
+
+#include "common/logging.h"
+#include "server/cli_commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"rag: a document assistant that answers with citations"};
+  app.require_subcommand(1);
+  rag::CommonFlags common;
+  std::string log_level;
+  app.add_option("--data", common.data_dir, "data directory (rag.db, files/)")->default_val("data");
+  app.add_option("--log-level", log_level, "debug, info, warn or error (default: info)");
+
+  rag::IngestFlags ingest;
+  auto* ingest_cmd = app.add_subcommand("ingest", "ingest files or folders");
+  ingest_cmd->add_option("paths", ingest.paths, "files or folders (.pdf .txt .md .html)")->required();
+  ingest_cmd->add_option("--collection", ingest.collection, "collection to add the documents to");
+  ingest_cmd->add_option("--jobs", ingest.jobs, "files parsed in parallel (default: one per core)");
+
+  rag::QueryFlags query;
+  auto* query_cmd = app.add_subcommand("query", "answer a question with citations");
+  query_cmd->add_option("question", query.question, "the question")->required();
+  query_cmd->add_option("--top-k", query.top_k, "passages to retrieve (1-50)")->default_val(5);
+  query_cmd->add_option("--collection", query.collection, "only this collection");
+  query_cmd->add_flag("--json", query.json, "print the API's JSON response");
+  std::string unused_model;
+  query_cmd->add_option("--model", unused_model, "model directory (not available yet: answers are extractive)");
+
+  rag::RetrieveFlags retrieve;
+  auto* retrieve_cmd = app.add_subcommand("retrieve", "questions on stdin, one a line; JSON lines out");
+  retrieve_cmd->add_option("--top-k", retrieve.top_k, "passages per question (1-50)")->default_val(5);
+  retrieve_cmd->add_option("--collection", retrieve.collection, "only this collection");
+
+  rag::ServeFlags serve;
+  auto* serve_cmd = app.add_subcommand("serve", "HTTP API and web page");
+  serve_cmd->add_option("--host", serve.host, "address to bind")->default_val("127.0.0.1");
+  serve_cmd->add_option("--port", serve.port, "port")->default_val(8080)->check(CLI::Range(1, 65535));
+  serve_cmd->add_option("--threads", serve.threads, "HTTP threads")->default_val(4)->check(CLI::Range(1, 256));
+  serve_cmd->add_option("--web-dir", serve.web_dir, "serve the page from this folder instead of the built-in copy");
+  serve_cmd->add_option("--model", unused_model, "model directory (not available yet: answers are extractive)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (!log_level.empty()) {
+    rag::LogLevel level;
+    if (!rag::ParseLogLevel(log_level, &level)) {
+      std::fprintf(stderr, "rag: unknown log level \"%s\" (debug, info, warn, error)\n", log_level.c_str());
+      return 2;
+    }
+    rag::SetLogLevel(level);
+  }
+  if (!unused_model.empty()) {
+    std::fprintf(stderr, "rag: --model is not supported yet; this build answers extractively\n");
+    return 2;
+  }
+  if (*ingest_cmd) return rag::RunIngestCommand(common, ingest);
+  if (*query_cmd) return rag::RunQueryCommand(common, query);
+  if (*retrieve_cmd) return rag::RunRetrieveCommand(common, retrieve);
+  return rag::RunServeCommand(common, serve);
+}

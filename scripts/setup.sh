@@ -15,8 +15,8 @@ pkgs=(build-essential cmake pkg-config
       libfaiss-dev libopenblas-dev liblapack-dev
       libgtest-dev)
 # Test-only packages: poppler-utils (pdftotext, reference for the PDF benchmark), curl for the
-# smoke tests, python3 for the scorer.
-test_pkgs=(poppler-utils curl python3)
+# smoke tests, python3 for the scorer; chromium, its driver and selenium for the web page test.
+test_pkgs=(poppler-utils curl python3 chromium chromium-driver python3-selenium)
 
 missing=()
 check() {

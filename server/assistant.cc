@@ -1,5 +1,6 @@
 #include "server/assistant.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 
@@ -145,10 +146,24 @@ StatusOr<std::vector<Passage>> Assistant::Retrieve(const QueryRequest& request) 
   filter.collection = request.collection;
   filter.document_id = request.document_id;
   filter.collections = request.allowed_collections;
-  RAG_ASSIGN_OR_RETURN(auto hits, store_->SearchBm25(BuildFtsQuery(request.question), filter, request.top_k));
+  // A chunk that mostly repeats a better one (more than half of the smaller shared, e.g. a
+  // short last chunk inside its neighbour's overlap) adds nothing: fetch extra hits and keep
+  // the top_k that are not such near-duplicates. Ordinary neighbours share less and stay.
+  RAG_ASSIGN_OR_RETURN(auto hits, store_->SearchBm25(BuildFtsQuery(request.question), filter,
+                                                     request.top_k * 3));
   std::vector<Passage> passages;
-  passages.reserve(hits.size());
+  passages.reserve(request.top_k);
   for (auto& h : hits) {
+    if (static_cast<int>(passages.size()) == request.top_k) break;
+    bool overlaps = false;
+    for (const auto& kept : passages) {
+      const ChunkRecord& k = kept.chunk;
+      if (k.document_id != h.chunk.document_id || k.page != h.chunk.page) continue;
+      const int64_t shared = std::min(k.end, h.chunk.end) - std::max(k.start, h.chunk.start);
+      const int64_t smaller = std::min(k.end - k.start, h.chunk.end - h.chunk.start);
+      overlaps = overlaps || (shared > 0 && 2 * shared > smaller);
+    }
+    if (overlaps) continue;
     Passage p;
     p.index = static_cast<int>(passages.size());
     p.chunk = std::move(h.chunk);

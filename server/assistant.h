@@ -21,7 +21,10 @@ namespace rag {
 
 struct AssistantOptions {
   std::string data_dir = "data";
-  ChunkOptions chunking;
+  // ~200-word passages (~270 tokens): five of them plus the system prompt make the
+  // ~2000-token RAG prompt of DESIGN.md, and on the FAQ dev set they retrieve better than
+  // 100-160 words (docs/BENCHMARKS.md).
+  ChunkOptions chunking{.target_words = 200, .overlap_words = 50, .max_words = 300};
   int64_t max_upload_bytes = 100ll << 20;  // 100 MB
 };
 

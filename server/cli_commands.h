@@ -16,6 +16,8 @@ struct IngestFlags {
   std::vector<std::string> paths;
   std::string collection = "default";
   int jobs = 0;  // 0: one per core
+  int chunk_words = 0;    // 0: ChunkOptions' default
+  int chunk_overlap = -1; // -1: ChunkOptions' default
 };
 int RunIngestCommand(const CommonFlags& common, const IngestFlags& flags);
 

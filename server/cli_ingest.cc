@@ -64,6 +64,15 @@ int RunIngestCommand(const CommonFlags& common, const IngestFlags& flags) {
   }
   AssistantOptions options;
   options.data_dir = common.data_dir;
+  if (flags.chunk_words > 0) {
+    options.chunking.target_words = static_cast<size_t>(flags.chunk_words);
+    options.chunking.max_words = std::max(options.chunking.max_words, options.chunking.target_words);
+  }
+  if (flags.chunk_overlap >= 0) options.chunking.overlap_words = static_cast<size_t>(flags.chunk_overlap);
+  if (options.chunking.overlap_words >= options.chunking.target_words) {
+    std::fprintf(stderr, "rag ingest: --chunk-overlap must be smaller than --chunk-words\n");
+    return 2;
+  }
   auto assistant = Assistant::Open(options);
   if (!assistant.ok()) {
     std::fprintf(stderr, "rag ingest: %s\n", assistant.status().message().c_str());

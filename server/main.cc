@@ -7,6 +7,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"rag: a document assistant that answers with citations"};
   app.require_subcommand(1);
+  app.fallthrough();  // --data and --log-level also after the subcommand, as DESIGN.md writes them
   rag::CommonFlags common;
   std::string log_level;
   app.add_option("--data", common.data_dir, "data directory (rag.db, files/)")->default_val("data");
@@ -17,6 +18,8 @@ int main(int argc, char** argv) {
   ingest_cmd->add_option("paths", ingest.paths, "files or folders (.pdf .txt .md .html)")->required();
   ingest_cmd->add_option("--collection", ingest.collection, "collection to add the documents to");
   ingest_cmd->add_option("--jobs", ingest.jobs, "files parsed in parallel (default: one per core)");
+  ingest_cmd->add_option("--chunk-words", ingest.chunk_words, "target words per chunk")->check(CLI::Range(16, 2000));
+  ingest_cmd->add_option("--chunk-overlap", ingest.chunk_overlap, "words shared by consecutive chunks")->check(CLI::Range(0, 1000));
 
   rag::QueryFlags query;
   auto* query_cmd = app.add_subcommand("query", "answer a question with citations");

@@ -1,0 +1,281 @@
+#!/usr/bin/env python3
+"""End-to-end test of the web page in headless Chromium, against the real server.
+
+Starts `$RAG_BINARY serve --data <tmpdir> --port <free port>` on loopback, waits for /healthz,
+opens the page, uploads a real PDF through the page's file input, waits until the document list
+shows it as ready, asks a question whose answer is in that PDF (pressing Enter), and checks that
+an answer appears with at least one citation marker, and that clicking the marker shows the
+document's title and a page number.
+
+Environment:
+  RAG_BINARY         the `rag` binary (default: build/rag of this repository; SKIP if neither)
+  RAG_SERVE_ARGS     extra arguments for `rag serve`, e.g. "--mode extractive" (shell-split)
+  RAG_TEST_PDF       the PDF to upload (default: corpora/sample/sqlite-how-to-corrupt.pdf)
+  RAG_TEST_QUESTION  a question answered by that PDF (the default fits the default PDF)
+  RAG_E2E_TIMEOUT    seconds allowed for each of: server start, ingestion, answer (default 300)
+  RAG_E2E_ARTIFACTS  folder for a screenshot and the server log (always written on failure)
+  CHROMIUM, CHROMEDRIVER  paths, when not on PATH as chromium / chromedriver
+
+Needs Debian's chromium and chromium-driver and PyPI's selenium; without them it prints
+"SKIP: ..." and exits 77 (ctest's SKIP_RETURN_CODE, so a skip is reported as one). Runs headless, so it works in CI without a display.
+Run: python3 tests/e2e/web_page_test.py  (or through pytest, which collects test_web_page).
+"""
+import json
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+DEFAULT_PDF = os.path.join(REPO, 'corpora', 'sample', 'sqlite-how-to-corrupt.pdf')
+DEFAULT_QUESTION = 'What happens if a hot journal is deleted?'
+
+
+SKIP_EXIT_CODE = 77
+
+
+class Skip(Exception):
+    """The test cannot run here (missing browser, driver, selenium or binary)."""
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def wait_for_health(base, proc, timeout):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f'the server exited with status {proc.returncode} before /healthz answered')
+        try:
+            with urllib.request.urlopen(base + '/healthz', timeout=2) as r:
+                body = json.loads(r.read().decode('utf-8'))
+                if body.get('status') == 'ok':
+                    return body
+                last = body
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            last = e
+        time.sleep(0.25)
+    raise AssertionError(f'/healthz did not answer "ok" within {timeout}s (last: {last})')
+
+
+def find_tools():
+    """Returns (selenium modules, chromium path, chromedriver path) or raises Skip."""
+    try:
+        from selenium import webdriver  # noqa: F401
+    except ImportError:
+        raise Skip('selenium is not installed (pip install selenium)')
+    chromium = os.environ.get('CHROMIUM') or next(
+        (p for p in map(shutil.which, ('chromium', 'chromium-browser', 'google-chrome')) if p), None)
+    if not chromium:
+        raise Skip('chromium is not installed (apt-get install chromium)')
+    driver = os.environ.get('CHROMEDRIVER') or shutil.which('chromedriver')
+    if not driver:
+        raise Skip('chromedriver is not installed (apt-get install chromium-driver)')
+    return chromium, driver
+
+
+def find_binary():
+    binary = os.environ.get('RAG_BINARY')
+    if binary:
+        if not os.access(binary, os.X_OK):
+            raise AssertionError(f'RAG_BINARY={binary} is not an executable file')
+        return binary
+    default = os.path.join(REPO, 'build', 'rag')
+    if os.access(default, os.X_OK):
+        return default
+    raise Skip('no server binary: set RAG_BINARY or build build/rag')
+
+
+def make_driver(chromium, chromedriver):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
+                '--window-size=1280,1000', '--no-first-run', '--disable-extensions'):
+        options.add_argument(arg)
+    options.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
+    # An explicit driver path keeps Selenium Manager from trying to download one.
+    return webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+
+
+def wait_until(what, timeout, poll, check):
+    """Calls check() until it returns a truthy value (returned) or raises AssertionError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f'timed out after {timeout}s waiting for {what}')
+        time.sleep(poll)
+
+
+def run_browser_checks(driver, base, pdf, question, timeout):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    driver.get(base + '/')
+    assert 'Document Assistant' in driver.find_element(By.TAG_NAME, 'h1').text, 'no product name in the header'
+    wait_until('the health line to say the server is ready', 30, 0.2,
+               lambda: driver.find_element(By.ID, 'health').get_attribute('data-state') == 'ok')
+
+    # Upload through the real file input (hidden visually, but file inputs accept keys anyway).
+    driver.find_element(By.ID, 'file-input').send_keys(pdf)
+    name = os.path.basename(pdf)
+
+    def document_row():
+        for row in driver.find_elements(By.CSS_SELECTOR, '#doc-rows tr'):
+            if name in row.find_element(By.CSS_SELECTOR, '.doc-file').text:
+                return row
+        return None
+
+    def ready_row():
+        for item in driver.find_elements(By.CSS_SELECTOR, '#upload-list .upload-item'):
+            if item.get_attribute('data-state') == 'failed':
+                raise AssertionError('upload failed: ' + item.find_element(By.CSS_SELECTOR, '.upload-status').text)
+        row = document_row()
+        if row is not None and row.get_attribute('data-status') == 'failed':
+            raise AssertionError('ingestion failed: ' + row.text)
+        return row if row is not None and row.get_attribute('data-status') == 'ready' else None
+
+    row = wait_until(f'{name} to be ready in the document list', timeout, 0.5, ready_row)
+    title = row.find_element(By.CSS_SELECTOR, '.doc-title').text.strip()
+    pages = row.find_elements(By.TAG_NAME, 'td')[1].text.strip()
+    assert title, 'the document row has no title'
+    assert pages.isdigit() and int(pages) >= 1, f'the document row shows pages={pages!r}'
+    upload_status = driver.find_element(By.CSS_SELECTOR, '#upload-list .upload-item .upload-status').text
+    print(f'ingested: title={title!r} pages={pages} upload row={upload_status!r}')
+
+    # Ask with Enter (the page submits on Enter).
+    box = driver.find_element(By.ID, 'question')
+    box.send_keys(question)
+    box.send_keys(Keys.ENTER)
+
+    def answered():
+        error = driver.find_element(By.ID, 'ask-error')
+        if error.is_displayed():
+            raise AssertionError('the page shows an API error: ' + error.text)
+        markers = driver.find_elements(By.CSS_SELECTOR, '#answer .cite-marker')
+        return markers if markers and driver.find_element(By.ID, 'answer').text.strip() else None
+
+    markers = wait_until('an answer with a citation marker', timeout, 0.5, answered)
+    answer = driver.find_element(By.ID, 'answer').text
+    assert re.fullmatch(r'\[\d+\]', markers[0].text), f'marker text {markers[0].text!r} is not like [1]'
+    assert driver.find_elements(By.CSS_SELECTOR, '#answer mark.cited'), 'no highlighted cited span'
+    assert driver.find_elements(By.CSS_SELECTOR, '#passages li.passage'), 'no retrieved passages listed'
+    print(f'answer: {answer[:200]!r} ({len(markers)} markers)')
+
+    markers[0].click()
+    popover = driver.find_element(By.ID, 'source-popover')
+    wait_until('the source popover', 10, 0.1, popover.is_displayed)
+    shown_title = driver.find_element(By.ID, 'popover-title').text
+    shown_meta = driver.find_element(By.CSS_SELECTOR, '#popover-body .popover-meta').text
+    assert title in shown_title, f'popover title {shown_title!r} lacks the document title {title!r}'
+    assert re.search(r'\bpage \d+', shown_meta), f'popover {shown_meta!r} shows no page number'
+    hits = driver.find_elements(By.CSS_SELECTOR, '#popover-body mark.source-hit')
+    print(f'popover: {shown_title!r} / {shown_meta!r}; cited sentence highlighted: {bool(hits)}')
+
+    # Escape closes the popover and returns focus to the marker.
+    driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+    wait_until('the popover to close on Escape', 5, 0.1, lambda: not popover.is_displayed())
+
+    # No JavaScript errors on the page.
+    try:
+        logs = driver.get_log('browser')
+    except Exception:  # not every driver offers logs
+        logs = []
+    severe = [entry['message'] for entry in logs
+              if entry.get('level') == 'SEVERE' and entry.get('source') != 'network']
+    assert not severe, 'JavaScript errors in the console: ' + '; '.join(severe)
+
+
+def main():
+    try:
+        chromium, chromedriver = find_tools()
+        binary = find_binary()
+    except Skip as e:
+        print(f'SKIP: {e}')
+        return SKIP_EXIT_CODE
+
+    pdf = os.path.abspath(os.environ.get('RAG_TEST_PDF') or DEFAULT_PDF)
+    if not os.path.isfile(pdf):
+        raise AssertionError(f'test PDF {pdf} does not exist')
+    question = os.environ.get('RAG_TEST_QUESTION') or DEFAULT_QUESTION
+    timeout = float(os.environ.get('RAG_E2E_TIMEOUT') or 300)
+    artifacts = os.environ.get('RAG_E2E_ARTIFACTS')
+
+    with tempfile.TemporaryDirectory(prefix='rag-web-e2e-') as tmp:
+        port = free_port()
+        base = f'http://127.0.0.1:{port}'
+        log_path = os.path.join(tmp, 'server.log')
+        cmd = [binary, 'serve', '--data', os.path.join(tmp, 'data'), '--host', '127.0.0.1',
+               '--port', str(port)] + shlex.split(os.environ.get('RAG_SERVE_ARGS', ''))
+        print('starting:', ' '.join(shlex.quote(c) for c in cmd))
+        with open(log_path, 'wb') as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        driver = None
+        ok = False
+        try:
+            wait_for_health(base, proc, timeout)
+            driver = make_driver(chromium, chromedriver)
+            run_browser_checks(driver, base, pdf, question, timeout)
+            ok = True
+        finally:
+            if artifacts or not ok:
+                # On failure the screenshot goes to a folder that outlives the temporary one.
+                out_dir = artifacts or tempfile.mkdtemp(prefix='rag-web-e2e-failure-')
+                os.makedirs(out_dir, exist_ok=True)
+                if driver is not None:
+                    try:
+                        driver.save_screenshot(os.path.join(out_dir, 'web_page_test.png'))
+                        print(f'screenshot: {os.path.join(out_dir, "web_page_test.png")}', file=sys.stderr)
+                    except Exception:
+                        pass
+            if driver is not None:
+                driver.quit()
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if not ok:
+                with open(log_path, 'rb') as f:
+                    tail = f.read()[-4000:].decode('utf-8', 'replace')
+                print('--- server log (tail) ---\n' + tail + '\n---', file=sys.stderr)
+            if artifacts:
+                shutil.copy(log_path, os.path.join(artifacts, 'web_page_test.server.log'))
+    print('PASS: web page upload, answer with citations, source popover')
+    return 0
+
+
+def test_web_page():
+    """pytest entry point: the same test; a missing tool is a pytest skip."""
+    import pytest
+    try:
+        find_tools()
+        find_binary()
+    except Skip as e:
+        pytest.skip(str(e))
+    assert main() == 0
+
+
+if __name__ == '__main__':
+    try:
+        sys.exit(main())
+    except AssertionError as e:
+        print(f'FAIL: {e}', file=sys.stderr)
+        sys.exit(1)

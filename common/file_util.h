@@ -12,7 +12,7 @@ namespace rag {
 StatusOr<std::string> ReadFileToString(const std::string& path);
 
 // Writes data so that a crash leaves either the old file or the new one, never a mix:
-// write to "path.tmp.<pid>", fsync, rename over path, fsync the directory.
+// write to "path.tmp.<pid>.<n>" (unique per call), fsync, rename over path, fsync the directory.
 Status WriteFileAtomic(const std::string& path, std::string_view data);
 
 // Creates the directory and its parents (like mkdir -p).

@@ -20,10 +20,12 @@
 #include <poppler-page.h>
 
 #include <algorithm>
+#include <exception>
 #include <climits>
 #include <memory>
 #include <mutex>
 #include <string_view>
+#include <thread>
 
 #include "common/logging.h"
 #include "ingest/parser.h"
@@ -127,6 +129,63 @@ std::vector<PdfWord> PageWords(const poppler::page& page) {
   return words;
 }
 
+// Words -> lines of pages [begin, end) of `doc` into (*lines)[begin, end).
+void ExtractRange(const poppler::document& doc, int begin, int end, std::vector<PdfPageLines>* lines) {
+  for (int i = begin; i < end; ++i) {
+    const std::unique_ptr<poppler::page> page(doc.create_page(i));
+    if (page) (*lines)[static_cast<size_t>(i)] = ingest_internal::GroupLines(PageWords(*page));
+  }
+}
+
+// Text extraction (poppler's word list) is nearly all of the time of a PDF and is independent
+// per page, so long PDFs are split into contiguous page ranges over the cores. Each thread
+// loads its own poppler::document from the same bytes (a document is not safe to share
+// between threads; separate documents are). Short PDFs stay on the calling thread.
+Status ExtractPageLines(const poppler::document& doc, std::string_view bytes,
+                        const std::string& filename, std::vector<PdfPageLines>* lines) {
+  constexpr int kMinPagesPerThread = 8;
+  constexpr int kMaxThreads = 8;
+  const int page_count = static_cast<int>(lines->size());
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = std::clamp(std::min(cores, page_count / kMinPagesPerThread), 1, kMaxThreads);
+  if (threads == 1) {
+    ExtractRange(doc, 0, page_count, lines);
+    return Status::Ok();
+  }
+  std::vector<std::thread> workers;
+  std::vector<Status> results(static_cast<size_t>(threads));
+  for (int t = 1; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      const int begin = page_count * t / threads, end = page_count * (t + 1) / threads;
+      try {
+        std::unique_ptr<poppler::document> own(
+            poppler::document::load_from_raw_data(bytes.data(), static_cast<int>(bytes.size())));
+        if (!own || own->is_locked()) {
+          results[t] = InvalidArgument(filename + ": corrupt or unreadable PDF");
+          return;
+        }
+        ExtractRange(*own, begin, end, lines);
+      } catch (const std::exception& e) {
+        results[t] = InvalidArgument(filename + ": corrupt or unreadable PDF (" + e.what() + ")");
+      } catch (...) {
+        results[t] = InvalidArgument(filename + ": corrupt or unreadable PDF");
+      }
+    });
+  }
+  // The calling thread takes the first range; its exceptions reach CatchParserExceptions after
+  // the workers are joined (a joinable std::thread must not be destroyed).
+  std::exception_ptr first_error;
+  try {
+    ExtractRange(doc, 0, page_count / threads, lines);
+  } catch (...) {
+    first_error = std::current_exception();
+  }
+  for (auto& w : workers) w.join();
+  if (first_error) std::rethrow_exception(first_error);
+  for (const Status& st : results) RAG_RETURN_IF_ERROR(st);
+  return Status::Ok();
+}
+
 bool HasPdfHeader(std::string_view bytes) {
   // The header may follow some junk, within the first 1024 bytes (as Acrobat accepts).
   return bytes.substr(0, 1024).find("%PDF-") != std::string_view::npos;
@@ -149,10 +208,7 @@ StatusOr<ParsedDocument> ParsePdfUnguarded(std::string_view bytes, const std::st
   if (page_count <= 0) return InvalidArgument(filename + ": corrupt or unreadable PDF (no pages)");
 
   std::vector<PdfPageLines> lines(static_cast<size_t>(page_count));
-  for (int i = 0; i < page_count; ++i) {
-    const std::unique_ptr<poppler::page> page(doc->create_page(i));
-    if (page) lines[static_cast<size_t>(i)] = ingest_internal::GroupLines(PageWords(*page));
-  }
+  RAG_RETURN_IF_ERROR(ExtractPageLines(*doc, bytes, filename, &lines));
   ingest_internal::RemoveRunningHeadersAndFooters(&lines);
   const auto hyphenated = ingest_internal::CollectHyphenatedWords(lines);
 

@@ -112,10 +112,16 @@ def make_driver(chromium, chromedriver):
 
 
 def wait_until(what, timeout, poll, check):
-    """Calls check() until it returns a truthy value (returned) or raises AssertionError."""
+    """Calls check() until it returns a truthy value (returned) or raises AssertionError.
+    The page re-renders lists while it polls the server: an element that went stale between
+    finding and reading it just means "look again"."""
+    from selenium.common.exceptions import StaleElementReferenceException
     deadline = time.monotonic() + timeout
     while True:
-        value = check()
+        try:
+            value = check()
+        except StaleElementReferenceException:
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:
@@ -149,11 +155,13 @@ def run_browser_checks(driver, base, pdf, question, timeout):
         row = document_row()
         if row is not None and row.get_attribute('data-status') == 'failed':
             raise AssertionError('ingestion failed: ' + row.text)
-        return row if row is not None and row.get_attribute('data-status') == 'ready' else None
+        if row is None or row.get_attribute('data-status') != 'ready':
+            return None
+        # Read everything now, in one go: the row element may be replaced by the next refresh.
+        return (row.find_element(By.CSS_SELECTOR, '.doc-title').text.strip(),
+                row.find_elements(By.TAG_NAME, 'td')[1].text.strip())
 
-    row = wait_until(f'{name} to be ready in the document list', timeout, 0.5, ready_row)
-    title = row.find_element(By.CSS_SELECTOR, '.doc-title').text.strip()
-    pages = row.find_elements(By.TAG_NAME, 'td')[1].text.strip()
+    title, pages = wait_until(f'{name} to be ready in the document list', timeout, 0.5, ready_row)
     assert title, 'the document row has no title'
     assert pages.isdigit() and int(pages) >= 1, f'the document row shows pages={pages!r}'
     upload_status = driver.find_element(By.CSS_SELECTOR, '#upload-list .upload-item .upload-status').text

@@ -1,0 +1,100 @@
+// Internals of the HTTP server shared by its .cc files; not an interface for other modules.
+//
+// Request flow: ApiHandler (api_handler.cc) frames requests and enforces size limits, Route()
+// (routes.cc) picks a handler, the handler returns an HttpReply, and ApiHandler sends it and
+// logs the request. Handlers run on Pistache's threads, must not throw and must not block on
+// anything slower than SQLite and the file system (ingestion is queued, never run here).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/json_util.h"
+#include "common/status.h"
+#include "server/http_server.h"
+
+namespace Pistache::Http {
+class Request;
+class ResponseWriter;
+}  // namespace Pistache::Http
+
+namespace rag {
+
+class Assistant;
+class JobQueue;
+
+// State shared by every HTTP thread. Thread-safety: the references are to thread-safe objects;
+// the counters are atomics.
+struct ServerContext {
+  ServerContext(Assistant& a, JobQueue& j, ServerOptions o)
+      : assistant(a), jobs(j), options(std::move(o)) {}
+
+  Assistant& assistant;
+  JobQueue& jobs;
+  const ServerOptions options;
+  std::atomic<bool> draining{false};  // shutting down: new requests get 503
+  std::atomic<int64_t> in_flight{0};  // requests whose response is not yet with the kernel
+};
+
+// What a handler answers. When `stream` is set, the rest is ignored and `stream` takes over the
+// response writer (server-sent events); it runs on the HTTP thread, right after the handler, and
+// returns the HTTP status it sent for the log line.
+struct HttpReply {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra response headers
+  std::function<int(Pistache::Http::ResponseWriter)> stream;
+};
+
+// JSON text of j; invalid UTF-8 in strings becomes U+FFFD instead of an exception.
+std::string DumpJson(const Json& j);
+HttpReply JsonReply(int status, const Json& body);
+// The error JSON of `status` with the HTTP status HttpCodeFor(status).
+HttpReply ErrorReply(const Status& status);
+// The error JSON of `status` with another HTTP status (405, 429, 431, ...) and, when given,
+// another "code" string.
+HttpReply ErrorReply(int http_status, const Status& status, const std::string& code = "");
+
+// Adds a response header that Pistache has no typed class for (Pistache writes only typed
+// headers). A header of the same name already present is kept.
+void AddResponseHeader(Pistache::Http::ResponseWriter& writer, const std::string& name,
+                       const std::string& value);
+
+// The reply to one request. Never throws.
+HttpReply Route(ServerContext& ctx, const Pistache::Http::Request& request);
+
+// Handlers, one per route (routes_*.cc, static_files.cc).
+HttpReply HandleUpload(ServerContext& ctx, const Pistache::Http::Request& request);
+HttpReply HandleListDocuments(ServerContext& ctx, const Pistache::Http::Request& request);
+HttpReply HandleGetDocument(ServerContext& ctx, std::string_view id);
+HttpReply HandleDeleteDocument(ServerContext& ctx, std::string_view id);
+HttpReply HandleGetJob(ServerContext& ctx, std::string_view id);
+HttpReply HandleQuery(ServerContext& ctx, const Pistache::Http::Request& request);
+HttpReply HandleHealth(ServerContext& ctx);
+// nullopt when `path` is not a file of the web page.
+std::optional<HttpReply> HandleStatic(const ServerContext& ctx, std::string_view path);
+
+// Request helpers.
+// The value of a request header (case-insensitive name), if present.
+std::optional<std::string> HeaderValue(const Pistache::Http::Request& request,
+                                       const std::string& name);
+// Query parameters, percent-decoded; InvalidArgument naming a parameter not in `allowed`.
+StatusOr<std::map<std::string, std::string>> QueryParams(
+    const Pistache::Http::Request& request, std::initializer_list<std::string_view> allowed);
+// A positive decimal id as it appears in a path; InvalidArgument otherwise.
+StatusOr<int64_t> ParsePathId(std::string_view text, std::string_view what);
+// Collection names: [A-Za-z0-9_.-]{1,64}.
+Status ValidateCollection(std::string_view name);
+// Percent-decoding of a query string component ('+' is a space); InvalidArgument on bad escapes.
+StatusOr<std::string> PercentDecode(std::string_view text);
+
+}  // namespace rag

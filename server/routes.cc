@@ -1,0 +1,126 @@
+// The route table (DESIGN.md section 4) and the small routes: jobs and health.
+#include <pistache/http.h>
+
+#include <exception>
+
+#include "common/logging.h"
+#include "server/assistant.h"
+#include "server/http_internal.h"
+#include "server/job_queue.h"
+
+namespace rag {
+namespace {
+
+using Pistache::Http::Method;
+
+HttpReply MethodNotAllowed(Method method, const std::string& path, const std::string& allow) {
+  HttpReply reply =
+      ErrorReply(405,
+                 InvalidArgument(std::string("method ") + Pistache::Http::methodString(method) +
+                                 " is not allowed on " + path + " (allowed: " + allow + ")"),
+                 "method_not_allowed");
+  reply.headers.emplace_back("Allow", allow);
+  return reply;
+}
+
+bool StartsWith(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+HttpReply RouteUnchecked(ServerContext& ctx, const Pistache::Http::Request& request) {
+  const std::string& path = request.resource();
+  const Method method = request.method();
+
+  if (path == "/v1/documents") {
+    if (method == Method::Get) return HandleListDocuments(ctx, request);
+    if (method == Method::Post) return HandleUpload(ctx, request);
+    return MethodNotAllowed(method, path, "GET, POST");
+  }
+  constexpr std::string_view kDocumentPrefix = "/v1/documents/";
+  if (StartsWith(path, kDocumentPrefix) && path.find('/', kDocumentPrefix.size()) == path.npos) {
+    const std::string_view id = std::string_view(path).substr(kDocumentPrefix.size());
+    if (method == Method::Get) return HandleGetDocument(ctx, id);
+    if (method == Method::Delete) return HandleDeleteDocument(ctx, id);
+    return MethodNotAllowed(method, path, "GET, DELETE");
+  }
+  constexpr std::string_view kJobPrefix = "/v1/jobs/";
+  if (StartsWith(path, kJobPrefix) && path.find('/', kJobPrefix.size()) == path.npos) {
+    if (method == Method::Get) {
+      return HandleGetJob(ctx, std::string_view(path).substr(kJobPrefix.size()));
+    }
+    return MethodNotAllowed(method, path, "GET");
+  }
+  if (path == "/v1/query") {
+    if (method == Method::Post) return HandleQuery(ctx, request);
+    return MethodNotAllowed(method, path, "POST");
+  }
+  if (path == "/healthz") {
+    if (method == Method::Get) return HandleHealth(ctx);
+    return MethodNotAllowed(method, path, "GET");
+  }
+  if (std::optional<HttpReply> page = HandleStatic(ctx, path)) {
+    if (method == Method::Get) return std::move(*page);
+    return MethodNotAllowed(method, path, "GET");
+  }
+  std::string shown = path.substr(0, 200);
+  for (char& c : shown) {
+    if (static_cast<unsigned char>(c) < 0x20) c = '?';
+  }
+  return ErrorReply(
+      NotFound("no route for " + std::string(Pistache::Http::methodString(method)) + " " + shown));
+}
+
+}  // namespace
+
+HttpReply Route(ServerContext& ctx, const Pistache::Http::Request& request) {
+  try {
+    return RouteUnchecked(ctx, request);
+  } catch (const std::exception& e) {
+    RAG_LOG(ERROR) << "http: handler threw: " << e.what();
+    return ErrorReply(Internal("internal error while handling the request"));
+  } catch (...) {
+    RAG_LOG(ERROR) << "http: handler threw an unknown exception";
+    return ErrorReply(Internal("internal error while handling the request"));
+  }
+}
+
+Json JobToJson(const JobRecord& job) {
+  Json j = {{"id", job.id},
+            {"document_id", job.document_id},
+            {"filename", job.filename},
+            {"state", JobStateName(job.state)},
+            {"progress",
+             {{"pages_done", job.progress.pages_done},
+              {"pages_total", job.progress.pages_total},
+              {"chunks_done", job.progress.chunks_done},
+              {"chunks_total", job.progress.chunks_total}}},
+            {"created_at", job.created_at}};
+  if (!job.error.empty()) j["error"] = job.error;
+  if (!job.finished_at.empty()) j["finished_at"] = job.finished_at;
+  return j;
+}
+
+HttpReply HandleGetJob(ServerContext& ctx, std::string_view id) {
+  std::optional<JobRecord> job = ctx.jobs.Get(std::string(id));
+  if (!job) {
+    std::string shown(id.substr(0, 40));
+    for (char& c : shown) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == '"' || c == '\\') c = '?';
+    }
+    return ErrorReply(
+        NotFound("no job \"" + shown + "\" (finished jobs are kept in memory until a restart)"));
+  }
+  return JsonReply(200, JobToJson(*job));
+}
+
+HttpReply HandleHealth(ServerContext& ctx) {
+  StatusOr<DocumentStore::Counts> counts = ctx.assistant.store().CountAll();
+  if (!counts.ok()) return ErrorReply(counts.status());
+  return JsonReply(200, {{"status", "ok"},
+                         {"documents", counts->documents},
+                         {"chunks", counts->chunks},
+                         {"jobs_queued", ctx.jobs.queued()},
+                         {"jobs_running", ctx.jobs.running()}});
+}
+
+}  // namespace rag

@@ -1,0 +1,678 @@
+// The real HTTP server (HttpServer, RunServer and `rag serve`) on loopback, driven by a small
+// socket-level HTTP/1.1 client, so that malformed requests and hang-ups can be sent as well.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/file_util.h"
+#include "common/json_util.h"
+#include "server/assistant.h"
+#include "server/http_server.h"
+#include "server/web_assets.h"
+#include "tests/testing/http_client.h"
+#include "tests/testing/temp_dir.h"
+
+namespace rag {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Client;
+using testing::Do;
+using testing::FormPart;
+using testing::kBoundary;
+using testing::Multipart;
+using testing::ParseSse;
+using testing::RawRequest;
+using testing::Response;
+using testing::SseEvent;
+
+Response PostJson(int port, const Json& body) {
+  return Do(port, "POST", "/v1/query", body.dump(), {"Content-Type: application/json"});
+}
+
+Response Upload(int port, const std::vector<FormPart>& parts) {
+  return Do(port, "POST", "/v1/documents", Multipart(parts),
+            {std::string("Content-Type: multipart/form-data; boundary=") + kBoundary});
+}
+
+Response UploadFile(int port, const std::string& filename, const std::string& data) {
+  return Upload(port, {{"file", filename, data}});
+}
+
+// Checks the error JSON of DESIGN.md: {"error":{"message","type","code"}}.
+void ExpectError(const Response& r, int status, const std::string& message_part = "") {
+  EXPECT_EQ(r.status, status) << r.body;
+  EXPECT_EQ(r.header("content-type"), "application/json") << r.body;
+  const Json j = r.json();
+  ASSERT_TRUE(j.is_object() && j.contains("error")) << r.body;
+  EXPECT_TRUE(j["error"]["message"].is_string()) << r.body;
+  EXPECT_TRUE(j["error"]["type"].is_string()) << r.body;
+  EXPECT_TRUE(j["error"]["code"].is_string()) << r.body;
+  if (!message_part.empty()) {
+    EXPECT_NE(j["error"]["message"].get<std::string>().find(message_part), std::string::npos)
+        << r.body;
+  }
+}
+
+// ---- The fixture: a fresh data directory and server per test. ----
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { StartServer(ServerOptions{}); }
+
+  void StartServer(ServerOptions options) {
+    server_.reset();
+    if (!assistant_) {
+      AssistantOptions assistant_options;
+      assistant_options.data_dir = data_.path();
+      auto assistant = Assistant::Open(assistant_options);
+      ASSERT_TRUE(assistant.ok()) << assistant.status().ToString();
+      assistant_ = std::move(*assistant);
+    }
+    options.host = "127.0.0.1";
+    options.port = 0;
+    options.threads = 2;
+    auto server = HttpServer::Start(*assistant_, options);
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = std::move(*server);
+    port_ = server_->port();
+    ASSERT_GT(port_, 0);
+  }
+
+  // Polls the job until it is done or failed.
+  Json WaitForJob(const std::string& job_id) {
+    for (int i = 0; i < 1000; ++i) {
+      Response r = Do(port_, "GET", "/v1/jobs/" + job_id);
+      const Json j = r.json();
+      if (r.status != 200) return j;
+      if (j["state"] == "done" || j["state"] == "failed") return j;
+      std::this_thread::sleep_for(10ms);
+    }
+    ADD_FAILURE() << "job " << job_id << " did not finish";
+    return Json();
+  }
+
+  // Uploads a file and waits until its document is ready; returns the document id.
+  int64_t AddDocument(const std::string& filename, const std::string& data) {
+    Response r = UploadFile(port_, filename, data);
+    EXPECT_EQ(r.status, 202) << r.body;
+    const Json job = WaitForJob(r.json().value("job_id", ""));
+    EXPECT_EQ(job.value("state", ""), "done") << job.dump();
+    return r.json().value("document_id", int64_t{0});
+  }
+
+  void ExpectHealthy() {
+    Response r = Do(port_, "GET", "/healthz");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.json().value("status", ""), "ok");
+  }
+
+  testing::TempDir data_;
+  std::unique_ptr<Assistant> assistant_;
+  std::unique_ptr<HttpServer> server_;
+  int port_ = 0;
+};
+
+const char kFerryNotes[] =
+    "# Ferry notes\n\nThe island ferry departs from the north pier at seven o'clock every "
+    "morning.\n\n"
+    "Tickets for the zebrafinch excursion are sold at the kiosk near the lighthouse.\n";
+
+TEST_F(HttpServerTest, UploadedPdfIsIngestedAndAnswersCiteItsPage) {
+  auto pdf = ReadFileToString(std::string(RAG_TEST_DATA_DIR) + "/ingest/report.pdf");
+  ASSERT_TRUE(pdf.ok()) << pdf.status().ToString();
+  Response up = UploadFile(port_, "report.pdf", *pdf);
+  ASSERT_EQ(up.status, 202) << up.body;
+  const Json accepted = up.json();
+  EXPECT_EQ(accepted["status"], "queued");
+  EXPECT_EQ(accepted["duplicate"], false);
+  EXPECT_EQ(accepted["document"]["filename"], "report.pdf");
+  const int64_t id = accepted["document_id"];
+  const std::string job_id = accepted["job_id"];
+  EXPECT_EQ(job_id.rfind("j-", 0), 0u);
+
+  const Json job = WaitForJob(job_id);
+  EXPECT_EQ(job["state"], "done") << job.dump();
+  EXPECT_EQ(job["document_id"], id);
+  EXPECT_EQ(job["filename"], "report.pdf");
+  EXPECT_EQ(job["progress"]["pages_done"], job["progress"]["pages_total"]);
+  EXPECT_TRUE(job.contains("created_at") && job.contains("finished_at"));
+
+  Response doc = Do(port_, "GET", "/v1/documents/" + std::to_string(id));
+  ASSERT_EQ(doc.status, 200);
+  EXPECT_EQ(doc.json()["status"], "ready");
+  EXPECT_EQ(doc.json()["pages"], 4);
+
+  Response q = PostJson(port_, {{"question", "When was the harbour lighthouse built?"}});
+  ASSERT_EQ(q.status, 200) << q.body;
+  const Json answer = q.json();
+  EXPECT_NE(answer["answer"].get<std::string>().find("1887"), std::string::npos) << q.body;
+  bool cited_page_two = false;
+  for (const Json& c : answer["citations"]) {
+    for (const Json& source : c["sources"]) {
+      const Json& passage = answer["passages"][source.get<size_t>()];
+      if (passage["document_id"] == id && passage["page"] == 2 &&
+          c["text"].get<std::string>().find("1887") != std::string::npos) {
+        cited_page_two = true;
+      }
+    }
+  }
+  EXPECT_TRUE(cited_page_two) << q.body;
+}
+
+TEST_F(HttpServerTest, DuplicateUploadReturnsTheStoredDocument) {
+  const int64_t id = AddDocument("ferry.md", kFerryNotes);
+  Response again = UploadFile(port_, "copy-of-ferry.md", kFerryNotes);
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(again.json()["duplicate"], true);
+  EXPECT_TRUE(again.json()["job_id"].is_null());
+  EXPECT_EQ(again.json()["document_id"], id);
+  EXPECT_EQ(again.json()["status"], "ready");
+  // Another collection is another document.
+  Response other =
+      Upload(port_, {{"file", "ferry.md", kFerryNotes}, {"collection", std::nullopt, "travel"}});
+  EXPECT_EQ(other.status, 202) << other.body;
+  EXPECT_EQ(other.json()["document"]["collection"], "travel");
+  Response listed = Do(port_, "GET", "/v1/documents?collection=travel");
+  ASSERT_EQ(listed.status, 200);
+  EXPECT_EQ(listed.json()["documents"].size(), 1u);
+  EXPECT_EQ(Do(port_, "GET", "/v1/documents").json()["documents"].size(), 2u);
+}
+
+TEST_F(HttpServerTest, DeletedDocumentIsGoneAndNoLongerRetrieved) {
+  const int64_t id = AddDocument("ferry.md", kFerryNotes);
+  const Json question = {{"question", "Where are zebrafinch excursion tickets sold?"}};
+  Response before = PostJson(port_, question);
+  ASSERT_EQ(before.status, 200);
+  ASSERT_FALSE(before.json()["passages"].empty());
+  EXPECT_EQ(before.json()["passages"][0]["document_id"], id);
+
+  Response del = Do(port_, "DELETE", "/v1/documents/" + std::to_string(id));
+  ASSERT_EQ(del.status, 200) << del.body;
+  EXPECT_EQ(del.json(), Json({{"deleted", true}, {"id", id}}));
+  ExpectError(Do(port_, "GET", "/v1/documents/" + std::to_string(id)), 404);
+  ExpectError(Do(port_, "DELETE", "/v1/documents/" + std::to_string(id)), 404);
+  Response after = PostJson(port_, question);
+  ASSERT_EQ(after.status, 200);
+  const Json after_json = after.json();
+  for (const Json& p : after_json["passages"]) EXPECT_NE(p["document_id"], id);
+  EXPECT_TRUE(Do(port_, "GET", "/v1/documents").json()["documents"].empty());
+}
+
+TEST_F(HttpServerTest, DeleteRefusesARunningJobAndCancelsAQueuedOne) {
+  // Big enough to keep the one ingestion worker busy for a while (hundreds of ms).
+  std::string big;
+  while (big.size() < (4u << 20)) {
+    big += "Tide table entry " + std::to_string(big.size()) + " for the harbour.\n\n";
+  }
+  Response a = UploadFile(port_, "tides.txt", big);
+  ASSERT_EQ(a.status, 202) << a.body;
+  Response b = UploadFile(port_, "gulls.txt", "A short note about gulls.");
+  ASSERT_EQ(b.status, 202) << b.body;
+  const std::string a_path =
+      "/v1/documents/" + std::to_string(a.json()["document_id"].get<int64_t>());
+  const std::string b_path =
+      "/v1/documents/" + std::to_string(b.json()["document_id"].get<int64_t>());
+
+  // b waits behind a: deleting it cancels its job, which never runs.
+  Response del_b = Do(port_, "DELETE", b_path);
+  EXPECT_EQ(del_b.status, 200) << del_b.body;
+  const Json b_job = Do(port_, "GET", "/v1/jobs/" + b.json()["job_id"].get<std::string>()).json();
+  EXPECT_EQ(b_job["state"], "failed") << b_job.dump();
+  EXPECT_EQ(b_job["error"], "cancelled: document deleted");
+
+  // a is being processed: refused until its job has finished.
+  const std::string a_job = a.json()["job_id"];
+  if (Do(port_, "GET", "/v1/jobs/" + a_job).json()["state"] == "running") {
+    ExpectError(Do(port_, "DELETE", a_path), 409, "being processed");
+  } else {
+    ADD_FAILURE() << "the big document was ingested too fast to test the 409";
+  }
+  EXPECT_EQ(WaitForJob(a_job)["state"], "done");
+  EXPECT_EQ(Do(port_, "DELETE", a_path).status, 200);
+  ExpectError(Do(port_, "GET", b_path), 404);
+}
+
+TEST_F(HttpServerTest, QueryRequestsAreStrict) {
+  ExpectError(Do(port_, "POST", "/v1/query", "{\"question\": ", {"Content-Type: application/json"}),
+              400, "malformed JSON");
+  ExpectError(PostJson(port_, {{"question", "hi"}, {"colour", "red"}}), 400, "colour");
+  ExpectError(PostJson(port_, {{"question", "  \t\n"}}), 400, "empty");
+  ExpectError(PostJson(port_, Json::object()), 400, "question");
+  ExpectError(PostJson(port_, {{"question", 42}}), 400, "question");
+  ExpectError(PostJson(port_, {{"question", "hi"}, {"top_k", 0}}), 400, "top_k");
+  ExpectError(PostJson(port_, {{"question", "hi"}, {"top_k", 51}}), 400, "top_k");
+  ExpectError(PostJson(port_, {{"question", "hi"}, {"top_k", "5"}}), 400, "top_k");
+  ExpectError(PostJson(port_, {{"question", "hi"}, {"stream", "yes"}}), 400, "stream");
+  ExpectError(PostJson(port_, {{"question", "hi"}, {"collection", "../x"}}), 400, "collection");
+  ExpectError(PostJson(port_, Json::array({1, 2})), 400);
+  ExpectError(Do(port_, "POST", "/v1/query", "question=hi",
+                 {"Content-Type: application/x-www-form-urlencoded"}),
+              415);
+  ExpectError(Do(port_, "POST", "/v1/query", std::string(3, '[') + std::string((1 << 20) + 10, ' '),
+                 {"Content-Type: application/json"}),
+              413);
+  Response ok = PostJson(port_, {{"question", "anything at all?"}, {"top_k", 50}});
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_TRUE(ok.json()["passages"].is_array());
+}
+
+TEST_F(HttpServerTest, UploadRequestsAreStrict) {
+  ExpectError(Do(port_, "POST", "/v1/documents", "{}", {"Content-Type: application/json"}), 415);
+  ExpectError(Do(port_, "POST", "/v1/documents", "x"), 415);
+  ExpectError(Upload(port_, {{"collection", std::nullopt, "docs"}}), 400, "file");
+  ExpectError(Upload(port_, {{"file", std::nullopt, "no filename"}}), 400, "filename");
+  ExpectError(Upload(port_, {{"file", "a.md", "x"}, {"collection", std::nullopt, "bad name!"}}),
+              400, "collection");
+  ExpectError(Upload(port_, {{"file", "a.md", "x"}, {"extra", std::nullopt, "1"}}), 400, "extra");
+  ExpectError(Upload(port_, {{"file", "a.md", "x"}, {"file", "b.md", "y"}}), 400, "duplicate");
+  ExpectError(UploadFile(port_, "program.exe", "MZ"), 415);
+  ExpectError(UploadFile(port_, "empty.txt", ""), 400, "empty");
+  ExpectError(Do(port_, "POST", "/v1/documents", "--nope\r\n",
+                 {std::string("Content-Type: multipart/form-data; boundary=") + kBoundary}),
+              400);
+  ExpectError(Do(port_, "POST", "/v1/documents", Multipart({{"file", "a.md", "x"}}),
+                 {"Content-Type: multipart/form-data"}),
+              400, "boundary");
+  // A path in the file name is reduced to its base name.
+  Response up = UploadFile(port_, "../../etc/notes.txt", "plain notes about the sea");
+  ASSERT_EQ(up.status, 202) << up.body;
+  EXPECT_EQ(up.json()["document"]["filename"], "notes.txt");
+  EXPECT_TRUE(Do(port_, "GET", "/v1/documents").json()["documents"].size() == 1);
+}
+
+TEST_F(HttpServerTest, OversizedUploadGets413AndTheServerCarriesOn) {
+  ServerOptions options;
+  options.max_body_bytes = 64 << 10;
+  StartServer(options);
+  const std::string big(200 << 10, 'a');
+  // Declared up front: refused before the body is read, then the connection is closed.
+  Client client(port_);
+  ASSERT_TRUE(client.Send(RawRequest(
+      "POST", "/v1/documents", "",
+      {std::string("Content-Type: multipart/form-data; boundary=") + kBoundary,
+       "Content-Length: " + std::to_string(Multipart({{"file", "big.txt", big}}).size())})));
+  std::optional<Response> r = client.Read();
+  ASSERT_TRUE(r);
+  ExpectError(*r, 413, "limit");
+  EXPECT_EQ(r->header("connection"), "Close");
+  client.Send(big);  // the rest of the upload is discarded, not parsed as requests
+  EXPECT_TRUE(client.ClosedByServer());
+  // Sent whole, without waiting.
+  ExpectError(UploadFile(port_, "big.txt", big), 413);
+  EXPECT_EQ(UploadFile(port_, "small.txt", "small file about boats").status, 202);
+  ExpectHealthy();
+}
+
+TEST_F(HttpServerTest, ExpectContinueIsAnswered) {
+  Client client(port_);
+  const std::string body = Multipart({{"file", "notes.txt", "continue with the upload"}});
+  ASSERT_TRUE(client.Send(
+      RawRequest("POST", "/v1/documents", "",
+                 {std::string("Content-Type: multipart/form-data; boundary=") + kBoundary,
+                  "Expect: 100-continue", "Content-Length: " + std::to_string(body.size())})));
+  ASSERT_TRUE(client.ReadAtLeast(25));  // "HTTP/1.1 100 Continue\r\n\r\n" comes before the body
+  ASSERT_TRUE(client.Send(body));
+  std::optional<Response> r = client.Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 202) << r->body;
+}
+
+TEST_F(HttpServerTest, FullQueueAnswers429WithRetryAfter) {
+  ServerOptions options;
+  options.job_queue_capacity = 0;
+  StartServer(options);
+  Response r = UploadFile(port_, "notes.txt", "queued notes");
+  ExpectError(r, 429);
+  EXPECT_FALSE(r.header("retry-after").empty());
+  EXPECT_TRUE(Do(port_, "GET", "/v1/documents").json()["documents"].empty());
+}
+
+TEST_F(HttpServerTest, PendingDocumentsAreResumedAtStart) {
+  server_.reset();
+  auto added = assistant_->AddUpload(kFerryNotes, "ferry.md", "default");
+  ASSERT_TRUE(added.ok()) << added.status().ToString();
+  EXPECT_EQ(added->document.status, "queued");
+  StartServer(ServerOptions{});
+  for (int i = 0; i < 500; ++i) {
+    if (Do(port_, "GET", "/v1/documents/" + std::to_string(added->document.id)).json()["status"] ==
+        "ready")
+      break;
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(
+      Do(port_, "GET", "/v1/documents/" + std::to_string(added->document.id)).json()["status"],
+      "ready");
+}
+
+TEST_F(HttpServerTest, RoutesAndErrors) {
+  ExpectError(Do(port_, "GET", "/v2/nothing"), 404, "no route");
+  Response wrong = Do(port_, "PUT", "/v1/query", "{}");
+  ExpectError(wrong, 405);
+  EXPECT_EQ(wrong.header("allow"), "POST");
+  ExpectError(Do(port_, "PATCH", "/v1/documents/1"), 405);
+  ExpectError(Do(port_, "GET", "/v1/documents/abc"), 400, "positive integer");
+  ExpectError(Do(port_, "GET", "/v1/documents/-3"), 400);
+  ExpectError(Do(port_, "GET", "/v1/documents/99999999999999999999999"), 400);
+  ExpectError(Do(port_, "GET", "/v1/documents/999"), 404);
+  ExpectError(Do(port_, "GET", "/v1/documents?colour=red"), 400, "colour");
+  ExpectError(Do(port_, "GET", "/v1/documents?collection=%zz"), 400);
+  ExpectError(Do(port_, "GET", "/v1/jobs/j-12345"), 404);
+  ExpectError(Do(port_, "GET", "/v1/documents/1/extra"), 404);
+  Response health = Do(port_, "GET", "/healthz");
+  ASSERT_EQ(health.status, 200);
+  EXPECT_EQ(health.json(), Json({{"status", "ok"},
+                                 {"documents", 0},
+                                 {"chunks", 0},
+                                 {"jobs_queued", 0},
+                                 {"jobs_running", 0}}));
+}
+
+TEST_F(HttpServerTest, ServesTheEmbeddedWebPage) {
+  if (EmbeddedWebAssets().empty()) GTEST_SKIP() << "web/ was empty at build time";
+  Response index = Do(port_, "GET", "/");
+  ASSERT_EQ(index.status, 200);
+  EXPECT_EQ(index.header("content-type"), "text/html; charset=utf-8");
+  EXPECT_EQ(index.header("cache-control"), "no-cache");
+  EXPECT_EQ(index.body, Do(port_, "GET", "/index.html").body);
+  for (const WebAsset& asset : EmbeddedWebAssets()) {
+    Response r = Do(port_, "GET", std::string("/") + asset.path);
+    EXPECT_EQ(r.status, 200) << asset.path;
+    EXPECT_EQ(r.body, std::string(reinterpret_cast<const char*>(asset.data), asset.size))
+        << asset.path;
+  }
+  const std::map<std::string, std::string> types = {{"/app.js", "text/javascript; charset=utf-8"},
+                                                    {"/style.css", "text/css; charset=utf-8"}};
+  for (const auto& [path, type] : types) {
+    Response r = Do(port_, "GET", path);
+    if (r.status == 200) {
+      EXPECT_EQ(r.header("content-type"), type) << path;
+    }
+  }
+  ExpectError(Do(port_, "GET", "/../../etc/passwd"), 404);
+  ExpectError(Do(port_, "GET", "/.hidden"), 404);
+  ExpectError(Do(port_, "POST", "/", "x"), 405);
+}
+
+TEST_F(HttpServerTest, WebDirOverridesTheEmbeddedPage) {
+  testing::TempDir web;
+  std::ofstream(web.file("index.html")) << "<p>development copy</p>";
+  ServerOptions options;
+  options.web_dir = web.path();
+  StartServer(options);
+  Response r = Do(port_, "GET", "/");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "<p>development copy</p>");
+  ExpectError(Do(port_, "GET", "/missing.js"), 404);
+}
+
+TEST_F(HttpServerTest, StreamingQuerySendsEventsInOrder) {
+  AddDocument("ferry.md", kFerryNotes);
+  const Json question = {{"question", "When does the island ferry depart?"}};
+  Response plain = PostJson(port_, question);
+  ASSERT_EQ(plain.status, 200);
+  Json streamed_question = question;
+  streamed_question["stream"] = true;
+  Response r = PostJson(port_, streamed_question);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("content-type"), "text/event-stream; charset=utf-8");
+  const std::vector<SseEvent> events = ParseSse(r.body);
+  ASSERT_GE(events.size(), 4u) << r.body;
+  EXPECT_EQ(events.front().event, "passages");
+  EXPECT_EQ(events.front().data["passages"], plain.json()["passages"]);
+  std::string text;
+  size_t i = 1;
+  for (; i < events.size() && events[i].event == "token"; ++i)
+    text += events[i].data["text"].get<std::string>();
+  EXPECT_GE(i, 3u) << "the answer comes in several pieces";
+  EXPECT_EQ(text, plain.json()["answer"]);
+  ASSERT_EQ(events.size(), i + 2) << r.body;
+  EXPECT_EQ(events[i].event, "citations");
+  EXPECT_EQ(events[i].data["citations"], plain.json()["citations"]);
+  EXPECT_EQ(events[i + 1].event, "done");
+  EXPECT_EQ(events[i + 1].data["answer"], plain.json()["answer"]);
+  EXPECT_FALSE(events[i + 1].data.contains("passages"));
+}
+
+TEST_F(HttpServerTest, ClientsHangingUpMidStreamDoNotHurtTheServer) {
+  AddDocument("ferry.md", kFerryNotes);
+  const std::string request =
+      RawRequest("POST", "/v1/query",
+                 Json({{"question", "When does the ferry depart?"}, {"stream", true}}).dump(),
+                 {"Content-Type: application/json"});
+  std::atomic<int> complete{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      for (int k = 0; k < 8; ++k) {
+        Client client(port_);
+        if (!client.Send(request)) continue;
+        switch ((t + k) % 3) {
+          case 0:  // reads the whole stream
+            if (auto r = client.Read();
+                r && !ParseSse(r->body).empty() && ParseSse(r->body).back().event == "done") {
+              ++complete;
+            }
+            break;
+          case 1:  // reads the first bytes, then resets the connection
+            client.ReadAtLeast(64);
+            client.Abort();
+            break;
+          default:  // hangs up before anything arrives
+            client.Abort();
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(complete.load(), 16);
+  ExpectHealthy();
+  Response after = PostJson(port_, {{"question", "When does the ferry depart?"}, {"stream", true}});
+  const std::vector<SseEvent> events = ParseSse(after.body);
+  ASSERT_FALSE(events.empty()) << after.body;
+  EXPECT_EQ(events.back().event, "done");
+}
+
+TEST_F(HttpServerTest, MalformedAndHostileRequestsGetJsonErrors) {
+  {
+    Client c(port_);
+    c.Send(std::string("\x00\x01\xff\xfe garbage \r\n\r\n", 17));
+    auto r = c.Read();
+    ASSERT_TRUE(r);
+    ExpectError(*r, 400);
+    EXPECT_TRUE(c.ClosedByServer());
+  }
+  {
+    Client c(port_);
+    c.Send("BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n");
+    auto r = c.Read();
+    ASSERT_TRUE(r);
+    ExpectError(*r, 400);
+  }
+  {
+    Client c(port_);
+    c.Send("GET /healthz HTTP/1.1\r\nX-Big: " + std::string(100 << 10, 'h') + "\r\n\r\n");
+    auto r = c.Read();
+    ASSERT_TRUE(r);
+    ExpectError(*r, 431);
+    EXPECT_TRUE(c.ClosedByServer());
+  }
+  {
+    Client c(port_);
+    c.Send("POST /v1/query HTTP/1.1\r\nContent-Length: 2\r\ncontent-length: 3\r\n\r\n{}");
+    auto r = c.Read();
+    ASSERT_TRUE(r);
+    ExpectError(*r, 400, "conflicting Content-Length");
+  }
+  {
+    Client c(port_);
+    c.Send("POST /v1/query HTTP/1.1\r\nContent-Length: 12abc\r\n\r\n");
+    auto r = c.Read();
+    ASSERT_TRUE(r);
+    ExpectError(*r, 400, "Content-Length");
+  }
+  for (const char* length : {"1000000000000000", "99999999999999999999", "-1"}) {
+    Client c(port_);
+    c.Send(std::string("POST /v1/query HTTP/1.1\r\nContent-Length: ") + length + "\r\n\r\n{}");
+    auto r = c.Read();
+    ASSERT_TRUE(r) << length;
+    ExpectError(*r, length[0] == '1' ? 413 : 400);
+  }
+  {  // Chunked bodies are read (and limited) too.
+    Client c(port_);
+    const std::string json = Json({{"question", "ferry?"}}).dump();
+    char size[16];
+    std::snprintf(size, sizeof(size), "%zx", json.size());
+    c.Send(std::string("POST /v1/query HTTP/1.1\r\nContent-Type: "
+                       "application/json\r\nTransfer-Encoding: chunked\r\n\r\n") +
+           size + "\r\n" + json + "\r\n0\r\n\r\n");
+    auto r = c.Read();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << r->body;
+  }
+  {  // A slow client that sends half a request and leaves.
+    Client c(port_);
+    c.Send("POST /v1/query HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"quest");
+    std::this_thread::sleep_for(50ms);
+    c.Abort();
+  }
+  {  // HTTP/1.0 without keep-alive: answered, then closed.
+    Client c(port_);
+    c.Send("GET /healthz HTTP/1.0\r\n\r\n");
+    auto r = c.Read();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_TRUE(c.ClosedByServer());
+  }
+  {  // Keep-alive: several requests on one connection.
+    Client c(port_);
+    for (int i = 0; i < 3; ++i) {
+      c.Send(RawRequest("GET", "/healthz", "", {}));
+      auto r = c.Read();
+      ASSERT_TRUE(r);
+      EXPECT_EQ(r->status, 200);
+    }
+  }
+  ExpectHealthy();
+}
+
+TEST_F(HttpServerTest, AnAddressInUseIsUnavailable) {
+  ServerOptions options;
+  options.host = "127.0.0.1";
+  options.port = port_;
+  auto second = HttpServer::Start(*assistant_, options);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(second.status().message().find(std::to_string(port_)), std::string::npos);
+  ExpectHealthy();
+}
+
+TEST_F(HttpServerTest, SlowClientsAreDisconnected) {
+  ServerOptions options;
+  options.header_timeout_s = 1;
+  StartServer(options);
+  Client slow(port_);
+  ASSERT_TRUE(slow.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n"));  // and never the rest
+  const auto t0 = std::chrono::steady_clock::now();
+  std::optional<Response> r = slow.Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 408);  // Pistache's own answer (plain text)
+  EXPECT_TRUE(slow.ClosedByServer());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  ExpectHealthy();
+}
+
+TEST_F(HttpServerTest, ShutdownWithIdleConnectionsIsQuick) {
+  Client idle(port_);
+  ASSERT_TRUE(idle.Send(RawRequest("GET", "/healthz", "", {})));
+  ASSERT_TRUE(idle.Read());
+  const auto t0 = std::chrono::steady_clock::now();
+  server_->Shutdown();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+  server_->Shutdown();  // idempotent
+}
+
+TEST(RunServer, ReturnsOkOnSigterm) {
+  testing::TempDir data;
+  AssistantOptions assistant_options;
+  assistant_options.data_dir = data.path();
+  auto assistant = Assistant::Open(assistant_options);
+  ASSERT_TRUE(assistant.ok());
+  std::atomic<int> port{0};
+  ServerOptions options;
+  options.port = 0;
+  options.on_listening = [&](int p) { port = p; };
+  Status result = Internal("not returned");
+  std::thread runner([&] { result = RunServer(**assistant, options); });
+  for (int i = 0; i < 500 && port == 0; ++i) std::this_thread::sleep_for(5ms);
+  ASSERT_GT(port.load(), 0);
+  EXPECT_EQ(Do(port, "GET", "/healthz").status, 200);
+  ::kill(::getpid(), SIGTERM);
+  runner.join();
+  EXPECT_TRUE(result.ok()) << result.ToString();
+  // The address is free again.
+  Client refused(port);
+  EXPECT_FALSE(refused.connected());
+}
+
+#ifdef RAG_BINARY
+// `rag serve` as users run it: from an empty directory, the page from the binary, exit 0 on
+// SIGTERM.
+TEST(RagServe, ServesFromAnyDirectoryAndExitsZeroOnSigterm) {
+  testing::TempDir dir;
+  // A free port: bind to 0, read it, release it.
+  int probe = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  ASSERT_EQ(::bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(probe, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int port = ntohs(addr.sin_port);
+  ::close(probe);
+
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (::chdir(dir.path().c_str()) != 0) _exit(120);
+    const std::string port_text = std::to_string(port);
+    ::execl(RAG_BINARY, RAG_BINARY, "--data", "data", "--log-level", "warn", "serve", "--port",
+            port_text.c_str(), static_cast<char*>(nullptr));
+    _exit(121);
+  }
+  Response health;
+  for (int i = 0; i < 400; ++i) {
+    Client probe_client(port);
+    if (probe_client.connected()) {
+      health = Do(port, "GET", "/healthz");
+      break;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(health.status, 200);
+  if (!EmbeddedWebAssets().empty()) {
+    EXPECT_EQ(Do(port, "GET", "/").status, 200);
+  }
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal "
+                                 << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+#endif
+
+}  // namespace
+}  // namespace rag

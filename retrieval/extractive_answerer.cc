@@ -18,6 +18,7 @@ struct Candidate {
   size_t begin = 0, end = 0;  // byte span in the passage
   std::unordered_set<std::string> stems;
   double score = 0;
+  double coverage = 0;  // share of the question's term weight the sentence contains
   std::string key;  // normalised text for de-duplication
 };
 
@@ -67,7 +68,10 @@ std::string ExtractiveAnswer(const std::string& question, const std::vector<std:
       }
     }
     if (matched == 0) continue;
-    const double coverage = weight / max_weight;
+    // Squared, so that a sentence sharing one common word of a two-word question ("what
+    // happened in 1887?" -> any sentence with "happen") falls far behind one that answers it.
+    c.coverage = weight / max_weight;
+    const double coverage = c.coverage * c.coverage;
     const double rank_prior = 1.0 / (1.0 + 0.1 * c.passage);
     const size_t chars = c.end - c.begin;
     // Very short fragments ("See below.") and run-on blocks make poor answers.
@@ -84,7 +88,10 @@ std::string ExtractiveAnswer(const std::string& question, const std::vector<std:
   for (const auto& c : candidates) {
     if (emitted >= options.max_sentences || c.score <= 0) break;
     // Keep only sentences close in merit to the best one: a weak second sentence adds noise.
-    if (emitted > 0 && c.score < 0.5 * best) break;
+    if (emitted > 0 && c.score < 0.4 * best) break;
+    // And it must contain at least half of what the question asks about: a sentence that
+    // shares one common word ("happen") with a two-term question is not an answer.
+    if (emitted > 0 && c.coverage < 0.5) continue;
     if (!used.insert(c.key).second) continue;
     std::string_view text = std::string_view(passages[c.passage]).substr(c.begin, c.end - c.begin);
     if (!answer.empty()) answer += ' ';

@@ -3,8 +3,9 @@
 // model produces, so the same citation parser serves both.
 //
 // Scoring: each sentence is scored by the question's content terms it contains (stemmed,
-// weighted by rarity across the passages' sentences), times the share of the question it
-// covers, with a small prior for the passage's retrieval rank. The best sentences (up to max_sentences, at least
+// weighted by rarity across the passages' sentences): the squared share of the question's
+// weight it covers, with a small prior for the passage's retrieval rank. Sentences after the
+// first must score at least 0.4 of the best and cover at least half the question's weight. The best sentences (up to max_sentences, at least
 // min_score) are output in order of relevance, each wrapped as `<co:N>sentence</co>`, where N is
 // the index of its passage. Near-duplicate sentences (from overlapping chunks) are emitted once.
 #pragma once

@@ -80,7 +80,9 @@ HttpReply HandleQuery(ServerContext& ctx, const Pistache::Http::Request& request
     std::string media = type->substr(0, type->find(';'));
     while (!media.empty() && media.back() == ' ') media.pop_back();
     for (char& c : media) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (media != "application/json") {
+    // `curl -d '{...}'` labels its body application/x-www-form-urlencoded; the body must still
+    // be a JSON object, so accepting that label only spares users a -H flag.
+    if (media != "application/json" && media != "application/x-www-form-urlencoded") {
       return ErrorReply(Unsupported("Content-Type must be application/json"));
     }
   }

@@ -51,3 +51,20 @@ TEST(ExtractiveAnswer, RespectsMaxSentences) {
 
 }  // namespace
 }  // namespace rag
+
+namespace rag {
+namespace {
+
+TEST(ExtractiveAnswer, ASentenceSharingOnlyACommonQuestionWordIsLeftOut) {
+  const std::vector<std::string> passages = {
+      "The harbour lighthouse was built in 1887 and still guides ships today.",
+      "Backups happen every night. Reports happen weekly.",
+  };
+  ParsedAnswer a = ParseCitations(ExtractiveAnswer("What happened in 1887?", passages), 2);
+  ASSERT_EQ(a.citations.size(), 1u) << a.answer;
+  EXPECT_EQ(a.citations[0].sources, std::vector<int>({0}));
+  EXPECT_EQ(a.answer, passages[0]);
+}
+
+}  // namespace
+}  // namespace rag

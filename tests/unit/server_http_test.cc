@@ -258,8 +258,15 @@ TEST_F(HttpServerTest, QueryRequestsAreStrict) {
   ExpectError(PostJson(port_, {{"question", "hi"}, {"stream", "yes"}}), 400, "stream");
   ExpectError(PostJson(port_, {{"question", "hi"}, {"collection", "../x"}}), 400, "collection");
   ExpectError(PostJson(port_, Json::array({1, 2})), 400);
+  // curl -d labels a JSON body as a form: the label is accepted, a real form body is not JSON.
   ExpectError(Do(port_, "POST", "/v1/query", "question=hi",
                  {"Content-Type: application/x-www-form-urlencoded"}),
+              400, "JSON");
+  Response curl_style = Do(port_, "POST", "/v1/query", R"({"question": "anything?"})",
+                           {"Content-Type: application/x-www-form-urlencoded"});
+  EXPECT_EQ(curl_style.status, 200) << curl_style.body;
+  ExpectError(Do(port_, "POST", "/v1/query", R"({"question": "anything?"})",
+                 {"Content-Type: text/plain"}),
               415);
   ExpectError(Do(port_, "POST", "/v1/query", std::string(3, '[') + std::string((1 << 20) + 10, ' '),
                  {"Content-Type: application/json"}),

@@ -21,6 +21,16 @@ std::atomic<int>& Threshold() {
   return threshold;
 }
 
+std::mutex& LogMutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+LogLineGuard*& Guard() {
+  static LogLineGuard* guard = nullptr;
+  return guard;
+}
+
 const char* LevelName(LogLevel level) {
   switch (level) {
     case LogLevel::kDebug: return "DEBUG";
@@ -70,10 +80,16 @@ void WriteLogLine(LogLevel level, const std::string& message) {
     else line += c;
   }
   line += '\n';
-  static std::mutex mu;
-  std::lock_guard<std::mutex> lock(mu);
+  std::lock_guard<std::mutex> lock(LogMutex());
+  if (Guard()) Guard()->BeforeLogLine();
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
+  if (Guard()) Guard()->AfterLogLine();
+}
+
+void SetLogLineGuard(LogLineGuard* guard) {
+  std::lock_guard<std::mutex> lock(LogMutex());
+  Guard() = guard;
 }
 
 }  // namespace rag

@@ -23,6 +23,17 @@ bool ParseLogLevel(const std::string& name, LogLevel* level);
 bool LogEnabled(LogLevel level);
 void WriteLogLine(LogLevel level, const std::string& message);
 
+// Something drawn on the terminal below the log, such as a progress bar: it is erased before
+// each log line and drawn again after it, so lines and the bar never mix. Both calls run under
+// the log's lock. At most one is installed; pass nullptr to remove it.
+class LogLineGuard {
+ public:
+  virtual ~LogLineGuard() = default;
+  virtual void BeforeLogLine() = 0;
+  virtual void AfterLogLine() = 0;
+};
+void SetLogLineGuard(LogLineGuard* guard);
+
 namespace internal {
 class LogMessage {
  public:

@@ -9,9 +9,21 @@ namespace rag {
 ProgressBar::ProgressBar(std::string label, size_t total, std::FILE* out)
     : label_(std::move(label)), total_(total), out_(out),
       enabled_(out != nullptr && isatty(fileno(out))),
-      start_(std::chrono::steady_clock::now()) {}
+      start_(std::chrono::steady_clock::now()) {
+  if (enabled_) SetLogLineGuard(this);
+}
 
 ProgressBar::~ProgressBar() { Finish(); }
+
+void ProgressBar::BeforeLogLine() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (enabled_ && !finished_) std::fprintf(out_, "\r\x1b[K");
+}
+
+void ProgressBar::AfterLogLine() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (enabled_ && !finished_) DrawLocked(true);
+}
 
 void ProgressBar::Add(size_t n, const std::string& detail) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -31,6 +43,8 @@ size_t ProgressBar::done() const {
 }
 
 void ProgressBar::Finish() {
+  // Uninstalled before taking our lock: the log takes its lock, then ours.
+  if (enabled_) SetLogLineGuard(nullptr);
   std::lock_guard<std::mutex> lock(mu_);
   if (finished_) return;
   finished_ = true;
@@ -74,7 +88,7 @@ std::string ProgressBar::RenderLocked() const {
 }
 
 void ProgressBar::DrawLocked(bool force) {
-  if (!enabled_ || finished_ && !force) return;
+  if (!enabled_ || (finished_ && !force)) return;
   const auto now = std::chrono::steady_clock::now();
   if (!force && now - last_draw_ < std::chrono::milliseconds(100)) return;
   last_draw_ = now;

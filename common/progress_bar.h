@@ -9,9 +9,11 @@
 #include <mutex>
 #include <string>
 
+#include "common/logging.h"
+
 namespace rag {
 
-class ProgressBar {
+class ProgressBar : public LogLineGuard {
  public:
   // total == 0 means unknown: the bar shows a count instead of a percentage.
   ProgressBar(std::string label, size_t total, std::FILE* out = stderr);
@@ -26,6 +28,10 @@ class ProgressBar {
   std::string Render() const;
   bool enabled() const { return enabled_; }
   size_t done() const;
+
+  // LogLineGuard: log lines written while the bar is on screen appear above it.
+  void BeforeLogLine() override;
+  void AfterLogLine() override;
 
  private:
   void DrawLocked(bool force);

@@ -144,3 +144,45 @@ TEST(Logging, OneLinePerEventWithLevelAndEscapedNewlines) {
 
 }  // namespace
 }  // namespace rag
+
+#include <fcntl.h>
+#include <pty.h>
+
+namespace rag {
+namespace {
+
+// On a real terminal (a pseudo-terminal here) the bar draws, and a log line written meanwhile
+// first erases the bar and then gets it redrawn below itself.
+TEST(ProgressBar, OnATerminalLogLinesEraseAndRedrawTheBar) {
+  int master = -1, slave = -1;
+  ASSERT_EQ(openpty(&master, &slave, nullptr, nullptr, nullptr), 0);
+  fcntl(master, F_SETFL, O_NONBLOCK);
+  std::FILE* tty = fdopen(slave, "w");
+  ASSERT_NE(tty, nullptr);
+  {
+    ProgressBar bar("ingest", 2, tty);
+    ASSERT_TRUE(bar.enabled());
+    bar.Add(1, "a.pdf");
+    // The log goes to stderr; only the bar's erase/redraw goes to the terminal.
+    std::FILE* saved = fdopen(dup(fileno(stderr)), "w");
+    ASSERT_NE(std::freopen("/dev/null", "w", stderr), nullptr);
+    RAG_LOG(WARN) << "an event";
+    std::fflush(stderr);
+    dup2(fileno(saved), fileno(stderr));
+    std::fclose(saved);
+  }
+  std::string seen;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(master, buf, sizeof(buf))) > 0) seen.append(buf, static_cast<size_t>(n));
+  const size_t first = seen.find("ingest [");
+  const size_t erase = seen.find("\r\x1b[K", first);
+  ASSERT_NE(first, std::string::npos) << seen;
+  ASSERT_NE(erase, std::string::npos) << seen;
+  EXPECT_NE(seen.find("ingest [", erase), std::string::npos) << seen;  // redrawn after the line
+  std::fclose(tty);
+  close(master);
+}
+
+}  // namespace
+}  // namespace rag

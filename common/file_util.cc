@@ -1,7 +1,8 @@
 #include "common/file_util.h"
 
+#include "common/sha256.h"
+
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -76,17 +77,9 @@ Status MakeDirs(const std::string& path) {
 }
 
 std::string Sha256Hex(std::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  out.reserve(len * 2);
-  for (unsigned int i = 0; i < len; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 15];
-  }
-  return out;
+  Sha256 hash;
+  hash.Update(data);
+  return hash.HexDigest();
 }
 
 std::string FileExtension(std::string_view path) {

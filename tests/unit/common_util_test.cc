@@ -6,7 +6,6 @@
 #include <fstream>
 
 #include "common/file_util.h"
-#include "common/json_util.h"
 #include "common/logging.h"
 #include "common/progress_bar.h"
 #include "common/thread_pool.h"
@@ -66,46 +65,6 @@ TEST(FileUtil, NamesAndExtensions) {
   EXPECT_EQ(FileExtension("noext"), "");
   EXPECT_EQ(BaseName("a/b/c.txt"), "c.txt");
   EXPECT_EQ(BaseName("c.txt"), "c.txt");
-}
-
-TEST(Json, StrictObjectParsing) {
-  auto ok = ParseJsonObject(R"({"question":"q","top_k":3})", {"question", "top_k"});
-  ASSERT_TRUE(ok.ok());
-  EXPECT_EQ(GetString(*ok, "question").value(), "q");
-  EXPECT_EQ(GetOptionalInt(*ok, "top_k").value().value(), 3);
-
-  auto unknown = ParseJsonObject(R"({"question":"q","topk":3})", {"question", "top_k"});
-  EXPECT_EQ(unknown.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(unknown.status().message().find("topk"), std::string::npos);
-
-  EXPECT_FALSE(ParseJsonObject("[1,2]", {}).ok());
-  EXPECT_FALSE(ParseJsonObject("{\"a\":", {"a"}).ok());
-  EXPECT_FALSE(ParseJsonObject("", {}).ok());
-
-  auto wrong_type = ParseJsonObject(R"({"top_k":"five"})", {"top_k"});
-  ASSERT_TRUE(wrong_type.ok());
-  EXPECT_FALSE(GetOptionalInt(*wrong_type, "top_k").ok());
-  EXPECT_FALSE(GetString(*wrong_type, "question").ok());
-}
-
-TEST(Json, DeepNestingIsRejectedBeforeParsing) {
-  std::string deep(100000, '[');
-  auto r = ParseJson(deep, 32);
-  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(r.status().message().find("deeper"), std::string::npos);
-  // Brackets inside strings do not count.
-  EXPECT_TRUE(ParseJson(R"({"a":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["})", 2).ok());
-}
-
-TEST(Json, ErrorBodyAndHttpCodes) {
-  Json e = ErrorJson(NotFound("no document with id 7"));
-  EXPECT_EQ(e["error"]["message"], "no document with id 7");
-  EXPECT_EQ(e["error"]["type"], "not_found_error");
-  EXPECT_EQ(e["error"]["code"], "not_found");
-  EXPECT_EQ(HttpCodeFor(InvalidArgument("x")), 400);
-  EXPECT_EQ(HttpCodeFor(ResourceExhausted("x")), 413);
-  EXPECT_EQ(HttpCodeFor(Unsupported("x")), 415);
-  EXPECT_EQ(HttpCodeFor(Internal("x")), 500);
 }
 
 TEST(ProgressBar, RendersFractionAndIsSilentWhenNotATerminal) {
@@ -182,6 +141,39 @@ TEST(ProgressBar, OnATerminalLogLinesEraseAndRedrawTheBar) {
   EXPECT_NE(seen.find("ingest [", erase), std::string::npos) << seen;  // redrawn after the line
   std::fclose(tty);
   close(master);
+}
+
+}  // namespace
+}  // namespace rag
+
+#include "common/sha256.h"
+
+namespace rag {
+namespace {
+
+// FIPS 180-4 example vectors, and a long input fed in uneven pieces.
+TEST(Sha256, MatchesStandardVectorsAcrossBlockBoundaries) {
+  EXPECT_EQ(Sha256Hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  Sha256 million_a;
+  const std::string chunk(997, 'a');
+  size_t fed = 0;
+  while (fed + chunk.size() <= 1000000) {
+    million_a.Update(chunk);
+    fed += chunk.size();
+  }
+  million_a.Update(std::string(1000000 - fed, 'a'));
+  EXPECT_EQ(million_a.HexDigest(), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  // 55 bytes: the longest message whose padding fits one block (value from coreutils sha256sum).
+  EXPECT_EQ(Sha256Hex(std::string(55, 'x')),
+            "d5e285683cd4efc02d021a5c62014694958901005d6f71e89e0989fac77e4072");
+  for (size_t len : {55u, 56u, 63u, 64u, 65u}) {  // padding edge cases, against one-shot hashing
+    const std::string s(len, 'x');
+    Sha256 pieces;
+    pieces.Update(s.substr(0, len / 3));
+    pieces.Update(s.substr(len / 3));
+    EXPECT_EQ(pieces.HexDigest(), Sha256Hex(s)) << len;
+  }
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <utility>
 
+#include "common/strings.h"
 #include "common/logging.h"
 
 namespace rag {
@@ -60,16 +61,6 @@ void LogRequest(const char* method, const std::string& path, int status,
   RAG_LOG(INFO) << "http: " << method << " " << LoggedPath(path) << " " << status << " " << took;
 }
 
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
 
 int64_t BodyLimit(const ServerOptions& options, bool upload) {
   return upload ? options.max_body_bytes : options.max_json_bytes;
@@ -119,14 +110,14 @@ HeadCheck CheckHead(const ServerOptions& options, std::string_view head) {
       value.remove_suffix(1);
     }
     const std::string_view name = line.substr(0, colon);
-    if (IEquals(name, "content-length")) {
+    if (EqualsIgnoreCase(name, "content-length")) {
       if (length && *length != value) {
         check.status = InvalidArgument("conflicting Content-Length headers");
         return check;
       }
       length = value;
-    } else if (IEquals(name, "expect")) {
-      check.expect_continue = IEquals(value, "100-continue");
+    } else if (EqualsIgnoreCase(name, "expect")) {
+      check.expect_continue = EqualsIgnoreCase(value, "100-continue");
     }
   }
   if (!length) return check;

@@ -1,4 +1,5 @@
 #include "server/multipart.h"
+#include "common/strings.h"
 
 #include <algorithm>
 #include <cctype>
@@ -8,16 +9,6 @@
 namespace rag {
 namespace {
 
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -149,8 +140,8 @@ StatusOr<std::string> DecodeExtValue(std::string_view v) {
     return InvalidArgument("filename*: expected charset'language'value");
   }
   const std::string_view charset = v.substr(0, q1);
-  const bool latin1 = IEquals(charset, "iso-8859-1");
-  if (!latin1 && !IEquals(charset, "utf-8")) {
+  const bool latin1 = EqualsIgnoreCase(charset, "iso-8859-1");
+  if (!latin1 && !EqualsIgnoreCase(charset, "utf-8")) {
     return InvalidArgument("filename*: unsupported charset " + Quote(charset));
   }
   std::string out;
@@ -194,12 +185,12 @@ Status ParsePartHeaders(std::string_view block, size_t max_filename_bytes, Multi
       return InvalidArgument("malformed part header " + Quote(line));
     }
     const std::string_view value = TrimWhitespace(line.substr(colon + 1));
-    if (IEquals(name, "content-disposition")) {
+    if (EqualsIgnoreCase(name, "content-disposition")) {
       if (have_disposition) return InvalidArgument("duplicate Content-Disposition in a part");
       have_disposition = true;
       const size_t semi = value.find(';');
       const std::string_view type = TrimWhitespace(value.substr(0, semi));
-      if (!IEquals(type, "form-data")) {
+      if (!EqualsIgnoreCase(type, "form-data")) {
         return InvalidArgument("Content-Disposition must be form-data, got " + Quote(type));
       }
       RAG_ASSIGN_OR_RETURN(
@@ -223,7 +214,7 @@ Status ParsePartHeaders(std::string_view block, size_t max_filename_bytes, Multi
         RAG_ASSIGN_OR_RETURN(std::string base, SanitizeFilename(raw, max_filename_bytes));
         part->filename = std::move(base);
       }
-    } else if (IEquals(name, "content-type")) {
+    } else if (EqualsIgnoreCase(name, "content-type")) {
       if (have_type) return InvalidArgument("duplicate Content-Type in a part");
       have_type = true;
       part->content_type = std::string(value);
@@ -259,7 +250,7 @@ StatusOr<std::string> MultipartBoundary(std::string_view content_type) {
   const size_t semi = content_type.find(';');
   const std::string_view media = TrimWhitespace(content_type.substr(0, semi));
   if (media.empty()) return Unsupported("missing Content-Type; expected multipart/form-data");
-  if (!IEquals(media, "multipart/form-data")) {
+  if (!EqualsIgnoreCase(media, "multipart/form-data")) {
     return Unsupported("Content-Type must be multipart/form-data, got " + Quote(media));
   }
   RAG_ASSIGN_OR_RETURN(

@@ -1,10 +1,11 @@
 #include "server/multipart.h"
-#include "common/strings.h"
 
 #include <algorithm>
 #include <cctype>
 #include <functional>
 #include <utility>
+
+#include "common/strings.h"
 
 namespace rag {
 namespace {

@@ -1,0 +1,52 @@
+// The model-level interface every backend implements (CPU now, CUDA next): one forward pass
+// over a batch of sequences whose keys and values live in a paged KV cache.
+//
+// Paged KV cache: the cache is an array of blocks of `block_size` token slots (per layer, per
+// KV head). A sequence owns a list of blocks (its block table, from the KvBlockManager);
+// token position p of the sequence lives in slot p % block_size of block
+// block_table[p / block_size]. The backend owns the cache memory; the block manager (CPU code,
+// no tensors) only decides which block ids a sequence uses.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "common/status.h"
+#include "engine/model_config.h"
+
+namespace rag {
+
+// One sequence's part of a batch: `tokens` are fed at positions start_pos, start_pos+1, ...
+// (a prompt chunk during prefill, one token during decode). Keys/values of positions below
+// start_pos are already in the cache; the new ones are written there by Forward.
+struct SequenceInput {
+  std::vector<int32_t> tokens;
+  int32_t start_pos = 0;
+  std::vector<int32_t> block_table;  // covers positions [0, start_pos + tokens.size())
+  bool all_logits = false;           // logits for every token (tests); else only the last
+};
+
+struct ForwardBatch {
+  std::vector<SequenceInput> sequences;
+};
+
+struct BackendInfo {
+  const char* name;    // "cpu", "cuda"
+  int block_size;      // token slots per KV block
+  int num_blocks;      // blocks in the cache
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const ModelConfig& config() const = 0;
+  virtual BackendInfo info() const = 0;
+
+  // Runs the model over the batch and returns logits, row-major:
+  // for each sequence in order, tokens.size() rows when all_logits, else 1 row; each row has
+  // config().vocab_size floats. InvalidArgument for a block table too short, a position past
+  // max_position_embeddings, or a token id outside the vocabulary.
+  virtual StatusOr<std::vector<float>> Forward(const ForwardBatch& batch) = 0;
+};
+
+}  // namespace rag

@@ -43,4 +43,7 @@ struct ServeFlags {
 };
 int RunServeCommand(const CommonFlags& common, const ServeFlags& flags);
 
+// Text on stdin -> JSON array of token ids on stdout (no BOS added).
+int RunTokenizeCommand(const std::string& tokenizer_path);
+
 }  // namespace rag

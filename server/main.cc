@@ -43,6 +43,10 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--web-dir", serve.web_dir, "serve the page from this folder instead of the built-in copy");
   serve_cmd->add_option("--model", unused_model, "model directory (not available yet: answers are extractive)");
 
+  std::string tokenizer_path;
+  auto* tokenize_cmd = app.add_subcommand("tokenize", "text on stdin -> JSON array of token ids (no BOS)");
+  tokenize_cmd->add_option("--tokenizer", tokenizer_path, "a Hugging Face tokenizer.json")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -63,5 +67,6 @@ int main(int argc, char** argv) {
   if (*ingest_cmd) return rag::RunIngestCommand(common, ingest);
   if (*query_cmd) return rag::RunQueryCommand(common, query);
   if (*retrieve_cmd) return rag::RunRetrieveCommand(common, retrieve);
+  if (*tokenize_cmd) return rag::RunTokenizeCommand(tokenizer_path);
   return rag::RunServeCommand(common, serve);
 }

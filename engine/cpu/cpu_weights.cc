@@ -1,0 +1,48 @@
+#include "engine/cpu/cpu_weights.h"
+
+#include <string>
+
+namespace rag {
+namespace {
+
+// Appends the tensor `name` (shape `shape`) converted to fp32 to *out.
+Status Append(const SafetensorsReader& reader, const std::string& name,
+              const std::vector<int64_t>& shape, std::vector<float>* out) {
+  RAG_ASSIGN_OR_RETURN(const TensorView* t, reader.Get(name, shape));
+  size_t offset = out->size();
+  out->resize(offset + static_cast<size_t>(t->numel()));
+  SafetensorsReader::ToFloat(*t, out->data() + offset);
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<CpuWeights> LoadCpuWeights(const ModelConfig& c, const SafetensorsReader& reader) {
+  const int64_t dim = c.hidden_size;
+  const int64_t q_dim = c.num_attention_heads * c.head_dim;
+  const int64_t kv_dim = c.num_key_value_heads * c.head_dim;
+  const int64_t inter = c.intermediate_size;
+  CpuWeights w;
+  RAG_RETURN_IF_ERROR(Append(reader, "model.embed_tokens.weight", {c.vocab_size, dim}, &w.embedding));
+  RAG_RETURN_IF_ERROR(Append(reader, "model.norm.weight", {dim}, &w.final_norm));
+  if (!c.tie_word_embeddings) {
+    RAG_RETURN_IF_ERROR(Append(reader, "lm_head.weight", {c.vocab_size, dim}, &w.lm_head));
+  }
+  w.layers.resize(static_cast<size_t>(c.num_hidden_layers));
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    CpuLayerWeights& l = w.layers[static_cast<size_t>(i)];
+    RAG_RETURN_IF_ERROR(Append(reader, p + "input_layernorm.weight", {dim}, &l.attn_norm));
+    RAG_RETURN_IF_ERROR(Append(reader, p + "self_attn.q_proj.weight", {q_dim, dim}, &l.wqkv));
+    RAG_RETURN_IF_ERROR(Append(reader, p + "self_attn.k_proj.weight", {kv_dim, dim}, &l.wqkv));
+    RAG_RETURN_IF_ERROR(Append(reader, p + "self_attn.v_proj.weight", {kv_dim, dim}, &l.wqkv));
+    RAG_RETURN_IF_ERROR(Append(reader, p + "self_attn.o_proj.weight", {dim, q_dim}, &l.wo));
+    RAG_RETURN_IF_ERROR(Append(reader, p + "post_attention_layernorm.weight", {dim}, &l.mlp_norm));
+    RAG_RETURN_IF_ERROR(Append(reader, p + "mlp.gate_proj.weight", {inter, dim}, &l.w_gate_up));
+    RAG_RETURN_IF_ERROR(Append(reader, p + "mlp.up_proj.weight", {inter, dim}, &l.w_gate_up));
+    RAG_RETURN_IF_ERROR(Append(reader, p + "mlp.down_proj.weight", {dim, inter}, &l.w_down));
+  }
+  return w;
+}
+
+}  // namespace rag

@@ -1,0 +1,37 @@
+// The Llama weights of the CPU backend, converted to fp32 and fused where one matmul can
+// serve several projections (QKV; gate and up).
+#pragma once
+
+#include <vector>
+
+#include "common/status.h"
+#include "engine/model_config.h"
+#include "engine/safetensors.h"
+
+namespace rag {
+
+struct CpuLayerWeights {
+  std::vector<float> attn_norm;  // (dim)
+  std::vector<float> wqkv;       // (q_dim + 2 * kv_dim, dim): q_proj, k_proj, v_proj rows
+  std::vector<float> wo;         // (dim, q_dim)
+  std::vector<float> mlp_norm;   // (dim)
+  std::vector<float> w_gate_up;  // (2 * intermediate, dim): gate_proj rows, then up_proj rows
+  std::vector<float> w_down;     // (dim, intermediate)
+};
+
+struct CpuWeights {
+  std::vector<float> embedding;  // (vocab, dim)
+  std::vector<CpuLayerWeights> layers;
+  std::vector<float> final_norm;  // (dim)
+  std::vector<float> lm_head;     // (vocab, dim); empty when tied to the embedding
+
+  // (vocab, dim): lm_head, or the embedding when the model ties them.
+  const float* lm_head_data() const { return lm_head.empty() ? embedding.data() : lm_head.data(); }
+};
+
+// Reads every tensor of a LlamaForCausalLM with the shapes the config implies. Errors name the
+// tensor and file: missing, wrong shape, unsupported dtype. lm_head.weight is required unless
+// tie_word_embeddings (then it is ignored when present).
+StatusOr<CpuWeights> LoadCpuWeights(const ModelConfig& config, const SafetensorsReader& reader);
+
+}  // namespace rag

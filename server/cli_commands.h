@@ -2,6 +2,7 @@
 // one clear line to stderr on failure.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,5 +46,19 @@ int RunServeCommand(const CommonFlags& common, const ServeFlags& flags);
 
 // Text on stdin -> JSON array of token ids on stdout (no BOS added).
 int RunTokenizeCommand(const std::string& tokenizer_path);
+
+struct GenerateFlags {
+  std::string model_dir;
+  bool raw = false;
+  bool json = false;
+  int max_tokens = 256;
+  float temperature = 0.0f;  // greedy unless given
+  int top_k = 0;
+  float top_p = 1.0f;
+  uint64_t seed = 0;
+  int threads = 0;  // 0: one per core
+  std::vector<std::string> stop;  // stop strings
+};
+int RunGenerateCommand(const GenerateFlags& flags);
 
 }  // namespace rag

@@ -47,6 +47,19 @@ int main(int argc, char** argv) {
   auto* tokenize_cmd = app.add_subcommand("tokenize", "text on stdin -> JSON array of token ids (no BOS)");
   tokenize_cmd->add_option("--tokenizer", tokenizer_path, "a Hugging Face tokenizer.json")->required();
 
+  rag::GenerateFlags generate;
+  auto* generate_cmd = app.add_subcommand("generate", "prompt on stdin -> the model's continuation (CPU)");
+  generate_cmd->add_option("--model", generate.model_dir, "Hugging Face model directory (config.json, *.safetensors, tokenizer.json)")->required();
+  generate_cmd->add_flag("--raw", generate.raw, "tokenize stdin exactly as given: no BOS, no chat template");
+  generate_cmd->add_flag("--json", generate.json, "print {\"prompt_ids\",\"ids\",\"text\",\"finish_reason\"}");
+  generate_cmd->add_option("--max-tokens", generate.max_tokens, "tokens to generate at most")->default_val(256)->check(CLI::Range(1, 1 << 20));
+  generate_cmd->add_option("--temperature", generate.temperature, "0 is greedy")->default_val(0)->check(CLI::Range(0.0, 100.0));
+  generate_cmd->add_option("--top-k", generate.top_k, "0 is off")->default_val(0)->check(CLI::NonNegativeNumber);
+  generate_cmd->add_option("--top-p", generate.top_p, "1 is off")->default_val(1)->check(CLI::Range(0.0, 1.0));
+  generate_cmd->add_option("--seed", generate.seed, "random seed for sampling")->default_val(0);
+  generate_cmd->add_option("--stop", generate.stop, "stop before this text (repeatable)");
+  generate_cmd->add_option("--threads", generate.threads, "CPU threads (default: one per core)")->default_val(0)->check(CLI::NonNegativeNumber);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -68,5 +81,6 @@ int main(int argc, char** argv) {
   if (*query_cmd) return rag::RunQueryCommand(common, query);
   if (*retrieve_cmd) return rag::RunRetrieveCommand(common, retrieve);
   if (*tokenize_cmd) return rag::RunTokenizeCommand(tokenizer_path);
+  if (*generate_cmd) return rag::RunGenerateCommand(generate);
   return rag::RunServeCommand(common, serve);
 }

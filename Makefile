@@ -9,6 +9,7 @@ PORT ?= 8080
 HOST ?= 127.0.0.1
 JOBS ?= 2
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
+DEFAULT_MODEL ?= models/SmolLM2-135M-Instruct.Q4_1.gguf
 
 .PHONY: run test build setup setup-test configure clean
 
@@ -29,7 +30,8 @@ run: build
 	  ./$(BUILD)/rag ingest corpora/sample --data $(DATA) && touch $(DATA)/.sample-ingested; \
 	fi
 	@echo "Serving on http://$(HOST):$(PORT) (Ctrl-C to stop)"
-	@./$(BUILD)/rag serve --data $(DATA) --host $(HOST) --port $(PORT)
+	@./$(BUILD)/rag serve --data $(DATA) --host $(HOST) --port $(PORT) \
+	  $$(if [ -f $(DEFAULT_MODEL) ]; then echo --model $(DEFAULT_MODEL); fi)
 
 test: setup-test configure
 	@cmake --build $(BUILD) -j$(JOBS)

@@ -32,7 +32,8 @@ BpeModel::BpeModel(BpeModel&& other) noexcept
 
 StatusOr<BpeModel> BpeModel::Create(std::vector<std::string> token_bytes,
                                     const std::vector<std::pair<int32_t, int32_t>>& merges,
-                                    bool ignore_merges, const std::string& what) {
+                                    bool ignore_merges, const std::string& what,
+                                   bool allow_missing_bytes) {
   BpeModel m;
   m.token_bytes_ = std::move(token_bytes);
   m.ignore_merges_ = ignore_merges;
@@ -44,7 +45,7 @@ StatusOr<BpeModel> BpeModel::Create(std::vector<std::string> token_bytes,
   for (int b = 0; b < 256; ++b) {
     const char c = static_cast<char>(b);
     const int32_t id = m.TokenId(std::string_view(&c, 1));
-    if (id < 0) {
+    if (id < 0 && !allow_missing_bytes) {
       return Unsupported(what + ": model.vocab has no token for byte " + std::to_string(b) +
                          " (not a byte-level BPE vocabulary)");
     }
@@ -98,7 +99,8 @@ void BpeModel::EncodePiece(std::string_view piece, std::vector<int32_t>* ids) co
     }
   }
   if (piece.size() == 1) {
-    ids->push_back(byte_ids_[static_cast<uint8_t>(piece[0])]);
+    const int32_t id = byte_ids_[static_cast<uint8_t>(piece[0])];
+    if (id >= 0) ids->push_back(id);
     return;
   }
   const bool cacheable = piece.size() <= kCacheMaxPieceBytes;
@@ -124,11 +126,18 @@ void BpeModel::EncodePiece(std::string_view piece, std::vector<int32_t>* ids) co
 // the leftmost one on ties. A min-heap of candidate pairs with lazy invalidation, over a doubly
 // linked list of symbols: O(n log n) in the piece length.
 void BpeModel::MergeSymbols(std::string_view piece, std::vector<int32_t>* ids) const {
-  const int n = static_cast<int>(piece.size());
-  std::vector<int32_t> sym(n);
+  // Bytes without a token (allow_missing_bytes) are dropped before merging, as Hugging Face's
+  // BPE drops characters it has no symbol for when there is no unk_token.
+  std::vector<int32_t> sym;
+  sym.reserve(piece.size());
+  for (char ch : piece) {
+    const int32_t id = byte_ids_[static_cast<uint8_t>(ch)];
+    if (id >= 0) sym.push_back(id);
+  }
+  const int n = static_cast<int>(sym.size());
+  if (n == 0) return;
   std::vector<int> prev(n), next(n);
   for (int i = 0; i < n; ++i) {
-    sym[i] = byte_ids_[static_cast<uint8_t>(piece[i])];
     prev[i] = i - 1;
     next[i] = i + 1 < n ? i + 1 : -1;
   }

@@ -19,10 +19,14 @@ class BpeModel {
   // `token_bytes[id]` is the byte string of vocabulary token id ("" where the id is unused).
   // `merges` are (left id, right id) in rank order; the merged token must be in the vocabulary.
   // `ignore_merges`: a piece that is itself a vocabulary token is emitted whole (Llama 3 sets it).
-  // Every single byte must be a token (byte-level BPE). `what` names the source in errors.
+  // Every single byte must be a token (byte-level BPE) unless `allow_missing_bytes`: then bytes
+  // without a token are dropped from the input, as Hugging Face does without an unk_token
+  // (SmolLM2's vocabulary lacks 21 bytes, most of which never occur in UTF-8). `what` names the
+  // source in errors.
   static StatusOr<BpeModel> Create(std::vector<std::string> token_bytes,
                                    const std::vector<std::pair<int32_t, int32_t>>& merges,
-                                   bool ignore_merges, const std::string& what);
+                                   bool ignore_merges, const std::string& what,
+                                   bool allow_missing_bytes = false);
 
   BpeModel(BpeModel&& other) noexcept;
   BpeModel& operator=(BpeModel&&) = delete;

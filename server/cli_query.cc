@@ -13,7 +13,8 @@
 namespace rag {
 namespace {
 
-StatusOr<std::unique_ptr<Assistant>> OpenExisting(const CommonFlags& common) {
+StatusOr<std::unique_ptr<Assistant>> OpenExisting(const CommonFlags& common,
+                                                   const AnswerFlags& answer = {}) {
   std::error_code ec;
   if (!std::filesystem::exists(common.data_dir + "/rag.db", ec)) {
     return NotFound("no documents in " + common.data_dir + " yet: run `rag ingest PATH --data " +
@@ -21,6 +22,8 @@ StatusOr<std::unique_ptr<Assistant>> OpenExisting(const CommonFlags& common) {
   }
   AssistantOptions options;
   options.data_dir = common.data_dir;
+  std::string error;
+  if (!ResolveAnswerFlags(answer, &options, &error)) return InvalidArgument(error);
   return Assistant::Open(options);
 }
 
@@ -49,6 +52,10 @@ void PrintAnswer(const QueryResult& r) {
   }
   out += r.answer.answer.substr(pos);
   std::printf("%s\n", out.c_str());
+  for (const auto& u : r.answer.unsupported) {
+    std::printf("(not supported by the documents: \"%s\")\n", u.text.c_str());
+  }
+  if (!r.model.empty()) std::printf("(answered by %s)\n", r.model.c_str());
   std::vector<bool> cited(r.passages.size(), false);
   for (const auto& c : r.answer.citations) {
     for (int s : c.sources) cited[s] = true;
@@ -69,8 +76,32 @@ void PrintAnswer(const QueryResult& r) {
 
 }  // namespace
 
+bool ResolveAnswerFlags(const AnswerFlags& flags, AssistantOptions* options, std::string* error) {
+  if (!flags.mode.empty() && flags.mode != "model" && flags.mode != "extractive") {
+    *error = "--mode must be model or extractive, not \"" + flags.mode + "\"";
+    return false;
+  }
+  options->mode = flags.mode.empty() ? "" : flags.mode;
+  if (flags.mode == "extractive") {
+    options->model_path.clear();  // no model is loaded for extractive answers
+    return true;
+  }
+  options->model_path = flags.model_path;
+  std::error_code ec;
+  if (options->model_path.empty() && std::filesystem::exists(kDefaultModelPath, ec)) {
+    options->model_path = kDefaultModelPath;
+  }
+  if (options->model_path.empty() && flags.mode == "model") {
+    *error = std::string("--mode model needs --model DIR|FILE.gguf (the default model ") +
+             kDefaultModelPath + " is missing: run scripts/setup.sh)";
+    return false;
+  }
+  options->mode = options->model_path.empty() ? "extractive" : "model";
+  return true;
+}
+
 int RunQueryCommand(const CommonFlags& common, const QueryFlags& flags) {
-  auto assistant = OpenExisting(common);
+  auto assistant = OpenExisting(common, flags.answer);
   if (!assistant.ok()) {
     std::fprintf(stderr, "rag query: %s\n", assistant.status().message().c_str());
     return 1;

@@ -10,6 +10,11 @@ namespace rag {
 int RunServeCommand(const CommonFlags& common, const ServeFlags& flags) {
   AssistantOptions options;
   options.data_dir = common.data_dir;
+  std::string error;
+  if (!ResolveAnswerFlags(flags.answer, &options, &error)) {
+    std::fprintf(stderr, "rag serve: %s\n", error.c_str());
+    return 2;
+  }
   auto assistant = Assistant::Open(options);
   if (!assistant.ok()) {
     std::fprintf(stderr, "rag serve: %s\n", assistant.status().message().c_str());

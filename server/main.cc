@@ -27,8 +27,12 @@ int main(int argc, char** argv) {
   query_cmd->add_option("--top-k", query.top_k, "passages to retrieve (1-50)")->default_val(5);
   query_cmd->add_option("--collection", query.collection, "only this collection");
   query_cmd->add_flag("--json", query.json, "print the API's JSON response");
-  std::string unused_model;
-  query_cmd->add_option("--model", unused_model, "model directory (not available yet: answers are extractive)");
+  const std::string model_help = std::string("a model directory or .gguf file (default: ") +
+                                 rag::kDefaultModelPath + " when it exists)";
+  const std::string mode_help =
+      "model or extractive (default: model when there is a model, else extractive)";
+  query_cmd->add_option("--model", query.answer.model_path, model_help);
+  query_cmd->add_option("--mode", query.answer.mode, mode_help)->check(CLI::IsMember({"model", "extractive"}));
 
   rag::RetrieveFlags retrieve;
   auto* retrieve_cmd = app.add_subcommand("retrieve", "questions on stdin, one a line; JSON lines out");
@@ -41,7 +45,17 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--port", serve.port, "port")->default_val(8080)->check(CLI::Range(1, 65535));
   serve_cmd->add_option("--threads", serve.threads, "HTTP threads")->default_val(4)->check(CLI::Range(1, 256));
   serve_cmd->add_option("--web-dir", serve.web_dir, "serve the page from this folder instead of the built-in copy");
-  serve_cmd->add_option("--model", unused_model, "model directory (not available yet: answers are extractive)");
+  serve_cmd->add_option("--model", serve.answer.model_path, model_help);
+  serve_cmd->add_option("--mode", serve.answer.mode, mode_help)->check(CLI::IsMember({"model", "extractive"}));
+
+  rag::EvalAnswersFlags eval_answers;
+  auto* eval_cmd = app.add_subcommand("eval-answers", "answer QA.jsonl questions; report answer support and citation precision/recall");
+  eval_cmd->add_option("qa", eval_answers.qa_path, "questions, one JSON object a line ({\"question\", ...})")->required();
+  eval_cmd->add_option("--top-k", eval_answers.top_k, "passages per question (1-50)")->default_val(5)->check(CLI::Range(1, 50));
+  eval_cmd->add_option("--limit", eval_answers.limit, "only the first N questions (0: all)")->default_val(0)->check(CLI::NonNegativeNumber);
+  eval_cmd->add_flag("--json", eval_answers.json_only, "print only the JSON report");
+  eval_cmd->add_option("--model", eval_answers.answer.model_path, model_help);
+  eval_cmd->add_option("--mode", eval_answers.answer.mode, mode_help)->check(CLI::IsMember({"model", "extractive"}));
 
   std::string tokenizer_path;
   auto* tokenize_cmd = app.add_subcommand("tokenize", "text on stdin -> JSON array of token ids (no BOS)");
@@ -49,7 +63,7 @@ int main(int argc, char** argv) {
 
   rag::GenerateFlags generate;
   auto* generate_cmd = app.add_subcommand("generate", "prompt on stdin -> the model's continuation (CPU)");
-  generate_cmd->add_option("--model", generate.model_dir, "Hugging Face model directory (config.json, *.safetensors, tokenizer.json)")->required();
+  generate_cmd->add_option("--model", generate.model_dir, "model: a Hugging Face directory (config.json, *.safetensors, tokenizer.json) or a .gguf file")->required();
   generate_cmd->add_flag("--raw", generate.raw, "tokenize stdin exactly as given: no BOS, no chat template");
   generate_cmd->add_flag("--json", generate.json, "print {\"prompt_ids\",\"ids\",\"text\",\"finish_reason\"}");
   generate_cmd->add_option("--max-tokens", generate.max_tokens, "tokens to generate at most")->default_val(256)->check(CLI::Range(1, 1 << 20));
@@ -73,13 +87,10 @@ int main(int argc, char** argv) {
     }
     rag::SetLogLevel(level);
   }
-  if (!unused_model.empty()) {
-    std::fprintf(stderr, "rag: --model is not supported yet; this build answers extractively\n");
-    return 2;
-  }
   if (*ingest_cmd) return rag::RunIngestCommand(common, ingest);
   if (*query_cmd) return rag::RunQueryCommand(common, query);
   if (*retrieve_cmd) return rag::RunRetrieveCommand(common, retrieve);
+  if (*eval_cmd) return rag::RunEvalAnswersCommand(common, eval_answers);
   if (*tokenize_cmd) return rag::RunTokenizeCommand(tokenizer_path);
   if (*generate_cmd) return rag::RunGenerateCommand(generate);
   return rag::RunServeCommand(common, serve);

@@ -116,11 +116,17 @@ HttpReply HandleGetJob(ServerContext& ctx, std::string_view id) {
 HttpReply HandleHealth(ServerContext& ctx) {
   StatusOr<DocumentStore::Counts> counts = ctx.assistant.store().CountAll();
   if (!counts.ok()) return ErrorReply(counts.status());
-  return JsonReply(200, {{"status", "ok"},
-                         {"documents", counts->documents},
-                         {"chunks", counts->chunks},
-                         {"jobs_queued", ctx.jobs.queued()},
-                         {"jobs_running", ctx.jobs.running()}});
+  Json health = {{"status", "ok"},
+                 {"documents", counts->documents},
+                 {"chunks", counts->chunks},
+                 {"jobs_queued", ctx.jobs.queued()},
+                 {"jobs_running", ctx.jobs.running()}};
+  // Extractive mode keeps the original shape (no "mode"/"model": no model answers).
+  if (!ctx.assistant.model_name().empty()) {
+    health["mode"] = ctx.assistant.mode();
+    health["model"] = ctx.assistant.model_name();
+  }
+  return JsonReply(200, health);
 }
 
 }  // namespace rag

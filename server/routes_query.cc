@@ -1,17 +1,30 @@
-// POST /v1/query: strict request parsing, Assistant::Query, and a JSON or SSE answer.
+// POST /v1/query: strict request parsing, then Assistant::Query (JSON) or Retrieve + Answer
+// streamed as server-sent events.
 //
 // Streaming (`"stream": true`) sends server-sent events in this order:
 //   event: passages   data: {"passages":[...]}            (as in the JSON answer)
-//   event: token      data: {"text":"..."}                (the answer in pieces; they concatenate
-//                                                          to "answer" exactly)
-//   event: citations  data: {"citations":[...]}
+//   event: token      data: {"text":"..."}                (the answer in pieces as it is made:
+//                                                          extractive answers concatenate to
+//                                                          "answer" exactly; a model's pieces are
+//                                                          its raw text, <co:N> tags included)
+//   event: citations  data: {"citations":[...],"unsupported":[...]}
 //   event: done       data: the JSON answer without "passages"
+//   event: error      data: {"error":{...}}               (instead of citations/done when the
+//                                                          engine fails mid-answer)
 // Errors found before streaming (bad request, failed retrieval) are ordinary JSON errors with a
-// 4xx/5xx status. Assistant::Query is synchronous today (BM25 + the extractive answerer), so the
-// events are written on the HTTP thread right after it returns; see sse_writer.h for why writes
-// stay on that thread.
+// 4xx/5xx status.
+//
+// Threads: every write stays on the HTTP thread that runs the handler (sse_writer.h says why).
+// The engine's token callback only queues text pieces; Assistant::Answer drains that queue on
+// this thread and we write each piece from there. This blocks the handler's thread for the
+// whole answer (other connections of that thread wait); accepted for now because Pistache 0.0.5
+// offers no safe way to write from another thread, and `--threads` sizes the pool. A client
+// that hung up (PeerGone, or a write that fails) makes on_event return false, which cancels the
+// request in the engine.
 #include <pistache/http.h>
 #include <pistache/peer.h>
+
+#include <poll.h>
 
 #include <cctype>
 
@@ -26,41 +39,47 @@ namespace {
 
 constexpr int kMaxTopK = 50;
 
-// Pieces of about `target` bytes, cut after a space (so never inside a UTF-8 sequence).
-std::vector<std::string_view> SplitForStreaming(std::string_view text, size_t target) {
-  std::vector<std::string_view> pieces;
-  size_t start = 0;
-  while (start < text.size()) {
-    const size_t space = start + target >= text.size() ? text.npos : text.find(' ', start + target);
-    if (space == text.npos) {
-      pieces.push_back(text.substr(start));
-      break;
-    }
-    pieces.push_back(text.substr(start, space + 1 - start));
-    start = space + 1;
-  }
-  return pieces;
+// True once the client's side of the connection is gone (reset, or closed and our next write
+// bounced). Needed because the handler blocks the connection's thread: Pistache only notices a
+// hang-up on that thread's event loop, so until the answer ends, ResponseStream writes to a dead
+// peer still "succeed". A client that only half-closes (shutdown(SHUT_WR)) is not gone.
+bool PeerGone(const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
+  if (!peer) return false;
+  pollfd p{};
+  p.fd = peer->fd();
+  p.events = 0;  // POLLERR and POLLHUP are always reported
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0;
 }
 
-int StreamQueryEvents(const Json& result, Pistache::Http::ResponseWriter writer) {
+int StreamQueryEvents(ServerContext& ctx, const QueryRequest& query, std::vector<Passage> passages,
+                      Pistache::Http::ResponseWriter writer) {
   std::shared_ptr<Pistache::Tcp::Peer> peer = writer.getPeer();
   AddResponseHeader(writer, "Content-Type", "text/event-stream; charset=utf-8");
   AddResponseHeader(writer, "Cache-Control", "no-cache");
   AddResponseHeader(writer, "X-Accel-Buffering", "no");
   try {
     SseWriter sse(writer.stream(Pistache::Http::Code::Ok));
-    sse.Send("passages", DumpJson({{"passages", result.value("passages", Json::array())}}));
-    const std::string answer = result.value("answer", std::string());
-    for (std::string_view piece : SplitForStreaming(answer, 24)) {
-      if (!sse.Send("token", DumpJson({{"text", std::string(piece)}}))) break;
+    Json list = Json::array();
+    for (const auto& p : passages) list.push_back(PassageToJson(p));
+    sse.Send("passages", DumpJson({{"passages", std::move(list)}}));
+    StatusOr<QueryResult> result =
+        ctx.assistant.Answer(query, std::move(passages), [&sse, &peer](const QueryEvent& e) {
+          if (e.kind != QueryEvent::Kind::kToken) return !sse.failed();
+          return !PeerGone(peer) && sse.Send("token", DumpJson({{"text", e.text}}));
+        });
+    if (result.ok()) {
+      Json done = QueryResultToJson(*result);
+      sse.Send("citations", DumpJson({{"citations", done["citations"]}, {"unsupported", done["unsupported"]}}));
+      done.erase("passages");
+      sse.Send("done", DumpJson(done));
+    } else if (!sse.failed() && !PeerGone(peer)) {
+      RAG_LOG(WARN) << "http: answer failed mid-stream: " << result.status().message();
+      sse.Send("error", DumpJson({{"error", {{"message", result.status().message()},
+                                            {"type", "server_error"}, {"code", "internal"}}}}));
     }
-    sse.Send("citations", DumpJson({{"citations", result.value("citations", Json::array())}}));
-    Json done = result;
-    done.erase("passages");
-    sse.Send("done", DumpJson(done));
     sse.End();
-    if (sse.failed()) {
-      RAG_LOG(INFO) << "http: query stream cut short: the client hung up";
+    if (sse.failed() || PeerGone(peer)) {
+      RAG_LOG(INFO) << "http: query stream cut short: the client hung up (request cancelled)";
     }
   } catch (const std::exception& e) {
     // writer.stream() throws when the headers do not fit; nothing was sent then.
@@ -122,14 +141,17 @@ HttpReply HandleQuery(ServerContext& ctx, const Pistache::Http::Request& request
   StatusOr<std::optional<bool>> stream = GetOptionalBool(*body, "stream");
   if (!stream.ok()) return ErrorReply(stream.status());
 
-  StatusOr<QueryResult> result = ctx.assistant.Query(query);
-  if (!result.ok()) return ErrorReply(result.status());
-  Json json = QueryResultToJson(*result);
-  if (!stream->value_or(false)) return JsonReply(200, json);
-
+  if (!stream->value_or(false)) {
+    StatusOr<QueryResult> result = ctx.assistant.Query(query);
+    if (!result.ok()) return ErrorReply(result.status());
+    return JsonReply(200, QueryResultToJson(*result));
+  }
+  StatusOr<std::vector<Passage>> passages = ctx.assistant.Retrieve(query);
+  if (!passages.ok()) return ErrorReply(passages.status());
   HttpReply reply;
-  reply.stream = [json = std::move(json)](Pistache::Http::ResponseWriter writer) {
-    return StreamQueryEvents(json, std::move(writer));
+  reply.stream = [&ctx, query = std::move(query),
+                  passages = std::move(*passages)](Pistache::Http::ResponseWriter writer) mutable {
+    return StreamQueryEvents(ctx, query, std::move(passages), std::move(writer));
   };
   return reply;
 }

@@ -196,4 +196,10 @@ StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(const std::string& model_dir
   return std::unique_ptr<Backend>(new CpuBackend(std::move(config), std::move(weights), options));
 }
 
+StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(ModelConfig config, CpuWeights weights,
+                                                    const CpuBackendOptions& options) {
+  if (options.block_size <= 0) return InvalidArgument("cpu backend: block_size must be positive");
+  return std::unique_ptr<Backend>(new CpuBackend(std::move(config), std::move(weights), options));
+}
+
 }  // namespace rag

@@ -8,6 +8,7 @@
 
 #include "common/status.h"
 #include "engine/backend.h"
+#include "engine/cpu/cpu_weights.h"
 
 namespace rag {
 
@@ -22,6 +23,11 @@ struct CpuBackendOptions {
 // Loads config.json (+ generation_config.json) and the safetensors weights of model_dir.
 // Forward is not thread-safe: one call at a time (the engine loop is the only caller).
 StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(const std::string& model_dir,
+                                                    const CpuBackendOptions& options);
+
+// A backend over weights already loaded (a GGUF file, tests). The weights must have the shapes
+// `config` implies (LoadCpuWeights checks them).
+StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(ModelConfig config, CpuWeights weights,
                                                     const CpuBackendOptions& options);
 
 }  // namespace rag

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "engine/gguf.h"
 #include "engine/model_config.h"
 #include "engine/safetensors.h"
 
@@ -33,5 +34,11 @@ struct CpuWeights {
 // tensor and file: missing, wrong shape, unsupported dtype. lm_head.weight is required unless
 // tie_word_embeddings (then it is ignored when present).
 StatusOr<CpuWeights> LoadCpuWeights(const ModelConfig& config, const SafetensorsReader& reader);
+
+// The same from a GGUF file (llama.cpp's names: token_embd, blk.N.attn_q/k/v/output,
+// ffn_gate/up/down, attn_norm, ffn_norm, output_norm, output), every type dequantised to fp32
+// and attn_q/attn_k rows brought back to Hugging Face's rotate-half order (cpu_weights_gguf.cc).
+// output.weight is required unless tie_word_embeddings.
+StatusOr<CpuWeights> LoadCpuWeights(const ModelConfig& config, const GgufFile& file);
 
 }  // namespace rag

@@ -1,0 +1,124 @@
+// POST /v1/query in model mode over real HTTP: the stream of events from the engine, and a
+// client that hangs up mid-answer cancelling its request in the engine.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "common/json_util.h"
+#include "server/assistant.h"
+#include "server/http_server.h"
+#include "tests/testing/http_client.h"
+#include "tests/testing/temp_dir.h"
+#include "tests/unit/server_model_testing.h"
+
+namespace rag {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Client;
+using testing::Do;
+using testing::ParseSse;
+using testing::RawRequest;
+using testing::Response;
+using testing::SseEvent;
+
+class ModelHttpTest : public ::testing::Test {
+ protected:
+  void Start(int max_answer_tokens) {
+    const std::string model = testing::MakeChatMlTestModel(dir_.file("chatml-tiny"));
+    ASSERT_FALSE(model.empty());
+    AssistantOptions options;
+    options.data_dir = dir_.file("data");
+    options.model_path = model;
+    options.max_answer_tokens = max_answer_tokens;
+    options.model_threads = 1;
+    auto assistant = Assistant::Open(options);
+    ASSERT_TRUE(assistant.ok()) << assistant.status().ToString();
+    assistant_ = std::move(*assistant);
+    std::ofstream(dir_.file("ferry.md")) << testing::kTestNotes;
+    ASSERT_TRUE(assistant_->IngestPath(dir_.file("ferry.md"), "default").ok());
+    ServerOptions server;
+    server.host = "127.0.0.1";
+    server.port = 0;
+    server.threads = 2;
+    auto started = HttpServer::Start(*assistant_, server);
+    ASSERT_TRUE(started.ok()) << started.status().ToString();
+    server_ = std::move(*started);
+    port_ = server_->port();
+  }
+
+  Response Ask(const std::string& question, bool stream) {
+    return Do(port_, "POST", "/v1/query", Json({{"question", question}, {"stream", stream}}).dump(),
+              {"Content-Type: application/json"});
+  }
+
+  ::rag::testing::TempDir dir_;
+  std::unique_ptr<Assistant> assistant_;
+  std::unique_ptr<HttpServer> server_;
+  int port_ = 0;
+};
+
+TEST_F(ModelHttpTest, StreamsPassagesTokensCitationsAndDone) {
+  Start(/*max_answer_tokens=*/20);
+  Response health = Do(port_, "GET", "/healthz");
+  EXPECT_EQ(health.json()["mode"], "model");
+  EXPECT_EQ(health.json()["model"], "chatml-tiny");
+
+  Response r = Ask("When does the island ferry depart?", /*stream=*/true);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("content-type"), "text/event-stream; charset=utf-8");
+  const std::vector<SseEvent> events = ParseSse(r.body);
+  ASSERT_GE(events.size(), 4u) << r.body;
+  EXPECT_EQ(events.front().event, "passages");
+  EXPECT_FALSE(events.front().data["passages"].empty());
+  size_t i = 1;
+  for (; i < events.size() && events[i].event == "token"; ++i) {
+    EXPECT_TRUE(events[i].data["text"].is_string());
+  }
+  EXPECT_GE(i, 3u) << "the model's answer comes token by token";
+  ASSERT_EQ(events.size(), i + 2) << r.body;
+  EXPECT_EQ(events[i].event, "citations");
+  EXPECT_TRUE(events[i].data["citations"].is_array());
+  EXPECT_TRUE(events[i].data["unsupported"].is_array());
+  const Json& done = events[i + 1].data;
+  EXPECT_EQ(events[i + 1].event, "done");
+  EXPECT_EQ(done["mode"], "model");
+  EXPECT_EQ(done["model"], "chatml-tiny");
+  EXPECT_GT(done["usage"]["completion_tokens"].get<int>(), 0);
+  EXPECT_FALSE(done.contains("passages"));
+  // The same answer without streaming (greedy decoding).
+  Response plain = Ask("When does the island ferry depart?", /*stream=*/false);
+  ASSERT_EQ(plain.status, 200) << plain.body;
+  EXPECT_EQ(plain.json()["answer"], done["answer"]);
+  EXPECT_EQ(plain.json()["unsupported"], done["unsupported"]);
+}
+
+TEST_F(ModelHttpTest, ClientHangingUpCancelsTheAnswerAndTheServerGoesOn) {
+  // Long enough that an answer nobody cancels would still be running at the end of the wait.
+  Start(/*max_answer_tokens=*/4000);
+  {
+    Client client(port_);
+    ASSERT_TRUE(client.Send(RawRequest(
+        "POST", "/v1/query",
+        Json({{"question", "When does the island ferry depart?"}, {"stream", true}}).dump(),
+        {"Content-Type: application/json"})));
+    // The passages event and the first tokens have arrived: the engine is generating.
+    ASSERT_TRUE(client.ReadAtLeast(1500));
+    EXPECT_EQ(assistant_->generating(), 1);
+    client.Abort();
+  }
+  // The next write fails, the handler cancels the request and the engine drops it.
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (assistant_->generating() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(assistant_->generating(), 0) << "the abandoned answer was not cancelled";
+  Response health = Do(port_, "GET", "/healthz");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(health.json()["status"], "ok");
+}
+
+}  // namespace
+}  // namespace rag

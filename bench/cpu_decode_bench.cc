@@ -12,10 +12,11 @@
 #include <vector>
 
 #include "engine/cpu/cpu_backend.h"
+#include "engine/model_loader.h"
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s MODEL_DIR [--threads N] [--prompt-tokens P] [--tokens T]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s MODEL_DIR|FILE.gguf [--threads N] [--prompt-tokens P] [--tokens T]\n", argv[0]);
     return 2;
   }
   const std::string dir = argv[1];
@@ -34,19 +35,21 @@ int main(int argc, char** argv) {
   const int total = prompt_tokens + tokens;
   options.num_blocks = (total + options.block_size - 1) / options.block_size;
   auto t0 = std::chrono::steady_clock::now();
-  auto backend = rag::CreateCpuBackend(dir, options);
-  if (!backend.ok()) {
-    std::fprintf(stderr, "error: %s\n", backend.status().ToString().c_str());
+  // A model directory or a .gguf file (LoadModel reads both; the tokenizer is not used here).
+  auto model = rag::LoadModel(dir, options);
+  if (!model.ok()) {
+    std::fprintf(stderr, "error: %s\n", model.status().ToString().c_str());
     return 1;
   }
+  auto backend = std::move(model->backend);
   auto t1 = std::chrono::steady_clock::now();
-  const int64_t vocab = (*backend)->config().vocab_size;
+  const int64_t vocab = backend->config().vocab_size;
   rag::SequenceInput seq;
   for (int i = 0; i < prompt_tokens; ++i) seq.tokens.push_back(static_cast<int32_t>((i * 7919 + 13) % vocab));
   for (int b = 0; b < options.num_blocks; ++b) seq.block_table.push_back(b);
   rag::ForwardBatch batch;
   batch.sequences.push_back(seq);
-  auto logits = (*backend)->Forward(batch);
+  auto logits = backend->Forward(batch);
   if (!logits.ok()) {
     std::fprintf(stderr, "error: %s\n", logits.status().ToString().c_str());
     return 1;
@@ -57,7 +60,7 @@ int main(int argc, char** argv) {
     int32_t next = static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
     batch.sequences[0].tokens = {next};
     batch.sequences[0].start_pos = prompt_tokens + step;
-    logits = (*backend)->Forward(batch);
+    logits = backend->Forward(batch);
     if (!logits.ok()) {
       std::fprintf(stderr, "error: %s\n", logits.status().ToString().c_str());
       return 1;

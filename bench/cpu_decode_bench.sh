@@ -4,7 +4,10 @@
 # intermediate 1536, vocab 49152, tied), same CPU, same thread count, both fp32 arithmetic.
 # The model is written to a temporary directory (not committed) by transformers itself.
 #
-#   bench/cpu_decode_bench.sh [BUILD_DIR] [THREADS] [TOKENS]
+#   bench/cpu_decode_bench.sh [BUILD_DIR] [THREADS] [TOKENS] [FILE.gguf]
+# With FILE.gguf (e.g. the bundled models/SmolLM2-135M-Instruct.Q4_1.gguf) both sides run that
+# real file instead: ours dequantises it to fp32 at load, transformers (gguf_file=, needs the
+# gguf and accelerate packages) does the same.
 # Needs: python3 with torch and transformers (pip install torch transformers safetensors), and
 # the cpu_decode_bench target (cmake --build BUILD_DIR --target cpu_decode_bench).
 set -euo pipefail
@@ -15,9 +18,15 @@ TOKENS=${3:-64}
 PROMPT=16
 BIN="$BUILD/engine/cpu_decode_bench"
 [ -x "$BIN" ] || cmake --build "$BUILD" --target cpu_decode_bench -j"$THREADS" >/dev/null
+GGUF=${4:-}
 MODEL=$(mktemp -d)
 trap 'rm -rf "$MODEL"' EXIT
 
+if [ -n "$GGUF" ]; then
+  rmdir "$MODEL"
+  MODEL=$(cd "$(dirname "$GGUF")" && pwd)/$(basename "$GGUF")
+  trap - EXIT
+else
 python3 - "$MODEL" <<'PY'
 import sys, torch
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -28,6 +37,7 @@ cfg = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num
                   bos_token_id=0, eos_token_id=0)
 LlamaForCausalLM(cfg).to(torch.bfloat16).save_pretrained(sys.argv[1])
 PY
+fi
 
 OURS=$("$BIN" "$MODEL" --threads "$THREADS" --prompt-tokens "$PROMPT" --tokens "$TOKENS")
 echo "$OURS"
@@ -37,7 +47,12 @@ import json, sys, time, torch
 from transformers import DynamicCache, LlamaForCausalLM
 model_dir, threads, prompt, tokens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 torch.set_num_threads(threads)
-model = LlamaForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+if model_dir.endswith(".gguf"):
+    import os
+    model = LlamaForCausalLM.from_pretrained(os.path.dirname(model_dir), gguf_file=os.path.basename(model_dir),
+                                             dtype=torch.float32).eval()
+else:
+    model = LlamaForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
 vocab = model.config.vocab_size
 ids = torch.tensor([[(i * 7919 + 13) % vocab for i in range(prompt)]])
 with torch.inference_mode():

@@ -157,18 +157,24 @@ int RunEvalAnswersCommand(const CommonFlags& common, const EvalAnswersFlags& fla
                  {"min_support", options.attribution.min_support},
                  {"seconds", seconds}};
   if (!flags.json_only) {
-    auto show = [](const Json& v) { return v.is_number() ? v.get<double>() : -1.0; };
+    // "n/a" when a rate has no denominator (e.g. a model that emits no tags).
+    auto show = [](const Json& v) {
+      char buf[32];
+      if (!v.is_number()) return std::string("n/a");
+      std::snprintf(buf, sizeof(buf), "%.3f", v.get<double>());
+      return std::string(buf);
+    };
     std::printf("%-22s %s%s%s\n", "mode", (*assistant)->mode().c_str(),
                 (*assistant)->model_name().empty() ? "" : " / ", (*assistant)->model_name().c_str());
     std::printf("%-22s %d (%d failed, %d without an answer)\n", "questions", t.questions, t.failed,
                 t.no_answer);
     std::printf("%-22s %d\n", "claim sentences", t.claims);
-    std::printf("%-22s %.3f\n", "answer support rate", show(report["answer_support_rate"]));
-    std::printf("%-22s %.3f (%d cited spans)\n", "citation precision",
-                show(report["citation_precision"]), t.cited_pairs);
-    std::printf("%-22s %.3f\n", "citation recall", show(report["citation_recall"]));
-    std::printf("%-22s %.3f (%d tagged pairs; -1: none)\n", "model tag precision",
-                show(report["model_tag_precision"]), t.tag_pairs);
+    std::printf("%-22s %s\n", "answer support rate", show(report["answer_support_rate"]).c_str());
+    std::printf("%-22s %s (%d cited spans)\n", "citation precision",
+                show(report["citation_precision"]).c_str(), t.cited_pairs);
+    std::printf("%-22s %s\n", "citation recall", show(report["citation_recall"]).c_str());
+    std::printf("%-22s %s (%d tagged pairs)\n", "model tag precision",
+                show(report["model_tag_precision"]).c_str(), t.tag_pairs);
   }
   std::printf("%s\n", report.dump().c_str());
   return t.failed > 0 ? 1 : 0;

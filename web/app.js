@@ -328,9 +328,88 @@ function updateCollections(docs) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Asking a question.
+// Asking a question. The question goes out with `"stream": true` and the answer comes back as
+// server-sent events (docs/API.md): `passages` first (shown at once), then `token` pieces of the
+// answer (appended live), then `citations` and `done` (the final answer, re-rendered with its
+// citation markers and unsupported sentences), or `error` instead of those two. The Stop button
+// aborts the request; the server notices the hang-up and cancels the answer in its engine.
 
 let askController = null;
+
+// Incremental parser of a text/event-stream. push() takes decoded text in chunks of any size
+// (a chunk may end in the middle of a line or an event) and returns the events it completed, as
+// { event, data }. Only what the server sends is needed: `event:` and `data:` lines (several
+// data lines join with "\n"), comment lines (":") ignored, events ending at a blank line.
+function createSseParser() {
+  let buffer = '';
+  const parseBlock = (block) => {
+    let event = 'message';
+    const data = [];
+    for (const line of block.split('\n')) {
+      if (line === '' || line.startsWith(':')) continue;
+      const colon = line.indexOf(':');
+      const field = colon < 0 ? line : line.slice(0, colon);
+      let value = colon < 0 ? '' : line.slice(colon + 1);
+      if (value.startsWith(' ')) value = value.slice(1);
+      if (field === 'event') event = value;
+      else if (field === 'data') data.push(value);
+    }
+    return data.length ? { event, data: data.join('\n') } : null;  // no data: nothing to dispatch
+  };
+  return {
+    push(text) {
+      // Line ends may be \r\n, \r or \n; a \r at the very end may be the first half of a \r\n
+      // split between chunks, so it waits for the next chunk.
+      buffer = (buffer + text).replace(/\r\n|\r(?!$)/g, '\n');
+      const events = [];
+      for (let end; (end = buffer.indexOf('\n\n')) >= 0;) {
+        const parsed = parseBlock(buffer.slice(0, end));
+        buffer = buffer.slice(end + 2);
+        if (parsed) events.push(parsed);
+      }
+      return events;
+    },
+  };
+}
+
+// Reads the event stream of `response` to its end, calling onEvent(name, data) for each event.
+// An exception from onEvent (an `error` event) stops reading and closes the connection.
+async function readEvents(response, onEvent) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder('utf-8');  // {stream: true} keeps split UTF-8 sequences whole
+  const parser = createSseParser();
+  try {
+    for (;;) {
+      let chunk;
+      try {
+        chunk = await reader.read();
+      } catch (err) {
+        if (err.name === 'AbortError') throw err;
+        throw new ApiError('The connection to the server was lost while the answer was being written.', 0);
+      }
+      if (chunk.done) break;
+      for (const e of parser.push(decoder.decode(chunk.value, { stream: true }))) onEvent(e.event, e.data);
+    }
+    // An event not ended by a blank line when the stream closes is incomplete: dropped (as the
+    // EventSource specification does).
+    for (const e of parser.push(decoder.decode())) onEvent(e.event, e.data);
+  } catch (err) {
+    reader.cancel().catch(() => {});
+    throw err;
+  }
+}
+
+// The model's raw text carries <co:N> ... </co> citation tags; they are hidden from the live
+// view (the final answer from `done` has none), including a tag still cut off at the end.
+function visibleStreamText(raw) {
+  return raw.replace(/<\/?co(?::[^<>]*)?>/g, '').replace(/<(?:\/?(?:c(?:o(?::[\d,\s]*)?)?)?)?$/, '');
+}
+
+// Sets the status line under the question; `busy` shows the spinner.
+function setAskStatus(text, busy) {
+  $('ask-status').textContent = text;
+  $('ask-status').classList.toggle('loading', busy);
+}
 
 async function ask(event) {
   event.preventDefault();
@@ -340,37 +419,143 @@ async function ask(event) {
     return;
   }
   if (askController) askController.abort();  // a newer question replaces the pending one
-  askController = new AbortController();
-  const controller = askController;
+  const controller = new AbortController();
+  askController = controller;
 
-  const body = { question, top_k: Math.max(1, Math.min(50, parseInt($('top-k').value, 10) || 5)) };
+  const body = { question, top_k: Math.max(1, Math.min(50, parseInt($('top-k').value, 10) || 5)), stream: true };
   const collection = $('ask-collection').value;
   if (collection) body.collection = collection;
 
+  // What this answer's stream has delivered so far.
+  const run = { passages: null, byIndex: new Map(), raw: '', tokens: 0, live: null, citations: null, unsupported: null, done: false };
+  const result = $('result');
+  const setStreamState = (state) => { result.dataset.streamState = state; };
+
   hidePopover();
   show($('ask-error'), false);
-  $('ask-status').textContent = 'Searching the documents and writing the answer…';
-  $('ask-status').classList.add('loading');
+  setAskStatus('Searching the documents…', true);
   $('ask-button').disabled = true;
-  $('result').setAttribute('aria-busy', 'true');
+  show($('stop-button'), true);
+  result.setAttribute('aria-busy', 'true');
+  result.dataset.tokenEvents = '0';  // the e2e test reads this to know the answer was streamed
+  setStreamState('waiting');
+
+  const onEvent = (name, data) => {
+    if (controller !== askController) return;  // a newer question took over
+    let payload;
+    try {
+      payload = JSON.parse(data);
+    } catch (_) {
+      throw new ApiError(`The server sent a malformed "${name}" event.`, 200);
+    }
+    if (name === 'passages') {
+      run.passages = Array.isArray(payload.passages) ? payload.passages : [];
+      run.byIndex = indexPassages(run.passages);
+      renderPassages(run.passages);
+      run.live = document.createTextNode('');
+      $('answer').replaceChildren(run.live);
+      $('answer').classList.add('streaming');
+      $('answer-meta').textContent = '';
+      show($('answer-note'), false);
+      show(result, true);
+      setStreamState('streaming');
+      setAskStatus(run.passages.length ? 'Writing the answer…' : 'Nothing relevant found; finishing…', true);
+    } else if (name === 'token') {
+      run.raw += typeof payload.text === 'string' ? payload.text : '';
+      run.tokens += 1;
+      result.dataset.tokenEvents = String(run.tokens);
+      if (run.live) run.live.data = visibleStreamText(run.raw);  // text only, never markup
+    } else if (name === 'citations') {
+      run.citations = payload.citations;
+      run.unsupported = payload.unsupported;
+      setAskStatus('Checking the citations…', true);
+    } else if (name === 'done') {
+      const reply = { ...payload, passages: run.passages || [] };
+      if (!Array.isArray(reply.citations) && Array.isArray(run.citations)) reply.citations = run.citations;
+      if (!Array.isArray(reply.unsupported) && Array.isArray(run.unsupported)) reply.unsupported = run.unsupported;
+      $('answer').classList.remove('streaming');
+      renderAnswerPart(reply, run.byIndex);
+      run.done = true;
+      setStreamState('done');
+    } else if (name === 'error') {
+      const e = payload.error || {};
+      throw new ApiError(e.message ? String(e.message) : 'The answer failed on the server.', 500, e.type, e.code);
+    }
+    // Other event names are for newer clients: ignored.
+  };
+
   try {
-    const reply = await api('POST', 'v1/query', body, controller.signal);
-    renderResult(reply);
-    $('ask-status').textContent = 'Answer ready.';
+    let response;
+    try {
+      response = await fetch('v1/query', {
+        method: 'POST',
+        signal: controller.signal,
+        headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' },
+        body: JSON.stringify(body),
+      });
+    } catch (err) {
+      if (err.name === 'AbortError') throw err;
+      throw new ApiError('Cannot reach the server. Is `rag serve` running?', 0);
+    }
+    if (!response.ok) throw errorFromResponse(response.status, response.statusText, await response.text());
+    if ((response.headers.get('Content-Type') || '').startsWith('text/event-stream')) {
+      await readEvents(response, onEvent);
+      if (!run.done) throw new ApiError('The answer stream ended before the answer was complete.', 0);
+    } else {
+      // A server that does not stream answers with the whole JSON answer at once.
+      let reply;
+      try {
+        reply = JSON.parse(await response.text());
+      } catch (_) {
+        throw new ApiError('The server sent a response that is not JSON.', response.status);
+      }
+      renderResult(reply);
+      setStreamState('done');
+    }
+    if (controller === askController) setAskStatus('Answer ready.', false);
   } catch (err) {
-    if (err.name === 'AbortError') return;
-    $('ask-status').textContent = '';
+    if (controller !== askController) return;  // replaced by a newer question: nothing to show
+    if (err.name === 'AbortError') {
+      // Only the Stop button aborts the current question.
+      markIncomplete(run);
+      setStreamState('stopped');
+      setAskStatus(run.passages ? 'Stopped. The answer above is incomplete.' : 'Stopped.', false);
+      if (!run.passages) show(result, false);
+      return;
+    }
+    setAskStatus('', false);
     $('ask-error').textContent = err.message;
     show($('ask-error'), true);
-    show($('result'), false);  // an older answer next to the error would read as this one's
+    setStreamState('error');
+    // Passages and a partial answer of this question stay, marked incomplete; an older answer
+    // next to the error would read as this one's, so without them the result is hidden.
+    if (run.passages) markIncomplete(run);
+    else show(result, false);
   } finally {
     if (controller === askController) {
-      $('ask-status').classList.remove('loading');
+      const stop = $('stop-button');
+      const hadFocus = document.activeElement === stop;
+      show(stop, false);
       $('ask-button').disabled = false;
-      $('result').removeAttribute('aria-busy');
+      if (hadFocus) $('ask-button').focus();  // focus must not vanish with the hidden button
+      result.removeAttribute('aria-busy');
       askController = null;
     }
   }
+}
+
+// After a stop or a failure mid-answer: the live text stays, flagged as incomplete.
+function markIncomplete(run) {
+  $('answer').classList.remove('streaming');
+  if (!run.passages || run.done) return;
+  if (!run.raw) {
+    $('answer').replaceChildren(el('p', { class: 'empty' }, 'No answer was written.'));
+  }
+  $('answer-meta').textContent = 'Incomplete answer: citations are only checked when the answer is complete.';
+}
+
+function stopAsking() {
+  if (askController) askController.abort();
 }
 
 // Passages by their "index" (the number the citations refer to), with the 1-based number shown
@@ -379,61 +564,99 @@ function indexPassages(passages) {
   const byIndex = new Map();
   passages.forEach((p, pos) => {
     const key = Number.isInteger(p.index) ? p.index : pos;
-    byIndex.set(key, { passage: p, number: pos + 1 });
+    byIndex.set(key, { passage: p, number: pos + 1, source: key });
   });
   return byIndex;
 }
 
+// A whole JSON answer (passages included), shown at once.
 function renderResult(reply) {
-  const answer = typeof reply.answer === 'string' ? reply.answer : '';
   const passages = Array.isArray(reply.passages) ? reply.passages : [];
+  renderPassages(passages);
+  $('answer').classList.remove('streaming');
+  renderAnswerPart(reply, indexPassages(passages));
+  show($('result'), true);
+}
+
+function renderPassages(passages) {
+  $('passages').replaceChildren(...passages.map((p, pos) => renderPassageItem(p, pos + 1)));
+  show($('passages-title'), passages.length > 0);
+}
+
+// Says what produced the answer: "answered by <model>, model mode" or "extractive".
+function describeMode(reply) {
+  if (reply.mode === 'model') {
+    return `answered by ${typeof reply.model === 'string' ? reply.model : 'the language model'}, model mode`;
+  }
+  if (reply.mode === 'extractive') return 'extractive (sentences of the passages, each cited)';
+  return typeof reply.mode === 'string' ? `mode: ${reply.mode}` : '';
+}
+
+// The answer with its citation markers and unsupported sentences, its mode and its timings.
+function renderAnswerPart(reply, byIndex) {
+  const answer = typeof reply.answer === 'string' ? reply.answer : '';
   const citations = Array.isArray(reply.citations) ? reply.citations : [];
-  const byIndex = indexPassages(passages);
+  const unsupported = Array.isArray(reply.unsupported) ? reply.unsupported : [];
 
   const answerNode = $('answer');
   if (answer) {
-    answerNode.replaceChildren(...renderAnswer(answer, citations, byIndex));
+    answerNode.replaceChildren(...renderAnswer(answer, citations, byIndex, unsupported));
   } else {
     answerNode.replaceChildren(el('p', { class: 'empty' },
-      passages.length ? 'No answer was produced.' : 'Nothing relevant was found in the documents.'));
+      byIndex.size ? 'No answer was produced.' : 'Nothing relevant was found in the documents.'));
   }
 
   const meta = [];
-  if (typeof reply.mode === 'string') meta.push(`mode: ${reply.mode}`);
-  if (typeof reply.model === 'string') meta.push(`model: ${reply.model}`);
+  const mode = describeMode(reply);
+  if (mode) meta.push(mode);
   const t = reply.timings || {};
   if (typeof t.total_ms === 'number') meta.push(`${t.total_ms.toFixed(1)} ms`);
   if (typeof t.retrieve_ms === 'number') meta.push(`retrieval ${t.retrieve_ms.toFixed(1)} ms`);
   if (typeof t.answer_ms === 'number') meta.push(`answer ${t.answer_ms.toFixed(1)} ms`);
   $('answer-meta').textContent = meta.join(' · ');
 
-  $('passages').replaceChildren(...passages.map((p, pos) => renderPassageItem(p, pos + 1)));
-  show($('passages-title'), passages.length > 0);
-  show($('result'), true);
+  const shown = answerNode.querySelectorAll('.unsupported').length;
+  $('answer-note').textContent = shown === 1
+    ? 'The sentence with a dotted underline is not supported by the retrieved passages.'
+    : `The ${shown} sentences with a dotted underline are not supported by the retrieved passages.`;
+  show($('answer-note'), shown > 0);
 }
 
-// Splits the answer into plain text, highlighted cited spans and a marker button per source
-// after each span. Citations are sorted; an overlapping one is clipped to start where the
-// previous ended, so every character is shown exactly once.
-function renderAnswer(answer, citations, byIndex) {
+const UNSUPPORTED_TIP = 'not supported by the retrieved passages';
+
+// Splits the answer into plain text, highlighted cited spans with a marker button per source
+// after each, and unsupported sentences (dotted underline, tooltip, and a hidden note for screen
+// readers). Spans are sorted; an overlapping one is clipped to start where the previous ended,
+// so every character is shown exactly once.
+function renderAnswer(answer, citations, byIndex, unsupported = []) {
   const chars = Array.from(answer);  // code points, the unit of start/end
-  const valid = citations
-    .filter((c) => Number.isInteger(c.start) && Number.isInteger(c.end))
-    .map((c) => ({ ...c, start: Math.max(0, Math.min(c.start, chars.length)),
-                   end: Math.max(0, Math.min(c.end, chars.length)) }))
-    .sort((a, b) => a.start - b.start || a.end - b.end);
+  const clamp = (n) => Math.max(0, Math.min(n, chars.length));
+  const valid = (s) => s && Number.isInteger(s.start) && Number.isInteger(s.end);
+  const spans = [
+    ...citations.filter(valid).map((c) => ({ citation: c, start: clamp(c.start), end: clamp(c.end) })),
+    ...unsupported.filter(valid).map((u) => ({ citation: null, start: clamp(u.start), end: clamp(u.end) })),
+  ].sort((a, b) => a.start - b.start || a.end - b.end);
 
   const nodes = [];
   let pos = 0;
-  for (const c of valid) {
-    const start = Math.max(c.start, pos);
-    const end = Math.max(c.end, start);
+  for (const span of spans) {
+    const start = Math.max(span.start, pos);
+    const end = Math.max(span.end, start);
     if (start > pos) nodes.push(document.createTextNode(chars.slice(pos, start).join('')));
-    if (end > start) nodes.push(el('mark', { class: 'cited' }, chars.slice(start, end).join('')));
-    const sources = [...new Set(Array.isArray(c.sources) ? c.sources : [])];
-    for (const s of sources) {
-      const entry = byIndex.get(s);
-      if (entry) nodes.push(makeMarker(entry, c));
+    const text = chars.slice(start, end).join('');
+    const c = span.citation;
+    if (!c) {
+      if (end > start) {
+        nodes.push(el('span', { class: 'unsupported', title: UNSUPPORTED_TIP }, text,
+          el('span', { class: 'visually-hidden' }, ` (${UNSUPPORTED_TIP})`)));
+      }
+    } else {
+      if (end > start) nodes.push(el('mark', { class: 'cited' }, text));
+      const sources = [...new Set(Array.isArray(c.sources) ? c.sources : [])];
+      for (const s of sources) {
+        const entry = byIndex.get(s);
+        if (entry) nodes.push(makeMarker(entry, c));
+      }
     }
     pos = end;
   }
@@ -453,10 +676,10 @@ function makeMarker(entry, citation) {
   button.addEventListener('click', (e) => {
     e.stopPropagation();
     if (popover.anchor === button && popover.pinned) hidePopover(true);
-    else showPopover(button, passage, number, citation, true);
+    else showPopover(button, entry, citation, true);
   });
   button.addEventListener('mouseenter', () => {
-    if (!popover.pinned) showPopover(button, passage, number, citation, false);
+    if (!popover.pinned) showPopover(button, entry, citation, false);
   });
   button.addEventListener('mouseleave', scheduleHide);
   return button;
@@ -494,7 +717,8 @@ function renderPassageItem(p, number) {
 
 const popover = { anchor: null, pinned: false, hideTimer: null };
 
-function showPopover(anchor, passage, number, citation, pinned) {
+function showPopover(anchor, entry, citation, pinned) {
+  const { passage, number, source } = entry;
   clearTimeout(popover.hideTimer);
   if (popover.anchor && popover.anchor !== anchor) popover.anchor.setAttribute('aria-expanded', 'false');
   popover.anchor = anchor;
@@ -508,7 +732,8 @@ function showPopover(anchor, passage, number, citation, pinned) {
   meta.push(passage.page ? `page ${passage.page}` : 'page —');
   if (passage.section) meta.push(passage.section);
   const textNode = el('p', { class: 'popover-text' });
-  const mark = appendHighlighted(textNode, passage.text || '', citation.text || '');
+  const text = passage.text || '';
+  const mark = appendHighlighted(textNode, text, citation.text || '', supportIn(citation, source, text));
   $('popover-body').replaceChildren(el('p', { class: 'popover-meta' }, meta.join(' · ')), textNode);
   if (!mark) {
     $('popover-body').append(el('p', { class: 'hint' }, 'The cited text was not found in this passage.'));
@@ -620,8 +845,34 @@ function findSimilarSentence(haystack, needle) {
   return bestScore >= 0.5 ? best : null;
 }
 
+// The server's own answer to "where in this passage is the cited sentence supported": the first
+// (best) `support` entry of `citation` for the passage with index `source`, with its code-point
+// span [passage_start, passage_end) checked against the passage text; null when there is none.
+function supportIn(citation, source, text) {
+  const list = Array.isArray(citation.support) ? citation.support : [];
+  const length = Array.from(text).length;
+  return list.find((s) => s && s.source === source &&
+    Number.isInteger(s.passage_start) && Number.isInteger(s.passage_end) &&
+    s.passage_start >= 0 && s.passage_start < s.passage_end && s.passage_end <= length) || null;
+}
+
 // Appends `text` to `parent` with the cited part wrapped in <mark>; returns the mark or null.
-function appendHighlighted(parent, text, cited) {
+// The server's support span is exact and preferred; without one, the cited text is searched
+// for (loosely, then by the most similar sentence). data-match says which way was used.
+function appendHighlighted(parent, text, cited, support) {
+  if (support) {
+    const chars = Array.from(text);  // support offsets count code points
+    const mark = el('mark', {
+      class: 'source-hit', 'data-match': 'support',
+      'data-passage-start': support.passage_start, 'data-passage-end': support.passage_end,
+    }, chars.slice(support.passage_start, support.passage_end).join(''));
+    if (typeof support.score === 'number') {
+      mark.title = `Supports the cited sentence (${Math.round(support.score * 100)}% of its content words)`;
+    }
+    parent.append(chars.slice(0, support.passage_start).join(''), mark,
+      chars.slice(support.passage_end).join(''));
+    return mark;
+  }
   let span = cited ? findLoose(text, cited) : null;
   let approx = false;
   if (!span && cited) {
@@ -632,7 +883,7 @@ function appendHighlighted(parent, text, cited) {
     parent.append(text);
     return null;
   }
-  const mark = el('mark', { class: approx ? 'source-hit approx' : 'source-hit' },
+  const mark = el('mark', { class: approx ? 'source-hit approx' : 'source-hit', 'data-match': approx ? 'similar' : 'text' },
     text.slice(span[0], span[1]));
   if (approx) mark.title = 'Closest sentence to the cited text';
   parent.append(text.slice(0, span[0]), mark, text.slice(span[1]));
@@ -670,6 +921,7 @@ function setUp() {
   $('upload-form').addEventListener('submit', (e) => e.preventDefault());
   $('refresh-docs').addEventListener('click', refreshDocuments);
   $('ask-form').addEventListener('submit', ask);
+  $('stop-button').addEventListener('click', stopAsking);
   $('question').addEventListener('keydown', (e) => {
     // Enter asks; Shift+Enter is a new line; Enter while an input method composes is not ours.
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {

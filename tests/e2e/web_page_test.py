@@ -4,8 +4,17 @@
 Starts `$RAG_BINARY serve --data <tmpdir> --port <free port>` on loopback, waits for /healthz,
 opens the page, uploads a real PDF through the page's file input, waits until the document list
 shows it as ready, asks a question whose answer is in that PDF (pressing Enter), and checks that
-an answer appears with at least one citation marker, and that clicking the marker shows the
-document's title and a page number.
+the answer arrived as a stream of server-sent events (the page counts the `token` events in
+#result's data-token-events), that it shows at least one citation marker and its mode, and that
+clicking the marker shows the document's title, a page number and, highlighted, exactly the
+passage span that the citation's `support` names. It also runs the page's SSE parser on every
+way of splitting a sample stream into chunks, renders a synthetic answer with an unsupported
+sentence, and, when a model answers (slow enough to interrupt), checks that Stop aborts the
+stream and the server cancels the answer.
+
+The server answers in model mode when it finds a model (`rag serve` looks for
+models/SmolLM2-135M-Instruct.Q4_1.gguf relative to the working directory), else extractively;
+RAG_SERVE_ARGS="--mode extractive" forces the fast, deterministic mode.
 
 Environment:
   RAG_BINARY         the `rag` binary (default: build/rag of this repository; SKIP if neither)
@@ -129,10 +138,50 @@ def wait_until(what, timeout, poll, check):
         time.sleep(poll)
 
 
-def run_browser_checks(driver, base, pdf, question, timeout):
+# A stream like the server's, fed to the page's parser split at every pair of positions: the
+# events must come out the same however the network cuts the bytes (CRLF and a comment included).
+SSE_PARSER_CHECK = r"""
+const stream = 'event: passages\r\ndata: {"passages":[]}\r\n\r\n: keep-alive\n' +
+  'event: token\ndata: {"text":"h\u00e9 \ud83d\ude00"}\n\nevent: token\ndata: a\ndata: b\n\n' +
+  'event: done\ndata:{}\n\n';
+const want = JSON.stringify(createSseParser().push(stream));
+let bad = 0;
+for (let i = 0; i <= stream.length; i++) {
+  for (let j = i; j <= stream.length; j++) {
+    const p = createSseParser();
+    const got = [...p.push(stream.slice(0, i)), ...p.push(stream.slice(i, j)), ...p.push(stream.slice(j))];
+    if (JSON.stringify(got) !== want) bad++;
+  }
+}
+return [want, bad];
+"""
+
+# A synthetic answer through the page's renderer: a cited sentence, then one no passage supports
+# (offsets in code points, after an astral character that takes two UTF-16 units).
+RENDER_UNSUPPORTED_CHECK = r"""
+const answer = '\ud83d\ude00 Alpha beta gamma. Delta epsilon zeta.';
+const byIndex = indexPassages([{ index: 0, title: 'T', text: 'Alpha beta gamma.' }]);
+const box = document.createElement('div');
+box.append(...renderAnswer(answer, [{ start: 2, end: 19, sources: [0], text: 'Alpha beta gamma.' }],
+                           byIndex, [{ start: 20, end: 39, text: 'Delta epsilon zeta.' }]));
+const u = box.querySelector('.unsupported');
+return [box.querySelector('mark.cited').textContent, u && u.firstChild.textContent, u && u.title,
+        box.querySelectorAll('.cite-marker').length];
+"""
+
+
+def post_json(base, path, body, timeout):
+    request = urllib.request.Request(base + path, data=json.dumps(body).encode('utf-8'),
+                                     headers={'Content-Type': 'application/json'}, method='POST')
+    with urllib.request.urlopen(request, timeout=timeout) as r:
+        return json.loads(r.read().decode('utf-8'))
+
+
+def run_browser_checks(driver, base, pdf, question, timeout, health, log_path, artifacts):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
+    model_mode = health.get('mode') == 'model'
     driver.get(base + '/')
     assert 'Document Assistant' in driver.find_element(By.TAG_NAME, 'h1').text, 'no product name in the header'
     wait_until('the health line to say the server is ready', 30, 0.2,
@@ -172,19 +221,35 @@ def run_browser_checks(driver, base, pdf, question, timeout):
     box.send_keys(question)
     box.send_keys(Keys.ENTER)
 
+    result = driver.find_element(By.ID, 'result')
+
     def answered():
         error = driver.find_element(By.ID, 'ask-error')
         if error.is_displayed():
             raise AssertionError('the page shows an API error: ' + error.text)
+        if result.get_attribute('data-stream-state') != 'done':
+            return None
         markers = driver.find_elements(By.CSS_SELECTOR, '#answer .cite-marker')
         return markers if markers and driver.find_element(By.ID, 'answer').text.strip() else None
 
-    markers = wait_until('an answer with a citation marker', timeout, 0.5, answered)
+    markers = wait_until('a streamed answer with a citation marker', timeout, 0.2, answered)
     answer = driver.find_element(By.ID, 'answer').text
     assert re.fullmatch(r'\[\d+\]', markers[0].text), f'marker text {markers[0].text!r} is not like [1]'
     assert driver.find_elements(By.CSS_SELECTOR, '#answer mark.cited'), 'no highlighted cited span'
     assert driver.find_elements(By.CSS_SELECTOR, '#passages li.passage'), 'no retrieved passages listed'
-    print(f'answer: {answer[:200]!r} ({len(markers)} markers)')
+    # The answer came through the event stream, not as one JSON body.
+    tokens = int(result.get_attribute('data-token-events') or 0)
+    assert tokens >= 1, f'no token events were received (data-token-events={tokens})'
+    meta = driver.find_element(By.ID, 'answer-meta').text
+    expected_mode = 'model mode' if model_mode else 'extractive'
+    assert expected_mode in meta, f'the answer meta {meta!r} does not say {expected_mode!r}'
+    if model_mode and health.get('model'):
+        assert f'answered by {health["model"]}' in meta, f'the answer meta {meta!r} does not name the model'
+    assert not driver.find_element(By.ID, 'stop-button').is_displayed(), 'Stop is still shown after the answer'
+    assert driver.find_element(By.ID, 'ask-button').is_enabled(), 'Ask is still disabled after the answer'
+    unsupported = driver.find_elements(By.CSS_SELECTOR, '#answer .unsupported')
+    print(f'answer: {answer[:200]!r} ({len(markers)} markers, {tokens} token events, '
+          f'{len(unsupported)} unsupported sentences; {meta!r})')
 
     markers[0].click()
     popover = driver.find_element(By.ID, 'source-popover')
@@ -193,12 +258,61 @@ def run_browser_checks(driver, base, pdf, question, timeout):
     shown_meta = driver.find_element(By.CSS_SELECTOR, '#popover-body .popover-meta').text
     assert title in shown_title, f'popover title {shown_title!r} lacks the document title {title!r}'
     assert re.search(r'\bpage \d+', shown_meta), f'popover {shown_meta!r} shows no page number'
-    hits = driver.find_elements(By.CSS_SELECTOR, '#popover-body mark.source-hit')
-    print(f'popover: {shown_title!r} / {shown_meta!r}; cited sentence highlighted: {bool(hits)}')
+    # The citation's `support` span (code points in the passage text) is what is highlighted.
+    hits = driver.find_elements(By.CSS_SELECTOR, '#popover-body mark.source-hit[data-match="support"]')
+    assert hits, 'the popover does not highlight the supporting span of the citation'
+    passage_text = driver.find_element(By.CSS_SELECTOR, '#popover-body .popover-text').get_attribute('textContent')
+    hit_text = hits[0].get_attribute('textContent')
+    span = (int(hits[0].get_attribute('data-passage-start')), int(hits[0].get_attribute('data-passage-end')))
+    assert hit_text and passage_text[span[0]:span[1]] == hit_text, \
+        f'the highlight {hit_text!r} is not the passage text at code points {span}'
+    if not model_mode:
+        # Extractive answers are deterministic: the same question over the JSON API must name
+        # this very span as the support of one of its citations.
+        reply = post_json(base, '/v1/query', {'question': question, 'top_k': 5}, timeout)
+        texts = {p['index']: p['text'] for p in reply['passages']}
+        supported = {texts[s['source']][s['passage_start']:s['passage_end']]
+                     for c in reply['citations'] for s in c.get('support', []) if s['source'] in texts}
+        assert hit_text in supported, f'the highlight {hit_text!r} is no support span of the JSON answer'
+    print(f'popover: {shown_title!r} / {shown_meta!r}; supporting span {span} highlighted: {hit_text[:80]!r}')
+    if artifacts:
+        os.makedirs(artifacts, exist_ok=True)
+        driver.save_screenshot(os.path.join(artifacts, 'web_page_popover.png'))
 
     # Escape closes the popover and returns focus to the marker.
     driver.switch_to.active_element.send_keys(Keys.ESCAPE)
     wait_until('the popover to close on Escape', 5, 0.1, lambda: not popover.is_displayed())
+
+    # The page's SSE parser gives the same events however the stream is cut into chunks.
+    want, bad = driver.execute_script(SSE_PARSER_CHECK)
+    assert bad == 0 and len(json.loads(want)) == 4, f'the SSE parser depends on chunk boundaries ({bad} bad splits): {want}'
+    # Unsupported sentences are marked (dotted underline via CSS, tooltip, no citation).
+    cited, unsupported_text, tip, n_markers = driver.execute_script(RENDER_UNSUPPORTED_CHECK)
+    assert cited == 'Alpha beta gamma.' and unsupported_text == 'Delta epsilon zeta.', \
+        f'code-point spans rendered wrongly: cited={cited!r} unsupported={unsupported_text!r}'
+    assert tip == 'not supported by the retrieved passages' and n_markers == 1, f'tooltip {tip!r}, {n_markers} markers'
+
+    if model_mode:
+        # A model answers slowly enough to be stopped: Stop aborts the stream, the partial answer
+        # stays, and the server notices the hang-up and cancels the answer.
+        box = driver.find_element(By.ID, 'question')
+        box.clear()
+        box.send_keys('Why does SQLite flush writes to persistent storage?')
+        box.send_keys(Keys.ENTER)
+        wait_until('the second answer to start streaming', timeout, 0.1,
+                   lambda: int(result.get_attribute('data-token-events') or 0) >= 1
+                   and result.get_attribute('data-stream-state') == 'streaming')
+        driver.find_element(By.ID, 'stop-button').click()
+        wait_until('the stream to stop', 10, 0.1, lambda: result.get_attribute('data-stream-state') == 'stopped')
+        status = driver.find_element(By.ID, 'ask-status').text
+        assert 'Stopped' in status, f'the status after Stop is {status!r}'
+        assert driver.find_element(By.ID, 'ask-button').is_enabled(), 'Ask is disabled after Stop'
+
+        def cancelled():
+            with open(log_path, 'rb') as f:
+                return b'client hung up' in f.read()
+        wait_until('the server to log the cancelled answer', 60, 0.5, cancelled)
+        print(f'stop: {status!r}; the server cancelled the answer')
 
     # No JavaScript errors on the page.
     try:
@@ -237,9 +351,9 @@ def main():
         driver = None
         ok = False
         try:
-            wait_for_health(base, proc, timeout)
+            health = wait_for_health(base, proc, timeout)
             driver = make_driver(chromium, chromedriver)
-            run_browser_checks(driver, base, pdf, question, timeout)
+            run_browser_checks(driver, base, pdf, question, timeout, health, log_path, artifacts)
             ok = True
         finally:
             if artifacts or not ok:
@@ -266,7 +380,7 @@ def main():
                 print('--- server log (tail) ---\n' + tail + '\n---', file=sys.stderr)
             if artifacts:
                 shutil.copy(log_path, os.path.join(artifacts, 'web_page_test.server.log'))
-    print('PASS: web page upload, answer with citations, source popover')
+    print('PASS: web page upload, streamed answer with citations, source popover with the support span')
     return 0
 
 

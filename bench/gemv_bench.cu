@@ -1,0 +1,173 @@
+// Decode GEMV at M = 1 on the Llama-3.1-8B projection shapes: our Gemv (kernels/gemv.cu) next
+// to cuBLAS (cublasGemmEx, bf16 in, fp32 out) and a device-to-device copy of the same bytes.
+// Weights rotate among enough copies (>= 2 GB in all) that the 50 MB L2 cannot serve them, as
+// ../shared/peers/gemv_probe.py does. Prints a table, then one JSON line per shape.
+//   gemv_bench [iterations]   (default 200 timed calls after 20 warm-up calls)
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda_check.h"
+#include "kernels/kernels.h"
+
+namespace {
+
+#define CUBLAS_CHECK(expr)                                                   \
+  do {                                                                       \
+    cublasStatus_t s_ = (expr);                                              \
+    if (s_ != CUBLAS_STATUS_SUCCESS) {                                       \
+      std::fprintf(stderr, "%s:%d: %s: cuBLAS status %d\n", __FILE__, __LINE__, #expr, (int)s_); \
+      std::abort();                                                          \
+    }                                                                        \
+  } while (0)
+
+struct Shape {
+  const char* name;
+  int64_t n, k;  // w (n, k)
+};
+
+__global__ void FillBf16(__nv_bfloat16* p, size_t count, uint32_t seed) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    uint32_t h = static_cast<uint32_t>(i) * 2654435761u ^ seed;
+    h ^= h >> 13;
+    h *= 0x5bd1e995u;
+    h ^= h >> 15;
+    p[i] = __float2bfloat16((static_cast<float>(h & 0xffff) / 65535.0f - 0.5f) * 0.1f);
+  }
+}
+
+// Median-free mean over `iters` calls of fn(i), timed with events, after `warmup` calls.
+float TimeUs(int warmup, int iters, const std::function<void(int)>& fn) {
+  for (int i = 0; i < warmup; ++i) fn(i);
+  cudaEvent_t a, b;
+  CUDA_CHECK(cudaEventCreate(&a));
+  CUDA_CHECK(cudaEventCreate(&b));
+  CUDA_CHECK(cudaEventRecord(a));
+  for (int i = 0; i < iters; ++i) fn(i);
+  CUDA_CHECK(cudaEventRecord(b));
+  CUDA_CHECK(cudaEventSynchronize(b));
+  float ms = 0;
+  CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+  CUDA_CHECK(cudaEventDestroy(a));
+  CUDA_CHECK(cudaEventDestroy(b));
+  return ms * 1000.0f / iters;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int iters = argc > 1 ? std::atoi(argv[1]) : 200;
+  const int warmup = 20;
+  int dev = 0;
+  CUDA_CHECK(cudaGetDevice(&dev));
+  cudaDeviceProp prop;
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
+
+  // The card's copy bandwidth: a large device-to-device copy (read + write bytes).
+  const size_t copy_bytes = size_t{1} << 30;
+  void *src, *dst;
+  CUDA_CHECK(cudaMalloc(&src, copy_bytes));
+  CUDA_CHECK(cudaMalloc(&dst, copy_bytes));
+  const float copy_us = TimeUs(5, 50, [&](int) {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, copy_bytes, cudaMemcpyDeviceToDevice));
+  });
+  const double copy_gbs = 2.0 * copy_bytes / (copy_us * 1e3);
+  CUDA_CHECK(cudaFree(src));
+  CUDA_CHECK(cudaFree(dst));
+
+  cublasHandle_t handle;
+  CUBLAS_CHECK(cublasCreate(&handle));
+  const Shape shapes[] = {{"8b.qkv", 6144, 4096}, {"8b.o", 4096, 4096},
+                          {"8b.gate_up", 28672, 4096}, {"8b.down", 4096, 14336}};
+  std::printf("%s, copy bandwidth %.0f GB/s (1 GiB device-to-device, read + write)\n", prop.name,
+              copy_gbs);
+  std::printf("%-12s %8s %10s %8s %10s %8s %10s %8s %10s\n", "shape", "MB", "ours_us", "GB/s",
+              "of_copy", "cublas_us", "GB/s", "of_copy", "copy_us");
+  std::vector<std::string> lines;
+  for (const Shape& s : shapes) {
+    const size_t w_bytes = static_cast<size_t>(s.n) * s.k * 2;
+    const int copies = static_cast<int>(std::max<size_t>(2, size_t{2000000000} / w_bytes));
+    std::vector<__nv_bfloat16*> ws(copies);
+    for (int c = 0; c < copies; ++c) {
+      CUDA_CHECK(cudaMalloc(&ws[c], w_bytes));
+      FillBf16<<<1024, 256>>>(ws[c], w_bytes / 2, 17u + c);
+    }
+    __nv_bfloat16* x;
+    float *y, *y_ref;
+    CUDA_CHECK(cudaMalloc(&x, s.k * 2));
+    CUDA_CHECK(cudaMalloc(&y, s.n * 4));
+    CUDA_CHECK(cudaMalloc(&y_ref, s.n * 4));
+    FillBf16<<<64, 256>>>(x, s.k, 99u);
+    CUDA_CHECK(cudaGetLastError());
+
+    const float alpha = 1.0f, beta = 0.0f;
+    // Column-major view: w (n, k) row-major is A (k x n), lda k; y^T (n x 1) = A^T x.
+    auto cublas = [&](int i, float* out) {
+      CUBLAS_CHECK(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(s.n), 1,
+                                static_cast<int>(s.k), &alpha, ws[i % copies], CUDA_R_16BF,
+                                static_cast<int>(s.k), x, CUDA_R_16BF, static_cast<int>(s.k),
+                                &beta, out, CUDA_R_32F, static_cast<int>(s.n),
+                                CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    };
+    auto ours = [&](int i) {
+      rag::Status st = rag::Gemv(x, ws[i % copies], 1, s.n, s.k, y, nullptr);
+      if (!st.ok()) {
+        std::fprintf(stderr, "%s\n", st.ToString().c_str());
+        std::abort();
+      }
+    };
+    // Agreement check on copy 0 before timing.
+    ours(0);
+    cublas(0, y_ref);
+    CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<float> a(s.n), b(s.n);
+    CUDA_CHECK(cudaMemcpy(a.data(), y, s.n * 4, cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(b.data(), y_ref, s.n * 4, cudaMemcpyDeviceToHost));
+    double max_diff = 0, max_ref = 0;
+    for (int64_t i = 0; i < s.n; ++i) {
+      max_diff = std::max(max_diff, std::fabs(static_cast<double>(a[i]) - b[i]));
+      max_ref = std::max(max_ref, std::fabs(static_cast<double>(b[i])));
+    }
+
+    const float ours_us = TimeUs(warmup, iters, ours);
+    const float cublas_us = TimeUs(warmup, iters, [&](int i) { cublas(i, y_ref); });
+    // The same bytes through the copy engine path: w_bytes read + w_bytes written.
+    __nv_bfloat16* scratch;
+    CUDA_CHECK(cudaMalloc(&scratch, w_bytes));
+    const float copy_same_us = TimeUs(5, 20, [&](int i) {
+      CUDA_CHECK(cudaMemcpyAsync(scratch, ws[i % copies], w_bytes, cudaMemcpyDeviceToDevice));
+    });
+    const double mb = w_bytes / 1e6;
+    const double ours_gbs = w_bytes / (ours_us * 1e3), cublas_gbs = w_bytes / (cublas_us * 1e3);
+    std::printf("%-12s %8.1f %10.1f %8.0f %9.0f%% %10.1f %8.0f %7.0f%% %10.1f\n", s.name, mb,
+                ours_us, ours_gbs, 100 * ours_gbs / copy_gbs, cublas_us, cublas_gbs,
+                100 * cublas_gbs / copy_gbs, copy_same_us);
+    char line[512];
+    std::snprintf(line, sizeof(line),
+                  "{\"shape\":\"%s\",\"m\":1,\"n\":%lld,\"k\":%lld,\"mb\":%.1f,\"ours_us\":%.2f,"
+                  "\"ours_gbs\":%.0f,\"ours_frac_of_copy\":%.3f,\"cublas_us\":%.2f,"
+                  "\"cublas_gbs\":%.0f,\"cublas_frac_of_copy\":%.3f,\"copy_same_bytes_us\":%.2f,"
+                  "\"max_abs_diff_vs_cublas\":%.3g,\"max_abs_ref\":%.3g}",
+                  s.name, static_cast<long long>(s.n), static_cast<long long>(s.k), mb, ours_us,
+                  ours_gbs, ours_gbs / copy_gbs, cublas_us, cublas_gbs, cublas_gbs / copy_gbs,
+                  copy_same_us, max_diff, max_ref);
+    lines.emplace_back(line);
+    CUDA_CHECK(cudaFree(scratch));
+    for (auto* w : ws) CUDA_CHECK(cudaFree(w));
+    CUDA_CHECK(cudaFree(x));
+    CUDA_CHECK(cudaFree(y));
+    CUDA_CHECK(cudaFree(y_ref));
+  }
+  std::printf("{\"gpu\":\"%s\",\"copy_gbs\":%.0f,\"iterations\":%d}\n", prop.name, copy_gbs, iters);
+  for (const auto& l : lines) std::printf("%s\n", l.c_str());
+  CUBLAS_CHECK(cublasDestroy(handle));
+  return 0;
+}

@@ -1,0 +1,194 @@
+// Decode GEMV, y (m, n) = x (m, k) * w^T with w (n, k) bf16, m <= 8: memory-bound on w.
+//
+// Layout of the work: a block of kWarps warps owns kRowsPerBlock consecutive rows of w; each
+// warp owns kRowsPerWarp of them and walks their whole length, each lane loading 16 bytes
+// (8 bf16) of every row per step, kUnroll steps issued before the first use, so
+// kRowsPerWarp * kUnroll independent 16-byte loads are in flight per lane. x (converted to fp32)
+// sits in shared memory, read as float4 by the lanes in order (conflict-free). Each lane keeps
+// m * kRowsPerWarp fp32 partial sums; a warp-shuffle reduction ends each row.
+//
+// x must fit in shared memory (m * k_chunk * 4 bytes <= kSmemBudget): longer k is cut into
+// chunks of whole 256-element steps, one launch each, later launches adding into y.
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "kernels/cuda_check.h"
+#include "kernels/device_util.cuh"
+#include "kernels/kernels.h"
+
+namespace rag {
+namespace {
+
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+constexpr int kRowsPerWarp = 2;
+constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;
+constexpr int kUnroll = 4;
+constexpr int kVecElems = 8;                      // bf16 per 16-byte load
+constexpr int kStepElems = 32 * kVecElems;        // elements of a row one warp step covers
+constexpr int64_t kSmemBudget = 48 * 1024;        // no opt-in needed on any card
+
+// Weights are read once per call: stream them past L1 (evict-first).
+__device__ __forceinline__ uint4 LoadWeights16(const __nv_bfloat16* p) {
+  return __ldcs(reinterpret_cast<const uint4*>(p));
+}
+
+// acc[r] += dot(x[0..8), the 8 bf16 packed in w).
+__device__ __forceinline__ float Dot8(const float4& xa, const float4& xb, const uint4& w) {
+  const float w0 = __uint_as_float(w.x << 16), w1 = __uint_as_float(w.x & 0xffff0000u);
+  const float w2 = __uint_as_float(w.y << 16), w3 = __uint_as_float(w.y & 0xffff0000u);
+  const float w4 = __uint_as_float(w.z << 16), w5 = __uint_as_float(w.z & 0xffff0000u);
+  const float w6 = __uint_as_float(w.w << 16), w7 = __uint_as_float(w.w & 0xffff0000u);
+  float s = xa.x * w0;
+  s = fmaf(xa.y, w1, s);
+  s = fmaf(xa.z, w2, s);
+  s = fmaf(xa.w, w3, s);
+  s = fmaf(xb.x, w4, s);
+  s = fmaf(xb.y, w5, s);
+  s = fmaf(xb.z, w6, s);
+  s = fmaf(xb.w, w7, s);
+  return s;
+}
+
+// x: (M, k) with row stride ldx; w: (n, k) with row stride ldw; y: (M, n).
+// kVec: k % 8 == 0 and every row of w 16-byte aligned.
+template <int M, bool kVec, typename XT>
+__global__ void __launch_bounds__(kThreads)
+    GemvKernel(const XT* __restrict__ x, int64_t ldx, const __nv_bfloat16* __restrict__ w,
+               int64_t ldw, int n, int k, float* __restrict__ y, bool accumulate) {
+  extern __shared__ float4 smem[];
+  float* xs = reinterpret_cast<float*>(smem);  // (M, k), rows 16-byte aligned when kVec
+  for (int i = threadIdx.x; i < M * k; i += kThreads) {
+    const int mi = i / k, j = i - mi * k;
+    xs[i] = ToFloat(x[mi * ldx + j]);
+  }
+  __syncthreads();
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int row0 = blockIdx.x * kRowsPerBlock + warp * kRowsPerWarp;
+  if (row0 >= n) return;
+  const __nv_bfloat16* wr[kRowsPerWarp];
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; ++r) {
+    wr[r] = w + static_cast<int64_t>(min(row0 + r, n - 1)) * ldw;  // rows past n: harmless reloads
+  }
+  float acc[M][kRowsPerWarp];
+#pragma unroll
+  for (int mi = 0; mi < M; ++mi)
+#pragma unroll
+    for (int r = 0; r < kRowsPerWarp; ++r) acc[mi][r] = 0.0f;
+
+  if constexpr (kVec) {
+    for (int base = lane * kVecElems; base < k; base += kStepElems * kUnroll) {
+      uint4 wv[kUnroll][kRowsPerWarp];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int kk = base + u * kStepElems;
+#pragma unroll
+        for (int r = 0; r < kRowsPerWarp; ++r) {
+          wv[u][r] = kk < k ? LoadWeights16(wr[r] + kk) : make_uint4(0, 0, 0, 0);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int kk = base + u * kStepElems;
+        if (kk < k) {
+#pragma unroll
+          for (int mi = 0; mi < M; ++mi) {
+            const float4* xp = reinterpret_cast<const float4*>(xs + mi * k + kk);
+            const float4 xa = xp[0], xb = xp[1];
+#pragma unroll
+            for (int r = 0; r < kRowsPerWarp; ++r) acc[mi][r] += Dot8(xa, xb, wv[u][r]);
+          }
+        }
+      }
+    }
+  } else {
+    const uint16_t* wb[kRowsPerWarp];
+#pragma unroll
+    for (int r = 0; r < kRowsPerWarp; ++r) wb[r] = reinterpret_cast<const uint16_t*>(wr[r]);
+    for (int j = lane; j < k; j += 32) {
+      float wf[kRowsPerWarp];
+#pragma unroll
+      for (int r = 0; r < kRowsPerWarp; ++r) wf[r] = Bf16BitsToFloat(wb[r][j]);
+#pragma unroll
+      for (int mi = 0; mi < M; ++mi)
+#pragma unroll
+        for (int r = 0; r < kRowsPerWarp; ++r) acc[mi][r] = fmaf(xs[mi * k + j], wf[r], acc[mi][r]);
+    }
+  }
+
+#pragma unroll
+  for (int mi = 0; mi < M; ++mi) {
+#pragma unroll
+    for (int r = 0; r < kRowsPerWarp; ++r) {
+      const float s = WarpSum(acc[mi][r]);
+      const int row = row0 + r;
+      if (lane == 0 && row < n) {
+        float* out = y + static_cast<int64_t>(mi) * n + row;
+        *out = accumulate ? *out + s : s;
+      }
+    }
+  }
+}
+
+template <int M, typename XT>
+Status LaunchM(const XT* x, const __nv_bfloat16* w, int64_t n, int64_t k, float* y,
+               cudaStream_t stream) {
+  const bool vec = k % kVecElems == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
+  // Chunks of whole warp steps, balanced, each fitting the shared-memory budget.
+  const int64_t max_chunk =
+      std::max<int64_t>(kStepElems, kSmemBudget / (M * 4) / kStepElems * kStepElems);
+  const int64_t chunks = (k + max_chunk - 1) / max_chunk;
+  const int64_t chunk = (k + chunks - 1) / chunks;
+  const int64_t step = (chunk + kStepElems - 1) / kStepElems * kStepElems;
+  const unsigned blocks = static_cast<unsigned>((n + kRowsPerBlock - 1) / kRowsPerBlock);
+  for (int64_t k0 = 0; k0 < k; k0 += step) {
+    const int kc = static_cast<int>(std::min(step, k - k0));
+    const size_t smem = static_cast<size_t>(M) * kc * sizeof(float);
+    if (vec) {
+      GemvKernel<M, true><<<blocks, kThreads, smem, stream>>>(x + k0, k, w + k0, k,
+                                                              static_cast<int>(n), kc, y, k0 > 0);
+    } else {
+      GemvKernel<M, false><<<blocks, kThreads, smem, stream>>>(x + k0, k, w + k0, k,
+                                                               static_cast<int>(n), kc, y, k0 > 0);
+    }
+    RAG_CUDA_RETURN_IF_LAUNCH_FAILED();
+  }
+  return Status::Ok();
+}
+
+template <typename XT>
+Status Dispatch(const XT* x, const __nv_bfloat16* w, int64_t m, int64_t n, int64_t k, float* y,
+                cudaStream_t stream) {
+  if (m < 1 || m > kGemvMaxM || n <= 0 || k <= 0 || n > INT32_MAX || k > INT32_MAX / kGemvMaxM) {
+    return InvalidArgument("Gemv: bad shape m=" + std::to_string(m) + " n=" + std::to_string(n) +
+                           " k=" + std::to_string(k) + " (m must be 1.." +
+                           std::to_string(kGemvMaxM) + ")");
+  }
+  switch (m) {
+    case 1: return LaunchM<1>(x, w, n, k, y, stream);
+    case 2: return LaunchM<2>(x, w, n, k, y, stream);
+    case 3: return LaunchM<3>(x, w, n, k, y, stream);
+    case 4: return LaunchM<4>(x, w, n, k, y, stream);
+    case 5: return LaunchM<5>(x, w, n, k, y, stream);
+    case 6: return LaunchM<6>(x, w, n, k, y, stream);
+    case 7: return LaunchM<7>(x, w, n, k, y, stream);
+    default: return LaunchM<8>(x, w, n, k, y, stream);
+  }
+}
+
+}  // namespace
+
+Status Gemv(const float* x, const __nv_bfloat16* w, int64_t m, int64_t n, int64_t k, float* y,
+            cudaStream_t stream) {
+  return Dispatch(x, w, m, n, k, y, stream);
+}
+
+Status Gemv(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t m, int64_t n, int64_t k,
+            float* y, cudaStream_t stream) {
+  return Dispatch(x, w, m, n, k, y, stream);
+}
+
+}  // namespace rag

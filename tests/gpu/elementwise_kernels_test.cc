@@ -1,0 +1,207 @@
+// Embedding gather, residual-add RMSNorm, RoPE and SwiGLU against the CPU backend's arithmetic
+// (engine/cpu/), on fresh random inputs. Tolerances:
+//   exact          embedding gather (a copy with an exact bf16 -> fp32 conversion)
+//   fp32 outputs   |gpu - ref| <= 1e-5 + 1e-5 |ref| (different fp32 reduction order, libm vs
+//                  CUDA sin/cos/exp within a few ulp)
+//   bf16 outputs   |gpu - ref| <= 1e-5 + 2^-8 |ref| (half a bf16 ulp of rounding on top)
+#include <cmath>
+#include <vector>
+
+#include "engine/cpu/rope.h"
+#include "engine/model_config.h"
+#include "kernels/kernels.h"
+#include "tests/gpu/gpu_test_util.h"
+
+namespace rag {
+namespace {
+
+using testing_gpu::Bf16;
+using testing_gpu::DeviceBuffer;
+using testing_gpu::FromBf16;
+using testing_gpu::GpuTest;
+using testing_gpu::ToBf16;
+
+constexpr float kFp32Tol = 1e-5f;
+constexpr float kBf16Rel = 1.0f / 256;
+
+void ExpectNear(const std::vector<float>& got, const std::vector<float>& want, float abs_tol,
+                float rel_tol, const char* what) {
+  ASSERT_EQ(got.size(), want.size());
+  int bad = 0;
+  for (size_t i = 0; i < got.size() && bad < 10; ++i) {
+    if (!(std::fabs(got[i] - want[i]) <= abs_tol + rel_tol * std::fabs(want[i]))) {
+      ADD_FAILURE() << what << "[" << i << "]: got " << got[i] << ", want " << want[i];
+      ++bad;
+    }
+  }
+}
+
+// --- embedding ---------------------------------------------------------------------------------
+
+class EmbeddingGatherTest : public GpuTest {};
+
+TEST_F(EmbeddingGatherTest, CopiesRowsExactlyAndZeroesBadIds) {
+  for (int64_t dim : {1, 7, 64, 4096 + 3}) {
+    const int64_t vocab = 257, n = 19;
+    std::vector<uint16_t> table = ToBf16(RandomFloats(vocab * dim, -4, 4));
+    std::vector<int32_t> ids(n);
+    std::uniform_int_distribution<int32_t> pick(0, vocab - 1);
+    for (int32_t& id : ids) id = pick(rng_);
+    ids[3] = -1;           // out of range on either side: zero rows
+    ids[5] = vocab;
+    ids[7] = vocab - 1;    // the last row
+    DeviceBuffer<Bf16> d_table(table);
+    DeviceBuffer<int32_t> d_ids(ids);
+    DeviceBuffer<float> d_out32(n * dim);
+    DeviceBuffer<Bf16> d_out16(n * dim);
+    ASSERT_STATUS_OK(EmbeddingGather(d_table.get(), vocab, dim, d_ids.get(), n, d_out32.get(), nullptr));
+    ASSERT_STATUS_OK(EmbeddingGather(d_table.get(), vocab, dim, d_ids.get(), n, d_out16.get(), nullptr));
+    std::vector<float> out32 = d_out32.ToHost();
+    std::vector<uint16_t> out16 = d_out16.ToHost<uint16_t>();
+    for (int64_t t = 0; t < n; ++t) {
+      const bool valid = ids[t] >= 0 && ids[t] < vocab;
+      for (int64_t j = 0; j < dim; ++j) {
+        const uint16_t want = valid ? table[ids[t] * dim + j] : 0;
+        ASSERT_EQ(out16[t * dim + j], want) << "dim " << dim << " token " << t << " col " << j;
+        ASSERT_EQ(out32[t * dim + j], testing_gpu::Bf16BitsToFloat(want))
+            << "dim " << dim << " token " << t << " col " << j;
+      }
+    }
+  }
+}
+
+// --- residual add + RMSNorm ----------------------------------------------------------------------
+
+// The CPU backend's RmsNorm (engine/cpu/cpu_backend.cc): sum of squares in double.
+void RmsNormRef(const float* x, const float* weight, int64_t dim, double eps, float* out) {
+  double ss = 0;
+  for (int64_t i = 0; i < dim; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float r = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(dim) + eps));
+  for (int64_t i = 0; i < dim; ++i) out[i] = weight[i] * (x[i] * r);
+}
+
+class AddRmsNormTest : public GpuTest {};
+
+TEST_F(AddRmsNormTest, MatchesCpuWithAndWithoutResidual) {
+  const float eps = 1e-5f;
+  for (int64_t dim : {1, 33, 255, 4096, 8192 + 5}) {
+    for (bool with_residual : {true, false}) {
+      const int64_t n = 5;
+      std::vector<float> x = RandomFloats(n * dim, -3, 3), res = RandomFloats(n * dim, -3, 3);
+      std::vector<float> w = FromBf16(ToBf16(RandomFloats(dim, 0.5f, 1.5f)));
+      DeviceBuffer<float> d_x(x), d_x2(x), d_res(res), d_y32(n * dim);
+      DeviceBuffer<Bf16> d_w(ToBf16(w)), d_y16(n * dim);
+      const float* r = with_residual ? d_res.get() : nullptr;
+      const float* r2 = with_residual ? d_res.get() : nullptr;
+      ASSERT_STATUS_OK(AddRmsNorm(d_x.get(), r, d_w.get(), n, dim, eps, d_y32.get(), nullptr));
+      ASSERT_STATUS_OK(AddRmsNorm(d_x2.get(), r2, d_w.get(), n, dim, eps, d_y16.get(), nullptr));
+
+      std::vector<float> sum = x, want(n * dim);
+      if (with_residual) for (size_t i = 0; i < sum.size(); ++i) sum[i] = x[i] + res[i];
+      for (int64_t t = 0; t < n; ++t) RmsNormRef(&sum[t * dim], w.data(), dim, eps, &want[t * dim]);
+      SCOPED_TRACE("dim " + std::to_string(dim) + (with_residual ? " with" : " without") + " residual");
+      // The residual stream is updated by one fp32 add: bit-exact.
+      EXPECT_EQ(d_x.ToHost(), sum);
+      EXPECT_EQ(d_x2.ToHost(), sum);
+      ExpectNear(d_y32.ToHost(), want, kFp32Tol, kFp32Tol, "y fp32");
+      ExpectNear(FromBf16(d_y16.ToHost<uint16_t>()), want, kFp32Tol, kBf16Rel, "y bf16");
+    }
+  }
+}
+
+// --- RoPE ------------------------------------------------------------------------------------------
+
+ModelConfig RopeConfig(int64_t head_dim, bool llama31) {
+  ModelConfig c;
+  c.head_dim = head_dim;
+  c.rope_theta = llama31 ? 500000.0 : 10000.0;
+  if (llama31) {  // Llama-3.1-8B's config.json
+    c.rope_scaling.type = "llama3";
+    c.rope_scaling.factor = 8.0;
+    c.rope_scaling.low_freq_factor = 1.0;
+    c.rope_scaling.high_freq_factor = 4.0;
+    c.rope_scaling.original_max_position_embeddings = 8192;
+  }
+  return c;
+}
+
+class RopeTest : public GpuTest {};
+
+TEST_F(RopeTest, MatchesCpuOnFusedQkvRows) {
+  struct Case { int64_t head_dim, n_q, n_kv; bool llama31; };
+  for (const Case& cs : {Case{128, 32, 8, true}, Case{64, 9, 3, false}, Case{2, 1, 1, true},
+                         Case{128, 4, 4, false}}) {
+    const int64_t n_tokens = 23, rotated = (cs.n_q + cs.n_kv) * cs.head_dim;
+    const int64_t stride = rotated + cs.n_kv * cs.head_dim;  // q | k | v: v is left alone
+    const std::vector<float> inv_freq = ComputeRopeInvFreq(RopeConfig(cs.head_dim, cs.llama31));
+    std::vector<float> x = RandomFloats(n_tokens * stride, -2, 2);
+    std::vector<int32_t> pos(n_tokens);
+    std::uniform_int_distribution<int32_t> pick(0, 131071);  // Llama 3.1's 128K context
+    for (int32_t& p : pos) p = pick(rng_);
+    pos[0] = 0;
+    pos[1] = 1;
+    pos[2] = 8191;
+    DeviceBuffer<float> d_x(x), d_inv(inv_freq);
+    DeviceBuffer<int32_t> d_pos(pos);
+    ASSERT_STATUS_OK(RopeInplace(d_x.get(), n_tokens, stride, cs.n_q + cs.n_kv, cs.head_dim,
+                                 d_pos.get(), d_inv.get(), nullptr));
+    std::vector<float> want = x, cos(cs.head_dim / 2), sin(cs.head_dim / 2);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      RopeCosSin(inv_freq, pos[t], cos.data(), sin.data());
+      ApplyRope(&want[t * stride], cs.n_q + cs.n_kv, cs.head_dim, cos.data(), sin.data());
+    }
+    SCOPED_TRACE("head_dim " + std::to_string(cs.head_dim) + " heads " +
+                 std::to_string(cs.n_q + cs.n_kv) + (cs.llama31 ? " llama3.1" : " plain"));
+    std::vector<float> got = d_x.ToHost();
+    ExpectNear(got, want, kFp32Tol, kFp32Tol, "x");
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      for (int64_t j = rotated; j < stride; ++j) ASSERT_EQ(got[t * stride + j], x[t * stride + j]);
+    }
+  }
+}
+
+// --- SwiGLU --------------------------------------------------------------------------------------
+
+class SwiGluTest : public GpuTest {};
+
+TEST_F(SwiGluTest, MatchesCpu) {
+  for (int64_t inter : {1, 13, 14336}) {
+    for (int64_t n : {1, 3, 8}) {
+      std::vector<float> gu = RandomFloats(n * 2 * inter, -8, 8);
+      gu[0] = -100.0f;  // exp overflows to inf: silu -> -0
+      DeviceBuffer<float> d_gu(gu), d_out32(n * inter);
+      DeviceBuffer<Bf16> d_out16(n * inter);
+      ASSERT_STATUS_OK(SwiGlu(d_gu.get(), n, inter, d_out32.get(), nullptr));
+      ASSERT_STATUS_OK(SwiGlu(d_gu.get(), n, inter, d_out16.get(), nullptr));
+      std::vector<float> want(n * inter);
+      for (int64_t r = 0; r < n; ++r) {
+        const float* g = &gu[r * 2 * inter];
+        const float* u = g + inter;
+        for (int64_t i = 0; i < inter; ++i) want[r * inter + i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+      }
+      SCOPED_TRACE("inter " + std::to_string(inter) + " n " + std::to_string(n));
+      ExpectNear(d_out32.ToHost(), want, kFp32Tol, kFp32Tol, "out fp32");
+      ExpectNear(FromBf16(d_out16.ToHost<uint16_t>()), want, kFp32Tol, kBf16Rel, "out bf16");
+    }
+  }
+}
+
+// --- argument checks (no device needed: launchers reject before touching CUDA) ---------------------
+
+TEST(KernelArgumentsTest, BadShapesAreInvalidArgument) {
+  EXPECT_EQ(EmbeddingGather(nullptr, 0, 8, nullptr, 1, static_cast<float*>(nullptr), nullptr).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(AddRmsNorm(nullptr, nullptr, nullptr, 1, 0, 1e-5f, static_cast<float*>(nullptr), nullptr).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(RopeInplace(nullptr, 1, 10, 1, 7, nullptr, nullptr, nullptr).code(),
+            StatusCode::kInvalidArgument);  // odd head_dim
+  EXPECT_EQ(RopeInplace(nullptr, 1, 10, 2, 8, nullptr, nullptr, nullptr).code(),
+            StatusCode::kInvalidArgument);  // heads past the row
+  EXPECT_EQ(SwiGlu(nullptr, 1, 0, static_cast<float*>(nullptr), nullptr).code(),
+            StatusCode::kInvalidArgument);
+  // Empty batches are no-ops.
+  EXPECT_TRUE(SwiGlu(nullptr, 0, 4, static_cast<float*>(nullptr), nullptr).ok());
+}
+
+}  // namespace
+}  // namespace rag

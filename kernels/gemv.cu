@@ -7,9 +7,11 @@
 // sits in shared memory, read as float4 by the lanes in order (conflict-free). Each lane keeps
 // m * kRowsPerWarp fp32 partial sums; a warp-shuffle reduction ends each row.
 //
-// x must fit in shared memory (m * k_chunk * 4 bytes <= kSmemBudget): longer k is cut into
+// x must fit in shared memory (m * k_chunk * 4 bytes <= the device's opt-in limit, 227 KB on
+// Hopper, 48 KB where no opt-in exists): longer k is cut into
 // chunks of whole 256-element steps, one launch each, later launches adding into y.
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -28,6 +30,7 @@ constexpr int kUnroll = 4;
 constexpr int kVecElems = 8;                      // bf16 per 16-byte load
 constexpr int kStepElems = 32 * kVecElems;        // elements of a row one warp step covers
 constexpr int64_t kSmemBudget = 48 * 1024;        // no opt-in needed on any card
+constexpr int kMaxDevices = 64;
 
 // Weights are read once per call: stream them past L1 (evict-first).
 __device__ __forceinline__ uint4 LoadWeights16(const __nv_bfloat16* p) {
@@ -133,13 +136,51 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// The shared memory a block of ours may use on the current device: the opt-in maximum
+// (227 KB on Hopper) when the device allows more than the default 48 KB. A whole row of x in
+// one launch saves the second pass over y that a split K costs (the 8B down projection,
+// K = 14336, needs 56 KB at M = 1). Queried once per device.
+int64_t SmemBudget() {
+  static std::atomic<int64_t> cached[kMaxDevices] = {};
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= kMaxDevices) return kSmemBudget;
+  int64_t budget = cached[device].load(std::memory_order_relaxed);
+  if (budget == 0) {
+    int optin = 0;
+    if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess) {
+      optin = 0;
+    }
+    budget = std::max<int64_t>(kSmemBudget, optin);
+    cached[device].store(budget, std::memory_order_relaxed);
+  }
+  return budget;
+}
+
+// Raises the kernel's dynamic shared-memory limit to `budget` once per device (the attribute is
+// per function and device; setting it on every launch would cost microseconds per GEMV).
+template <int M, bool kVec, typename XT>
+Status AllowSmem(int64_t budget) {
+  static std::atomic<uint32_t> done_devices{0};
+  int device = 0;
+  RAG_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  const uint32_t bit = device < 32 ? (1u << device) : 0;
+  if (budget <= kSmemBudget || (done_devices.load() & bit)) return Status::Ok();
+  RAG_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(GemvKernel<M, kVec, XT>,
+                                                cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                static_cast<int>(budget)));
+  done_devices.fetch_or(bit);
+  return Status::Ok();
+}
+
 template <int M, typename XT>
 Status LaunchM(const XT* x, const __nv_bfloat16* w, int64_t n, int64_t k, float* y,
                cudaStream_t stream) {
   const bool vec = k % kVecElems == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
+  const int64_t budget = SmemBudget();
+  RAG_RETURN_IF_ERROR((vec ? AllowSmem<M, true, XT>(budget) : AllowSmem<M, false, XT>(budget)));
   // Chunks of whole warp steps, balanced, each fitting the shared-memory budget.
   const int64_t max_chunk =
-      std::max<int64_t>(kStepElems, kSmemBudget / (M * 4) / kStepElems * kStepElems);
+      std::max<int64_t>(kStepElems, budget / (M * 4) / kStepElems * kStepElems);
   const int64_t chunks = (k + max_chunk - 1) / max_chunk;
   const int64_t chunk = (k + chunks - 1) / chunks;
   const int64_t step = (chunk + kStepElems - 1) / kStepElems * kStepElems;

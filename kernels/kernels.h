@@ -62,4 +62,36 @@ Status Gemv(const float* x, const __nv_bfloat16* w, int64_t m, int64_t n, int64_
 Status Gemv(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t m, int64_t n, int64_t k,
             float* y, cudaStream_t stream);
 
+// --- kv_cache.cu -----------------------------------------------------------------------------
+// Paged KV cache of one layer, bf16: k_cache and v_cache are (num_blocks, n_kv_heads,
+// block_size, head_dim), the layout of engine/cpu/attention.h. Position p of a sequence lives in
+// slot p % block_size of block block_table[p / block_size] (engine/backend.h).
+//
+// KvAppend writes the k and v rows of n_tokens tokens: k and v are fp32, token t's row starts at
+// k + t * k_stride (v + t * v_stride) and holds n_kv_heads * head_dim values (strides allow the
+// k and v columns of a fused qkv row). slot_mapping (n_tokens) int64 on the device is computed
+// by the caller on the host: slot_mapping[t] = block_table[pos / block_size] * block_size +
+// pos % block_size for the token's sequence and position; a negative entry skips the token
+// (padding). Values are rounded to bf16 (nearest even).
+Status KvAppend(const float* k, int64_t k_stride, const float* v, int64_t v_stride,
+                const int64_t* slot_mapping, int64_t n_tokens, int64_t n_kv_heads,
+                int64_t head_dim, int64_t block_size, __nv_bfloat16* k_cache,
+                __nv_bfloat16* v_cache, cudaStream_t stream);
+
+// --- decode_attention.cu ---------------------------------------------------------------------
+// Decode attention, one query token per sequence, over the bf16 paged cache above:
+// out[b] = softmax(q[b] k^T / sqrt(head_dim)) v over positions [0, context_lens[b]) of sequence
+// b (the query's own k/v must already be appended). q (batch, n_heads * head_dim) fp32;
+// out (batch, n_heads * head_dim) fp32; query head h reads KV head h / (n_heads / n_kv_heads).
+// block_tables (batch, max_blocks_per_seq) int32 on the device, row-padded: row b's first
+// ceil(context_lens[b] / block_size) entries are read. context_lens (batch) int32 on the
+// device, each in [0, max_blocks_per_seq * block_size] (not checked: device memory); a length
+// of 0 gives a row of zeros. head_dim % 32 == 0, head_dim <= 256; batch <= 65535.
+// Online softmax in fp32.
+Status PagedDecodeAttention(const float* q, const __nv_bfloat16* k_cache,
+                            const __nv_bfloat16* v_cache, const int32_t* block_tables,
+                            int64_t max_blocks_per_seq, const int32_t* context_lens,
+                            int64_t batch, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                            int64_t block_size, float* out, cudaStream_t stream);
+
 }  // namespace rag

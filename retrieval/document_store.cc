@@ -137,15 +137,20 @@ class DocumentStore::Impl {
     return std::optional<DocumentRecord>(std::move(docs[0]));
   }
 
-  // Removes a document's FTS rows, chunks and row; the caller holds a transaction.
-  Status DeleteLocked(int64_t id) {
+  // Removes a document's chunks and their FTS rows; the caller holds a transaction.
+  Status DeleteChunksLocked(int64_t id) {
     // External-content FTS5 needs the indexed values to delete a row.
     Statement fts(db,
                   "INSERT INTO chunks_fts(chunks_fts, rowid, text, section, title) "
                   "SELECT 'delete', id, text, section, title FROM chunks WHERE document_id = ?1");
     RAG_RETURN_IF_ERROR(fts.Bind(1, id).Run());
     Statement chunks(db, "DELETE FROM chunks WHERE document_id = ?1");
-    RAG_RETURN_IF_ERROR(chunks.Bind(1, id).Run());
+    return chunks.Bind(1, id).Run();
+  }
+
+  // Removes a document's FTS rows, chunks and row; the caller holds a transaction.
+  Status DeleteLocked(int64_t id) {
+    RAG_RETURN_IF_ERROR(DeleteChunksLocked(id));
     Statement doc(db, "DELETE FROM documents WHERE id = ?1");
     RAG_RETURN_IF_ERROR(doc.Bind(1, id).Run());
     if (sqlite3_changes(db) == 0) return NotFound("no document with id " + std::to_string(id));
@@ -216,12 +221,7 @@ Status DocumentStore::StoreChunks(int64_t id, const std::string& title, const st
   if (!doc) return NotFound("document " + std::to_string(id) + " was deleted during ingestion");
 
   // A retry after a crash may find chunks of an earlier attempt: start clean.
-  Statement old_fts(impl_->db,
-                    "INSERT INTO chunks_fts(chunks_fts, rowid, text, section, title) "
-                    "SELECT 'delete', id, text, section, title FROM chunks WHERE document_id = ?1");
-  RAG_RETURN_IF_ERROR(old_fts.Bind(1, id).Run());
-  Statement old_chunks(impl_->db, "DELETE FROM chunks WHERE document_id = ?1");
-  RAG_RETURN_IF_ERROR(old_chunks.Bind(1, id).Run());
+  RAG_RETURN_IF_ERROR(impl_->DeleteChunksLocked(id));
 
   Statement ins(impl_->db,
                 "INSERT INTO chunks(document_id, ordinal, page, start_offset, end_offset, section, "

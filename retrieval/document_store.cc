@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS documents(
   updated_at TEXT NOT NULL,
   UNIQUE(collection, content_hash));
 CREATE INDEX IF NOT EXISTS documents_source ON documents(collection, source_path);
+CREATE INDEX IF NOT EXISTS documents_hash ON documents(content_hash);
 CREATE TABLE IF NOT EXISTS chunks(
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
@@ -289,6 +290,12 @@ StatusOr<std::optional<DocumentRecord>> DocumentStore::FindByHash(const std::str
                                                                   const std::string& hash) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->QueryOne("WHERE collection = ?1 AND content_hash = ?2", {collection, hash});
+}
+
+StatusOr<bool> DocumentStore::HasContentHash(const std::string& hash) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  RAG_ASSIGN_OR_RETURN(auto found, impl_->QueryOne("WHERE content_hash = ?1", {hash}));
+  return found.has_value();
 }
 
 StatusOr<std::optional<DocumentRecord>> DocumentStore::FindBySourcePath(const std::string& collection,

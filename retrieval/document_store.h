@@ -99,6 +99,8 @@ class DocumentStore {
   // Documents whose status is one of `statuses`, oldest first.
   StatusOr<std::vector<DocumentRecord>> ListDocumentsWithStatus(const std::vector<std::string>& statuses);
   StatusOr<std::optional<DocumentRecord>> FindByHash(const std::string& collection, const std::string& hash);
+  // True when any document, in any collection, has these bytes (content hash).
+  StatusOr<bool> HasContentHash(const std::string& hash);
   StatusOr<std::optional<DocumentRecord>> FindBySourcePath(const std::string& collection, const std::string& path);
 
   // Deletes the document, its chunks and FTS rows. NotFound when absent.

@@ -204,9 +204,7 @@ Status Assistant::DeleteDocument(int64_t id) {
   RAG_ASSIGN_OR_RETURN(DocumentRecord doc, store_->GetDocument(id));
   RAG_RETURN_IF_ERROR(store_->DeleteDocument(id));
   // The saved upload goes too, unless another collection holds the same bytes.
-  RAG_ASSIGN_OR_RETURN(auto all, store_->ListDocuments(std::nullopt));
-  bool shared = false;
-  for (const auto& d : all) shared = shared || d.content_hash == doc.content_hash;
+  RAG_ASSIGN_OR_RETURN(const bool shared, store_->HasContentHash(doc.content_hash));
   if (!shared) {
     std::error_code ec;
     std::filesystem::remove(StoredFilePath(doc.content_hash), ec);

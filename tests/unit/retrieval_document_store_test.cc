@@ -222,3 +222,22 @@ TEST_F(DocumentStoreTest, HostileQuestionsDoNotBreakSearch) {
 
 }  // namespace
 }  // namespace rag
+
+namespace rag {
+namespace {
+
+TEST(DocumentStoreHash, HasContentHashSeesEveryCollection) {
+  testing::TempDir dir;
+  auto store = DocumentStore::Open(dir.file("rag.db"));
+  ASSERT_TRUE(store.ok());
+  NewDocument doc;
+  doc.collection = "other";
+  doc.content_hash = "abc";
+  doc.filename = "a.txt";
+  ASSERT_TRUE((*store)->CreateDocument(doc, nullptr).ok());
+  EXPECT_TRUE((*store)->HasContentHash("abc").value());
+  EXPECT_FALSE((*store)->HasContentHash("abd").value());
+}
+
+}  // namespace
+}  // namespace rag

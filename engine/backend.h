@@ -49,4 +49,9 @@ class Backend {
   virtual StatusOr<std::vector<float>> Forward(const ForwardBatch& batch) = 0;
 };
 
+// The checks every backend's Forward makes first (the InvalidArgument cases above), against
+// a cache of `num_blocks` blocks of `block_size` slots.
+Status ValidateForwardBatch(const ForwardBatch& batch, const ModelConfig& config,
+                            int64_t block_size, int64_t num_blocks);
+
 }  // namespace rag

@@ -70,6 +70,11 @@ void Engine::Cancel(int64_t id) {
   cv_.notify_all();
 }
 
+PrefixCacheStats Engine::prefix_cache_stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return prefix_cache_stats_;
+}
+
 void Engine::Finish(int64_t id, TokenEvent event) {
   auto it = active_.find(id);
   if (it == active_.end()) return;
@@ -129,6 +134,10 @@ void Engine::Loop() {
 void Engine::Step() {
   std::vector<ScheduledSequence> plan = scheduler_.Schedule();
   if (plan.empty()) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    prefix_cache_stats_ = scheduler_.prefix_cache_stats();
+  }
   ForwardBatch batch;
   batch.sequences.reserve(plan.size());
   for (const auto& s : plan) {
@@ -149,6 +158,7 @@ void Engine::Step() {
     }
     return;
   }
+  scheduler_.StepDone();  // before Remove below, so finished requests leave their prefix cached
   const ModelConfig& cfg = backend_->config();
   const int vocab = static_cast<int>(cfg.vocab_size);
   for (size_t i = 0; i < plan.size(); ++i) {

@@ -70,6 +70,8 @@ class Engine {
   // Ends a request early (a cancelled event follows, unless it already finished). Unknown or
   // finished ids are ignored.
   void Cancel(int64_t id);
+  // Prefix cache lookups and hits of the requests admitted so far (for /metrics).
+  PrefixCacheStats prefix_cache_stats() const;
 
  private:
   struct Active {
@@ -88,12 +90,13 @@ class Engine {
   Scheduler scheduler_;  // engine thread only
   std::unordered_map<int64_t, std::unique_ptr<Active>> active_;  // engine thread only
 
-  std::mutex mu_;  // guards the fields below
+  mutable std::mutex mu_;  // guards the fields below
   std::condition_variable cv_;
   std::deque<std::pair<int64_t, std::unique_ptr<Active>>> incoming_;
   std::unordered_set<int64_t> cancelled_;
   int64_t next_id_ = 1;
   bool stopping_ = false;
+  PrefixCacheStats prefix_cache_stats_;  // a copy of the scheduler's, for other threads
   std::thread thread_;
 };
 

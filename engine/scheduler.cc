@@ -29,6 +29,17 @@ void Scheduler::Remove(int64_t id) {
   sequences_.erase(id);
   waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), id), waiting_.end());
   running_.erase(std::remove(running_.begin(), running_.end(), id), running_.end());
+  last_plan_.erase(std::remove(last_plan_.begin(), last_plan_.end(), id), last_plan_.end());
+}
+
+void Scheduler::StepDone() {
+  if (options_.prefix_caching) {
+    for (int64_t id : last_plan_) {
+      const Sequence& s = sequences_.at(id);
+      blocks_->MarkComputed(id, s.tokens, s.computed);
+    }
+  }
+  last_plan_.clear();
 }
 
 void Scheduler::Preempt(int64_t id) {
@@ -41,6 +52,7 @@ void Scheduler::Preempt(int64_t id) {
 
 std::vector<ScheduledSequence> Scheduler::Schedule() {
   std::vector<ScheduledSequence> plan;
+  last_plan_.clear();  // a step never reported done failed: none of it is registered
   int budget = options_.max_batch_tokens;
 
   auto feed = [&](int64_t id, Sequence& s, int max_tokens) -> bool {
@@ -81,10 +93,21 @@ std::vector<ScheduledSequence> Scheduler::Schedule() {
   while (!waiting_.empty() && budget > 0 && static_cast<int>(running_.size()) < options_.max_running) {
     const int64_t id = waiting_.front();
     Sequence& s = sequences_[id];
-    if (!feed(id, s, options_.prefill_chunk)) break;
+    const int cached = options_.prefix_caching ? blocks_->MatchPrefix(id, s.tokens) : 0;
+    s.computed = cached;
+    if (!feed(id, s, options_.prefill_chunk)) {
+      blocks_->Release(id);  // gives the matched blocks back; it waits with nothing computed
+      s.computed = 0;
+      break;
+    }
+    if (options_.prefix_caching) {
+      prefix_cache_stats_.queries += static_cast<int64_t>(s.tokens.size());
+      prefix_cache_stats_.hits += cached;
+    }
     waiting_.pop_front();
     running_.push_back(id);
   }
+  for (const ScheduledSequence& step : plan) last_plan_.push_back(step.id);
   return plan;
 }
 

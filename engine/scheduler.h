@@ -9,6 +9,12 @@
 // running sequence is preempted: its blocks are freed and it waits to be recomputed from its
 // tokens (no tokens are lost; the caller sees only a delay).
 //
+// Prefix caching: a waiting sequence is admitted with the cached blocks of its longest computed
+// prefix (KvBlockManager::MatchPrefix), so its first step starts at start_pos = the matched tokens.
+// A step's full blocks become shareable only when the caller reports, through StepDone, that its
+// forward pass wrote them; a preempted sequence finds its own blocks again unless they were
+// evicted meanwhile.
+//
 // Not thread-safe: the engine's step loop is its only user.
 #pragma once
 
@@ -26,6 +32,15 @@ struct SchedulerOptions {
   int max_batch_tokens = 2048;  // tokens fed in one step, all sequences together
   int max_running = 64;         // sequences in one step
   int prefill_chunk = 512;      // prompt tokens of one sequence in one step
+  bool prefix_caching = true;   // reuse the computed KV blocks of identical prompt prefixes
+};
+
+// Counted at each admission of a waiting sequence (a preempted one is counted again when it is
+// readmitted): every token it brings is looked up, and the ones whose blocks it reuses are hits.
+struct PrefixCacheStats {
+  int64_t queries = 0;  // tokens looked up
+  int64_t hits = 0;     // tokens whose keys and values were reused, not computed
+  double hit_rate() const { return queries > 0 ? static_cast<double>(hits) / queries : 0.0; }
 };
 
 struct ScheduledSequence {
@@ -42,8 +57,13 @@ class Scheduler {
   // Queues a sequence. InvalidArgument when it is empty or could never fit in the cache.
   Status Add(int64_t id, std::vector<int32_t> prompt);
   // Plans one step; empty when there is nothing to run. Reserves the blocks it needs and marks
-  // the fed tokens computed.
+  // the fed tokens computed (they are not fed again).
   std::vector<ScheduledSequence> Schedule();
+  // Reports that the last plan's forward pass ran and wrote its keys and values: the full blocks
+  // of its sequences become shareable. Call it before removing the sequences that finished in
+  // that step, else their last blocks are not cached. A plan never reported (its step failed)
+  // shares nothing; its sequences must then be removed, their cache contents being unknown.
+  void StepDone();
   // Appends a sampled token to a running sequence.
   void Append(int64_t id, int32_t token);
   // Removes a sequence (finished or cancelled) and frees its blocks.
@@ -54,6 +74,7 @@ class Scheduler {
   size_t num_running() const { return running_.size(); }
   const std::vector<int32_t>& Tokens(int64_t id) const { return sequences_.at(id).tokens; }
   int64_t preemptions() const { return preemptions_; }
+  const PrefixCacheStats& prefix_cache_stats() const { return prefix_cache_stats_; }
 
  private:
   struct Sequence {
@@ -67,7 +88,9 @@ class Scheduler {
   std::unordered_map<int64_t, Sequence> sequences_;
   std::deque<int64_t> waiting_;   // FIFO; preempted sequences go to the front
   std::vector<int64_t> running_;  // admission order
+  std::vector<int64_t> last_plan_;  // sequences of the last plan, until StepDone
   int64_t preemptions_ = 0;
+  PrefixCacheStats prefix_cache_stats_;
 };
 
 }  // namespace rag

@@ -33,8 +33,13 @@ def f32_list(values):
     return "[" + ",".join(str(np.float32(v)) for v in values) + "]"
 
 
+class UnusablePrompt(Exception):
+    """The greedy path of a prompt passes a near tie (greedy parity along it would be
+    meaningless) or reaches an eos id before GREEDY_STEPS tokens."""
+
+
 def build(name, out_root, seed, storage_dtype, config_kwargs, prompts, all_logits_first=False,
-          max_shard_size=None, init_std=0.1, rope_check=False):
+          max_shard_size=None, init_std=0.1, rope_check=False, min_margin=3e-4):
     torch.manual_seed(seed)
     config = LlamaConfig(**config_kwargs, initializer_range=init_std)
     model = LlamaForCausalLM(config).eval()
@@ -61,7 +66,9 @@ def build(name, out_root, seed, storage_dtype, config_kwargs, prompts, all_logit
             logits = ref(x).logits[0].float()
             out_ids = ref.generate(x, generation_config=gen_config,
                                    attention_mask=torch.ones_like(x))[0, len(ids):].tolist()
-            assert len(out_ids) == GREEDY_STEPS, (name, len(out_ids))
+            if len(out_ids) != GREEDY_STEPS:
+                raise UnusablePrompt(f"{name}: prompt {i}: greedy stops after {len(out_ids)} "
+                                     "tokens (an eos id); change seed")
             # Independent check of generate's path, and the margins along it.
             seq = list(ids)
             margin = float("inf")
@@ -71,8 +78,9 @@ def build(name, out_root, seed, storage_dtype, config_kwargs, prompts, all_logit
                 margin = min(margin, float((top2[0] - top2[1]) / row.abs().max()))
                 seq.append(int(row.argmax()))
             assert seq[len(ids):] == out_ids, (name, i, "generate differs from argmax loop")
-        if margin < 3e-4:
-            raise SystemExit(f"{name}: prompt {i}: greedy margin {margin:.2e} too small; change seed")
+        if margin < min_margin:
+            raise UnusablePrompt(f"{name}: prompt {i}: greedy margin {margin:.2e} too small; "
+                                 "change seed")
         worst_margin = min(worst_margin, margin)
         entry = {"ids": ids, "greedy": out_ids, "min_greedy_margin": margin,
                  "last_logits": logits[-1].tolist()}

@@ -54,8 +54,6 @@ class CpuBackend : public Backend {
   StatusOr<std::vector<float>> Forward(const ForwardBatch& batch) override;
 
  private:
-  Status Validate(const ForwardBatch& batch) const;
-
   ModelConfig config_;
   CpuWeights w_;
   std::unique_ptr<ThreadPool> pool_;  // num_threads - 1 workers; the caller is the last one
@@ -67,43 +65,8 @@ class CpuBackend : public Backend {
   std::vector<float> inv_freq_;  // (head_dim / 2)
 };
 
-Status CpuBackend::Validate(const ForwardBatch& batch) const {
-  for (size_t s = 0; s < batch.sequences.size(); ++s) {
-    const SequenceInput& seq = batch.sequences[s];
-    const std::string where = "sequence " + std::to_string(s) + ": ";
-    if (seq.tokens.empty()) return InvalidArgument(where + "no tokens");
-    if (seq.start_pos < 0) return InvalidArgument(where + "negative start_pos");
-    const int64_t end = static_cast<int64_t>(seq.start_pos) + static_cast<int64_t>(seq.tokens.size());
-    if (end > config_.max_position_embeddings) {
-      return InvalidArgument(where + "position " + std::to_string(end - 1) +
-                             " is past max_position_embeddings (" +
-                             std::to_string(config_.max_position_embeddings) + ")");
-    }
-    const int64_t blocks_needed = (end + shape_.block_size - 1) / shape_.block_size;
-    if (static_cast<int64_t>(seq.block_table.size()) < blocks_needed) {
-      return InvalidArgument(where + "block table has " + std::to_string(seq.block_table.size()) +
-                             " blocks, positions up to " + std::to_string(end - 1) + " need " +
-                             std::to_string(blocks_needed));
-    }
-    for (int64_t b = 0; b < blocks_needed; ++b) {
-      int32_t id = seq.block_table[static_cast<size_t>(b)];
-      if (id < 0 || id >= num_blocks_) {
-        return InvalidArgument(where + "block id " + std::to_string(id) + " outside [0, " +
-                               std::to_string(num_blocks_) + ")");
-      }
-    }
-    for (int32_t t : seq.tokens) {
-      if (t < 0 || t >= config_.vocab_size) {
-        return InvalidArgument(where + "token id " + std::to_string(t) + " outside the vocabulary (" +
-                               std::to_string(config_.vocab_size) + ")");
-      }
-    }
-  }
-  return Status::Ok();
-}
-
 StatusOr<std::vector<float>> CpuBackend::Forward(const ForwardBatch& batch) {
-  RAG_RETURN_IF_ERROR(Validate(batch));
+  RAG_RETURN_IF_ERROR(ValidateForwardBatch(batch, config_, shape_.block_size, num_blocks_));
   const ModelConfig& c = config_;
   const int64_t dim = c.hidden_size, hd = c.head_dim, half = hd / 2;
   const int64_t q_dim = c.num_attention_heads * hd, kv_dim = c.num_key_value_heads * hd;

@@ -5,13 +5,16 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <mutex>
 
 #include "common/file_util.h"
 #include "common/json_reader.h"
 #include "engine/cpu/cpu_backend.h"
+#include "engine/kv_block_manager.h"
 
 namespace rag {
 namespace {
@@ -148,6 +151,105 @@ TEST(Engine, DestructionCancelsWhatIsInFlight) {
   ASSERT_EQ(events.finished.size(), 1u);
   const FinishReason reason = events.finished.begin()->second;
   EXPECT_TRUE(reason == FinishReason::kCancelled || reason == FinishReason::kLength);
+}
+
+JsonValue LoadGolden() {
+  auto text = ReadFileToString(kGolden + "/golden.json");
+  EXPECT_TRUE(text.ok());
+  auto golden = ReadJson(*text, "golden.json");
+  EXPECT_TRUE(golden.ok());
+  return std::move(golden).value();
+}
+
+std::vector<int32_t> Concat(std::vector<int32_t> a, const std::vector<int32_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// The backends need no change for prefix caching: positions below start_pos are read through
+// the block table, whoever wrote them. A prompt run after a cached prefix must give the logits of
+// the same prompt run from its first token.
+TEST(EnginePrefixCache, ACachedPrefixGivesTheLogitsOfRecomputingIt) {
+  JsonValue golden = LoadGolden();
+  const auto& prompts = golden.Find("prompts")->items();
+  const std::vector<int32_t> shared = Concat(Ints(*prompts[2].Find("ids")), Ints(*prompts[0].Find("ids")));
+  const std::vector<int32_t> first = Concat(shared, {11, 12, 13});
+  const std::vector<int32_t> second = Concat(shared, {21, 22, 23, 24, 25});
+  CpuBackendOptions options;
+  options.num_threads = 2;
+  options.block_size = 4;
+  options.num_blocks = 64;
+  auto backend = CreateCpuBackend(kGolden, options);
+  ASSERT_TRUE(backend.ok()) << backend.status().ToString();
+  KvBlockManager blocks(options.num_blocks, options.block_size);
+  auto run = [&](int64_t seq, const std::vector<int32_t>& tokens, int start) {
+    EXPECT_TRUE(blocks.Reserve(seq, static_cast<int>(tokens.size())));
+    ForwardBatch batch;
+    SequenceInput in;
+    in.tokens.assign(tokens.begin() + start, tokens.end());
+    in.start_pos = start;
+    in.block_table = blocks.Table(seq);
+    batch.sequences.push_back(in);
+    auto logits = (*backend)->Forward(batch);
+    EXPECT_TRUE(logits.ok()) << logits.status().ToString();
+    return logits.ok() ? *logits : std::vector<float>();
+  };
+  run(1, first, 0);
+  blocks.MarkComputed(1, first, static_cast<int>(first.size()));
+  const int cached = blocks.MatchPrefix(2, second);
+  ASSERT_EQ(cached, 28);
+  const std::vector<float> reused = run(2, second, cached);
+  const std::vector<float> recomputed = run(3, second, 0);  // sequence 3 matched nothing
+  ASSERT_EQ(reused.size(), recomputed.size());
+  ASSERT_FALSE(reused.empty());
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < reused.size(); ++i) {
+    diff = std::max(diff, std::abs(static_cast<double>(reused[i]) - recomputed[i]));
+    scale = std::max(scale, std::abs(static_cast<double>(recomputed[i])));
+  }
+  EXPECT_LE(diff, 1e-6 * scale);
+}
+
+// Two requests sharing a 30-token prefix, one after the other: the same greedy tokens with the
+// cache on and off, and with it on the second reuses the 28 tokens of the prefix's full blocks.
+TEST(EnginePrefixCache, ALaterRequestReusesTheSharedPrefixAndGetsTheSameTokens) {
+  JsonValue golden = LoadGolden();
+  const auto& prompts = golden.Find("prompts")->items();
+  const std::vector<int32_t> shared = Concat(Ints(*prompts[2].Find("ids")), Ints(*prompts[0].Find("ids")));
+  ASSERT_EQ(shared.size(), 30u);
+  const std::vector<std::vector<int32_t>> requests = {
+      Concat(shared, {11, 12, 13}), Concat(shared, {21, 22, 23, 24, 25}), Concat(shared, {11, 12, 13})};
+
+  std::map<bool, std::vector<std::vector<int32_t>>> outputs;
+  for (bool caching : {false, true}) {
+    SchedulerOptions sched;
+    sched.prefix_caching = caching;
+    sched.prefill_chunk = 8;  // the first request fills the cache over several steps
+    auto engine = MakeEngine(/*num_blocks=*/64, sched);
+    Events events;
+    std::vector<int64_t> hits;
+    for (size_t r = 0; r < requests.size(); ++r) {
+      GenerationRequest request;
+      request.prompt = requests[r];
+      request.max_tokens = 12;
+      auto id = engine->Submit(request, events.Callback());
+      ASSERT_TRUE(id.ok()) << id.status().ToString();
+      ASSERT_TRUE(events.WaitFinished(r + 1));
+      std::lock_guard<std::mutex> lock(events.mu);
+      EXPECT_EQ(events.finished[*id], FinishReason::kLength);
+      outputs[caching].push_back(events.tokens[*id]);
+      hits.push_back(engine->prefix_cache_stats().hits);
+    }
+    const PrefixCacheStats stats = engine->prefix_cache_stats();
+    EXPECT_EQ(stats.queries, caching ? 33 + 35 + 33 : 0);
+    if (caching) {
+      EXPECT_EQ(hits, (std::vector<int64_t>{0, 28, 28 + 32}));  // the third repeats the first
+    } else {
+      EXPECT_EQ(hits, (std::vector<int64_t>{0, 0, 0}));
+    }
+  }
+  EXPECT_EQ(outputs[true], outputs[false]);
+  EXPECT_EQ(outputs[true][2], outputs[true][0]);
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
-#include <set>
+#include <random>
 
 #include "engine/kv_block_manager.h"
 
@@ -16,35 +16,50 @@ std::vector<int32_t> Prompt(int n, int base = 100) {
   return p;
 }
 
-TEST(KvBlockManager, ReservesGrowsAndReleases) {
-  KvBlockManager m(8, 4);
-  EXPECT_TRUE(m.Reserve(1, 5));  // 2 blocks
-  EXPECT_EQ(m.Table(1).size(), 2u);
-  EXPECT_EQ(m.num_free(), 6);
-  EXPECT_TRUE(m.Reserve(1, 8));  // still 2 blocks
-  EXPECT_EQ(m.num_free(), 6);
-  EXPECT_TRUE(m.Reserve(1, 9));  // 3 blocks
-  EXPECT_FALSE(m.Reserve(2, 100));  // needs 25: refused, nothing taken
-  EXPECT_EQ(m.num_free(), 5);
-  EXPECT_TRUE(m.Table(2).empty());
-  std::set<int32_t> ids(m.Table(1).begin(), m.Table(1).end());
-  EXPECT_EQ(ids.size(), 3u);  // distinct blocks
-  m.Release(1);
-  EXPECT_EQ(m.num_free(), 8);
-  m.Release(1);  // no-op
-  EXPECT_EQ(m.num_free(), 8);
-}
-
 // Drives the scheduler like the engine: each sampling step appends token = 1000 + step count.
+// A shadow KV cache stands in for the backend: every slot records the token prefix whose key
+// and value it holds, so reading a slot another prefix wrote (false sharing) or writing into a
+// shared block fails the test.
 struct Driver {
   KvBlockManager blocks;
   Scheduler scheduler;
   std::map<int64_t, int> generated;
   std::map<int64_t, int> max_tokens;
+  std::map<int64_t, int> first_start;  // start_pos of each sequence's first step
+  std::vector<std::vector<std::vector<int32_t>>> cache;  // [block][slot] -> prefix it holds
   int steps = 0;
 
   Driver(int num_blocks, int block_size, SchedulerOptions opts)
-      : blocks(num_blocks, block_size), scheduler(&blocks, opts) {}
+      : blocks(num_blocks, block_size),
+        scheduler(&blocks, opts),
+        cache(static_cast<size_t>(num_blocks), std::vector<std::vector<int32_t>>(static_cast<size_t>(block_size))) {}
+
+  void Add(int64_t id, std::vector<int32_t> prompt, int max) {
+    ASSERT_TRUE(scheduler.Add(id, std::move(prompt)).ok());
+    max_tokens[id] = max;
+  }
+
+  // Checks and runs one planned sequence on the shadow cache.
+  void Forward(const ScheduledSequence& s) {
+    const auto& table = blocks.Table(s.id);
+    const int bs = blocks.block_size();
+    // The block table covers every fed position.
+    ASSERT_GE(static_cast<int>(table.size()) * bs, s.start_pos + static_cast<int>(s.tokens.size()));
+    // The fed tokens are the sequence's own tokens at those positions.
+    const auto& all = scheduler.Tokens(s.id);
+    for (size_t k = 0; k < s.tokens.size(); ++k) ASSERT_EQ(s.tokens[k], all[s.start_pos + k]);
+    if (!first_start.count(s.id)) first_start[s.id] = s.start_pos;
+    for (int p = 0; p < s.start_pos + static_cast<int>(s.tokens.size()); ++p) {
+      const std::vector<int32_t> prefix(all.begin(), all.begin() + p + 1);
+      auto& slot = cache[static_cast<size_t>(table[static_cast<size_t>(p / bs)])][static_cast<size_t>(p % bs)];
+      if (p < s.start_pos) {
+        ASSERT_EQ(slot, prefix) << "sequence " << s.id << " reads a wrong key/value at " << p;
+      } else {
+        ASSERT_EQ(blocks.RefCount(table[static_cast<size_t>(p / bs)]), 1) << "writes a shared block";
+        slot = prefix;
+      }
+    }
+  }
 
   void Run() {
     while (!scheduler.empty()) {
@@ -54,12 +69,11 @@ struct Driver {
       int fed = 0;
       for (const auto& s : plan) {
         fed += static_cast<int>(s.tokens.size());
-        // The block table covers every fed position.
-        ASSERT_GE(static_cast<int>(blocks.Table(s.id).size()) * blocks.block_size(),
-                  s.start_pos + static_cast<int>(s.tokens.size()));
-        // The fed tokens are the sequence's own tokens at those positions.
-        const auto& all = scheduler.Tokens(s.id);
-        for (size_t k = 0; k < s.tokens.size(); ++k) ASSERT_EQ(s.tokens[k], all[s.start_pos + k]);
+        Forward(s);
+        if (::testing::Test::HasFatalFailure()) return;
+      }
+      scheduler.StepDone();
+      for (const auto& s : plan) {
         if (!s.samples) continue;
         if (++generated[s.id] >= max_tokens[s.id]) {
           scheduler.Remove(s.id);
@@ -87,7 +101,13 @@ TEST(Scheduler, ChunkedPrefillThenDecodeForSeveralSequences) {
     EXPECT_EQ(s.start_pos, 0);
     EXPECT_EQ(s.tokens.size(), 16u);
     EXPECT_FALSE(s.samples);
+    d.Forward(s);
   }
+  d.scheduler.StepDone();
+  // The three identical prompts were computed side by side; now they share one copy.
+  EXPECT_EQ(d.blocks.Table(2), d.blocks.Table(1));
+  EXPECT_EQ(d.blocks.Table(3), d.blocks.Table(1));
+  EXPECT_EQ(d.blocks.num_free(), 60);
   d.Run();
   for (int64_t id = 1; id <= 3; ++id) EXPECT_EQ(d.generated[id], 5);
   EXPECT_EQ(d.blocks.num_free(), 64);
@@ -132,6 +152,132 @@ TEST(Scheduler, RemovingAWaitingSequenceFreesNothingTwice) {
   s.Remove(1);
   EXPECT_TRUE(s.empty());
   EXPECT_EQ(blocks.num_free(), 4);
+}
+
+std::vector<int32_t> Concat(std::vector<int32_t> a, const std::vector<int32_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+TEST(SchedulerPrefixCache, ALaterPromptStartsAfterItsCachedPrefix) {
+  SchedulerOptions opts;
+  opts.prefill_chunk = 64;
+  Driver d(16, 4, opts);
+  d.Add(1, Prompt(10), 3);
+  d.Run();
+  EXPECT_EQ(d.scheduler.prefix_cache_stats().queries, 10);
+  EXPECT_EQ(d.scheduler.prefix_cache_stats().hits, 0);
+
+  d.Add(2, Concat(Prompt(9), {7, 7}), 3);  // shares 9 tokens: 2 full blocks
+  auto plan = d.scheduler.Schedule();
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].start_pos, 8);
+  EXPECT_EQ(plan[0].tokens, (std::vector<int32_t>{108, 7, 7}));
+  EXPECT_TRUE(plan[0].samples);
+  EXPECT_EQ(d.scheduler.prefix_cache_stats().queries, 21);
+  EXPECT_EQ(d.scheduler.prefix_cache_stats().hits, 8);
+  EXPECT_DOUBLE_EQ(d.scheduler.prefix_cache_stats().hit_rate(), 8.0 / 21);
+  d.scheduler.Remove(2);
+  EXPECT_EQ(d.blocks.num_free(), 16);
+}
+
+TEST(SchedulerPrefixCache, AFullyCachedPromptRecomputesItsLastBlock) {
+  Driver d(16, 4, {});
+  d.Add(1, Prompt(8), 2);
+  d.Run();
+  d.Add(2, Prompt(8), 2);  // the same prompt, ending on a block boundary
+  d.Add(3, Prompt(9), 2);  // one token longer: both blocks are reused
+  d.Run();
+  EXPECT_EQ(d.first_start[2], 4);
+  EXPECT_EQ(d.first_start[3], 8);
+  EXPECT_EQ(d.scheduler.prefix_cache_stats().hits, 12);
+  EXPECT_EQ(d.blocks.num_free(), 16);
+}
+
+TEST(SchedulerPrefixCache, OffComputesEveryPromptFromItsFirstToken) {
+  SchedulerOptions opts;
+  opts.prefix_caching = false;
+  Driver d(16, 4, opts);
+  d.Add(1, Prompt(10), 3);
+  d.Run();
+  d.Add(2, Prompt(10), 3);
+  d.Run();
+  EXPECT_EQ(d.first_start[2], 0);
+  EXPECT_EQ(d.scheduler.prefix_cache_stats().hits, 0);
+  EXPECT_EQ(d.blocks.num_cached(), 0);
+  EXPECT_EQ(d.blocks.num_free(), 16);
+}
+
+TEST(SchedulerPrefixCache, AStepNeverReportedDoneSharesNothing) {
+  KvBlockManager blocks(8, 4);
+  Scheduler s(&blocks, {});
+  ASSERT_TRUE(s.Add(1, Prompt(9)).ok());
+  ASSERT_EQ(s.Schedule().size(), 1u);
+  s.Remove(1);  // the forward pass failed: no StepDone
+  EXPECT_EQ(blocks.num_cached(), 0);
+  EXPECT_EQ(blocks.num_free(), 8);
+  ASSERT_TRUE(s.Add(2, Prompt(9)).ok());
+  auto plan = s.Schedule();
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].start_pos, 0);
+}
+
+TEST(SchedulerPrefixCache, PreemptionWithSharedBlocksLosesNothingAndLeaksNothing) {
+  SchedulerOptions opts;
+  opts.max_batch_tokens = 64;
+  opts.prefill_chunk = 8;
+  // 12 blocks of 4: four sequences sharing a 16-token prefix (4 blocks) and generating 12 tokens
+  // each cannot all fit, so the newest are preempted and recomputed, partly from the cache.
+  Driver d(12, 4, opts);
+  const std::vector<int32_t> prefix = Prompt(16);
+  d.Add(1, Concat(prefix, {1, 2, 3}), 12);
+  d.Run();  // the first one alone leaves the prefix cached
+  for (int64_t id = 2; id <= 5; ++id) d.Add(id, Concat(prefix, {static_cast<int32_t>(id), 9}), 12);
+  d.Run();
+  for (int64_t id = 1; id <= 5; ++id) EXPECT_EQ(d.generated[id], 12) << id;
+  EXPECT_GT(d.scheduler.preemptions(), 0);
+  EXPECT_GE(d.scheduler.prefix_cache_stats().hits, 4 * 16);
+  EXPECT_EQ(d.blocks.num_free(), 12);
+  d.blocks.ResetPrefixCache();
+  EXPECT_EQ(d.blocks.num_free(), 12);
+  EXPECT_EQ(d.blocks.num_evictable(), 0);
+  EXPECT_EQ(d.blocks.num_cached(), 0);
+}
+
+// Many sequences from a few shared prefixes, arriving over time into a small cache: the shadow
+// cache of the Driver checks every read and write; all blocks come back at the end.
+TEST(SchedulerPrefixCache, RandomTrafficReadsOnlyItsOwnPrefix) {
+  std::mt19937 rng(7);
+  int64_t hits = 0, preemptions = 0;
+  for (int round = 0; round < 200; ++round) {
+    SchedulerOptions opts;
+    opts.max_batch_tokens = 64;
+    opts.prefill_chunk = 1 + static_cast<int>(rng() % 12);
+    opts.max_running = 1 + static_cast<int>(rng() % 6);
+    const int block_size = 1 + static_cast<int>(rng() % 5);
+    Driver d(48 / block_size + 4, block_size, opts);
+    std::vector<std::vector<int32_t>> prefixes;
+    for (int i = 0; i < 3; ++i) prefixes.push_back(Prompt(static_cast<int>(rng() % 20), 100 * (i + 1)));
+    int64_t id = 0;
+    for (int wave = 0; wave < 3; ++wave) {
+      for (int k = 0; k < 4; ++k) {
+        std::vector<int32_t> prompt = prefixes[rng() % prefixes.size()];
+        for (int n = static_cast<int>(rng() % 6); n >= 0; --n) prompt.push_back(static_cast<int32_t>(rng() % 4));
+        d.Add(++id, prompt, 1 + static_cast<int>(rng() % 10));
+      }
+      d.Run();
+      ASSERT_FALSE(::testing::Test::HasFatalFailure()) << "round " << round;
+      ASSERT_EQ(d.blocks.num_free(), d.blocks.num_blocks());
+    }
+    for (int64_t i = 1; i <= id; ++i) EXPECT_EQ(d.generated[i], d.max_tokens[i]);
+    hits += d.scheduler.prefix_cache_stats().hits;
+    preemptions += d.scheduler.preemptions();
+    d.blocks.ResetPrefixCache();
+    EXPECT_EQ(d.blocks.num_evictable(), 0);
+    EXPECT_EQ(d.blocks.num_free(), d.blocks.num_blocks());
+  }
+  EXPECT_GT(hits, 0);  // the traffic did share prefixes ...
+  EXPECT_GT(preemptions, 0);  // ... and did run out of blocks
 }
 
 }  // namespace

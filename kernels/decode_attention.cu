@@ -1,11 +1,31 @@
-// Paged decode attention, one query token per sequence. One thread block of kWarps warps per
-// (query head, sequence). q (scaled by 1/sqrt(head_dim)) sits in registers: lane l owns the
-// kDpl = head_dim / 32 consecutive dims [l * kDpl, (l + 1) * kDpl). Warp w walks the positions
-// w, w + kWarps, ... of the context; for each, the warp reduces q.k with shuffles and updates its
-// own online-softmax state (running max m, running sum l, acc = sum of exp(s - m) * v) in fp32.
-// At the end the kWarps states are merged through shared memory and out = acc / l.
-// Heads of one GQA group read the same K/V rows (separate blocks; the re-reads hit L2).
-// No split over the context: one block per (head, sequence) walks its whole length.
+// Paged decode attention, one query token per sequence, over the bf16 paged KV cache.
+//
+// Fast path (head_dim 64 or 128, 16-byte aligned caches): split-KV.
+//  - One CTA of 4 warps per (split, group of hp query heads sharing one KV head, sequence), so
+//    the heads of a GQA group read each K/V row once (hp = the largest divisor of the group size
+//    up to kMaxHeads). Reading the rows once per head instead would move 4x the bytes out of L2
+//    for Llama 3's groups of 4 and make L2, not HBM, the limit.
+//  - The context is cut into tiles of kTile positions; a split owns a contiguous run of tiles.
+//    K/V tiles are copied into shared memory with cp.async, double buffered (triple for head_dim
+//    64), so the next tile is in flight while one is consumed (the kernel is bound by HBM
+//    bandwidth). Shared memory stays under the 48 KiB a kernel gets without opting in: opting in
+//    (cudaFuncSetAttribute) is a host call that waits for pending copies, unwelcome in captures.
+//  - Per tile: scores q . k in fp32 (q pre-scaled by log2(e) / sqrt(head_dim), so exp2 gives the
+//    softmax), online softmax per head (running max m, running sum l), acc += p * v.
+//  - A split writes its unnormalised (m, l, acc) to the workspace and CombineSplitsKernel merges
+//    the splits; with a single split the kernel normalises and writes `out` itself.
+// Why the split size is chosen this way: decode steps are captured in CUDA graphs and replayed
+// with other context lengths, so the grid (the number of splits) depends only on host-known sizes
+// (batch, n_heads, max_blocks_per_seq * block_size). How many tiles a split takes is derived on
+// the device from the sequence's length (the tiles spread evenly over the splits), so every
+// length uses all the splits it can fill; splits past the end return at once, and the combine
+// kernel recomputes the same count of active splits.
+//
+// Fallback (other head_dim multiples of 32 up to 256, or unaligned caches): one CTA of 4 warps
+// per (head, sequence) walks the whole context; warp w takes positions w, w + 4, ...; lane l owns
+// dims [l * kDpl, (l + 1) * kDpl) and q . k is reduced with shuffles; the warps' softmax states
+// are merged through shared memory at the end.
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -16,25 +36,396 @@
 namespace rag {
 namespace {
 
-constexpr int kWarps = 4;
-constexpr int kThreads = kWarps * 32;
+constexpr float kLog2e = 1.4426950408889634f;
 
+// ---- split-KV path ----------------------------------------------------------------------------
+constexpr int kThreads = 128;
+constexpr int kWarps = kThreads / 32;
+constexpr int kTile = 32;     // positions per tile: one per lane in the score phase
+constexpr int kMaxHeads = 8;  // query heads per CTA
+// About kTargetHeadSplits (split, head) pairs per call: batch 1 with 32 heads gets 32 splits,
+// i.e. 256 CTAs for GQA groups of 4 (two per SM of an H100, each with a 16 KiB tile in flight
+// while it consumes one); a 2000-token context then gives every split 2 tiles, an 8000-token one
+// 8. Larger batches get fewer splits; never more than the tiles of the longest possible context,
+// so a short max_blocks_per_seq (eager calls on short prompts) takes the single-split path with
+// no combine kernel.
+constexpr int64_t kTargetHeadSplits = 1024;
+constexpr int64_t kMaxSplits = 128;
+
+bool FastHeadDim(int64_t head_dim) { return head_dim == 64 || head_dim == 128; }
+
+int64_t NumSplits(int64_t batch, int64_t n_heads, int64_t max_blocks_per_seq, int64_t block_size) {
+  const int64_t max_tiles = (max_blocks_per_seq * block_size + kTile - 1) / kTile;
+  const int64_t want = (kTargetHeadSplits + batch * n_heads - 1) / (batch * n_heads);
+  return std::max<int64_t>(1, std::min({want, max_tiles, kMaxSplits}));
+}
+
+struct DecodeArgs {
+  const float* q;  // row b at q + b * q_stride
+  int64_t q_stride;
+  const __nv_bfloat16* k_cache;
+  const __nv_bfloat16* v_cache;
+  const int32_t* block_tables;  // (batch, max_blocks)
+  int64_t max_blocks;
+  const int32_t* context_lens;  // (batch)
+  int n_heads, n_kv_heads, block_size;
+  int heads_per_cta;  // divides n_heads / n_kv_heads
+  int n_splits;
+  float q_scale;       // log2(e) / sqrt(head_dim)
+  float* ws_acc;       // (batch, n_heads, n_splits, head_dim); null when n_splits == 1
+  float* ws_ml;        // (batch, n_heads, n_splits, 2): running max and sum; null likewise
+  __nv_bfloat16* out;  // (batch, n_heads * head_dim)
+};
+
+// Context length of sequence b, clamped to what its block table row can address (a bad length
+// must not read past the row).
+__device__ __forceinline__ int ContextLen(const int32_t* context_lens, int b, int64_t cap) {
+  const int64_t len = context_lens[b];
+  return static_cast<int>(len < 0 ? 0 : (len > cap ? cap : len));
+}
+
+// Tiles per split for a context of n_tiles tiles (the same on the split and combine kernels).
+__device__ __forceinline__ int TilesPerSplit(int n_tiles, int n_splits) {
+  return (n_tiles + n_splits - 1) / n_splits;
+}
+
+// 16-byte global -> shared copy, zero-filled when !valid. Asynchronous on sm_80+ (cp.async.cg
+// caches in L2 only: this CTA reads each K/V row once); older archs copy synchronously, which
+// keeps the kernel correct there.
+__device__ __forceinline__ void CopyAsync16(void* smem, const void* gmem, bool valid) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem),
+               "r"(valid ? 16 : 0)
+               : "memory");
+#else
+  *static_cast<uint4*>(smem) = valid ? *static_cast<const uint4*>(gmem) : make_uint4(0, 0, 0, 0);
+#endif
+}
+__device__ __forceinline__ void CopyAsyncCommit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+// Waits until at most kPending of this thread's committed groups are still in flight.
+template <int kPending>
+__device__ __forceinline__ void CopyAsyncWait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+#endif
+}
+
+// 8 bf16 (16 bytes, lowest address first) to fp32.
+__device__ __forceinline__ void Unpack8(const uint4 u, float (&f)[8]) {
+  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    f[2 * i] = __uint_as_float(w[i] << 16);
+    f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+  }
+}
+
+__device__ __forceinline__ float WarpMax(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+template <int kHeadDim>
+struct DecodeSmem {
+  // Tiles resident in shared memory (what fits in 48 KiB with the rest).
+  static constexpr int kStages = kHeadDim <= 64 ? 3 : 2;
+  // K/V rows padded by 16 bytes: the 8 rows read by a quarter-warp land in distinct bank groups.
+  static constexpr int kRow = kHeadDim + 8;
+  union {
+    struct {
+      uint16_t k[kStages][kTile][kRow];  // bf16 bits
+      uint16_t v[kStages][kTile][kRow];
+    } kv;
+    float red[kWarps][kMaxHeads][kHeadDim];  // end of split: acc of each warp
+  } u;
+  int64_t row_off[kStages][kTile];  // cache offset (elements) of each row of a tile; -1 past len
+  float q[kMaxHeads][kHeadDim];     // scaled queries
+  float part[kWarps][kMaxHeads][kTile];  // scores: each warp's share of the head_dim sum
+  float p[kMaxHeads][kTile];             // probabilities of the current tile
+  float corr[kMaxHeads];                 // acc rescale factor of the current tile
+  float m[kMaxHeads], l[kMaxHeads];      // final softmax state of each head
+};
+
+template <int kHeadDim>
+__device__ __forceinline__ void IssueTile(const DecodeArgs& a, DecodeSmem<kHeadDim>& sh,
+                                          int stage) {
+  constexpr int kChunks = kHeadDim / 8;  // 16-byte chunks per row
+#pragma unroll
+  for (int i = 0; i < kTile * kChunks / kThreads; ++i) {
+    const int idx = static_cast<int>(threadIdx.x) + i * kThreads;
+    const int r = idx / kChunks, c = idx % kChunks;
+    const int64_t off = sh.row_off[stage][r];
+    const int64_t src = off >= 0 ? off + c * 8 : 0;
+    CopyAsync16(&sh.u.kv.k[stage][r][c * 8], a.k_cache + src, off >= 0);
+    CopyAsync16(&sh.u.kv.v[stage][r][c * 8], a.v_cache + src, off >= 0);
+  }
+}
+
+template <int kHeadDim>
+__global__ void __launch_bounds__(kThreads) SplitKvDecodeKernel(const DecodeArgs a) {
+  using Smem = DecodeSmem<kHeadDim>;
+  constexpr int kStages = Smem::kStages;
+  constexpr int kChunks = kHeadDim / 8;
+  constexpr int kChunksPerWarp = kChunks / kWarps;  // score phase: warp w sums these chunks
+  constexpr int kKeyGroups = kThreads / kChunks;    // PV phase: threads per chunk column
+  constexpr int kKeysPerThread = kTile / kKeyGroups;
+  constexpr int kHeadsPerWarp = kMaxHeads / kWarps;  // softmax: warp w owns heads w + kWarps * i
+  static_assert(kChunks % kWarps == 0 && kThreads % kChunks == 0 && kTile % kKeyGroups == 0);
+  static_assert(kMaxHeads % kWarps == 0 && kStages * kTile <= kThreads && kTile == 32);
+  static_assert(sizeof(float) * kWarps * kMaxHeads * kHeadDim <=
+                    sizeof(uint16_t) * 2 * kStages * kTile * Smem::kRow,
+                "the reduction buffer must fit in the K/V buffers it reuses");
+
+  __shared__ __align__(16) Smem sh;
+  const int split = blockIdx.x, seq = blockIdx.z;
+  const int hp = a.heads_per_cta, head0 = blockIdx.y * hp;
+  const int kv_head = head0 / (a.n_heads / a.n_kv_heads);
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  __nv_bfloat16* out = a.out + (static_cast<int64_t>(seq) * a.n_heads + head0) * kHeadDim;
+
+  const int len = ContextLen(a.context_lens, seq, a.max_blocks * a.block_size);
+  const int n_tiles = (len + kTile - 1) / kTile;
+  const int per_split = TilesPerSplit(n_tiles, a.n_splits);
+  const int tile0 = split * per_split;
+  const int n = min(per_split, n_tiles - tile0);  // tiles of this split
+  if (n <= 0) {             // past the end of the context (the combine kernel skips this split)
+    if (a.n_splits == 1) {  // empty context, no combine: zeros
+      for (int e = tid; e < hp * kHeadDim; e += kThreads) out[e] = __float2bfloat16_rn(0.0f);
+    }
+    return;
+  }
+
+  const int32_t* table = a.block_tables + static_cast<int64_t>(seq) * a.max_blocks;
+  auto row_offset = [&](int tile, int r) -> int64_t {
+    const int pos = tile * kTile + r;
+    if (pos >= len) return -1;
+    const int64_t block = table[pos / a.block_size];
+    return ((block * a.n_kv_heads + kv_head) * a.block_size + pos % a.block_size) * kHeadDim;
+  };
+
+  // Prologue: offsets of the first kStages tiles, the scaled queries, the first kStages - 1 tiles.
+  if (tid < kStages * kTile && tid / kTile < n) {
+    sh.row_off[tid / kTile][tid % kTile] = row_offset(tile0 + tid / kTile, tid % kTile);
+  }
+  const float* qb = a.q + static_cast<int64_t>(seq) * a.q_stride + head0 * kHeadDim;
+  for (int e = tid; e < hp * kHeadDim; e += kThreads) {
+    sh.q[e / kHeadDim][e % kHeadDim] = qb[e] * a.q_scale;
+  }
+  __syncthreads();
+#pragma unroll
+  for (int i = 0; i < kStages - 1; ++i) {
+    if (i < n) IssueTile(a, sh, i);
+    CopyAsyncCommit();  // empty groups too: the wait below counts groups
+  }
+
+  float acc[kMaxHeads][8] = {};  // heads x the 8 dims of chunk dc, over keys kg + kKeyGroups * i
+  float m_run[kHeadsPerWarp], l_run[kHeadsPerWarp];
+#pragma unroll
+  for (int i = 0; i < kHeadsPerWarp; ++i) {
+    m_run[i] = -INFINITY;
+    l_run[i] = 0.0f;
+  }
+  const int dc = tid % kChunks, kg = tid / kChunks;
+
+  for (int j = 0; j < n; ++j) {
+    const int st = j % kStages;
+    if (j + kStages - 1 < n) IssueTile(a, sh, (j + kStages - 1) % kStages);
+    CopyAsyncCommit();
+    CopyAsyncWait<kStages - 1>();  // this thread's copies of tile j have landed
+    __syncthreads();               // ... and everyone's
+    // Offsets of tile j + kStages (it reuses stage st): loaded now, stored after the math.
+    const bool fetch = tid < kTile && j + kStages < n;
+    const int64_t next_off = fetch ? row_offset(tile0 + j + kStages, tid) : -1;
+
+    {  // Scores: warp w sums its chunks of q . k at position `lane` for every head.
+      float s[kMaxHeads] = {};
+      const uint16_t* krow = sh.u.kv.k[st][lane];
+#pragma unroll
+      for (int i = 0; i < kChunksPerWarp; ++i) {
+        const int c = warp * kChunksPerWarp + i;
+        float kf[8];
+        Unpack8(*reinterpret_cast<const uint4*>(krow + c * 8), kf);
+#pragma unroll
+        for (int h = 0; h < kMaxHeads; ++h) {
+          if (h < hp) {
+            const float4 q0 = *reinterpret_cast<const float4*>(&sh.q[h][c * 8]);
+            const float4 q1 = *reinterpret_cast<const float4*>(&sh.q[h][c * 8 + 4]);
+            s[h] = fmaf(q0.x, kf[0], s[h]);
+            s[h] = fmaf(q0.y, kf[1], s[h]);
+            s[h] = fmaf(q0.z, kf[2], s[h]);
+            s[h] = fmaf(q0.w, kf[3], s[h]);
+            s[h] = fmaf(q1.x, kf[4], s[h]);
+            s[h] = fmaf(q1.y, kf[5], s[h]);
+            s[h] = fmaf(q1.z, kf[6], s[h]);
+            s[h] = fmaf(q1.w, kf[7], s[h]);
+          }
+        }
+      }
+#pragma unroll
+      for (int h = 0; h < kMaxHeads; ++h) {
+        if (h < hp) sh.part[warp][h][lane] = s[h];
+      }
+    }
+    __syncthreads();
+
+    // Online softmax, one warp per head. The tile's first position is < len, so m stays finite.
+    const bool valid = (tile0 + j) * kTile + lane < len;
+#pragma unroll
+    for (int i = 0; i < kHeadsPerWarp; ++i) {
+      const int h = warp + kWarps * i;
+      if (h < hp) {
+        float x = -INFINITY;
+        if (valid) {
+          x = 0.0f;
+#pragma unroll
+          for (int w = 0; w < kWarps; ++w) x += sh.part[w][h][lane];
+        }
+        const float m_new = fmaxf(m_run[i], WarpMax(x));
+        const float corr = exp2f(m_run[i] - m_new);  // first tile: exp2(-inf) = 0
+        const float p = exp2f(x - m_new);            // masked: 0
+        l_run[i] = l_run[i] * corr + WarpSum(p);
+        m_run[i] = m_new;
+        sh.p[h][lane] = p;
+        if (lane == 0) sh.corr[h] = corr;
+      }
+    }
+    __syncthreads();
+
+    // acc = acc * corr + p . v over this thread's keys of the tile.
+#pragma unroll
+    for (int h = 0; h < kMaxHeads; ++h) {
+      if (h < hp) {
+        const float c = sh.corr[h];
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[h][e] *= c;
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kKeysPerThread; ++i) {
+      const int t = kg + kKeyGroups * i;
+      float vf[8];
+      Unpack8(*reinterpret_cast<const uint4*>(&sh.u.kv.v[st][t][dc * 8]), vf);
+#pragma unroll
+      for (int h = 0; h < kMaxHeads; ++h) {
+        if (h < hp) {
+          const float p = sh.p[h][t];
+#pragma unroll
+          for (int e = 0; e < 8; ++e) acc[h][e] = fmaf(p, vf[e], acc[h][e]);
+        }
+      }
+    }
+    if (fetch) sh.row_off[st][tid] = next_off;
+    __syncthreads();  // stage st and row_off[st] are free for tile j + kStages
+  }
+  CopyAsyncWait<0>();  // only empty groups remain; the K/V buffers are reused below
+
+  // Sum acc over the lanes that share chunk dc (lanes dc, dc + kChunks, ...), then over warps.
+#pragma unroll
+  for (int h = 0; h < kMaxHeads; ++h) {
+    if (h < hp) {
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+#pragma unroll
+        for (int o = kChunks; o < 32; o <<= 1) {
+          acc[h][e] += __shfl_xor_sync(0xffffffffu, acc[h][e], o);
+        }
+      }
+    }
+  }
+  if (lane < kChunks) {
+#pragma unroll
+    for (int h = 0; h < kMaxHeads; ++h) {
+      if (h < hp) {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) sh.u.red[warp][h][lane * 8 + e] = acc[h][e];
+      }
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < kHeadsPerWarp; ++i) {
+    const int h = warp + kWarps * i;
+    if (h < hp && lane == 0) {
+      sh.m[h] = m_run[i];
+      sh.l[h] = l_run[i];
+    }
+  }
+  __syncthreads();
+
+  const int64_t ws_row = (static_cast<int64_t>(seq) * a.n_heads + head0) * a.n_splits + split;
+  for (int e = tid; e < hp * kHeadDim; e += kThreads) {
+    const int h = e / kHeadDim, d = e % kHeadDim;
+    float v = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) v += sh.u.red[w][h][d];
+    if (a.n_splits == 1) {
+      out[e] = __float2bfloat16_rn(v / sh.l[h]);  // l >= 1: the max position contributes 1
+    } else {
+      a.ws_acc[(ws_row + static_cast<int64_t>(h) * a.n_splits) * kHeadDim + d] = v;
+    }
+  }
+  if (a.n_splits > 1 && tid < hp) {
+    float* ml = a.ws_ml + (ws_row + static_cast<int64_t>(tid) * a.n_splits) * 2;
+    ml[0] = sh.m[tid];
+    ml[1] = sh.l[tid];
+  }
+}
+
+// Merges the active splits of one (head, sequence): thread d produces dim d.
+__global__ void CombineSplitsKernel(const float* __restrict__ ws_acc,
+                                    const float* __restrict__ ws_ml,
+                                    const int32_t* __restrict__ context_lens, int64_t cap,
+                                    int n_heads, int n_splits, __nv_bfloat16* __restrict__ out) {
+  const int head = blockIdx.x, seq = blockIdx.y, d = threadIdx.x, head_dim = blockDim.x;
+  const int len = ContextLen(context_lens, seq, cap);
+  const int n_tiles = (len + kTile - 1) / kTile;
+  const int active = n_tiles == 0 ? 0
+                                  : (n_tiles + TilesPerSplit(n_tiles, n_splits) - 1) /
+                                        TilesPerSplit(n_tiles, n_splits);
+  const int64_t row = (static_cast<int64_t>(seq) * n_heads + head) * n_splits;
+  // The splits' (m, l) pairs are loaded in parallel into shared memory first: a loop of
+  // dependent global loads per thread made this kernel latency-bound (~10 us at 32 splits).
+  __shared__ float s_m[kMaxSplits], s_l[kMaxSplits];
+  for (int s = d; s < active; s += head_dim) {
+    s_m[s] = ws_ml[(row + s) * 2];
+    s_l[s] = ws_ml[(row + s) * 2 + 1];
+  }
+  __syncthreads();
+  float gm = -INFINITY;
+  for (int s = 0; s < active; ++s) gm = fmaxf(gm, s_m[s]);
+  float num = 0.0f, den = 0.0f;
+#pragma unroll 8
+  for (int s = 0; s < active; ++s) {
+    const float w = exp2f(s_m[s] - gm);
+    num = fmaf(w, ws_acc[(row + s) * head_dim + d], num);
+    den = fmaf(w, s_l[s], den);
+  }
+  out[(static_cast<int64_t>(seq) * n_heads + head) * head_dim + d] =
+      __float2bfloat16_rn(active > 0 ? num / den : 0.0f);
+}
+
+// ---- fallback: no split, any head_dim multiple of 32 up to 256 --------------------------------
 template <int kDpl>
 __global__ void __launch_bounds__(kThreads)
-    DecodeAttentionKernel(const float* __restrict__ q, const __nv_bfloat16* __restrict__ k_cache,
-                          const __nv_bfloat16* __restrict__ v_cache,
-                          const int32_t* __restrict__ block_tables, int64_t max_blocks,
-                          const int32_t* __restrict__ context_lens, int n_heads, int n_kv_heads,
-                          int block_size, float scale, float* __restrict__ out) {
+    SimpleDecodeKernel(const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
+                       const __nv_bfloat16* v_cache, const int32_t* __restrict__ block_tables,
+                       int64_t max_blocks, const int32_t* __restrict__ context_lens, int n_heads,
+                       int n_kv_heads, int block_size, float scale,
+                       __nv_bfloat16* __restrict__ out) {
   constexpr int kHeadDim = kDpl * 32;
   const int head = blockIdx.x, seq = blockIdx.y;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int kv_head = head / (n_heads / n_kv_heads);
-  const int len = context_lens[seq];
+  const int len = ContextLen(context_lens, seq, max_blocks * block_size);
   const int32_t* table = block_tables + static_cast<int64_t>(seq) * max_blocks;
 
   float qr[kDpl], acc[kDpl];
-  const float* qh = q + (static_cast<int64_t>(seq) * n_heads + head) * kHeadDim + lane * kDpl;
+  const float* qh = q + static_cast<int64_t>(seq) * q_stride + head * kHeadDim + lane * kDpl;
 #pragma unroll
   for (int i = 0; i < kDpl; ++i) {
     qr[i] = qh[i] * scale;
@@ -43,9 +434,8 @@ __global__ void __launch_bounds__(kThreads)
   float m = -INFINITY, l = 0.0f;
   for (int p = warp; p < len; p += kWarps) {
     const int64_t block = table[p / block_size];
-    const int slot = p % block_size;
     const int64_t off =
-        ((block * n_kv_heads + kv_head) * block_size + slot) * kHeadDim + lane * kDpl;
+        ((block * n_kv_heads + kv_head) * block_size + p % block_size) * kHeadDim + lane * kDpl;
     float s = 0.0f;
 #pragma unroll
     for (int i = 0; i < kDpl; ++i) s = fmaf(qr[i], __bfloat162float(k_cache[off + i]), s);
@@ -55,8 +445,9 @@ __global__ void __launch_bounds__(kThreads)
     const float w = expf(s - m_new);
     l = l * corr + w;
 #pragma unroll
-    for (int i = 0; i < kDpl; ++i)
+    for (int i = 0; i < kDpl; ++i) {
       acc[i] = fmaf(w, __bfloat162float(v_cache[off + i]), acc[i] * corr);
+    }
     m = m_new;
   }
 
@@ -72,7 +463,7 @@ __global__ void __launch_bounds__(kThreads)
   float gm = -INFINITY;
 #pragma unroll
   for (int w = 0; w < kWarps; ++w) gm = fmaxf(gm, s_m[w]);
-  float* o = out + (static_cast<int64_t>(seq) * n_heads + head) * kHeadDim;
+  __nv_bfloat16* o = out + (static_cast<int64_t>(seq) * n_heads + head) * kHeadDim;
   for (int d = threadIdx.x; d < kHeadDim; d += kThreads) {
     float num = 0.0f, den = 0.0f;
 #pragma unroll
@@ -82,50 +473,124 @@ __global__ void __launch_bounds__(kThreads)
       num = fmaf(c, s_acc[w][d], num);
       den = fmaf(c, s_l[w], den);
     }
-    o[d] = den > 0.0f ? num / den : 0.0f;  // empty context: zeros
+    o[d] = __float2bfloat16_rn(den > 0.0f ? num / den : 0.0f);  // empty context: zeros
   }
 }
 
+bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
 }  // namespace
 
-Status PagedDecodeAttention(const float* q, const __nv_bfloat16* k_cache,
+int64_t PagedDecodeAttentionWorkspace(int64_t batch, int64_t n_heads, int64_t head_dim,
+                                      int64_t max_blocks_per_seq, int64_t block_size) {
+  if (!FastHeadDim(head_dim) || batch <= 0 || batch > 65535 || n_heads <= 0 || n_heads > 65535 ||
+      max_blocks_per_seq <= 0 || max_blocks_per_seq > INT32_MAX || block_size <= 0 ||
+      block_size > INT32_MAX) {
+    return 0;
+  }
+  // The most (sequence, split) pairs of any batch b <= batch that splits at all (only
+  // b * n_heads < kTargetHeadSplits does), so that a buffer sized for a batch bucket serves every
+  // smaller batch.
+  int64_t most = 0;
+  for (int64_t b = 1; b <= batch && b * n_heads < kTargetHeadSplits; ++b) {
+    const int64_t splits = NumSplits(b, n_heads, max_blocks_per_seq, block_size);
+    if (splits > 1) most = std::max(most, b * splits);
+  }
+  return most * n_heads * (head_dim + 2);
+}
+
+Status PagedDecodeAttention(const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
                             const __nv_bfloat16* v_cache, const int32_t* block_tables,
-                            int64_t max_blocks_per_seq, const int32_t* context_lens,
-                            int64_t batch, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
-                            int64_t block_size, float* out, cudaStream_t stream) {
-  if (batch < 0 || batch > 65535 || n_heads <= 0 || n_heads > INT32_MAX || n_kv_heads <= 0 ||
+                            int64_t max_blocks_per_seq, const int32_t* context_lens, int64_t batch,
+                            int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                            int64_t block_size, float* workspace, __nv_bfloat16* out,
+                            cudaStream_t stream) {
+  if (batch < 0 || batch > 65535 || n_heads <= 0 || n_heads > 65535 || n_kv_heads <= 0 ||
       n_heads % n_kv_heads != 0 || block_size <= 0 || block_size > INT32_MAX ||
-      max_blocks_per_seq <= 0 || head_dim <= 0 || head_dim % 32 != 0 || head_dim > 256) {
-    return InvalidArgument("PagedDecodeAttention: bad shape batch=" + std::to_string(batch) +
-                           " n_heads=" + std::to_string(n_heads) +
-                           " n_kv_heads=" + std::to_string(n_kv_heads) +
-                           " head_dim=" + std::to_string(head_dim) +
-                           " block_size=" + std::to_string(block_size) +
-                           " max_blocks_per_seq=" + std::to_string(max_blocks_per_seq));
+      max_blocks_per_seq <= 0 || max_blocks_per_seq > INT32_MAX || head_dim <= 0 ||
+      head_dim % 32 != 0 || head_dim > 256 || q_stride < n_heads * head_dim) {
+    return InvalidArgument(
+        "PagedDecodeAttention: bad shape batch=" + std::to_string(batch) +
+        " n_heads=" + std::to_string(n_heads) + " n_kv_heads=" + std::to_string(n_kv_heads) +
+        " head_dim=" + std::to_string(head_dim) + " block_size=" + std::to_string(block_size) +
+        " max_blocks_per_seq=" + std::to_string(max_blocks_per_seq) +
+        " q_stride=" + std::to_string(q_stride));
   }
   if (batch == 0) return Status::Ok();
-  const dim3 grid(static_cast<unsigned>(n_heads), static_cast<unsigned>(batch));
-  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  if (q == nullptr || k_cache == nullptr || v_cache == nullptr || block_tables == nullptr ||
+      context_lens == nullptr || out == nullptr) {
+    return InvalidArgument("PagedDecodeAttention: null pointer");
+  }
   const int nh = static_cast<int>(n_heads), nkv = static_cast<int>(n_kv_heads),
             bs = static_cast<int>(block_size);
-#define RAG_DECODE_ATTN_CASE(DPL)                                                        \
-  case DPL:                                                                              \
-    DecodeAttentionKernel<DPL><<<grid, kThreads, 0, stream>>>(                           \
-        q, k_cache, v_cache, block_tables, max_blocks_per_seq, context_lens, nh, nkv, bs, \
-        scale, out);                                                                     \
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+
+  if (!FastHeadDim(head_dim) || !Aligned16(k_cache) || !Aligned16(v_cache)) {
+    const dim3 grid(static_cast<unsigned>(n_heads), static_cast<unsigned>(batch));
+#define RAG_SIMPLE_DECODE_CASE(DPL)                                                                \
+  case DPL:                                                                                        \
+    SimpleDecodeKernel<DPL><<<grid, kThreads, 0, stream>>>(q, q_stride, k_cache, v_cache,          \
+                                                           block_tables, max_blocks_per_seq,       \
+                                                           context_lens, nh, nkv, bs, scale, out); \
     break;
-  switch (head_dim / 32) {
-    RAG_DECODE_ATTN_CASE(1)
-    RAG_DECODE_ATTN_CASE(2)
-    RAG_DECODE_ATTN_CASE(3)
-    RAG_DECODE_ATTN_CASE(4)
-    RAG_DECODE_ATTN_CASE(5)
-    RAG_DECODE_ATTN_CASE(6)
-    RAG_DECODE_ATTN_CASE(7)
-    RAG_DECODE_ATTN_CASE(8)
+    switch (head_dim / 32) {
+      RAG_SIMPLE_DECODE_CASE(1)
+      RAG_SIMPLE_DECODE_CASE(2)
+      RAG_SIMPLE_DECODE_CASE(3)
+      RAG_SIMPLE_DECODE_CASE(4)
+      RAG_SIMPLE_DECODE_CASE(5)
+      RAG_SIMPLE_DECODE_CASE(6)
+      RAG_SIMPLE_DECODE_CASE(7)
+      RAG_SIMPLE_DECODE_CASE(8)
+    }
+#undef RAG_SIMPLE_DECODE_CASE
+    RAG_CUDA_RETURN_IF_LAUNCH_FAILED();
+    return Status::Ok();
   }
-#undef RAG_DECODE_ATTN_CASE
+
+  const int64_t n_splits = NumSplits(batch, n_heads, max_blocks_per_seq, block_size);
+  if (n_splits > 1 && workspace == nullptr) {
+    return InvalidArgument("PagedDecodeAttention: these sizes need a workspace of " +
+                           std::to_string(PagedDecodeAttentionWorkspace(
+                               batch, n_heads, head_dim, max_blocks_per_seq, block_size)) +
+                           " floats (PagedDecodeAttentionWorkspace)");
+  }
+  const int64_t group = n_heads / n_kv_heads;
+  int64_t hp = std::min<int64_t>(group, kMaxHeads);
+  while (group % hp != 0) --hp;
+
+  DecodeArgs args{};
+  args.q = q;
+  args.q_stride = q_stride;
+  args.k_cache = k_cache;
+  args.v_cache = v_cache;
+  args.block_tables = block_tables;
+  args.max_blocks = max_blocks_per_seq;
+  args.context_lens = context_lens;
+  args.n_heads = nh;
+  args.n_kv_heads = nkv;
+  args.block_size = bs;
+  args.heads_per_cta = static_cast<int>(hp);
+  args.n_splits = static_cast<int>(n_splits);
+  args.q_scale = kLog2e * scale;
+  args.ws_acc = n_splits > 1 ? workspace : nullptr;
+  args.ws_ml = n_splits > 1 ? workspace + batch * n_heads * n_splits * head_dim : nullptr;
+  args.out = out;
+  const dim3 grid(static_cast<unsigned>(n_splits), static_cast<unsigned>(n_heads / hp),
+                  static_cast<unsigned>(batch));
+  if (head_dim == 64) {
+    SplitKvDecodeKernel<64><<<grid, kThreads, 0, stream>>>(args);
+  } else {
+    SplitKvDecodeKernel<128><<<grid, kThreads, 0, stream>>>(args);
+  }
   RAG_CUDA_RETURN_IF_LAUNCH_FAILED();
+  if (n_splits > 1) {
+    CombineSplitsKernel<<<dim3(static_cast<unsigned>(n_heads), static_cast<unsigned>(batch)),
+                          static_cast<unsigned>(head_dim), 0, stream>>>(
+        args.ws_acc, args.ws_ml, context_lens, max_blocks_per_seq * block_size, nh, args.n_splits,
+        out);
+    RAG_CUDA_RETURN_IF_LAUNCH_FAILED();
+  }
   return Status::Ok();
 }
 

@@ -51,6 +51,9 @@ Status RopeInplace(float* x, int64_t n_tokens, int64_t row_stride, int64_t n_hea
 Status SwiGlu(const float* gate_up, int64_t n, int64_t inter, float* out, cudaStream_t stream);
 Status SwiGlu(const float* gate_up, int64_t n, int64_t inter, __nv_bfloat16* out,
               cudaStream_t stream);
+// The same over a bf16 gate|up (the prefill GEMM's output: half the bytes of fp32).
+Status SwiGlu(const __nv_bfloat16* gate_up, int64_t n, int64_t inter, __nv_bfloat16* out,
+              cudaStream_t stream);
 
 // --- gemv.cu ---------------------------------------------------------------------------------
 // Decode GEMV: y (m, n) fp32 = x (m, k) * w^T, w (n, k) bf16 row-major (nn.Linear layout),
@@ -61,6 +64,21 @@ Status Gemv(const float* x, const __nv_bfloat16* w, int64_t m, int64_t n, int64_
             cudaStream_t stream);
 Status Gemv(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t m, int64_t n, int64_t k,
             float* y, cudaStream_t stream);
+// y += x w^T: the o and down projections adding into the residual stream.
+Status GemvAccumulate(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t m, int64_t n,
+                      int64_t k, float* y, cudaStream_t stream);
+
+// --- fill_random.cu --------------------------------------------------------------------------
+// out[i] = bf16(mean + stddev * z_i), z_i standard normal from a hash of (seed, i): dummy
+// weights drawn on the device (reproducible for a seed, whatever the launch geometry).
+Status FillNormalBf16(__nv_bfloat16* out, int64_t n, uint64_t seed, float mean, float stddev,
+                      cudaStream_t stream);
+
+// --- gather_rows.cu --------------------------------------------------------------------------
+// out (n_rows, dim) = in[rows[i]] for each i; rows (n_rows) int32 on the device, each a valid
+// row of `in` (not checked: device memory).
+Status GatherRows(const __nv_bfloat16* in, int64_t dim, const int32_t* rows, int64_t n_rows,
+                  __nv_bfloat16* out, cudaStream_t stream);
 
 // --- kv_cache.cu -----------------------------------------------------------------------------
 // Paged KV cache of one layer, bf16: k_cache and v_cache are (num_blocks, n_kv_heads,
@@ -81,17 +99,103 @@ Status KvAppend(const float* k, int64_t k_stride, const float* v, int64_t v_stri
 // --- decode_attention.cu ---------------------------------------------------------------------
 // Decode attention, one query token per sequence, over the bf16 paged cache above:
 // out[b] = softmax(q[b] k^T / sqrt(head_dim)) v over positions [0, context_lens[b]) of sequence
-// b (the query's own k/v must already be appended). q (batch, n_heads * head_dim) fp32;
-// out (batch, n_heads * head_dim) fp32; query head h reads KV head h / (n_heads / n_kv_heads).
-// block_tables (batch, max_blocks_per_seq) int32 on the device, row-padded: row b's first
-// ceil(context_lens[b] / block_size) entries are read. context_lens (batch) int32 on the
-// device, each in [0, max_blocks_per_seq * block_size] (not checked: device memory); a length
-// of 0 gives a row of zeros. head_dim % 32 == 0, head_dim <= 256; batch <= 65535.
-// Online softmax in fp32.
-Status PagedDecodeAttention(const float* q, const __nv_bfloat16* k_cache,
+// b (the query's own k/v must already be appended); query head h reads KV head
+// h / (n_heads / n_kv_heads). q: row b starts at q + b * q_stride, q_stride >= n_heads * head_dim
+// (the q columns of a fused qkv row: q_stride = (n_heads + 2 * n_kv_heads) * head_dim);
+// out (batch, n_heads * head_dim) bf16, contiguous. block_tables (batch, max_blocks_per_seq)
+// int32 on the device, row-padded: row b's first ceil(context_lens[b] / block_size) entries are
+// read. context_lens (batch) int32 on the device, clamped to [0, max_blocks_per_seq *
+// block_size]; a length of 0 gives a row of zeros. head_dim % 32 == 0, head_dim <= 256;
+// batch, n_heads <= 65535. fp32 arithmetic, online softmax.
+// head_dim 64 and 128 split each context over several CTAs (split-KV) and merge the partial
+// softmax states through `workspace`: PagedDecodeAttentionWorkspace(...) floats on the device
+// (may be null when that is 0). The number of splits depends only on batch, n_heads,
+// max_blocks_per_seq and block_size, never on context_lens, and nothing synchronises with the
+// host or allocates: a captured call stays valid when the lengths in device memory change.
+// Other head dims take one CTA per (head, sequence) and no workspace.
+
+// Workspace (floats) PagedDecodeAttention needs for these sizes (0 when it needs none). It also
+// covers every smaller batch with the same other sizes (size it for the largest batch bucket).
+int64_t PagedDecodeAttentionWorkspace(int64_t batch, int64_t n_heads, int64_t head_dim,
+                                      int64_t max_blocks_per_seq, int64_t block_size);
+Status PagedDecodeAttention(const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
                             const __nv_bfloat16* v_cache, const int32_t* block_tables,
                             int64_t max_blocks_per_seq, const int32_t* context_lens,
                             int64_t batch, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
-                            int64_t block_size, float* out, cudaStream_t stream);
+                            int64_t block_size, float* workspace, __nv_bfloat16* out,
+                            cudaStream_t stream);
+
+// --- prefill_attention.cu --------------------------------------------------------------------
+// Prefill attention over the paged cache: sequence s contributes q_lens[s] query rows
+// (consecutive rows of q, starting at row q_offsets[s]) at positions start_pos[s],
+// start_pos[s]+1, ...; each query attends causally to positions [0, its position] of its
+// sequence, whose K/V (its own chunk included) are already appended to the cache.
+// q: row i starts at q + i * q_stride, q_stride >= n_heads * head_dim; out (total rows,
+// n_heads * head_dim) bf16, contiguous, row i answering q row i (rows of no sequence are not
+// written). q_offsets, q_lens, start_pos (n_seqs) and block_tables (n_seqs, max_blocks_per_seq)
+// are int32 on the device and not checked: q_lens[s] <= max_q_len, and the table row of s covers
+// position start_pos[s] + q_lens[s] - 1. max_q_len, the host-known maximum of q_lens, sets the
+// grid. head_dim % 32 == 0, head_dim <= 256; n_seqs, n_heads <= 65535. Softmax in fp32.
+// head_dim 64 and 128 run flash-attention 2 on tensor cores (q and the probabilities rounded to
+// bf16 for the two products, fp32 accumulation and softmax: a few 1e-3 relative error); other
+// head dims, unaligned pointers or a build without sm_80 code take the simple kernel below.
+// No host synchronisation and no allocation, but the first call on each device raises the
+// tensor-core kernel's shared-memory limit (cudaFuncSetAttribute, a host call that waits for
+// pending copies): run one call eagerly on a device before capturing one in a CUDA graph.
+Status PagedPrefillAttention(const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
+                             const __nv_bfloat16* v_cache, const int32_t* block_tables,
+                             int64_t max_blocks_per_seq, const int32_t* q_offsets,
+                             const int32_t* q_lens, const int32_t* start_pos, int64_t n_seqs,
+                             int64_t max_q_len, int64_t n_heads, int64_t n_kv_heads,
+                             int64_t head_dim, int64_t block_size, __nv_bfloat16* out,
+                             cudaStream_t stream);
+// The simple kernel alone, same contract: one warp per (query row, head), fp32 throughout, slow.
+// PagedPrefillAttention's fallback, declared so that tests can hold the fast path against it.
+Status PagedPrefillAttentionSimple(const float* q, int64_t q_stride,
+                                   const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache,
+                                   const int32_t* block_tables, int64_t max_blocks_per_seq,
+                                   const int32_t* q_offsets, const int32_t* q_lens,
+                                   const int32_t* start_pos, int64_t n_seqs, int64_t max_q_len,
+                                   int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                                   int64_t block_size, __nv_bfloat16* out, cudaStream_t stream);
+
+// --- sampling.cu -----------------------------------------------------------------------------
+// The next token of each row of fp32 logits (rows, vocab), row-major: ids (rows) int32 on the
+// device. 0 <= rows <= 65535, 1 <= vocab <= kSampleMaxVocab. Deterministic (the same inputs give
+// the same ids on every run) and graph-capturable: no host synchronisation, no allocation (the
+// first call on a device also raises a kernel's shared-memory limit, a host-side attribute:
+// make it before capturing, as a warm-up step does). One cluster of up to 8 thread blocks per
+// row. NaN logits have no defined place in the order; the id is then some id in [0, vocab).
+inline constexpr int64_t kSampleMaxVocab = int64_t{1} << 23;
+
+// Greedy: ids[r] = argmax of row r (the lowest index among equal maxima, as torch.argmax and the
+// CPU sampler; -0 equals +0).
+Status ArgmaxRows(const float* logits, int64_t rows, int64_t vocab, int32_t* ids,
+                  cudaStream_t stream);
+
+// Per-row sampling parameters (device arrays of `rows` entries each): temperature (<= 0 means
+// greedy for that row), top_k (<= 0: off), top_p (>= 1: off), and uniforms: one uniform random
+// number in [0, 1) per row drawn by the caller (so results are reproducible and testable).
+// NaN temperature is greedy, NaN top_p is off, top_p <= 0 keeps the top token alone.
+// engine/sampler.cc's semantics (transformers' order), exactly in what is kept:
+//   s = logits / temperature in fp32; tokens ranked by s descending, equal s by ascending index
+//     (the CPU sampler's sort leaves equal values in an unspecified order; this is the stable
+//     one, and the one ArgmaxRows uses);
+//   top-k keeps exactly the first min(top_k, vocab) of that order, as the CPU sampler
+//     (transformers' TopKLogitsWarper would also keep every token tied with the k-th);
+//   top-p keeps the shortest prefix of those whose probability, renormalised over them, reaches
+//     top_p (the token that crosses top_p is kept, at least one token is), as both;
+//   the draw: the kept tokens in ascending index order (not the CPU sampler's rank order: the
+//     distribution is the same, the uniform-to-token map is not), the first whose cumulative
+//     probability exceeds uniform * (their total).
+// top_k == 1 gives the argmax of s. Probabilities are exp(s - max s) in fp32, summed exactly in
+// fixed point (units of 2^-40 of the top token's weight; a token below half a unit is never
+// drawn). Rows whose largest s is not finite (overflow, NaN, all -inf) take the argmax of s. A
+// uniform outside [0, 1) is clamped into it.
+// Workspace floats needed (0 if none): the kernels need none today; pass null or any buffer.
+int64_t SampleRowsWorkspace(int64_t rows, int64_t vocab);
+Status SampleRows(const float* logits, int64_t rows, int64_t vocab, const float* temperature,
+                  const int32_t* top_k, const float* top_p, const float* uniforms,
+                  float* workspace, int32_t* ids, cudaStream_t stream);
 
 }  // namespace rag

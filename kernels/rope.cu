@@ -1,4 +1,6 @@
-// RoPE, rotate-half layout, in place: one block per token, one thread per (head, pair).
+// RoPE, rotate-half layout, in place: a grid of (token, group of heads) blocks, one thread per
+// (head, pair), so that a decode step's single token spreads over many SMs instead of one block
+// looping over all its heads (10 us -> a few).
 // cos/sin are computed per element from the host's inv_freq (precise sinf/cosf, full-range
 // argument reduction), so positions far past the 8192 of Llama 3.1's original context are exact
 // to a few ulp.
@@ -17,7 +19,8 @@ __global__ void RopeKernel(float* __restrict__ x, int64_t row_stride, int n_head
                            const float* __restrict__ inv_freq) {
   float* row = x + blockIdx.x * row_stride;
   const float pos = static_cast<float>(positions[blockIdx.x]);
-  for (int p = threadIdx.x; p < n_heads * half; p += blockDim.x) {
+  const int stride = blockDim.x * gridDim.y;
+  for (int p = blockIdx.y * blockDim.x + threadIdx.x; p < n_heads * half; p += stride) {
     const int h = p / half, i = p - h * half;
     const float angle = __fmul_rn(inv_freq[i], pos);  // one fp32 rounding, as the CPU
     const float c = cosf(angle), s = sinf(angle);
@@ -42,8 +45,12 @@ Status RopeInplace(float* x, int64_t n_tokens, int64_t row_stride, int64_t n_hea
   }
   if (n_tokens == 0) return Status::Ok();
   const int64_t pairs = n_heads * head_dim / 2;
-  const int threads = pairs >= 256 ? 256 : static_cast<int>((pairs + 31) / 32 * 32);
-  RopeKernel<<<static_cast<unsigned>(n_tokens), threads, 0, stream>>>(
+  const int threads = pairs >= 128 ? 128 : static_cast<int>((pairs + 31) / 32 * 32);
+  // Enough blocks in all to fill the GPU, at most one pair per thread.
+  const int64_t groups = std::min<int64_t>((pairs + threads - 1) / threads,
+                                           std::max<int64_t>(1, 1024 / n_tokens));
+  const dim3 grid(static_cast<unsigned>(n_tokens), static_cast<unsigned>(groups));
+  RopeKernel<<<grid, threads, 0, stream>>>(
       x, row_stride, static_cast<int>(n_heads), static_cast<int>(head_dim / 2), positions,
       inv_freq);
   RAG_CUDA_RETURN_IF_LAUNCH_FAILED();

@@ -12,6 +12,7 @@
 #include "engine/chat_template.h"
 #include "engine/engine.h"
 #include "engine/model_loader.h"
+#include "server/model_device.h"
 #include "ingest/parser.h"
 #include "retrieval/bm25_query.h"
 #include "retrieval/extractive_answerer.h"
@@ -96,7 +97,8 @@ StatusOr<std::unique_ptr<Assistant>> Assistant::Open(const AssistantOptions& opt
   if (mode == "model") {
     CpuBackendOptions backend_options;
     backend_options.num_threads = options.model_threads;
-    RAG_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(options.model_path, backend_options));
+    RAG_ASSIGN_OR_RETURN(ModelLoadOptions load, ModelLoadOptionsFor(options.device, backend_options));
+    RAG_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(options.model_path, load));
     auto model = std::make_unique<Model>();
     model->name = loaded.name;
     model->tokenizer = std::move(loaded.tokenizer);

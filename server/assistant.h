@@ -35,6 +35,7 @@ struct AssistantOptions {
   std::string mode;
   int max_answer_tokens = 300;  // generated tokens per answer at most
   int model_threads = 0;        // CPU threads of the backend; 0: one per core
+  std::string device = "auto";  // cpu, cuda, or auto (cuda when a GPU is present)
   AttributionOptions attribution;
 };
 

@@ -17,6 +17,7 @@ struct CommonFlags {
 struct AnswerFlags {
   std::string model_path;  // a model directory or .gguf file; "" = the default model if present
   std::string mode;        // "model", "extractive" or "" (model when there is a model)
+  std::string device = "auto";  // cpu, cuda or auto
 };
 // The bundled default model, relative to the working directory (scripts/setup.sh fetches it).
 inline constexpr const char kDefaultModelPath[] = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -84,6 +85,7 @@ struct GenerateFlags {
   float top_p = 1.0f;
   uint64_t seed = 0;
   int threads = 0;  // 0: one per core
+  std::string device = "auto";    // cpu, cuda or auto
   std::vector<std::string> stop;  // stop strings
 };
 int RunGenerateCommand(const GenerateFlags& flags);

@@ -21,6 +21,7 @@
 #include "engine/model_loader.h"
 #include "engine/stop_strings.h"
 #include "engine/tokenizer.h"
+#include "server/model_device.h"
 #endif
 
 namespace rag {
@@ -66,7 +67,9 @@ StatusOr<std::vector<int32_t>> ChatMlWithoutBos(const Tokenizer& tok, const std:
 int RunGenerateCommand(const GenerateFlags& flags) {
   CpuBackendOptions backend_options;
   backend_options.num_threads = flags.threads;
-  auto model = LoadModel(flags.model_dir, backend_options);
+  auto load = ModelLoadOptionsFor(flags.device, backend_options);
+  if (!load.ok()) return Fail(load.status());
+  auto model = LoadModel(flags.model_dir, *load);
   if (!model.ok()) return Fail(model.status());
   const std::unique_ptr<Tokenizer>* tokenizer = &model->tokenizer;
   std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());

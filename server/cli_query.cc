@@ -87,6 +87,7 @@ bool ResolveAnswerFlags(const AnswerFlags& flags, AssistantOptions* options, std
     return true;
   }
   options->model_path = flags.model_path;
+  options->device = flags.device;
   std::error_code ec;
   if (options->model_path.empty() && std::filesystem::exists(kDefaultModelPath, ec)) {
     options->model_path = kDefaultModelPath;

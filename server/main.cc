@@ -3,6 +3,9 @@
 
 #include "common/logging.h"
 #include "server/cli_commands.h"
+#ifdef RAG_HAVE_CUDA
+#include "engine/cuda/bench_command.h"
+#endif
 
 int main(int argc, char** argv) {
   CLI::App app{"rag: a document assistant that answers with citations"};
@@ -33,6 +36,8 @@ int main(int argc, char** argv) {
       "model or extractive (default: model when there is a model, else extractive)";
   query_cmd->add_option("--model", query.answer.model_path, model_help);
   query_cmd->add_option("--mode", query.answer.mode, mode_help)->check(CLI::IsMember({"model", "extractive"}));
+  const std::string device_help = "cpu, cuda, or auto: cuda when this build has it and a GPU is present (default)";
+  query_cmd->add_option("--device", query.answer.device, device_help)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
 
   rag::RetrieveFlags retrieve;
   auto* retrieve_cmd = app.add_subcommand("retrieve", "questions on stdin, one a line; JSON lines out");
@@ -47,6 +52,7 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--web-dir", serve.web_dir, "serve the page from this folder instead of the built-in copy");
   serve_cmd->add_option("--model", serve.answer.model_path, model_help);
   serve_cmd->add_option("--mode", serve.answer.mode, mode_help)->check(CLI::IsMember({"model", "extractive"}));
+  serve_cmd->add_option("--device", serve.answer.device, device_help)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
 
   rag::EvalAnswersFlags eval_answers;
   auto* eval_cmd = app.add_subcommand("eval-answers", "answer QA.jsonl questions; report answer support and citation precision/recall");
@@ -56,6 +62,7 @@ int main(int argc, char** argv) {
   eval_cmd->add_flag("--json", eval_answers.json_only, "print only the JSON report");
   eval_cmd->add_option("--model", eval_answers.answer.model_path, model_help);
   eval_cmd->add_option("--mode", eval_answers.answer.mode, mode_help)->check(CLI::IsMember({"model", "extractive"}));
+  eval_cmd->add_option("--device", eval_answers.answer.device, device_help)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
 
   std::string tokenizer_path;
   auto* tokenize_cmd = app.add_subcommand("tokenize", "text on stdin -> JSON array of token ids (no BOS)");
@@ -72,7 +79,13 @@ int main(int argc, char** argv) {
   generate_cmd->add_option("--top-p", generate.top_p, "1 is off")->default_val(1)->check(CLI::Range(0.0, 1.0));
   generate_cmd->add_option("--seed", generate.seed, "random seed for sampling")->default_val(0);
   generate_cmd->add_option("--stop", generate.stop, "stop before this text (repeatable)");
+  generate_cmd->add_option("--device", generate.device, device_help)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   generate_cmd->add_option("--threads", generate.threads, "CPU threads (default: one per core)")->default_val(0)->check(CLI::NonNegativeNumber);
+
+  auto* bench_cmd = app.add_subcommand(
+      "bench", "time to first token and decode tokens/s of the CUDA backend (rag bench --help)");
+  bench_cmd->prefix_command();  // every flag after `bench` goes to the bench's own parser
+  bench_cmd->set_help_flag();
 
   try {
     app.parse(argc, argv);
@@ -86,6 +99,14 @@ int main(int argc, char** argv) {
       return 2;
     }
     rag::SetLogLevel(level);
+  }
+  if (*bench_cmd) {
+#ifdef RAG_HAVE_CUDA
+    return rag::RunBenchCommand(bench_cmd->remaining());
+#else
+    std::fprintf(stderr, "rag bench: this build has no CUDA backend (configure with -DRAG_CUDA=ON)\n");
+    return 1;
+#endif
   }
   if (*ingest_cmd) return rag::RunIngestCommand(common, ingest);
   if (*query_cmd) return rag::RunQueryCommand(common, query);

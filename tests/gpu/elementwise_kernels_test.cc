@@ -182,6 +182,17 @@ TEST_F(SwiGluTest, MatchesCpu) {
       SCOPED_TRACE("inter " + std::to_string(inter) + " n " + std::to_string(n));
       ExpectNear(d_out32.ToHost(), want, kFp32Tol, kFp32Tol, "out fp32");
       ExpectNear(FromBf16(d_out16.ToHost<uint16_t>()), want, kFp32Tol, kBf16Rel, "out bf16");
+      // bf16 input (the prefill GEMM's output): the same formula on the rounded values.
+      const std::vector<uint16_t> gu16 = ToBf16(gu);
+      const std::vector<float> gu_r = FromBf16(gu16);
+      DeviceBuffer<Bf16> d_gu16(gu16), d_out16b(n * inter);
+      ASSERT_STATUS_OK(SwiGlu(d_gu16.get(), n, inter, d_out16b.get(), nullptr));
+      for (int64_t r = 0; r < n; ++r) {
+        const float* g = &gu_r[r * 2 * inter];
+        const float* u = g + inter;
+        for (int64_t i = 0; i < inter; ++i) want[r * inter + i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+      }
+      ExpectNear(FromBf16(d_out16b.ToHost<uint16_t>()), want, kFp32Tol, kBf16Rel, "bf16 in, bf16 out");
     }
   }
 }

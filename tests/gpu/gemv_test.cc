@@ -99,6 +99,41 @@ TEST_F(GemvTest, EveryBatchSize) {
   for (int64_t m = 1; m <= kGemvMaxM; ++m) Check(m, 70, 4096);
 }
 
+// GemvAccumulate adds x w^T into a preset y (the o and down projections adding into the
+// residual stream), against the CPU's MatMul plus the preset values.
+class GemvAccumulateTest : public GpuTest {
+ protected:
+  void Check(int64_t m, int64_t n, int64_t k) {
+    SCOPED_TRACE("m " + std::to_string(m) + " n " + std::to_string(n) + " k " + std::to_string(k));
+    const std::vector<uint16_t> w16 = ToBf16(RandomFloats(n * k)), x16 = ToBf16(RandomFloats(m * k));
+    const std::vector<float> w = FromBf16(w16), x = FromBf16(x16), y0 = RandomFloats(m * n);
+    std::vector<float> want(m * n);
+    MatMul(x.data(), m, k, w.data(), n, want.data(), nullptr);
+    DeviceBuffer<Bf16> d_w(w16), d_x(x16);
+    DeviceBuffer<float> d_y(y0);
+    ASSERT_STATUS_OK(GemvAccumulate(d_x.get(), d_w.get(), m, n, k, d_y.get(), nullptr));
+    const std::vector<float> got = d_y.ToHost();
+    int bad = 0;
+    for (int64_t i = 0; i < m * n && bad < 10; ++i) {
+      double s = std::fabs(y0[i]);
+      for (int64_t j = 0; j < k; ++j) s += std::fabs(static_cast<double>(x[(i / n) * k + j]) * w[(i % n) * k + j]);
+      const double expect = static_cast<double>(want[i]) + y0[i], bound = 1e-6 + 1e-5 * s;
+      if (!(std::fabs(got[i] - expect) <= bound)) {
+        ADD_FAILURE() << "y[" << i / n << "][" << i % n << "] got " << got[i] << ", want " << expect
+                      << " (tolerance " << bound << ")";
+        ++bad;
+      }
+    }
+  }
+};
+
+TEST_F(GemvAccumulateTest, AddsIntoY) {
+  for (int64_t m : {1, 5, 8}) Check(m, 45, 2056);
+  Check(1, 19, 14336);  // the down projection's k, one launch
+  Check(8, 19, 14336);  // chunked k: every chunk adds
+  Check(4, 7, 13);      // the scalar path
+}
+
 TEST(GemvArgumentsTest, BadShapesAreInvalidArgument) {
   float* y = nullptr;
   const float* x = nullptr;
@@ -106,6 +141,8 @@ TEST(GemvArgumentsTest, BadShapesAreInvalidArgument) {
   EXPECT_EQ(Gemv(x, nullptr, kGemvMaxM + 1, 4, 8, y, nullptr).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(Gemv(x, nullptr, 1, 0, 8, y, nullptr).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(Gemv(x, nullptr, 1, 4, 0, y, nullptr).code(), StatusCode::kInvalidArgument);
+  const Bf16* xb = nullptr;
+  EXPECT_EQ(GemvAccumulate(xb, nullptr, 9, 4, 8, y, nullptr).code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# One GPU-machine call: build the engine without the server packages, run the GPU tests, then
+# time `rag-bench` (= `rag bench`) and gpt-fast side by side on the same card, same shapes.
+# Logs and JSON go to $OUT (when set) or the build folder.
+#
+# Usage, from the repository root:  bash bench/gpu_bench.sh [tests|bench|profile|all]   (default all)
+#   profile: Nsight Compute's duration of every kernel of one prefill and a few decode steps,
+#   summed per kernel (bench/ncu_summary.py); not part of `all`.
+# Environment: BUILD (build-gpu), JOBS (16), CUDA_ARCH (90), SHAPE (8b), PROMPT (2048),
+#   NEW (200), BATCHES (1,8,32,64), GPTFAST_BATCHES ("1 64": gpt-fast compiles per batch size,
+#   minutes each), GPTFAST_TIMEOUT (seconds per gpt-fast run, 300).
+# gpt-fast's model.py, generate.py, tp.py, quantize.py (pytorch-labs/gpt-fast, commit 32971d3)
+# and ../shared/peers/gptfast_bench.py must sit in the git-ignored bench/peers/; never commit them.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+WHAT=${1:-all}
+BUILD=${BUILD:-build-gpu}
+JOBS=${JOBS:-16}
+CUDA_ARCH=${CUDA_ARCH:-90}
+SHAPE=${SHAPE:-8b}
+PROMPT=${PROMPT:-2048}
+NEW=${NEW:-200}
+BATCHES=${BATCHES:-1,8,32,64}
+GPTFAST_BATCHES=${GPTFAST_BATCHES:-1 64}
+GPTFAST_TIMEOUT=${GPTFAST_TIMEOUT:-300}
+LOGS=${OUT:-$BUILD}
+mkdir -p "$LOGS"
+status=0
+
+step() {  # step NAME COMMAND...: runs COMMAND, tees its output to $LOGS/NAME.log
+  local name=$1
+  shift
+  echo "=== $name: $*"
+  local t0=$SECONDS
+  "$@" 2>&1 | tee "$LOGS/$name.log"
+  local rc=${PIPESTATUS[0]}
+  echo "=== $name: exit $rc after $((SECONDS - t0)) s"
+  [ "$rc" -eq 0 ] || status=1
+  return "$rc"
+}
+
+{ date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nvcc --version | tail -1; } \
+  > "$LOGS/machine.log" 2>&1
+cat "$LOGS/machine.log"
+
+step configure cmake -S . -B "$BUILD" -DRAG_BUILD_SERVER=OFF -DRAG_CUDA=ON \
+  -DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCH" -DCMAKE_BUILD_TYPE=Release > /dev/null || exit 1
+step build cmake --build "$BUILD" -j"$JOBS" --target gpu_tests rag-bench || exit 1
+
+if [ "$WHAT" = tests ] || [ "$WHAT" = all ]; then
+  step gpu_tests bash -c "cd '$BUILD' && ctest -L gpu --output-on-failure --timeout 300"
+fi
+if [ "$WHAT" = bench ] || [ "$WHAT" = all ]; then
+  step rag_bench "$BUILD/engine/cuda/rag-bench" --load-format dummy --shape "$SHAPE" \
+    --prompt "$PROMPT" --new "$NEW" --batch "$BATCHES" --json "$LOGS/rag_bench.json"
+  if [ -f bench/peers/gptfast_bench.py ] && [ -f bench/peers/gpt-fast/model.py ]; then
+    for b in $GPTFAST_BATCHES; do
+      step "gptfast_b$b" env PYTHONUNBUFFERED=1 timeout "$GPTFAST_TIMEOUT" \
+        python3 bench/peers/gptfast_bench.py "llama-3.1-$SHAPE" "$PROMPT" "$NEW" "$b"
+    done
+  else
+    echo "=== gpt-fast skipped: bench/peers/ lacks gptfast_bench.py or gpt-fast's files"
+  fi
+fi
+if [ "$WHAT" = profile ]; then
+  # Decode kernels only: skip the dummy-weight fills (195 launches for the 8B shape) and the
+  # three prefills before the batch-1 decode (2 for the first-token timing with --runs 1, one
+  # for the decode; 325 launches each); ncu replays each kernel alone.
+  step ncu ncu --metrics gpu__time_duration.sum --csv --print-units base \
+    --launch-skip "${NCU_SKIP:-1170}" -c "${NCU_KERNELS:-800}" \
+    "$BUILD/engine/cuda/rag-bench" --load-format dummy --shape "$SHAPE" --prompt "$PROMPT" --new 6 \
+    --batch 1 --runs 1 > "$LOGS/ncu.csv"
+  step ncu_summary python3 bench/ncu_summary.py "$LOGS/ncu.csv" 40
+fi
+echo "=== done: $([ $status -eq 0 ] && echo all steps passed || echo SOME STEPS FAILED) (logs in $LOGS)"
+exit $status

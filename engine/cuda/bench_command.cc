@@ -1,0 +1,317 @@
+#include "engine/cuda/bench_command.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <numeric>
+#include <random>
+#include <sstream>
+
+#include "common/logging.h"
+#include "engine/cuda/cuda_backend.h"
+#include "engine/model_shapes.h"
+
+namespace rag {
+namespace {
+
+constexpr const char* kUsage =
+    "usage: rag bench (--model DIR | --load-format dummy --shape 8b|70b|405b) [options]\n"
+    "  --prompt N        prompt tokens (default 2000: a RAG prompt with five passages)\n"
+    "  --new N           generated tokens (default 200)\n"
+    "  --batch LIST      decode batch sizes, comma separated (default 1,8,32,64)\n"
+    "  --runs N          timed first-token runs, the median is reported (default 5)\n"
+    "  --chunk N         prefill chunk: tokens of one forward pass (default 4096)\n"
+    "  --device N        CUDA device (default 0)\n"
+    "  --no-graphs       enqueue every kernel instead of replaying CUDA graphs\n"
+    "  --gemv-max-rows N steps of up to N tokens use our GEMV, cuBLAS above (0-8, default 1)\n"
+    "  --json FILE       also write the JSON report to FILE\n";
+
+struct BenchFlags {
+  std::string model_dir, load_format = "auto", shape;
+  int prompt = 2000, new_tokens = 200, runs = 5, chunk = 4096, device = 0, gemv_max_rows = 1;
+  std::vector<int> batches = {1, 8, 32, 64};
+  bool graphs = true;
+  std::string json_path;
+};
+
+bool ParseInt(const std::string& s, int lo, int hi, int* out) {
+  char* end = nullptr;
+  long v = std::strtol(s.c_str(), &end, 10);
+  if (s.empty() || *end != '\0' || v < lo || v > hi) return false;
+  *out = static_cast<int>(v);
+  return true;
+}
+
+// Returns an error message, or "" when the flags are good.
+std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&](std::string* out) {
+      if (i + 1 >= args.size()) return false;
+      *out = args[++i];
+      return true;
+    };
+    std::string v;
+    if (a == "--no-graphs") {
+      f->graphs = false;
+    } else if (a == "--model") {
+      if (!value(&f->model_dir)) return "--model needs a directory";
+    } else if (a == "--load-format") {
+      if (!value(&f->load_format) || (f->load_format != "dummy" && f->load_format != "auto"))
+        return "--load-format takes auto or dummy";
+    } else if (a == "--shape") {
+      if (!value(&f->shape)) return "--shape needs 8b, 70b or 405b";
+    } else if (a == "--json") {
+      if (!value(&f->json_path)) return "--json needs a file";
+    } else if (a == "--batch") {
+      if (!value(&v)) return "--batch needs a list";
+      f->batches.clear();
+      std::stringstream ss(v);
+      std::string item;
+      while (std::getline(ss, item, ',')) {
+        int b = 0;
+        if (!ParseInt(item, 1, 64, &b)) return "--batch: each size in 1..64, got '" + item + "'";
+        f->batches.push_back(b);
+      }
+      if (f->batches.empty()) return "--batch: no sizes";
+    } else if (a == "--gemv-max-rows") {
+      if (!value(&v) || !ParseInt(v, 0, 8, &f->gemv_max_rows)) return "--gemv-max-rows takes 0..8";
+    } else if (a == "--prompt" || a == "--new" || a == "--runs" || a == "--chunk" || a == "--device") {
+      int* target = a == "--prompt" ? &f->prompt : a == "--new" ? &f->new_tokens
+                    : a == "--runs" ? &f->runs : a == "--chunk" ? &f->chunk : &f->device;
+      const int lo = a == "--device" ? 0 : (a == "--new" ? 2 : 1);
+      if (!value(&v) || !ParseInt(v, lo, 1 << 20, target)) return a + " needs an integer >= " + std::to_string(lo);
+    } else {
+      return "unknown argument '" + a + "'";
+    }
+  }
+  if (f->load_format == "dummy" ? f->shape.empty() : f->model_dir.empty()) {
+    return "give --model DIR, or --load-format dummy --shape NAME";
+  }
+  return "";
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+double NowSeconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Device-to-device copy bandwidth (bytes read + written per second) over 1 GiB buffers.
+StatusOr<double> CopyBandwidth() {
+  const size_t bytes = 1u << 30;
+  RAG_ASSIGN_OR_RETURN(DeviceBuffer a, DeviceBuffer::Allocate(bytes, "bandwidth probe"));
+  RAG_ASSIGN_OR_RETURN(DeviceBuffer b, DeviceBuffer::Allocate(bytes, "bandwidth probe"));
+  RAG_CUDA_RETURN_IF_ERROR(cudaMemset(a.get(), 1, bytes));
+  cudaEvent_t start, stop;
+  RAG_CUDA_RETURN_IF_ERROR(cudaEventCreate(&start));
+  RAG_CUDA_RETURN_IF_ERROR(cudaEventCreate(&stop));
+  std::vector<double> times;
+  for (int i = 0; i < 12; ++i) {
+    RAG_CUDA_RETURN_IF_ERROR(cudaEventRecord(start));
+    RAG_CUDA_RETURN_IF_ERROR(cudaMemcpy(b.get(), a.get(), bytes, cudaMemcpyDeviceToDevice));
+    RAG_CUDA_RETURN_IF_ERROR(cudaEventRecord(stop));
+    RAG_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(stop));
+    float ms = 0;
+    RAG_CUDA_RETURN_IF_ERROR(cudaEventElapsedTime(&ms, start, stop));
+    if (i >= 2) times.push_back(ms);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return 2.0 * static_cast<double>(bytes) / (Median(times) * 1e-3);
+}
+
+// Hands out distinct KV blocks to the benchmark's sequences.
+class BlockPool {
+ public:
+  BlockPool(int num_blocks, int block_size) : next_(0), total_(num_blocks), block_size_(block_size) {}
+  StatusOr<std::vector<int32_t>> Take(int tokens) {
+    const int n = (tokens + block_size_ - 1) / block_size_;
+    if (next_ + n > total_) {
+      return ResourceExhausted("bench: the KV cache holds " + std::to_string(total_) +
+                               " blocks; this batch needs more (lower --batch, --prompt or --new)");
+    }
+    std::vector<int32_t> t(static_cast<size_t>(n));
+    std::iota(t.begin(), t.end(), next_);
+    next_ += n;
+    return t;
+  }
+  void Reset() { next_ = 0; }
+
+ private:
+  int next_, total_, block_size_;
+};
+
+// Prefills one prompt (in chunks of `chunk` tokens) and returns its first token.
+StatusOr<int32_t> Prefill(CudaBackend& b, const std::vector<int32_t>& prompt,
+                          const std::vector<int32_t>& table, int chunk) {
+  int32_t first = -1;
+  for (size_t at = 0; at < prompt.size(); at += static_cast<size_t>(chunk)) {
+    const size_t end = std::min(prompt.size(), at + static_cast<size_t>(chunk));
+    std::vector<int32_t> part(prompt.begin() + at, prompt.begin() + end);
+    RAG_ASSIGN_OR_RETURN(std::vector<int32_t> ids,
+                         b.ForwardArgmax({{{part, static_cast<int32_t>(at), table, false}}}));
+    first = ids[0];
+  }
+  return first;
+}
+
+struct DecodeResult {
+  int batch;
+  double step_ms, tok_s_per_seq, tok_s_total, weight_gb_s, total_gb_s;
+};
+
+std::string Today() {
+  std::time_t t = std::time(nullptr);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", std::gmtime(&t));
+  return buf;
+}
+
+Status Run(const BenchFlags& f) {
+  RAG_CUDA_RETURN_IF_ERROR(cudaSetDevice(f.device));
+  cudaDeviceProp prop{};
+  RAG_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&prop, f.device));
+  RAG_ASSIGN_OR_RETURN(const double copy_bw, CopyBandwidth());
+
+  const int max_batch = *std::max_element(f.batches.begin(), f.batches.end());
+  CudaBackendOptions options;
+  options.device = f.device;
+  options.max_seq_len = f.prompt + f.new_tokens + 16;
+  options.max_batch_tokens = std::min(f.chunk, f.prompt);
+  options.max_batch_seqs = max_batch;
+  options.cuda_graphs = f.graphs;
+  options.gemv_max_rows = f.gemv_max_rows;
+  std::unique_ptr<CudaBackend> backend;
+  ModelConfig config;
+  const double t_load = NowSeconds();
+  if (f.load_format == "dummy") {
+    RAG_ASSIGN_OR_RETURN(config, LlamaShapeConfig(f.shape));
+    RAG_ASSIGN_OR_RETURN(CudaWeights weights, DummyCudaWeights(config, 1));
+    RAG_ASSIGN_OR_RETURN(backend, CreateCudaBackend(config, std::move(weights), options));
+  } else {
+    RAG_ASSIGN_OR_RETURN(backend, CreateCudaBackend(f.model_dir, options));
+    config = backend->config();
+  }
+  const double load_s = NowSeconds() - t_load;
+  const ModelConfig& c = backend->config();
+  const int block_size = backend->info().block_size;
+  BlockPool pool(backend->info().num_blocks, block_size);
+
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(std::min<int64_t>(c.vocab_size, 128000) - 1));
+  auto random_prompt = [&] {
+    std::vector<int32_t> p(static_cast<size_t>(f.prompt));
+    for (int32_t& t : p) t = token(rng);
+    return p;
+  };
+
+  // Time to first token: one prompt alone, prefill plus the first token's argmax on the device.
+  std::vector<double> ttft;
+  for (int r = 0; r < f.runs + 1; ++r) {  // the first run warms up (cuBLAS heuristics, caches)
+    pool.Reset();
+    RAG_ASSIGN_OR_RETURN(std::vector<int32_t> table, pool.Take(f.prompt + 1));
+    const std::vector<int32_t> prompt = random_prompt();
+    const double t0 = NowSeconds();
+    RAG_RETURN_IF_ERROR(Prefill(*backend, prompt, table, options.max_batch_tokens).status());
+    if (r > 0) ttft.push_back(NowSeconds() - t0);
+  }
+
+  // Decode: `batch` prompts prefilled, then new_tokens - 1 greedy steps on the device.
+  const double weight_bytes = 2.0 * static_cast<double>(LlamaParameterCount(c) - c.vocab_size * c.hidden_size);
+  const double kv_bytes_per_token = 2.0 * 2.0 * static_cast<double>(c.num_hidden_layers * c.num_key_value_heads * c.head_dim);
+  std::vector<DecodeResult> results;
+  for (int batch : f.batches) {
+    pool.Reset();
+    ForwardBatch step;
+    for (int s = 0; s < batch; ++s) {
+      RAG_ASSIGN_OR_RETURN(std::vector<int32_t> table, pool.Take(f.prompt + f.new_tokens + 1));
+      RAG_ASSIGN_OR_RETURN(int32_t first, Prefill(*backend, random_prompt(), table, options.max_batch_tokens));
+      step.sequences.push_back({{first}, f.prompt, std::move(table), false});
+    }
+    const int steps = f.new_tokens - 1;
+    RAG_RETURN_IF_ERROR(backend->GreedyDecode(step, std::min(steps, 3)).status());  // capture, warm up
+    const double t0 = NowSeconds();
+    RAG_RETURN_IF_ERROR(backend->GreedyDecode(step, steps).status());
+    const double step_s = (NowSeconds() - t0) / steps;
+    const double avg_context = f.prompt + steps / 2.0;
+    DecodeResult d;
+    d.batch = batch;
+    d.step_ms = step_s * 1e3;
+    d.tok_s_per_seq = 1.0 / step_s;
+    d.tok_s_total = batch / step_s;
+    d.weight_gb_s = weight_bytes / step_s / 1e9;
+    d.total_gb_s = (weight_bytes + batch * avg_context * kv_bytes_per_token) / step_s / 1e9;
+    results.push_back(d);
+  }
+
+  const std::string model = f.load_format == "dummy" ? "dummy:" + f.shape : f.model_dir;
+  std::printf("\nrag bench: %s on %s (%.0f GB/s device copy bandwidth), %s, bf16, prompt %d, new %d, "
+              "graphs %s, our GEMV up to %d rows\n", model.c_str(), prop.name, copy_bw / 1e9,
+              Today().c_str(), f.prompt, f.new_tokens, f.graphs ? "on" : "off", f.gemv_max_rows);
+  std::printf("load %.1f s; weights %.2f GB, KV cache %.2f GB (%d blocks of %d)\n", load_s,
+              backend->weight_bytes() / 1e9, backend->kv_cache_bytes() / 1e9, backend->info().num_blocks,
+              block_size);
+  std::printf("first token (prompt %d, median of %d): %.1f ms\n", f.prompt, f.runs, Median(ttft) * 1e3);
+  std::printf("%6s %10s %12s %12s %14s %14s\n", "batch", "step ms", "tok/s/seq", "tok/s total",
+              "weights GB/s", "% of copy bw");
+  for (const DecodeResult& d : results) {
+    std::printf("%6d %10.3f %12.1f %12.1f %14.0f %13.0f%%\n", d.batch, d.step_ms, d.tok_s_per_seq,
+                d.tok_s_total, d.weight_gb_s, 100.0 * d.weight_gb_s * 1e9 / copy_bw);
+  }
+  std::ostringstream js;
+  js << "{\"bench\":\"rag\",\"model\":\"" << model << "\",\"gpu\":\"" << prop.name << "\",\"date\":\""
+     << Today() << "\",\"copy_gb_s\":" << copy_bw / 1e9 << ",\"prompt\":" << f.prompt << ",\"new\":"
+     << f.new_tokens << ",\"graphs\":" << (f.graphs ? "true" : "false")
+     << ",\"gemv_max_rows\":" << f.gemv_max_rows << ",\"ttft_ms\":"
+     << Median(ttft) * 1e3 << ",\"ttft_runs_ms\":[";
+  for (size_t i = 0; i < ttft.size(); ++i) js << (i ? "," : "") << ttft[i] * 1e3;
+  js << "],\"decode\":[";
+  for (size_t i = 0; i < results.size(); ++i) {
+    const DecodeResult& d = results[i];
+    js << (i ? "," : "") << "{\"batch\":" << d.batch << ",\"step_ms\":" << d.step_ms
+       << ",\"tok_s_per_seq\":" << d.tok_s_per_seq << ",\"tok_s_total\":" << d.tok_s_total
+       << ",\"weight_gb_s\":" << d.weight_gb_s << ",\"total_gb_s\":" << d.total_gb_s << "}";
+  }
+  js << "]}";
+  std::printf("%s\n", js.str().c_str());
+  if (!f.json_path.empty()) {
+    std::ofstream out(f.json_path);
+    out << js.str() << "\n";
+    if (!out) return Internal("bench: cannot write " + f.json_path);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+int RunBenchCommand(const std::vector<std::string>& args) {
+  if (std::find(args.begin(), args.end(), "--help") != args.end()) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  BenchFlags flags;
+  const std::string error = ParseFlags(args, &flags);
+  if (!error.empty()) {
+    std::fprintf(stderr, "rag bench: %s\n%s", error.c_str(), kUsage);
+    return 2;
+  }
+  if (!CudaDeviceAvailable()) {
+    std::fprintf(stderr, "rag bench: no CUDA device\n");
+    return 1;
+  }
+  Status s = Run(flags);
+  if (!s.ok()) {
+    std::fprintf(stderr, "rag bench: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace rag

@@ -1,0 +1,129 @@
+// The CUDA backend: the Llama forward pass on one GPU, bf16 weights and KV cache, fp32
+// residual stream and accumulation. One CUDA stream; every step is enqueued without host
+// synchronisation until its logits are read.
+//
+// Two paths per step (DESIGN.md section 5):
+//  - decode (every sequence feeds one token): batch padded to a bucket (1, 2, 4, 8, 16, 24,
+//    32, 48, 64), the whole step (embedding to logits and argmax) replayed from a CUDA graph
+//    captured on the bucket's first use; GEMV projections up to gemv_max_rows rows, cuBLAS above; paged
+//    decode attention with split-KV;
+//  - prefill / mixed (chunked prompts, several sequences): cuBLAS GEMMs and the paged
+//    flash-style prefill attention; the vocabulary projection runs only on the rows whose
+//    logits are returned.
+// Keys and values of every new token are appended to the paged cache of engine/backend.h.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "engine/backend.h"
+#include "engine/cuda/cuda_weights.h"
+#include "engine/cuda/device_buffer.h"
+#include "engine/cuda/matmul.h"
+
+namespace rag {
+
+struct CudaBackendOptions {
+  int device = 0;
+  int block_size = 16;          // token slots per KV block
+  int max_seq_len = 0;          // tokens per sequence; 0: min(max_position_embeddings, 16384)
+  int max_batch_tokens = 4096;  // tokens fed in one Forward, all sequences together
+  int max_batch_seqs = 64;      // sequences in one Forward
+  int max_logit_rows = 256;     // logit rows one Forward returns (all_logits counts every row)
+  // The KV cache gets the memory left after weights and buffers, up to this fraction of the
+  // device (as vLLM's gpu_memory_utilization), and at most what max_batch_seqs sequences of
+  // max_seq_len tokens can use. num_blocks > 0 sets the block count instead.
+  double memory_fraction = 0.9;
+  int num_blocks = 0;
+  bool cuda_graphs = true;  // replay decode steps from CUDA graphs (off: enqueue every kernel)
+  // Steps of up to this many tokens take our GEMVs, larger ones cuBLAS (0..8). 1: on an H100
+  // our GEMV loses to cuBLAS from 2 rows on (8B shape, batch 8: 33.4 ms a step against 8.3 ms;
+  // x is staged in every block of the GEMV, 8 rows of it cost more than they save).
+  int gemv_max_rows = 1;
+};
+
+class CudaBackend : public Backend {
+ public:
+  ~CudaBackend() override;
+
+  const ModelConfig& config() const override { return config_; }
+  BackendInfo info() const override { return {"cuda", options_.block_size, num_blocks_}; }
+  StatusOr<std::vector<float>> Forward(const ForwardBatch& batch) override;
+
+  // Greedy decoding on the device (benchmarks, parity tests): every sequence of `batch` feeds
+  // one token (its last prompt token or the token sampled from its prefill), then `steps`
+  // decode steps run back to back, each step's argmax fed to the next without a host round
+  // trip. Block tables must cover start_pos + steps positions. Returns, per sequence, the
+  // argmax of each step (steps ids).
+  StatusOr<std::vector<std::vector<int32_t>>> GreedyDecode(const ForwardBatch& batch, int steps);
+
+  // Enqueues a forward pass and the argmax of its logit rows and waits for it (prefill timing
+  // in benchmarks): returns the argmax ids, one per logit row.
+  StatusOr<std::vector<int32_t>> ForwardArgmax(const ForwardBatch& batch);
+
+  // Device memory taken by weights, KV cache and buffers.
+  size_t weight_bytes() const { return weights_.storage.bytes(); }
+  size_t kv_cache_bytes() const { return kv_cache_.bytes(); }
+  int max_seq_len() const { return max_seq_len_; }
+
+ private:
+  friend StatusOr<std::unique_ptr<CudaBackend>> CreateCudaBackend(ModelConfig config,
+                                                                  CudaWeights weights,
+                                                                  const CudaBackendOptions& options);
+  CudaBackend(ModelConfig config, CudaWeights weights, const CudaBackendOptions& options);
+  Status Init();
+
+  struct StepPlan;
+  StatusOr<StepPlan> Plan(const ForwardBatch& batch, bool tokens_on_device) const;
+  Status Upload(const StepPlan& plan);
+  Status Enqueue(const StepPlan& plan);  // layers, logits and argmax
+  Status EnqueueLayers(const StepPlan& plan);
+  Status RunStep(const StepPlan& plan);  // graph replay or Enqueue
+  __nv_bfloat16* KCache(int64_t layer) const;
+  __nv_bfloat16* VCache(int64_t layer) const;
+
+  ModelConfig config_;
+  CudaWeights weights_;
+  CudaBackendOptions options_;
+  int max_seq_len_ = 0;
+  int max_blocks_per_seq_ = 0;
+  int num_blocks_ = 0;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<CudaMatMul> matmul_;
+  DeviceBuffer kv_cache_;     // (layers, 2, num_blocks, n_kv_heads, block_size, head_dim) bf16
+  DeviceBuffer activations_;  // the per-token buffers below
+  float* x_ = nullptr;             // (T, dim) residual stream
+  __nv_bfloat16* xn_ = nullptr;    // (T, dim) normed, the projections' input
+  float* qkv_ = nullptr;           // (T, q_dim + 2 kv_dim)
+  __nv_bfloat16* attn_ = nullptr;  // (T, q_dim)
+  float* gate_up_ = nullptr;       // (T, 2 inter) fp32 (GEMV path) or bf16 (cuBLAS path)
+  __nv_bfloat16* gate_up_bf16() const { return reinterpret_cast<__nv_bfloat16*>(gate_up_); }
+  __nv_bfloat16* act_ = nullptr;   // (T, inter)
+  __nv_bfloat16* xl_ = nullptr;    // (R, dim) rows whose logits are returned
+  float* logits_ = nullptr;        // (R, vocab)
+  int32_t* argmax_ = nullptr;      // (R)
+  float* attn_workspace_ = nullptr;
+  float* inv_freq_ = nullptr;      // (head_dim / 2)
+  DeviceBuffer meta_;              // step metadata (layout in StepPlan), uploaded per step
+  PinnedBuffer meta_host_;
+  PinnedBuffer logits_host_;
+  std::map<int, cudaGraphExec_t> graphs_;  // decode bucket -> captured step
+};
+
+// Loads a Hugging Face model directory (config.json + safetensors) onto the GPU.
+StatusOr<std::unique_ptr<CudaBackend>> CreateCudaBackend(const std::string& model_dir,
+                                                         const CudaBackendOptions& options);
+// A backend over weights already on the device (dummy weights, a GGUF file's weights).
+StatusOr<std::unique_ptr<CudaBackend>> CreateCudaBackend(ModelConfig config, CudaWeights weights,
+                                                         const CudaBackendOptions& options);
+
+// True when a CUDA device is usable.
+bool CudaDeviceAvailable();
+
+}  // namespace rag

@@ -1,0 +1,51 @@
+// Device-side fills for dummy weights (`--load-format dummy`): a 70B model's 141 GB of random
+// weights are drawn on the GPU in seconds instead of being generated and copied by the host.
+// Element i gets a value from a counter-based hash of (seed, i), so a fill is reproducible and
+// independent of the launch geometry.
+#include <algorithm>
+#include <string>
+
+#include "kernels/cuda_check.h"
+#include "kernels/kernels.h"
+
+namespace rag {
+namespace {
+
+__device__ __forceinline__ uint64_t SplitMix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// Normal(0, stddev) by Box-Muller from the two 32-bit halves of one hash.
+__global__ void FillNormalKernel(__nv_bfloat16* __restrict__ out, int64_t n, uint64_t seed,
+                                 float mean, float stddev) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const uint64_t h = SplitMix64(seed * 0x100000001b3ull ^ static_cast<uint64_t>(i));
+    const float u1 = (static_cast<float>(h >> 40) + 1.0f) * (1.0f / 16777217.0f);  // (0, 1]
+    const float u2 = static_cast<float>((h >> 16) & 0xffffffu) * (1.0f / 16777216.0f);
+    const float z = sqrtf(-2.0f * logf(u1)) * cospif(2.0f * u2);
+    out[i] = __float2bfloat16_rn(mean + stddev * z);
+  }
+}
+
+}  // namespace
+
+Status FillNormalBf16(__nv_bfloat16* out, int64_t n, uint64_t seed, float mean, float stddev,
+                      cudaStream_t stream) {
+  if (n < 0 || !(stddev >= 0.0f)) {
+    return InvalidArgument("FillNormalBf16: bad n=" + std::to_string(n) +
+                           " or stddev=" + std::to_string(stddev));
+  }
+  if (n == 0) return Status::Ok();
+  const int threads = 256;
+  const int64_t blocks = std::min<int64_t>((n + threads - 1) / threads, 65536);
+  FillNormalKernel<<<static_cast<unsigned>(blocks), threads, 0, stream>>>(out, n, seed, mean,
+                                                                           stddev);
+  RAG_CUDA_RETURN_IF_LAUNCH_FAILED();
+  return Status::Ok();
+}
+
+}  // namespace rag

@@ -1,0 +1,527 @@
+// Prefill attention over the bf16 paged KV cache: causal, GQA, chunked (a sequence's query rows
+// start at start_pos; earlier positions are already in the cache).
+//
+// Fast path (head_dim 64 or 128, sm_80+ code, aligned pointers): flash-attention 2 on tensor
+// cores.
+//  - One CTA of 4 warps per (tile of kBq = 64 query rows, query head, sequence); warp w owns rows
+//    [16w, 16w + 16). Q is scaled by log2(e) / sqrt(head_dim), rounded to bf16 and kept in
+//    registers as the A fragments of mma.sync m16n8k16 for the whole kernel.
+//  - K/V tiles of kBk = 64 positions are copied into shared memory with cp.async, double
+//    buffered: tile j + 1 loads while tile j is multiplied. Only the tiles up to the CTA's last
+//    query position are visited (causal skip); positions past it are zero-filled, never read.
+//  - Per tile: S = Q K^T (bf16 in, fp32 accumulate; K fragments by ldmatrix), the causal mask on
+//    tiles that cross the diagonal, online softmax in fp32 on the accumulator fragments (row max
+//    and sum over the 4 lanes of a row: two shuffles; exp2), then O += P V with P rounded to bf16
+//    straight from the S accumulators: the m16n8 accumulators of two adjacent key n-tiles are
+//    laid out exactly as an m16k16 A fragment (V fragments by ldmatrix.trans). O stays in fp32
+//    registers and is divided by the row sums at the end.
+//  - Shared rows are padded by 16 bytes so the 8 rows of one ldmatrix phase hit distinct banks.
+//  - The last query tiles of each sequence (the longest) are launched first (blockIdx.y
+//    reversed), which shortens the tail of the causal triangle.
+//
+// Simple path: one warp per (query row, head), lane l owns dims [l * kDpl, (l + 1) * kDpl), q . k
+// reduced with shuffles, online softmax with expf, all fp32; any head_dim multiple of 32 up to
+// 256. It is the fallback for shapes the fast path does not take and the second implementation
+// the tests hold the fast one against.
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "kernels/cuda_check.h"
+#include "kernels/device_util.cuh"
+#include "kernels/kernels.h"
+
+namespace rag {
+namespace {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr int kThreads = 128;
+constexpr int kWarps = kThreads / 32;
+constexpr int kBq = 16 * kWarps;  // query rows per CTA: one 16-row mma block per warp
+constexpr int kBk = 64;           // key positions per K/V tile
+constexpr int kStages = 2;
+
+struct PrefillArgs {
+  const float* q;  // row i at q + i * q_stride
+  int64_t q_stride;
+  const __nv_bfloat16* k_cache;
+  const __nv_bfloat16* v_cache;
+  const int32_t* block_tables;  // (n_seqs, max_blocks)
+  int64_t max_blocks;
+  const int32_t* q_offsets;  // (n_seqs)
+  const int32_t* q_lens;
+  const int32_t* start_pos;
+  int n_heads, n_kv_heads, block_size;
+  int n_q_tiles;       // fast path: gridDim.y
+  float q_scale;       // fast path: log2(e) / sqrt(head_dim); simple path: 1 / sqrt(head_dim)
+  __nv_bfloat16* out;  // (rows, n_heads * head_dim)
+};
+
+// ---- PTX wrappers (sm_80+; the fast kernel is never launched from code built for less) --------
+__device__ __forceinline__ void CopyAsync16(void* smem, const void* gmem, bool valid) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  // .cg: cached in L2 only; the K/V tiles are shared between CTAs through L2, not L1.
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem),
+               "r"(valid ? 16 : 0)
+               : "memory");
+#endif
+}
+__device__ __forceinline__ void CopyAsyncCommit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+template <int kPending>
+__device__ __forceinline__ void CopyAsyncWait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+#endif
+}
+
+// Four 8x8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i, register i receives
+// matrix i with lane l holding row l / 4, columns 2 (l % 4) and 2 (l % 4) + 1 (Trans: the
+// transposed matrix, i.e. rows 2 (l % 4) and 2 (l % 4) + 1 of column l / 4).
+__device__ __forceinline__ void LdMatrixX4(uint32_t (&r)[4], const uint16_t* smem) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+#else
+  r[0] = r[1] = r[2] = r[3] = 0u;
+#endif
+}
+__device__ __forceinline__ void LdMatrixX4Trans(uint32_t (&r)[4], const uint16_t* smem) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+#else
+  r[0] = r[1] = r[2] = r[3] = 0u;
+#endif
+}
+
+// d += a b for a 16x16 (row-major, bf16) by 16x8 (column-major, bf16) product, fp32 d. With
+// g = lane / 4, t = lane % 4: a[0] = A[g][2t..2t+1], a[1] = A[g+8][2t..], a[2] = A[g][2t+8..],
+// a[3] = A[g+8][2t+8..]; b0 = B[2t..2t+1][g], b1 = B[2t+8..2t+9][g]; d[0..1] = D[g][2t..2t+1],
+// d[2..3] = D[g+8][2t..2t+1] (lower column in the low half of each register).
+__device__ __forceinline__ void Mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                    uint32_t b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
+      "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+}
+
+// Two floats as bf16 (nearest even), `lo` in the low half: the element with the lower index.
+__device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// ---- fast path ----------------------------------------------------------------------------------
+template <int kHeadDim>
+struct PrefillSmem {
+  static constexpr int kRow = kHeadDim + 8;  // 16-byte pad: conflict-free ldmatrix
+  uint16_t k[kStages][kBk][kRow];  // bf16 bits; k[1] holds the bf16 Q tile until tile 1 loads
+  uint16_t v[kStages][kBk][kRow];
+  int64_t row_off[kStages][kBk];  // cache offset (elements) of each row of a tile; -1 past kv_end
+};
+
+template <int kHeadDim>
+__device__ __forceinline__ void IssueKvTile(const PrefillArgs& a, PrefillSmem<kHeadDim>& sh,
+                                            int stage) {
+  constexpr int kChunks = kHeadDim / 8;  // 16-byte chunks per row
+#pragma unroll
+  for (int i = 0; i < kBk * kChunks / kThreads; ++i) {
+    const int idx = static_cast<int>(threadIdx.x) + i * kThreads;
+    const int r = idx / kChunks, c = idx % kChunks;
+    const int64_t off = sh.row_off[stage][r];
+    const int64_t src = off >= 0 ? off + c * 8 : 0;
+    CopyAsync16(&sh.k[stage][r][c * 8], a.k_cache + src, off >= 0);
+    CopyAsync16(&sh.v[stage][r][c * 8], a.v_cache + src, off >= 0);
+  }
+}
+
+template <int kHeadDim>
+__global__ void __launch_bounds__(kThreads, 2) FlashPrefillKernel(const PrefillArgs a) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  __trap();  // unreachable: the launcher takes the simple path for code built below sm_80
+#endif
+  using Smem = PrefillSmem<kHeadDim>;
+  constexpr int kRow = Smem::kRow;
+  constexpr int kKSteps = kHeadDim / 16;   // S = Q K^T: k-steps over head_dim
+  constexpr int kKeyTiles = kBk / 8;       // S: n-tiles of 8 keys
+  constexpr int kDimTiles = kHeadDim / 8;  // O: n-tiles of 8 dims
+  constexpr int kQuads = kHeadDim / 4;     // float4 per q row
+  static_assert(kBq == kBk, "the Q tile is staged in a K tile buffer");
+  static_assert(kStages * kBk == kThreads, "prologue: one row offset per thread");
+
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  Smem& sh = *reinterpret_cast<Smem*>(smem_raw);
+  const int head = blockIdx.x, seq = blockIdx.z;
+  const int q0 = (a.n_q_tiles - 1 - static_cast<int>(blockIdx.y)) * kBq;
+  const int q_len = a.q_lens[seq];
+  if (q0 >= q_len) return;
+  const int start = a.start_pos[seq];
+  const int64_t row0 = static_cast<int64_t>(a.q_offsets[seq]) + q0;  // q/out row of tile row 0
+  const int rows = min(kBq, q_len - q0);
+  const int kv_end = start + q0 + rows;  // the tile's rows attend to positions [0, kv_end)
+  const int n_tiles = (kv_end + kBk - 1) / kBk;
+  const int kv_head = head / (a.n_heads / a.n_kv_heads);
+  const int32_t* table = a.block_tables + static_cast<int64_t>(seq) * a.max_blocks;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+
+  auto row_offset = [&](int tile, int r) -> int64_t {
+    const int pos = tile * kBk + r;
+    if (pos >= kv_end) return -1;
+    const int64_t block = table[pos / a.block_size];
+    return ((block * a.n_kv_heads + kv_head) * a.block_size + pos % a.block_size) * kHeadDim;
+  };
+
+  // Prologue: offsets of tiles 0 and 1, Q into k[1], tile 0 in flight, Q fragments to registers.
+  if (tid / kBk < n_tiles) sh.row_off[tid / kBk][tid % kBk] = row_offset(tid / kBk, tid % kBk);
+  uint16_t* qs = &sh.k[1][0][0];
+  const float* qg = a.q + row0 * a.q_stride + static_cast<int64_t>(head) * kHeadDim;
+#pragma unroll 4
+  for (int idx = tid; idx < kBq * kQuads; idx += kThreads) {
+    const int r = idx / kQuads, c = idx % kQuads;
+    float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);  // rows past q_len: zeros, never stored
+    if (r < rows) x = *reinterpret_cast<const float4*>(qg + r * a.q_stride + c * 4);
+    *reinterpret_cast<uint2*>(qs + r * kRow + c * 4) = make_uint2(
+        PackBf16(x.x * a.q_scale, x.y * a.q_scale), PackBf16(x.z * a.q_scale, x.w * a.q_scale));
+  }
+  __syncthreads();
+  IssueKvTile(a, sh, 0);
+  CopyAsyncCommit();
+  uint32_t qa[kKSteps][4];
+#pragma unroll
+  for (int kk = 0; kk < kKSteps; ++kk) {
+    LdMatrixX4(qa[kk], qs + (warp * 16 + (lane & 15)) * kRow + kk * 16 + (lane >> 4) * 8);
+  }
+  __syncthreads();  // Q is in registers: k[1] may now receive tile 1
+
+  float o[kDimTiles][4] = {};
+  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};  // rows g and g + 8
+  const int g = lane / 4, t4 = lane % 4;
+  const int qpos = start + q0 + warp * 16 + g;  // position of row g (row g + 8: qpos + 8)
+  for (int j = 0; j < n_tiles; ++j) {
+    const int st = j % kStages;
+    if (j + 1 < n_tiles) IssueKvTile(a, sh, (j + 1) % kStages);
+    CopyAsyncCommit();   // possibly empty: the wait counts groups
+    CopyAsyncWait<1>();  // this thread's copies of tile j have landed
+    __syncthreads();     // ... and everyone's
+    // Offsets of tile j + 2 (it reuses stage st): loaded now, stored after the math.
+    const bool fetch = tid < kBk && j + kStages < n_tiles;
+    const int64_t next_off = fetch ? row_offset(j + kStages, tid) : -1;
+
+    // S = Q K^T: ldmatrix x4 of rows (keys) 16nn.. and dims 16kk.. gives the B fragments of key
+    // n-tiles 2nn (registers 0, 1) and 2nn + 1 (registers 2, 3).
+    float s[kKeyTiles][4] = {};
+    const uint16_t* ks = &sh.k[st][0][0];
+#pragma unroll
+    for (int kk = 0; kk < kKSteps; ++kk) {
+#pragma unroll
+      for (int nn = 0; nn < kKeyTiles / 2; ++nn) {
+        uint32_t b[4];
+        LdMatrixX4(b, ks + (nn * 16 + (lane & 7) + (lane >> 4) * 8) * kRow + kk * 16 +
+                          ((lane >> 3) & 1) * 8);
+        Mma(s[2 * nn], qa[kk], b[0], b[1]);
+        Mma(s[2 * nn + 1], qa[kk], b[2], b[3]);
+      }
+    }
+    const int kv0 = j * kBk;
+    if (kv0 + kBk - 1 > start + q0) {  // the tile crosses the diagonal of some row
+#pragma unroll
+      for (int n = 0; n < kKeyTiles; ++n) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          if (kv0 + n * 8 + 2 * t4 + (e & 1) > qpos + (e >> 1) * 8) s[n][e] = -INFINITY;
+        }
+      }
+    }
+
+    // Online softmax of rows g (elements 0, 1) and g + 8 (elements 2, 3). Each lane keeps its
+    // own part of the row sum; the 4 parts are added at the end.
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int n = 0; n < kKeyTiles; ++n) mx = fmaxf(mx, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(m_run[r], mx);
+      // Tiles go in increasing order and tile 0 holds position 0, so every row sees a key at its
+      // first tile; the guard keeps exp2(-inf - -inf) out all the same.
+      const float base = m_new == -INFINITY ? 0.0f : m_new;
+      const float corr = exp2f(m_run[r] - base);  // first tile: exp2(-inf) = 0
+      m_run[r] = m_new;
+      float sum = 0.0f;
+#pragma unroll
+      for (int n = 0; n < kKeyTiles; ++n) {
+        s[n][2 * r] = exp2f(s[n][2 * r] - base);
+        s[n][2 * r + 1] = exp2f(s[n][2 * r + 1] - base);
+        sum += s[n][2 * r] + s[n][2 * r + 1];
+      }
+      l_run[r] = l_run[r] * corr + sum;
+#pragma unroll
+      for (int n = 0; n < kDimTiles; ++n) {
+        o[n][2 * r] *= corr;
+        o[n][2 * r + 1] *= corr;
+      }
+    }
+
+    // O += P V: P of keys 16kk.. is the A fragment {S tile 2kk rows g, g+8; S tile 2kk+1 rows g,
+    // g+8}; ldmatrix.trans x4 of rows (keys) 16kk.. and dims 16nn.. gives the B fragments of dim
+    // n-tiles 2nn (registers 0, 1) and 2nn + 1 (registers 2, 3).
+    const uint16_t* vs = &sh.v[st][0][0];
+#pragma unroll
+    for (int kk = 0; kk < kBk / 16; ++kk) {
+      const uint32_t pa[4] = {PackBf16(s[2 * kk][0], s[2 * kk][1]),
+                              PackBf16(s[2 * kk][2], s[2 * kk][3]),
+                              PackBf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                              PackBf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+      for (int nn = 0; nn < kDimTiles / 2; ++nn) {
+        uint32_t b[4];
+        LdMatrixX4Trans(b, vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kRow + nn * 16 +
+                               (lane >> 4) * 8);
+        Mma(o[2 * nn], pa, b[0], b[1]);
+        Mma(o[2 * nn + 1], pa, b[2], b[3]);
+      }
+    }
+    if (fetch) sh.row_off[st][tid] = next_off;
+    __syncthreads();  // stage st and row_off[st] are free for tile j + 2
+  }
+
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float l = l_run[r];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    const float inv = 1.0f / l;  // l >= 1: the row's max contributes exp2(0)
+    const int row = warp * 16 + g + 8 * r;
+    if (row < rows) {
+      __nv_bfloat16* dst = a.out + ((row0 + row) * a.n_heads + head) * kHeadDim + 2 * t4;
+#pragma unroll
+      for (int n = 0; n < kDimTiles; ++n) {
+        *reinterpret_cast<__nv_bfloat162*>(dst + n * 8) =
+            __floats2bfloat162_rn(o[n][2 * r] * inv, o[n][2 * r + 1] * inv);
+      }
+    }
+  }
+}
+
+// True when the fast kernel holds sm_80+ code for the current device: a build for older archs
+// (whose PTX the driver would JIT for a newer GPU) has only the trap there.
+bool FlashKernelUsable() {
+  static const bool usable = [] {
+    cudaFuncAttributes attr{};
+    if (cudaFuncGetAttributes(&attr, FlashPrefillKernel<128>) != cudaSuccess) {
+      (void)cudaGetLastError();  // not sticky; leave no error behind for the next launch check
+      return false;
+    }
+    return attr.ptxVersion >= 80;
+  }();
+  return usable;
+}
+
+// Lets `kernel` use `bytes` of dynamic shared memory on the current device, once per (kernel,
+// device): cudaFuncSetAttribute is a host call that waits for pending copies, so it is not
+// repeated per launch (nor should it run inside a stream capture: capture after one eager call).
+template <typename Kernel>
+Status AllowDynamicSmem(Kernel kernel, int bytes, std::atomic<uint64_t>* done_devices) {
+  int device = 0;
+  RAG_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  const uint64_t bit = device < 64 ? uint64_t{1} << device : 0;  // devices past 64: every call
+  if (bit != 0 && (done_devices->load(std::memory_order_acquire) & bit) != 0) return Status::Ok();
+  RAG_CUDA_RETURN_IF_ERROR(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  done_devices->fetch_or(bit, std::memory_order_release);
+  return Status::Ok();
+}
+
+template <int kHeadDim>
+Status LaunchFlash(dim3 grid, const PrefillArgs& args, cudaStream_t stream) {
+  constexpr int kSmem = static_cast<int>(sizeof(PrefillSmem<kHeadDim>));  // 69 KiB at 128
+  static std::atomic<uint64_t> smem_allowed{0};                           // bit d: done on device d
+  RAG_RETURN_IF_ERROR(AllowDynamicSmem(FlashPrefillKernel<kHeadDim>, kSmem, &smem_allowed));
+  FlashPrefillKernel<kHeadDim><<<grid, kThreads, kSmem, stream>>>(args);
+  RAG_CUDA_RETURN_IF_LAUNCH_FAILED();
+  return Status::Ok();
+}
+
+// ---- simple path --------------------------------------------------------------------------------
+template <int kDpl>
+__global__ void __launch_bounds__(kThreads) SimplePrefillKernel(const PrefillArgs a) {
+  constexpr int kHeadDim = kDpl * 32;
+  const int head = blockIdx.y, seq = blockIdx.z;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int row = blockIdx.x * kWarps + warp;  // query row within the sequence's chunk
+  if (row >= a.q_lens[seq]) return;            // warps share nothing, so each may leave on its own
+  const int pos = a.start_pos[seq] + row;
+  const int64_t q_row = static_cast<int64_t>(a.q_offsets[seq]) + row;
+  const int kv_head = head / (a.n_heads / a.n_kv_heads);
+  const int32_t* table = a.block_tables + static_cast<int64_t>(seq) * a.max_blocks;
+  const __nv_bfloat16* __restrict__ k_cache = a.k_cache;
+  const __nv_bfloat16* __restrict__ v_cache = a.v_cache;
+  const int n_kv_heads = a.n_kv_heads, block_size = a.block_size;
+
+  float qr[kDpl], acc[kDpl];
+  const float* qh = a.q + q_row * a.q_stride + head * kHeadDim + lane * kDpl;
+#pragma unroll
+  for (int i = 0; i < kDpl; ++i) {
+    qr[i] = qh[i] * a.q_scale;
+    acc[i] = 0.0f;
+  }
+  float m = -INFINITY, l = 0.0f;
+  // Not unrolled: ptxas spilled a few bytes in some unrolled instantiations (and the serial
+  // softmax recurrence gains little from unrolling).
+#pragma unroll 1
+  for (int p = 0; p <= pos; ++p) {
+    const int64_t block = table[p / block_size];
+    const int64_t off =
+        ((block * n_kv_heads + kv_head) * block_size + p % block_size) * kHeadDim + lane * kDpl;
+    float s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kDpl; ++i) s = fmaf(qr[i], __bfloat162float(k_cache[off + i]), s);
+    s = WarpSum(s);
+    const float m_new = fmaxf(m, s);
+    const float corr = expf(m - m_new);  // first position: exp(-inf) = 0
+    const float w = expf(s - m_new);
+    l = l * corr + w;
+#pragma unroll
+    for (int i = 0; i < kDpl; ++i) {
+      acc[i] = fmaf(w, __bfloat162float(v_cache[off + i]), acc[i] * corr);
+    }
+    m = m_new;
+  }
+  __nv_bfloat16* o = a.out + (q_row * a.n_heads + head) * kHeadDim + lane * kDpl;
+  // l >= 1 (the max position contributes exp(0)), where the approximate reciprocal is within
+  // 2 ulp; IEEE division would add a slow-path subroutine call that spills around it.
+  const float inv = __fdividef(1.0f, l);
+#pragma unroll
+  for (int i = 0; i < kDpl; ++i) o[i] = __float2bfloat16_rn(acc[i] * inv);
+}
+
+Status LaunchSimple(PrefillArgs args, int64_t n_seqs, int64_t max_q_len, int64_t head_dim,
+                    cudaStream_t stream) {
+  args.q_scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  const dim3 grid(static_cast<unsigned>((max_q_len + kWarps - 1) / kWarps),
+                  static_cast<unsigned>(args.n_heads), static_cast<unsigned>(n_seqs));
+#define RAG_SIMPLE_PREFILL_CASE(DPL)                               \
+  case DPL:                                                        \
+    SimplePrefillKernel<DPL><<<grid, kThreads, 0, stream>>>(args); \
+    break;
+  switch (head_dim / 32) {
+    RAG_SIMPLE_PREFILL_CASE(1)
+    RAG_SIMPLE_PREFILL_CASE(2)
+    RAG_SIMPLE_PREFILL_CASE(3)
+    RAG_SIMPLE_PREFILL_CASE(4)
+    RAG_SIMPLE_PREFILL_CASE(5)
+    RAG_SIMPLE_PREFILL_CASE(6)
+    RAG_SIMPLE_PREFILL_CASE(7)
+    RAG_SIMPLE_PREFILL_CASE(8)
+  }
+#undef RAG_SIMPLE_PREFILL_CASE
+  RAG_CUDA_RETURN_IF_LAUNCH_FAILED();
+  return Status::Ok();
+}
+
+bool Aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+// Checks the arguments shared by both entry points and fills `args` (q_scale and n_q_tiles are
+// left to the path). `*nothing` is set when there is no work.
+Status PrepareArgs(const char* name, const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
+                   const __nv_bfloat16* v_cache, const int32_t* block_tables,
+                   int64_t max_blocks_per_seq, const int32_t* q_offsets, const int32_t* q_lens,
+                   const int32_t* start_pos, int64_t n_seqs, int64_t max_q_len, int64_t n_heads,
+                   int64_t n_kv_heads, int64_t head_dim, int64_t block_size, __nv_bfloat16* out,
+                   PrefillArgs* args, bool* nothing) {
+  if (n_seqs < 0 || n_seqs > 65535 || max_q_len < 0 || max_q_len > INT32_MAX || n_heads <= 0 ||
+      n_heads > 65535 || n_kv_heads <= 0 || n_heads % n_kv_heads != 0 || head_dim <= 0 ||
+      head_dim % 32 != 0 || head_dim > 256 || block_size <= 0 || block_size > INT32_MAX ||
+      max_blocks_per_seq <= 0 || max_blocks_per_seq > INT32_MAX || q_stride < n_heads * head_dim) {
+    return InvalidArgument(
+        std::string(name) + ": bad shape n_seqs=" + std::to_string(n_seqs) +
+        " max_q_len=" + std::to_string(max_q_len) + " n_heads=" + std::to_string(n_heads) +
+        " n_kv_heads=" + std::to_string(n_kv_heads) + " head_dim=" + std::to_string(head_dim) +
+        " block_size=" + std::to_string(block_size) + " max_blocks_per_seq=" +
+        std::to_string(max_blocks_per_seq) + " q_stride=" + std::to_string(q_stride));
+  }
+  *nothing = n_seqs == 0 || max_q_len == 0;
+  if (*nothing) return Status::Ok();
+  if (q == nullptr || k_cache == nullptr || v_cache == nullptr || block_tables == nullptr ||
+      q_offsets == nullptr || q_lens == nullptr || start_pos == nullptr || out == nullptr) {
+    return InvalidArgument(std::string(name) + ": null pointer");
+  }
+  *args = PrefillArgs{};
+  args->q = q;
+  args->q_stride = q_stride;
+  args->k_cache = k_cache;
+  args->v_cache = v_cache;
+  args->block_tables = block_tables;
+  args->max_blocks = max_blocks_per_seq;
+  args->q_offsets = q_offsets;
+  args->q_lens = q_lens;
+  args->start_pos = start_pos;
+  args->n_heads = static_cast<int>(n_heads);
+  args->n_kv_heads = static_cast<int>(n_kv_heads);
+  args->block_size = static_cast<int>(block_size);
+  args->out = out;
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status PagedPrefillAttention(const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
+                             const __nv_bfloat16* v_cache, const int32_t* block_tables,
+                             int64_t max_blocks_per_seq, const int32_t* q_offsets,
+                             const int32_t* q_lens, const int32_t* start_pos, int64_t n_seqs,
+                             int64_t max_q_len, int64_t n_heads, int64_t n_kv_heads,
+                             int64_t head_dim, int64_t block_size, __nv_bfloat16* out,
+                             cudaStream_t stream) {
+  PrefillArgs args;
+  bool nothing = false;
+  RAG_RETURN_IF_ERROR(PrepareArgs("PagedPrefillAttention", q, q_stride, k_cache, v_cache,
+                                  block_tables, max_blocks_per_seq, q_offsets, q_lens, start_pos,
+                                  n_seqs, max_q_len, n_heads, n_kv_heads, head_dim, block_size, out,
+                                  &args, &nothing));
+  if (nothing) return Status::Ok();
+  const int64_t n_q_tiles = (max_q_len + kBq - 1) / kBq;
+  // float4 loads of q, cp.async of 16-byte cache chunks, bf16x2 stores of out.
+  const bool fast = (head_dim == 64 || head_dim == 128) && n_q_tiles <= 65535 && Aligned(q, 16) &&
+                    q_stride % 4 == 0 && Aligned(k_cache, 16) && Aligned(v_cache, 16) &&
+                    Aligned(out, 4) && FlashKernelUsable();
+  if (!fast) return LaunchSimple(args, n_seqs, max_q_len, head_dim, stream);
+  args.q_scale = kLog2e / std::sqrt(static_cast<float>(head_dim));
+  args.n_q_tiles = static_cast<int>(n_q_tiles);
+  const dim3 grid(static_cast<unsigned>(n_heads), static_cast<unsigned>(n_q_tiles),
+                  static_cast<unsigned>(n_seqs));
+  return head_dim == 64 ? LaunchFlash<64>(grid, args, stream)
+                        : LaunchFlash<128>(grid, args, stream);
+}
+
+Status PagedPrefillAttentionSimple(const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
+                                   const __nv_bfloat16* v_cache, const int32_t* block_tables,
+                                   int64_t max_blocks_per_seq, const int32_t* q_offsets,
+                                   const int32_t* q_lens, const int32_t* start_pos, int64_t n_seqs,
+                                   int64_t max_q_len, int64_t n_heads, int64_t n_kv_heads,
+                                   int64_t head_dim, int64_t block_size, __nv_bfloat16* out,
+                                   cudaStream_t stream) {
+  PrefillArgs args;
+  bool nothing = false;
+  RAG_RETURN_IF_ERROR(PrepareArgs("PagedPrefillAttentionSimple", q, q_stride, k_cache, v_cache,
+                                  block_tables, max_blocks_per_seq, q_offsets, q_lens, start_pos,
+                                  n_seqs, max_q_len, n_heads, n_kv_heads, head_dim, block_size, out,
+                                  &args, &nothing));
+  if (nothing) return Status::Ok();
+  return LaunchSimple(args, n_seqs, max_q_len, head_dim, stream);
+}
+
+}  // namespace rag

@@ -84,7 +84,11 @@ int main(int argc, char** argv) {
 
   auto* bench_cmd = app.add_subcommand(
       "bench", "time to first token and decode tokens/s of the CUDA backend (rag bench --help)");
-  bench_cmd->prefix_command();  // every flag after `bench` goes to the bench's own parser
+  // Every argument after `bench` goes to the bench's own parser (engine/cuda/bench_command.cc,
+  // shared with the server-less rag-bench binary), --help included.
+  bench_cmd->prefix_command();
+  bench_cmd->allow_extras();
+  bench_cmd->fallthrough(false);
   bench_cmd->set_help_flag();
 
   try {

@@ -32,6 +32,7 @@
 #include "kernels/cuda_check.h"
 #include "kernels/device_util.cuh"
 #include "kernels/kernels.h"
+#include "kernels/launch.cuh"
 
 namespace rag {
 namespace {
@@ -169,6 +170,8 @@ __device__ __forceinline__ void IssueTile(const DecodeArgs& a, DecodeSmem<kHeadD
 
 template <int kHeadDim>
 __global__ void __launch_bounds__(kThreads) SplitKvDecodeKernel(const DecodeArgs a) {
+  AllowDependentLaunch();
+  AwaitPriorGrid();
   using Smem = DecodeSmem<kHeadDim>;
   constexpr int kStages = Smem::kStages;
   constexpr int kChunks = kHeadDim / 8;
@@ -381,6 +384,8 @@ __global__ void CombineSplitsKernel(const float* __restrict__ ws_acc,
                                     const float* __restrict__ ws_ml,
                                     const int32_t* __restrict__ context_lens, int64_t cap,
                                     int n_heads, int n_splits, __nv_bfloat16* __restrict__ out) {
+  AllowDependentLaunch();
+  AwaitPriorGrid();
   const int head = blockIdx.x, seq = blockIdx.y, d = threadIdx.x, head_dim = blockDim.x;
   const int len = ContextLen(context_lens, seq, cap);
   const int n_tiles = (len + kTile - 1) / kTile;
@@ -578,18 +583,14 @@ Status PagedDecodeAttention(const float* q, int64_t q_stride, const __nv_bfloat1
   args.out = out;
   const dim3 grid(static_cast<unsigned>(n_splits), static_cast<unsigned>(n_heads / hp),
                   static_cast<unsigned>(batch));
-  if (head_dim == 64) {
-    SplitKvDecodeKernel<64><<<grid, kThreads, 0, stream>>>(args);
-  } else {
-    SplitKvDecodeKernel<128><<<grid, kThreads, 0, stream>>>(args);
-  }
-  RAG_CUDA_RETURN_IF_LAUNCH_FAILED();
+  RAG_CUDA_RETURN_IF_ERROR(LaunchDependent(
+      head_dim == 64 ? SplitKvDecodeKernel<64> : SplitKvDecodeKernel<128>, grid, dim3(kThreads), 0,
+      stream, args));
   if (n_splits > 1) {
-    CombineSplitsKernel<<<dim3(static_cast<unsigned>(n_heads), static_cast<unsigned>(batch)),
-                          static_cast<unsigned>(head_dim), 0, stream>>>(
-        args.ws_acc, args.ws_ml, context_lens, max_blocks_per_seq * block_size, nh, args.n_splits,
-        out);
-    RAG_CUDA_RETURN_IF_LAUNCH_FAILED();
+    RAG_CUDA_RETURN_IF_ERROR(LaunchDependent(
+        CombineSplitsKernel, dim3(static_cast<unsigned>(n_heads), static_cast<unsigned>(batch)),
+        dim3(static_cast<unsigned>(head_dim)), 0, stream, args.ws_acc, args.ws_ml, context_lens,
+        static_cast<int64_t>(max_blocks_per_seq * block_size), nh, args.n_splits, out));
   }
   return Status::Ok();
 }

@@ -18,6 +18,7 @@
 #include "kernels/cuda_check.h"
 #include "kernels/device_util.cuh"
 #include "kernels/kernels.h"
+#include "kernels/launch.cuh"
 
 namespace rag {
 namespace {
@@ -65,13 +66,21 @@ __device__ __forceinline__ void StageX(const XT* __restrict__ x, int64_t ldx, in
   __syncthreads();
 }
 
-// x: (M, ldx) row-major, of which columns [k0, k0 + k) are this launch's; w: (n, k) with row
-// stride ldw, already offset to column k0; y: (M, n), stored or (accumulate) added to.
-// kVec: k % 8 == 0 and every row of w 16-byte aligned.
+// x: (M, ldx) row-major; w: (n, ldw) row-major; y: (M, n). Block (bx, by) takes rows
+// [bx * kRowsPerBlock, +kRowsPerBlock) over columns [k0, k0 + k) with
+// k0 = k_base + by * k_step and k = min(k_step, k_end - k0) (by > 0: split K). y is stored,
+// or (accumulate) added to, or (atomic: the splits of one launch) added to atomically.
+// kVec: k_step % 8 == 0 and every row of w 16-byte aligned.
 template <int M, bool kVec, typename XT>
 __global__ void __launch_bounds__(kThreads)
-    GemvKernel(const XT* __restrict__ x, int64_t ldx, int k0, const __nv_bfloat16* __restrict__ w,
-               int64_t ldw, int n, int k, float* __restrict__ y, bool accumulate) {
+    GemvKernel(const XT* __restrict__ x, int64_t ldx, const __nv_bfloat16* __restrict__ w,
+               int64_t ldw, int n, int k_base, int k_step, int k_end, float* __restrict__ y,
+               bool accumulate, bool atomic) {
+  AllowDependentLaunch();
+  AwaitPriorGrid();
+  const int k0 = k_base + static_cast<int>(blockIdx.y) * k_step;
+  const int k = min(k_step, k_end - k0);
+  w += k0;
   extern __shared__ float4 smem[];
   float* xs = reinterpret_cast<float*>(smem);  // (M, k), rows 16-byte aligned when kVec
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -144,7 +153,11 @@ __global__ void __launch_bounds__(kThreads)
       const int row = row0 + r;
       if (lane == 0 && row < n) {
         float* out = y + static_cast<int64_t>(mi) * n + row;
-        *out = accumulate ? *out + s : s;
+        if (atomic) {
+          atomicAdd(out, s);
+        } else {
+          *out = accumulate ? *out + s : s;
+        }
       }
     }
   }
@@ -168,6 +181,21 @@ int64_t SmemBudget() {
     cached[device].store(budget, std::memory_order_relaxed);
   }
   return budget;
+}
+
+// Streaming multiprocessors of the current device, queried once per device.
+int64_t SmCount() {
+  static std::atomic<int64_t> cached[kMaxDevices] = {};
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= kMaxDevices) return 1;
+  int64_t sms = cached[device].load(std::memory_order_relaxed);
+  if (sms == 0) {
+    int v = 0;
+    if (cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) v = 1;
+    sms = std::max(1, v);
+    cached[device].store(sms, std::memory_order_relaxed);
+  }
+  return sms;
 }
 
 // Raises the kernel's dynamic shared-memory limit to `budget` once per device (the attribute is
@@ -200,18 +228,33 @@ Status LaunchM(const XT* x, const __nv_bfloat16* w, int64_t n, int64_t k, float*
   const int64_t chunk = (k + chunks - 1) / chunks;
   const int64_t step = (chunk + kStepElems - 1) / kStepElems * kStepElems;
   const unsigned blocks = static_cast<unsigned>((n + kRowsPerBlock - 1) / kRowsPerBlock);
-  for (int64_t k0 = 0; k0 < k; k0 += step) {
-    const int kc = static_cast<int>(std::min(step, k - k0));
-    const size_t smem = static_cast<size_t>(M) * kc * sizeof(float);
-    const bool add = accumulate || k0 > 0;
+  auto launch = [&](dim3 grid, int64_t k_base, int64_t k_step, bool add, bool atomic) -> cudaError_t {
+    const size_t smem = static_cast<size_t>(M) * std::min(k_step, k - k_base) * sizeof(float);
     if (vec) {
-      GemvKernel<M, true, XT><<<blocks, kThreads, smem, stream>>>(
-          x, k, static_cast<int>(k0), w + k0, k, static_cast<int>(n), kc, y, add);
-    } else {
-      GemvKernel<M, false, XT><<<blocks, kThreads, smem, stream>>>(
-          x, k, static_cast<int>(k0), w + k0, k, static_cast<int>(n), kc, y, add);
+      return LaunchDependent(GemvKernel<M, true, XT>, grid, dim3(kThreads), smem, stream, x, k, w,
+                             k, static_cast<int>(n), static_cast<int>(k_base),
+                             static_cast<int>(k_step), static_cast<int>(k), y, add, atomic);
     }
-    RAG_CUDA_RETURN_IF_LAUNCH_FAILED();
+    return LaunchDependent(GemvKernel<M, false, XT>, grid, dim3(kThreads), smem, stream, x, k, w,
+                           k, static_cast<int>(n), static_cast<int>(k_base),
+                           static_cast<int>(k_step), static_cast<int>(k), y, add, atomic);
+  };
+  if (accumulate) {
+    // y already holds a sum to add to: split K over one launch (atomics into y), so that the
+    // small projections (o: 256 blocks of rows on 132 SMs) fill the GPU and each block stages
+    // a shorter x. About four blocks an SM, whole warp steps per split.
+    const int64_t want = (4 * SmCount() + blocks - 1) / blocks;
+    int64_t splits = std::max<int64_t>({want, chunks, 1});
+    splits = std::min<int64_t>(splits, std::max<int64_t>(1, k / (4 * kStepElems)));
+    splits = std::max(splits, chunks);
+    const int64_t per = (k + splits - 1) / splits;
+    const int64_t k_step = (per + kStepElems - 1) / kStepElems * kStepElems;
+    splits = (k + k_step - 1) / k_step;
+    RAG_CUDA_RETURN_IF_ERROR(launch(dim3(blocks, static_cast<unsigned>(splits)), 0, k_step, true, splits > 1));
+    return Status::Ok();
+  }
+  for (int64_t k0 = 0; k0 < k; k0 += step) {  // chunks only where x exceeds shared memory
+    RAG_CUDA_RETURN_IF_ERROR(launch(dim3(blocks), k0, step, k0 > 0, false));
   }
   return Status::Ok();
 }

@@ -68,6 +68,11 @@ Status Gemv(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t m, int64_t n
 Status GemvAccumulate(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t m, int64_t n,
                       int64_t k, float* y, cudaStream_t stream);
 
+// --- launch.cu -------------------------------------------------------------------------------
+// Programmatic dependent launch of the decode-path kernels (kernels/launch.cuh): on by default
+// where the GPU has it (Hopper and later); off gives plain launches (benchmarks compare both).
+void SetProgrammaticLaunch(bool enabled);
+
 // --- fill_random.cu --------------------------------------------------------------------------
 // out[i] = bf16(mean + stddev * z_i), z_i standard normal from a hash of (seed, i): dummy
 // weights drawn on the device (reproducible for a seed, whatever the launch geometry).

@@ -5,6 +5,7 @@
 #include "kernels/cuda_check.h"
 #include "kernels/device_util.cuh"
 #include "kernels/kernels.h"
+#include "kernels/launch.cuh"
 
 namespace rag {
 namespace {
@@ -14,6 +15,8 @@ __global__ void KvAppendKernel(const float* __restrict__ k, int64_t k_stride,
                                const int64_t* __restrict__ slot_mapping, int n_kv_heads,
                                int head_dim, int block_size, __nv_bfloat16* __restrict__ k_cache,
                                __nv_bfloat16* __restrict__ v_cache) {
+  AllowDependentLaunch();
+  AwaitPriorGrid();
   const int64_t t = blockIdx.x;
   const int64_t s = slot_mapping[t];
   if (s < 0) return;  // padding token: nothing written
@@ -48,10 +51,10 @@ Status KvAppend(const float* k, int64_t k_stride, const float* v, int64_t v_stri
   if (n_tokens == 0) return Status::Ok();
   const int64_t row = n_kv_heads * head_dim;
   const int threads = row >= 256 ? 256 : static_cast<int>((row + 31) / 32 * 32);
-  KvAppendKernel<<<static_cast<unsigned>(n_tokens), threads, 0, stream>>>(
-      k, k_stride, v, v_stride, slot_mapping, static_cast<int>(n_kv_heads),
-      static_cast<int>(head_dim), static_cast<int>(block_size), k_cache, v_cache);
-  RAG_CUDA_RETURN_IF_LAUNCH_FAILED();
+  RAG_CUDA_RETURN_IF_ERROR(LaunchDependent(
+      KvAppendKernel, dim3(static_cast<unsigned>(n_tokens)), dim3(threads), 0, stream, k, k_stride,
+      v, v_stride, slot_mapping, static_cast<int>(n_kv_heads), static_cast<int>(head_dim),
+      static_cast<int>(block_size), k_cache, v_cache));
   return Status::Ok();
 }
 

@@ -6,6 +6,7 @@
 #include "kernels/cuda_check.h"
 #include "kernels/device_util.cuh"
 #include "kernels/kernels.h"
+#include "kernels/launch.cuh"
 
 namespace rag {
 namespace {
@@ -19,6 +20,8 @@ __global__ void __launch_bounds__(kThreads)
                      OutT* __restrict__ y) {
   __shared__ float warp_sums[kThreads / 32];
   __shared__ float inv_rms;
+  AllowDependentLaunch();
+  AwaitPriorGrid();
   float* xr = x + blockIdx.x * dim;
   const float* rr = residual ? residual + blockIdx.x * dim : nullptr;
   float ss = 0.0f;
@@ -54,8 +57,8 @@ Status Launch(float* x, const float* residual, const __nv_bfloat16* w, int64_t n
                            " dim=" + std::to_string(dim));
   }
   if (n == 0) return Status::Ok();
-  AddRmsNormKernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(x, residual, w, dim, eps, y);
-  RAG_CUDA_RETURN_IF_LAUNCH_FAILED();
+  RAG_CUDA_RETURN_IF_ERROR(LaunchDependent(AddRmsNormKernel<OutT>, dim3(static_cast<unsigned>(n)),
+                                           dim3(kThreads), 0, stream, x, residual, w, dim, eps, y));
   return Status::Ok();
 }
 

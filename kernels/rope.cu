@@ -10,6 +10,7 @@
 #include "kernels/cuda_check.h"
 #include "kernels/device_util.cuh"
 #include "kernels/kernels.h"
+#include "kernels/launch.cuh"
 
 namespace rag {
 namespace {
@@ -17,6 +18,8 @@ namespace {
 __global__ void RopeKernel(float* __restrict__ x, int64_t row_stride, int n_heads, int half,
                            const int32_t* __restrict__ positions,
                            const float* __restrict__ inv_freq) {
+  AllowDependentLaunch();
+  AwaitPriorGrid();
   float* row = x + blockIdx.x * row_stride;
   const float pos = static_cast<float>(positions[blockIdx.x]);
   const int stride = blockDim.x * gridDim.y;
@@ -50,10 +53,9 @@ Status RopeInplace(float* x, int64_t n_tokens, int64_t row_stride, int64_t n_hea
   const int64_t groups = std::min<int64_t>((pairs + threads - 1) / threads,
                                            std::max<int64_t>(1, 1024 / n_tokens));
   const dim3 grid(static_cast<unsigned>(n_tokens), static_cast<unsigned>(groups));
-  RopeKernel<<<grid, threads, 0, stream>>>(
-      x, row_stride, static_cast<int>(n_heads), static_cast<int>(head_dim / 2), positions,
-      inv_freq);
-  RAG_CUDA_RETURN_IF_LAUNCH_FAILED();
+  RAG_CUDA_RETURN_IF_ERROR(LaunchDependent(RopeKernel, grid, dim3(threads), 0, stream, x, row_stride,
+                                           static_cast<int>(n_heads),
+                                           static_cast<int>(head_dim / 2), positions, inv_freq));
   return Status::Ok();
 }
 

@@ -6,6 +6,7 @@
 #include "kernels/cuda_check.h"
 #include "kernels/device_util.cuh"
 #include "kernels/kernels.h"
+#include "kernels/launch.cuh"
 
 namespace rag {
 namespace {
@@ -13,6 +14,8 @@ namespace {
 template <typename InT, typename OutT>
 __global__ void SwiGluKernel(const InT* __restrict__ gate_up, int64_t n, int64_t inter,
                              OutT* __restrict__ out) {
+  AllowDependentLaunch();
+  AwaitPriorGrid();
   const int64_t total = n * inter;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -27,6 +30,8 @@ __global__ void SwiGluKernel(const InT* __restrict__ gate_up, int64_t n, int64_t
 // SwiGLU moves ~150 MB per layer at a 2048-token prompt of the 8B shape: it is bandwidth-bound).
 __global__ void SwiGluBf16x8Kernel(const uint4* __restrict__ gate_up, int64_t n, int64_t inter8,
                                    uint4* __restrict__ out) {
+  AllowDependentLaunch();
+  AwaitPriorGrid();
   const int64_t total = n * inter8;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -54,8 +59,8 @@ Status Launch(const InT* gate_up, int64_t n, int64_t inter, OutT* out, cudaStrea
   if (n == 0) return Status::Ok();
   const int threads = 256;
   const int64_t blocks = std::min<int64_t>((n * inter + threads - 1) / threads, 65536);
-  SwiGluKernel<<<static_cast<unsigned>(blocks), threads, 0, stream>>>(gate_up, n, inter, out);
-  RAG_CUDA_RETURN_IF_LAUNCH_FAILED();
+  RAG_CUDA_RETURN_IF_ERROR(LaunchDependent(SwiGluKernel<InT, OutT>, dim3(static_cast<unsigned>(blocks)),
+                                           dim3(threads), 0, stream, gate_up, n, inter, out));
   return Status::Ok();
 }
 
@@ -78,9 +83,9 @@ Status SwiGlu(const __nv_bfloat16* gate_up, int64_t n, int64_t inter, __nv_bfloa
   const int threads = 256;
   const int64_t inter8 = inter / 8;
   const int64_t blocks = std::min<int64_t>((n * inter8 + threads - 1) / threads, 65536);
-  SwiGluBf16x8Kernel<<<static_cast<unsigned>(blocks), threads, 0, stream>>>(
-      reinterpret_cast<const uint4*>(gate_up), n, inter8, reinterpret_cast<uint4*>(out));
-  RAG_CUDA_RETURN_IF_LAUNCH_FAILED();
+  RAG_CUDA_RETURN_IF_ERROR(LaunchDependent(
+      SwiGluBf16x8Kernel, dim3(static_cast<unsigned>(blocks)), dim3(threads), 0, stream,
+      reinterpret_cast<const uint4*>(gate_up), n, inter8, reinterpret_cast<uint4*>(out)));
   return Status::Ok();
 }
 

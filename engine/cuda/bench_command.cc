@@ -13,6 +13,7 @@
 #include "common/logging.h"
 #include "engine/cuda/cuda_backend.h"
 #include "engine/model_shapes.h"
+#include "kernels/kernels.h"
 
 namespace rag {
 namespace {
@@ -26,6 +27,7 @@ constexpr const char* kUsage =
     "  --chunk N         prefill chunk: tokens of one forward pass (default 4096)\n"
     "  --device N        CUDA device (default 0)\n"
     "  --no-graphs       enqueue every kernel instead of replaying CUDA graphs\n"
+    "  --no-pdl          plain launches instead of programmatic dependent launch\n"
     "  --gemv-max-rows N steps of up to N tokens use our GEMV, cuBLAS above (0-8, default 1)\n"
     "  --json FILE       also write the JSON report to FILE\n";
 
@@ -33,7 +35,7 @@ struct BenchFlags {
   std::string model_dir, load_format = "auto", shape;
   int prompt = 2000, new_tokens = 200, runs = 5, chunk = 4096, device = 0, gemv_max_rows = 1;
   std::vector<int> batches = {1, 8, 32, 64};
-  bool graphs = true;
+  bool graphs = true, pdl = true;
   std::string json_path;
 };
 
@@ -57,6 +59,8 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
     std::string v;
     if (a == "--no-graphs") {
       f->graphs = false;
+    } else if (a == "--no-pdl") {
+      f->pdl = false;
     } else if (a == "--model") {
       if (!value(&f->model_dir)) return "--model needs a directory";
     } else if (a == "--load-format") {
@@ -176,6 +180,7 @@ std::string Today() {
 
 Status Run(const BenchFlags& f) {
   RAG_CUDA_RETURN_IF_ERROR(cudaSetDevice(f.device));
+  SetProgrammaticLaunch(f.pdl);
   cudaDeviceProp prop{};
   RAG_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&prop, f.device));
   RAG_ASSIGN_OR_RETURN(const double copy_bw, CopyBandwidth());
@@ -253,8 +258,9 @@ Status Run(const BenchFlags& f) {
 
   const std::string model = f.load_format == "dummy" ? "dummy:" + f.shape : f.model_dir;
   std::printf("\nrag bench: %s on %s (%.0f GB/s device copy bandwidth), %s, bf16, prompt %d, new %d, "
-              "graphs %s, our GEMV up to %d rows\n", model.c_str(), prop.name, copy_bw / 1e9,
-              Today().c_str(), f.prompt, f.new_tokens, f.graphs ? "on" : "off", f.gemv_max_rows);
+              "graphs %s, PDL %s, our GEMV up to %d rows\n", model.c_str(), prop.name,
+              copy_bw / 1e9, Today().c_str(), f.prompt, f.new_tokens, f.graphs ? "on" : "off",
+              f.pdl ? "on" : "off", f.gemv_max_rows);
   std::printf("load %.1f s; weights %.2f GB, KV cache %.2f GB (%d blocks of %d)\n", load_s,
               backend->weight_bytes() / 1e9, backend->kv_cache_bytes() / 1e9, backend->info().num_blocks,
               block_size);
@@ -269,7 +275,8 @@ Status Run(const BenchFlags& f) {
   js << "{\"bench\":\"rag\",\"model\":\"" << model << "\",\"gpu\":\"" << prop.name << "\",\"date\":\""
      << Today() << "\",\"copy_gb_s\":" << copy_bw / 1e9 << ",\"prompt\":" << f.prompt << ",\"new\":"
      << f.new_tokens << ",\"graphs\":" << (f.graphs ? "true" : "false")
-     << ",\"gemv_max_rows\":" << f.gemv_max_rows << ",\"ttft_ms\":"
+     << ",\"gemv_max_rows\":" << f.gemv_max_rows << ",\"pdl\":" << (f.pdl ? "true" : "false")
+     << ",\"ttft_ms\":"
      << Median(ttft) * 1e3 << ",\"ttft_runs_ms\":[";
   for (size_t i = 0; i < ttft.size(); ++i) js << (i ? "," : "") << ttft[i] * 1e3;
   js << "],\"decode\":[";

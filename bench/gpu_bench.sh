@@ -3,7 +3,8 @@
 # time `rag-bench` (= `rag bench`) and gpt-fast side by side on the same card, same shapes.
 # Logs and JSON go to $OUT (when set) or the build folder.
 #
-# Usage, from the repository root:  bash bench/gpu_bench.sh [tests|bench|profile|all]   (default all)
+# Usage, from the repository root:  bash bench/gpu_bench.sh [tests|bench|profile|gemv|all]   (default all)
+#   gemv: our decode GEMV next to cuBLAS on the 8B projection shapes (bench/gemv_bench.cu).
 #   profile: Nsight Compute's duration of every kernel of one prefill and a few decode steps,
 #   summed per kernel (bench/ncu_summary.py); not part of `all`.
 # Environment: BUILD (build-gpu), JOBS (16), CUDA_ARCH (90), SHAPE (8b), PROMPT (2048),
@@ -45,7 +46,7 @@ cat "$LOGS/machine.log"
 
 step configure cmake -S . -B "$BUILD" -DRAG_BUILD_SERVER=OFF -DRAG_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCH" -DCMAKE_BUILD_TYPE=Release > /dev/null || exit 1
-step build cmake --build "$BUILD" -j"$JOBS" --target gpu_tests rag-bench || exit 1
+step build cmake --build "$BUILD" -j"$JOBS" --target gpu_tests rag-bench gemv_bench || exit 1
 
 if [ "$WHAT" = tests ] || [ "$WHAT" = all ]; then
   step gpu_tests bash -c "cd '$BUILD' && ctest -L gpu --output-on-failure --timeout 300"
@@ -61,6 +62,9 @@ if [ "$WHAT" = bench ] || [ "$WHAT" = all ]; then
   else
     echo "=== gpt-fast skipped: bench/peers/ lacks gptfast_bench.py or gpt-fast's files"
   fi
+fi
+if [ "$WHAT" = gemv ]; then
+  step gemv_bench "$BUILD/kernels/gemv_bench" 200
 fi
 if [ "$WHAT" = profile ]; then
   # Decode kernels only: skip the dummy-weight fills (195 launches for the 8B shape) and the

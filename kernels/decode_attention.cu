@@ -30,6 +30,7 @@
 #include <string>
 
 #include "kernels/cuda_check.h"
+#include "kernels/attention_util.cuh"
 #include "kernels/device_util.cuh"
 #include "kernels/kernels.h"
 #include "kernels/launch.cuh"
@@ -88,32 +89,6 @@ __device__ __forceinline__ int ContextLen(const int32_t* context_lens, int b, in
 // Tiles per split for a context of n_tiles tiles (the same on the split and combine kernels).
 __device__ __forceinline__ int TilesPerSplit(int n_tiles, int n_splits) {
   return (n_tiles + n_splits - 1) / n_splits;
-}
-
-// 16-byte global -> shared copy, zero-filled when !valid. Asynchronous on sm_80+ (cp.async.cg
-// caches in L2 only: this CTA reads each K/V row once); older archs copy synchronously, which
-// keeps the kernel correct there.
-__device__ __forceinline__ void CopyAsync16(void* smem, const void* gmem, bool valid) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem),
-               "r"(valid ? 16 : 0)
-               : "memory");
-#else
-  *static_cast<uint4*>(smem) = valid ? *static_cast<const uint4*>(gmem) : make_uint4(0, 0, 0, 0);
-#endif
-}
-__device__ __forceinline__ void CopyAsyncCommit() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-#endif
-}
-// Waits until at most kPending of this thread's committed groups are still in flight.
-template <int kPending>
-__device__ __forceinline__ void CopyAsyncWait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
-#endif
 }
 
 // 8 bf16 (16 bytes, lowest address first) to fp32.
@@ -441,19 +416,7 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t block = table[p / block_size];
     const int64_t off =
         ((block * n_kv_heads + kv_head) * block_size + p % block_size) * kHeadDim + lane * kDpl;
-    float s = 0.0f;
-#pragma unroll
-    for (int i = 0; i < kDpl; ++i) s = fmaf(qr[i], __bfloat162float(k_cache[off + i]), s);
-    s = WarpSum(s);
-    const float m_new = fmaxf(m, s);
-    const float corr = expf(m - m_new);  // first position: exp(-inf) = 0
-    const float w = expf(s - m_new);
-    l = l * corr + w;
-#pragma unroll
-    for (int i = 0; i < kDpl; ++i) {
-      acc[i] = fmaf(w, __bfloat162float(v_cache[off + i]), acc[i] * corr);
-    }
-    m = m_new;
+    OnlineSoftmaxStep<kDpl>(qr, k_cache + off, v_cache + off, m, l, acc);
   }
 
   __shared__ float s_m[kWarps], s_l[kWarps];

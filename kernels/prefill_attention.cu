@@ -29,6 +29,7 @@
 #include <string>
 
 #include "kernels/cuda_check.h"
+#include "kernels/attention_util.cuh"
 #include "kernels/device_util.cuh"
 #include "kernels/kernels.h"
 
@@ -59,26 +60,6 @@ struct PrefillArgs {
 };
 
 // ---- PTX wrappers (sm_80+; the fast kernel is never launched from code built for less) --------
-__device__ __forceinline__ void CopyAsync16(void* smem, const void* gmem, bool valid) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  // .cg: cached in L2 only; the K/V tiles are shared between CTAs through L2, not L1.
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem),
-               "r"(valid ? 16 : 0)
-               : "memory");
-#endif
-}
-__device__ __forceinline__ void CopyAsyncCommit() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-#endif
-}
-template <int kPending>
-__device__ __forceinline__ void CopyAsyncWait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
-#endif
-}
 
 // Four 8x8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i, register i receives
 // matrix i with lane l holding row l / 4, columns 2 (l % 4) and 2 (l % 4) + 1 (Trans: the
@@ -387,19 +368,7 @@ __global__ void __launch_bounds__(kThreads) SimplePrefillKernel(const PrefillArg
     const int64_t block = table[p / block_size];
     const int64_t off =
         ((block * n_kv_heads + kv_head) * block_size + p % block_size) * kHeadDim + lane * kDpl;
-    float s = 0.0f;
-#pragma unroll
-    for (int i = 0; i < kDpl; ++i) s = fmaf(qr[i], __bfloat162float(k_cache[off + i]), s);
-    s = WarpSum(s);
-    const float m_new = fmaxf(m, s);
-    const float corr = expf(m - m_new);  // first position: exp(-inf) = 0
-    const float w = expf(s - m_new);
-    l = l * corr + w;
-#pragma unroll
-    for (int i = 0; i < kDpl; ++i) {
-      acc[i] = fmaf(w, __bfloat162float(v_cache[off + i]), acc[i] * corr);
-    }
-    m = m_new;
+    OnlineSoftmaxStep<kDpl>(qr, k_cache + off, v_cache + off, m, l, acc);
   }
   __nv_bfloat16* o = a.out + (q_row * a.n_heads + head) * kHeadDim + lane * kDpl;
   // l >= 1 (the max position contributes exp(0)), where the approximate reciprocal is within

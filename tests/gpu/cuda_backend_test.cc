@@ -22,16 +22,18 @@
 #include <string>
 #include <vector>
 
-#include "common/file_util.h"
-#include "common/json_reader.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cuda/cuda_backend.h"
 #include "engine/engine.h"
 #include "engine/model_shapes.h"
 #include "tests/gpu/gpu_test_util.h"
+#include "tests/testing/golden_json.h"
 
 namespace rag {
 namespace {
+
+using testing::JsonFloats;
+using testing::JsonInts;
 
 constexpr double kTolerance = 1e-2;
 constexpr int kBlockSize = 16;
@@ -43,26 +45,6 @@ const std::vector<std::string>& ModelNames() {
 
 std::string GoldenDir(const std::string& name) {
   return std::string(RAG_TEST_DATA_DIR) + "/golden-gpu/" + name;
-}
-
-std::vector<float> Floats(const JsonValue& v) {
-  std::vector<float> out;
-  for (const JsonValue& x : v.items()) out.push_back(static_cast<float>(x.as_double()));
-  return out;
-}
-
-std::vector<int32_t> Ints(const JsonValue& v) {
-  std::vector<int32_t> out;
-  for (const JsonValue& x : v.items()) out.push_back(static_cast<int32_t>(x.as_int()));
-  return out;
-}
-
-JsonValue LoadGolden(const std::string& name) {
-  auto text = ReadFileToString(GoldenDir(name) + "/golden.json");
-  EXPECT_TRUE(text.ok()) << text.status().ToString();
-  auto json = ReadJson(*text, name + "/golden.json");
-  EXPECT_TRUE(json.ok()) << json.status().ToString();
-  return std::move(json).value();
 }
 
 double RelError(const float* a, const float* b, size_t n) {
@@ -120,24 +102,24 @@ TEST_F(CudaBackendTest, PrefillLogitsMatchTransformersAndTheCpuBackend) {
     auto cpu = CreateCpuBackend(GoldenDir(name), cpu_options);
     ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
     const int64_t vocab = cuda->config().vocab_size;
-    const JsonValue golden = LoadGolden(name);
+    const JsonValue golden = testing::LoadJsonFile(GoldenDir(name) + "/golden.json");
     std::vector<int32_t> pool = ShuffledBlocks();
     for (const JsonValue& p : golden.Find("prompts")->items()) {
-      const std::vector<int32_t> ids = Ints(*p.Find("ids"));
+      const std::vector<int32_t> ids = JsonInts(*p.Find("ids"));
       const bool all = p.Find("all_logits") != nullptr;
       ForwardBatch batch{{{ids, 0, Table(static_cast<int>(ids.size()), &pool), all}}};
       auto got = cuda->Forward(batch);
       ASSERT_TRUE(got.ok()) << got.status().ToString();
       const size_t rows = all ? ids.size() : 1;
       ASSERT_EQ(got->size(), rows * vocab);
-      const std::vector<float> last = Floats(*p.Find("last_logits"));
+      const std::vector<float> last = JsonFloats(*p.Find("last_logits"));
       const double err = RelError(got->data() + (rows - 1) * vocab, last.data(), vocab);
       EXPECT_LE(err, kTolerance) << ids.size() << "-token prompt, last row";
       RecordProperty(name + "_" + std::to_string(ids.size()) + "_rel_error", std::to_string(err));
       if (all) {
         const auto& rows_ref = p.Find("all_logits")->items();
         for (size_t r = 0; r < rows; ++r) {
-          const std::vector<float> ref = Floats(rows_ref[r]);
+          const std::vector<float> ref = JsonFloats(rows_ref[r]);
           EXPECT_LE(RelError(got->data() + r * vocab, ref.data(), vocab), kTolerance) << "row " << r;
         }
       }
@@ -157,10 +139,10 @@ TEST_F(CudaBackendTest, GreedyDecodingMatchesTransformersThreeWays) {
     auto cuda = MakeCuda(name);
     ASSERT_NE(cuda, nullptr);
     const int64_t vocab = cuda->config().vocab_size;
-    const JsonValue golden = LoadGolden(name);
+    const JsonValue golden = testing::LoadJsonFile(GoldenDir(name) + "/golden.json");
     for (const JsonValue& p : golden.Find("prompts")->items()) {
-      const std::vector<int32_t> ids = Ints(*p.Find("ids"));
-      const std::vector<int32_t> want = Ints(*p.Find("greedy"));
+      const std::vector<int32_t> ids = JsonInts(*p.Find("ids"));
+      const std::vector<int32_t> want = JsonInts(*p.Find("greedy"));
       const int total = static_cast<int>(ids.size() + want.size());
       std::vector<int32_t> pool = ShuffledBlocks();
       // (1) Forward per token, host argmax.
@@ -203,13 +185,13 @@ TEST_F(CudaBackendTest, ChunkedMixedAndBatchedStepsAgreeWithTheOneShotRun) {
   auto cuda = MakeCuda(name);
   ASSERT_NE(cuda, nullptr);
   const int64_t vocab = cuda->config().vocab_size;
-  const JsonValue golden = LoadGolden(name);
+  const JsonValue golden = testing::LoadJsonFile(GoldenDir(name) + "/golden.json");
   const auto& prompts = golden.Find("prompts")->items();
-  const std::vector<int32_t> long_ids = Ints(*prompts.back().Find("ids"));
-  const std::vector<int32_t> long_greedy = Ints(*prompts.back().Find("greedy"));
-  const std::vector<float> long_last = Floats(*prompts.back().Find("last_logits"));
-  const std::vector<int32_t> short_ids = Ints(*prompts.front().Find("ids"));
-  const std::vector<int32_t> short_greedy = Ints(*prompts.front().Find("greedy"));
+  const std::vector<int32_t> long_ids = JsonInts(*prompts.back().Find("ids"));
+  const std::vector<int32_t> long_greedy = JsonInts(*prompts.back().Find("greedy"));
+  const std::vector<float> long_last = JsonFloats(*prompts.back().Find("last_logits"));
+  const std::vector<int32_t> short_ids = JsonInts(*prompts.front().Find("ids"));
+  const std::vector<int32_t> short_greedy = JsonInts(*prompts.front().Find("greedy"));
   std::vector<int32_t> pool = ShuffledBlocks();
 
   // Chunks of 37 tokens; the short prompt's prefill is done first and it decodes one token in
@@ -265,8 +247,8 @@ TEST_F(CudaBackendTest, GraphReplayEqualsEagerSteps) {
   auto graphs = MakeCuda(name, /*graphs=*/true);
   ASSERT_NE(eager, nullptr);
   ASSERT_NE(graphs, nullptr);
-  const JsonValue golden = LoadGolden(name);
-  const std::vector<int32_t> ids = Ints(*golden.Find("prompts")->items().back().Find("ids"));
+  const JsonValue golden = testing::LoadJsonFile(GoldenDir(name) + "/golden.json");
+  const std::vector<int32_t> ids = JsonInts(*golden.Find("prompts")->items().back().Find("ids"));
   std::vector<int32_t> pool = ShuffledBlocks();
   std::vector<int32_t> table = Table(static_cast<int>(ids.size()) + 20, &pool);
   std::vector<std::vector<int32_t>> got;
@@ -284,7 +266,7 @@ TEST_F(CudaBackendTest, TheEngineGeneratesTransformersGreedyTokensOnTheGpu) {
   const std::string name = "gqa_hd64_bf16";
   auto cuda = MakeCuda(name);
   ASSERT_NE(cuda, nullptr);
-  const JsonValue golden = LoadGolden(name);
+  const JsonValue golden = testing::LoadJsonFile(GoldenDir(name) + "/golden.json");
   EngineOptions options;
   options.scheduler.max_batch_tokens = 64;  // chunked prefill beside decoding
   options.scheduler.prefill_chunk = 48;
@@ -296,7 +278,7 @@ TEST_F(CudaBackendTest, TheEngineGeneratesTransformersGreedyTokensOnTheGpu) {
   std::map<int64_t, std::vector<int32_t>> want;
   for (const JsonValue& p : golden.Find("prompts")->items()) {
     GenerationRequest request;
-    request.prompt = Ints(*p.Find("ids"));
+    request.prompt = JsonInts(*p.Find("ids"));
     request.max_tokens = 32;
     auto id = engine.Submit(request, [&](const TokenEvent& e) {
       std::lock_guard<std::mutex> lock(mu);
@@ -306,7 +288,7 @@ TEST_F(CudaBackendTest, TheEngineGeneratesTransformersGreedyTokensOnTheGpu) {
       return true;
     });
     ASSERT_TRUE(id.ok()) << id.status().ToString();
-    want[*id] = Ints(*p.Find("greedy"));
+    want[*id] = JsonInts(*p.Find("greedy"));
   }
   std::unique_lock<std::mutex> lock(mu);
   ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(120), [&] { return finished == want.size(); }));

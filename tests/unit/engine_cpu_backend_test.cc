@@ -20,9 +20,13 @@
 #include "common/json_reader.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cpu/rope.h"
+#include "tests/testing/golden_json.h"
 
 namespace rag {
 namespace {
+
+using testing::JsonFloats;
+using testing::JsonInts;
 
 constexpr double kTolerance = 1e-4;
 constexpr int kBlockSize = 16;
@@ -32,30 +36,14 @@ std::string GoldenDir(const std::string& name) {
   return std::string(RAG_TEST_DATA_DIR) + "/golden/" + name;
 }
 
+JsonValue LoadGolden(const std::string& name) {
+  return testing::LoadJsonFile(GoldenDir(name) + "/golden.json");
+}
+
 const std::vector<std::string>& ModelNames() {
   static const std::vector<std::string> names = {"gqa_untied_f32", "mha_tied_f16",
                                                  "llama31_rope_bf16", "llama3_vocab_bf16"};
   return names;
-}
-
-std::vector<float> Floats(const JsonValue& v) {
-  std::vector<float> out;
-  for (const JsonValue& x : v.items()) out.push_back(static_cast<float>(x.as_double()));
-  return out;
-}
-
-std::vector<int32_t> Ints(const JsonValue& v) {
-  std::vector<int32_t> out;
-  for (const JsonValue& x : v.items()) out.push_back(static_cast<int32_t>(x.as_int()));
-  return out;
-}
-
-JsonValue LoadGolden(const std::string& name) {
-  auto text = ReadFileToString(GoldenDir(name) + "/golden.json");
-  EXPECT_TRUE(text.ok()) << text.status().ToString();
-  auto json = ReadJson(*text, name + "/golden.json");
-  EXPECT_TRUE(json.ok()) << json.status().ToString();
-  return std::move(json).value();
 }
 
 // max |a - b| / max |b| over one row.
@@ -114,21 +102,21 @@ TEST_P(GoldenTest, LogitsAndGreedyTokensMatchTransformers) {
   const int64_t vocab = backend->config().vocab_size;
   double worst = 0;
   for (const JsonValue& prompt : golden.Find("prompts")->items()) {
-    const std::vector<int32_t> ids = Ints(*prompt.Find("ids"));
-    const std::vector<int32_t> want = Ints(*prompt.Find("greedy"));
+    const std::vector<int32_t> ids = JsonInts(*prompt.Find("ids"));
+    const std::vector<int32_t> want = JsonInts(*prompt.Find("greedy"));
     const int total = static_cast<int>(ids.size() + want.size());
     const JsonValue* all = prompt.Find("all_logits");
 
     std::vector<float> logits = Forward(*backend, {Seq(ids, 0, 0, total, all != nullptr)});
     ASSERT_EQ(logits.size(), static_cast<size_t>(vocab) * (all ? ids.size() : 1));
     const float* last = logits.data() + logits.size() - vocab;
-    double err = RelError(last, Floats(*prompt.Find("last_logits")));
+    double err = RelError(last, JsonFloats(*prompt.Find("last_logits")));
     EXPECT_LE(err, kTolerance) << name << " prompt of " << ids.size() << " tokens";
     worst = std::max(worst, err);
     if (all != nullptr) {
       ASSERT_EQ(all->size(), ids.size());
       for (size_t t = 0; t < ids.size(); ++t) {
-        double e = RelError(logits.data() + t * vocab, Floats(all->items()[t]));
+        double e = RelError(logits.data() + t * vocab, JsonFloats(all->items()[t]));
         EXPECT_LE(e, kTolerance) << name << " position " << t;
         worst = std::max(worst, e);
       }
@@ -159,7 +147,7 @@ TEST_P(GoldenTest, ChunkedPrefillAndBatchingDoNotChangeLogits) {
   // The longest prompt, in two chunks: 5 tokens, then the rest.
   const JsonValue& longest = *std::max_element(prompts.begin(), prompts.end(),
       [](const JsonValue& a, const JsonValue& b) { return a.Find("ids")->size() < b.Find("ids")->size(); });
-  const std::vector<int32_t> ids = Ints(*longest.Find("ids"));
+  const std::vector<int32_t> ids = JsonInts(*longest.Find("ids"));
   ASSERT_GT(ids.size(), 5u);
   const int n = static_cast<int>(ids.size());
   std::vector<float> whole = Forward(*backend, {Seq(ids, 0, 0, n)});
@@ -167,10 +155,10 @@ TEST_P(GoldenTest, ChunkedPrefillAndBatchingDoNotChangeLogits) {
   std::vector<float> chunked = Forward(*backend, {Seq({ids.begin() + 5, ids.end()}, 5, 1, n)});
   ASSERT_EQ(chunked.size(), static_cast<size_t>(vocab));
   EXPECT_LE(RelError(chunked.data(), whole), 1e-6);
-  EXPECT_LE(RelError(chunked.data(), Floats(*longest.Find("last_logits"))), kTolerance);
+  EXPECT_LE(RelError(chunked.data(), JsonFloats(*longest.Find("last_logits"))), kTolerance);
 
   // Two sequences in one batch give what each gives alone.
-  const std::vector<int32_t> other = Ints(*prompts[0].Find("ids"));
+  const std::vector<int32_t> other = JsonInts(*prompts[0].Find("ids"));
   std::vector<float> alone = Forward(*backend, {Seq(other, 0, 0, static_cast<int>(other.size()))});
   std::vector<float> both = Forward(*backend, {Seq(ids, 0, 1, n),
                                            Seq(other, 0, 0, static_cast<int>(other.size()))});
@@ -185,7 +173,7 @@ TEST_P(GoldenTest, RopeInverseFrequenciesMatchTransformers) {
   auto backend = MakeBackend(GoldenDir(name));
   ASSERT_NE(backend, nullptr);
   std::vector<float> got = ComputeRopeInvFreq(backend->config());
-  std::vector<float> want = Floats(*golden.Find("inv_freq"));
+  std::vector<float> want = JsonFloats(*golden.Find("inv_freq"));
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < got.size(); ++i) {
     EXPECT_NEAR(got[i], want[i], 2e-7 * std::abs(want[i])) << name << " frequency " << i;
@@ -209,9 +197,9 @@ TEST(CpuBackend, LegacyRopeConfigFormGivesTheSameLogits) {
   EXPECT_EQ(backend->config().rope_scaling.type, "llama3");
   JsonValue golden = LoadGolden("llama31_rope_bf16");
   const JsonValue& prompt = golden.Find("prompts")->items().back();
-  std::vector<int32_t> ids = Ints(*prompt.Find("ids"));
+  std::vector<int32_t> ids = JsonInts(*prompt.Find("ids"));
   std::vector<float> logits = Forward(*backend, {Seq(ids, 0, 0, static_cast<int>(ids.size()))});
-  EXPECT_LE(RelError(logits.data(), Floats(*prompt.Find("last_logits"))), kTolerance);
+  EXPECT_LE(RelError(logits.data(), JsonFloats(*prompt.Find("last_logits"))), kTolerance);
   fs::remove_all(dir);
 }
 

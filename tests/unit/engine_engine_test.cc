@@ -15,17 +15,12 @@
 #include "common/json_reader.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/kv_block_manager.h"
+#include "tests/testing/golden_json.h"
 
 namespace rag {
 namespace {
 
 const std::string kGolden = std::string(RAG_TEST_DATA_DIR) + "/golden/gqa_untied_f32";
-
-std::vector<int32_t> Ints(const JsonValue& v) {
-  std::vector<int32_t> out;
-  for (const auto& x : v.items()) out.push_back(static_cast<int32_t>(x.as_int()));
-  return out;
-}
 
 // Waits for the events of many requests.
 struct Events {
@@ -77,11 +72,11 @@ TEST(Engine, ConcurrentRequestsGetTransformersGreedyTokens) {
   std::map<int64_t, std::vector<int32_t>> expected;
   for (const auto& p : prompts) {
     GenerationRequest request;
-    request.prompt = Ints(*p.Find("ids"));
+    request.prompt = testing::JsonInts(*p.Find("ids"));
     request.max_tokens = 32;
     auto id = engine->Submit(request, events.Callback());
     ASSERT_TRUE(id.ok()) << id.status().ToString();
-    expected[*id] = Ints(*p.Find("greedy"));
+    expected[*id] = testing::JsonInts(*p.Find("greedy"));
   }
   ASSERT_TRUE(events.WaitFinished(expected.size()));
   for (const auto& [id, want] : expected) {
@@ -95,11 +90,11 @@ TEST(Engine, StopTokensAndCancellationEndRequests) {
   auto text = ReadFileToString(kGolden + "/golden.json");
   auto golden = ReadJson(*text, "golden.json");
   const auto& p = golden->Find("prompts")->items()[0];
-  const std::vector<int32_t> greedy = Ints(*p.Find("greedy"));
+  const std::vector<int32_t> greedy = testing::JsonInts(*p.Find("greedy"));
 
   Events events;
   GenerationRequest stop_at_third;
-  stop_at_third.prompt = Ints(*p.Find("ids"));
+  stop_at_third.prompt = testing::JsonInts(*p.Find("ids"));
   stop_at_third.max_tokens = 32;
   stop_at_third.stop_token_ids = {greedy[2]};
   auto a = engine->Submit(stop_at_third, events.Callback());
@@ -110,7 +105,7 @@ TEST(Engine, StopTokensAndCancellationEndRequests) {
   EXPECT_EQ(events.tokens[*a], first_three);
 
   GenerationRequest long_one;
-  long_one.prompt = Ints(*p.Find("ids"));
+  long_one.prompt = testing::JsonInts(*p.Find("ids"));
   long_one.max_tokens = 200;
   auto b = engine->Submit(long_one, events.Callback());
   ASSERT_TRUE(b.ok());
@@ -172,7 +167,7 @@ std::vector<int32_t> Concat(std::vector<int32_t> a, const std::vector<int32_t>& 
 TEST(EnginePrefixCache, ACachedPrefixGivesTheLogitsOfRecomputingIt) {
   JsonValue golden = LoadGolden();
   const auto& prompts = golden.Find("prompts")->items();
-  const std::vector<int32_t> shared = Concat(Ints(*prompts[2].Find("ids")), Ints(*prompts[0].Find("ids")));
+  const std::vector<int32_t> shared = Concat(testing::JsonInts(*prompts[2].Find("ids")), testing::JsonInts(*prompts[0].Find("ids")));
   const std::vector<int32_t> first = Concat(shared, {11, 12, 13});
   const std::vector<int32_t> second = Concat(shared, {21, 22, 23, 24, 25});
   CpuBackendOptions options;
@@ -215,7 +210,7 @@ TEST(EnginePrefixCache, ACachedPrefixGivesTheLogitsOfRecomputingIt) {
 TEST(EnginePrefixCache, ALaterRequestReusesTheSharedPrefixAndGetsTheSameTokens) {
   JsonValue golden = LoadGolden();
   const auto& prompts = golden.Find("prompts")->items();
-  const std::vector<int32_t> shared = Concat(Ints(*prompts[2].Find("ids")), Ints(*prompts[0].Find("ids")));
+  const std::vector<int32_t> shared = Concat(testing::JsonInts(*prompts[2].Find("ids")), testing::JsonInts(*prompts[0].Find("ids")));
   ASSERT_EQ(shared.size(), 30u);
   const std::vector<std::vector<int32_t>> requests = {
       Concat(shared, {11, 12, 13}), Concat(shared, {21, 22, 23, 24, 25}), Concat(shared, {11, 12, 13})};

@@ -44,6 +44,16 @@ Status RopeInplace(float* x, int64_t n_tokens, int64_t row_stride, int64_t n_hea
                    int64_t head_dim, const int32_t* positions, const float* inv_freq,
                    cudaStream_t stream);
 
+// --- rope_kv_append.cu ----------------------------------------------------------------------
+// RopeInplace on the q and k heads of fused q|k|v rows (row t: n_q_heads, then n_kv_heads heads
+// of k, then n_kv_heads of v, head_dim each, in row_stride floats), then KvAppend of the rotated
+// k and of v (slot_mapping as KvAppend's; negative: rotated, not stored), in one pass with the
+// same arithmetic as the two.
+Status RopeKvAppend(float* qkv, int64_t n_tokens, int64_t row_stride, int64_t n_q_heads,
+                    int64_t n_kv_heads, int64_t head_dim, const int32_t* positions,
+                    const float* inv_freq, const int64_t* slot_mapping, int64_t block_size,
+                    __nv_bfloat16* k_cache, __nv_bfloat16* v_cache, cudaStream_t stream);
+
 // --- swiglu.cu -------------------------------------------------------------------------------
 // out (n, inter) = silu(gate) * up, silu(g) = g / (1 + exp(-g)), where gate_up (n, 2 * inter)
 // holds each row's gate in columns [0, inter) and its up in [inter, 2 * inter) (the output of

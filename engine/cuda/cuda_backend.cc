@@ -320,9 +320,8 @@ Status CudaBackend::EnqueueLayers(const StepPlan& p) {
     const CudaLayerWeights& w = weights_.layers[static_cast<size_t>(l)];
     RAG_RETURN_IF_ERROR(AddRmsNorm(x_, nullptr, w.attn_norm, n, dim, eps, xn_, st));
     RAG_RETURN_IF_ERROR(matmul_->Run(xn_, n, w.wqkv, qkv_dim, dim, qkv_));
-    RAG_RETURN_IF_ERROR(RopeInplace(qkv_, n, qkv_dim, nq + nkv, hd, positions, inv_freq_, st));
-    RAG_RETURN_IF_ERROR(KvAppend(qkv_ + q_dim, qkv_dim, qkv_ + q_dim + kv_dim, qkv_dim, slots, n, nkv,
-                                 hd, bs, KCache(l), VCache(l), st));
+    RAG_RETURN_IF_ERROR(RopeKvAppend(qkv_, n, qkv_dim, nq, nkv, hd, positions, inv_freq_, slots, bs,
+                                     KCache(l), VCache(l), st));
     if (p.decode) {
       RAG_RETURN_IF_ERROR(PagedDecodeAttention(qkv_, qkv_dim, KCache(l), VCache(l), tables, W,
                                                context_lens, p.n_seqs, nq, nkv, hd, bs,

@@ -4,6 +4,7 @@
 //   fp32 outputs   |gpu - ref| <= 1e-5 + 1e-5 |ref| (different fp32 reduction order, libm vs
 //                  CUDA sin/cos/exp within a few ulp)
 //   bf16 outputs   |gpu - ref| <= 1e-5 + 2^-8 |ref| (half a bf16 ulp of rounding on top)
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -157,6 +158,59 @@ TEST_F(RopeTest, MatchesCpuOnFusedQkvRows) {
     for (int64_t t = 0; t < n_tokens; ++t) {
       for (int64_t j = rotated; j < stride; ++j) ASSERT_EQ(got[t * stride + j], x[t * stride + j]);
     }
+  }
+}
+
+// RopeKvAppend against RopeInplace followed by KvAppend (both checked against the CPU above and
+// in attention_kernels_test.cc) on the same rows: rotated q|k, untouched v, and the cache slots,
+// with padding tokens (negative slots) rotated but never stored.
+TEST_F(RopeTest, FusedKvAppendMatchesRopeThenKvAppend) {
+  struct Case { int64_t head_dim, n_q, n_kv; };
+  for (const Case& cs : {Case{128, 32, 8}, Case{64, 9, 3}, Case{128, 4, 4}}) {
+    const int64_t n_tokens = 19, block_size = 16, num_blocks = 8;
+    const int64_t stride = (cs.n_q + 2 * cs.n_kv) * cs.head_dim + 3;  // padded rows
+    const std::vector<float> inv_freq = ComputeRopeInvFreq(RopeConfig(cs.head_dim, true));
+    const std::vector<float> x = RandomFloats(n_tokens * stride, -2, 2);
+    std::vector<int32_t> pos(n_tokens);
+    std::vector<int64_t> slots(n_tokens);
+    std::vector<int64_t> free_slots(num_blocks * block_size);
+    for (int64_t i = 0; i < num_blocks * block_size; ++i) free_slots[i] = i;
+    std::shuffle(free_slots.begin(), free_slots.end(), rng_);
+    std::uniform_int_distribution<int32_t> pick(0, 131071);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      pos[t] = pick(rng_);
+      slots[t] = t % 5 == 4 ? -1 : free_slots[t];
+    }
+    const int64_t cache = num_blocks * cs.n_kv * block_size * cs.head_dim;
+    const std::vector<uint16_t> poison(cache, 0x7fc1);  // NaN: a slot written by one path only shows
+    DeviceBuffer<float> d_x1(x), d_x2(x), d_inv(inv_freq);
+    DeviceBuffer<int32_t> d_pos(pos);
+    DeviceBuffer<int64_t> d_slots(slots);
+    DeviceBuffer<Bf16> k1(poison), v1(poison), k2(poison), v2(poison);
+    const int64_t q_dim = cs.n_q * cs.head_dim, kv_dim = cs.n_kv * cs.head_dim;
+    ASSERT_STATUS_OK(RopeInplace(d_x1.get(), n_tokens, stride, cs.n_q + cs.n_kv, cs.head_dim,
+                                 d_pos.get(), d_inv.get(), nullptr));
+    ASSERT_STATUS_OK(KvAppend(d_x1.get() + q_dim, stride, d_x1.get() + q_dim + kv_dim, stride,
+                              d_slots.get(), n_tokens, cs.n_kv, cs.head_dim, block_size, k1.get(),
+                              v1.get(), nullptr));
+    ASSERT_STATUS_OK(RopeKvAppend(d_x2.get(), n_tokens, stride, cs.n_q, cs.n_kv, cs.head_dim,
+                                  d_pos.get(), d_inv.get(), d_slots.get(), block_size, k2.get(),
+                                  v2.get(), nullptr));
+    SCOPED_TRACE("head_dim " + std::to_string(cs.head_dim) + " heads " + std::to_string(cs.n_q) +
+                 "+" + std::to_string(cs.n_kv));
+    ExpectNear(d_x2.ToHost(), d_x1.ToHost(), kFp32Tol, kFp32Tol, "rows");
+    const std::vector<uint16_t> k1h = k1.ToHost<uint16_t>(), k2h = k2.ToHost<uint16_t>();
+    const std::vector<uint16_t> v1h = v1.ToHost<uint16_t>(), v2h = v2.ToHost<uint16_t>();
+    ASSERT_EQ(v1h, v2h) << "v is copied, not computed: it must be identical";
+    std::vector<uint16_t> k1w, k2w;  // the written slots
+    for (int64_t i = 0; i < cache; ++i) {
+      ASSERT_EQ(k1h[i] == 0x7fc1, k2h[i] == 0x7fc1) << "k slot " << i << " written by one path only";
+      if (k1h[i] == 0x7fc1) continue;
+      k1w.push_back(k1h[i]);
+      k2w.push_back(k2h[i]);
+    }
+    EXPECT_EQ(static_cast<int64_t>(k1w.size()), (n_tokens - n_tokens / 5) * kv_dim);
+    ExpectNear(FromBf16(k2w), FromBf16(k1w), kFp32Tol, kBf16Rel, "k cache");
   }
 }
 

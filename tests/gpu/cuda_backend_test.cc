@@ -23,9 +23,11 @@
 #include <vector>
 
 #include "engine/cpu/cpu_backend.h"
+#include "engine/cpu/cpu_weights.h"
 #include "engine/cuda/cuda_backend.h"
 #include "engine/engine.h"
 #include "engine/model_shapes.h"
+#include "engine/safetensors.h"
 #include "tests/gpu/gpu_test_util.h"
 #include "tests/testing/golden_json.h"
 
@@ -308,6 +310,40 @@ TEST_F(CudaBackendTest, BadBatchesAreRefused) {
   EXPECT_EQ(cuda->Forward({}).status().code(), StatusCode::kInvalidArgument);
   // Still serving after the refusals.
   EXPECT_TRUE(cuda->Forward({{{{1, 2, 3}, 0, {0}, false}}}).ok());
+}
+
+// Weights handed over in host memory as fp32 (the GGUF path: LoadCpuWeights, then
+// UploadCudaWeights) give the logits of the same model loaded from its directory.
+TEST_F(CudaBackendTest, WeightsUploadedFromHostMemoryMatchTheDirectoryLoad) {
+  const std::string name = "gqa_hd128_tied_bf16";
+  auto from_dir = MakeCuda(name);
+  ASSERT_NE(from_dir, nullptr);
+  auto config = LoadModelConfig(GoldenDir(name));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  auto reader = SafetensorsReader::OpenDir(GoldenDir(name));
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  auto cpu_weights = LoadCpuWeights(*config, **reader);
+  ASSERT_TRUE(cpu_weights.ok()) << cpu_weights.status().ToString();
+  auto uploaded = UploadCudaWeights(*config, *cpu_weights);
+  ASSERT_TRUE(uploaded.ok()) << uploaded.status().ToString();
+  CudaBackendOptions options;
+  options.block_size = kBlockSize;
+  options.max_seq_len = 1024;
+  options.num_blocks = 64;
+  options.max_batch_tokens = 1024;
+  auto from_host = CreateCudaBackend(*config, std::move(*uploaded), options);
+  ASSERT_TRUE(from_host.ok()) << from_host.status().ToString();
+  const JsonValue golden = testing::LoadJsonFile(GoldenDir(name) + "/golden.json");
+  const std::vector<int32_t> ids = JsonInts(*golden.Find("prompts")->items().back().Find("ids"));
+  std::vector<int32_t> table;
+  for (int b = 0; b * kBlockSize < static_cast<int>(ids.size()); ++b) table.push_back(b);
+  auto a = from_dir->Forward({{{ids, 0, table, false}}});
+  auto b = (*from_host)->Forward({{{ids, 0, table, false}}});
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(*a, *b) << "bf16 weights are the same bits either way";
+  // A host copy with the wrong number of layers is refused, not read past its end.
+  cpu_weights->layers.pop_back();
+  EXPECT_EQ(UploadCudaWeights(*config, *cpu_weights).status().code(), StatusCode::kInvalidArgument);
 }
 
 // Dummy weights of a real shape's proportions (the 8B config scaled down to 2 layers) run and

@@ -72,6 +72,16 @@ struct EvalAnswersFlags {
 };
 int RunEvalAnswersCommand(const CommonFlags& common, const EvalAnswersFlags& flags);
 
+struct EvalRetrievalFlags {
+  std::string qa_path;
+  int top_k = 10;  // passages retrieved per question (MRR@10 reads the first 10)
+  int k = 5;       // the k of recall@k
+  int limit = 0;   // 0: every question
+  std::optional<std::string> collection;
+  bool json_only = false;
+};
+int RunEvalRetrievalCommand(const CommonFlags& common, const EvalRetrievalFlags& flags);
+
 // Text on stdin -> JSON array of token ids on stdout (no BOS added).
 int RunTokenizeCommand(const std::string& tokenizer_path);
 

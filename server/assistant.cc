@@ -6,9 +6,11 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <unordered_map>
 
 #include "common/file_util.h"
 #include "common/logging.h"
+#include "engine/bert/embedder.h"
 #include "engine/chat_template.h"
 #include "engine/engine.h"
 #include "engine/model_loader.h"
@@ -16,6 +18,7 @@
 #include "ingest/parser.h"
 #include "retrieval/bm25_query.h"
 #include "retrieval/extractive_answerer.h"
+#include "retrieval/rank_fusion.h"
 
 namespace rag {
 namespace {
@@ -94,6 +97,12 @@ StatusOr<std::unique_ptr<Assistant>> Assistant::Open(const AssistantOptions& opt
   RAG_ASSIGN_OR_RETURN(auto store, DocumentStore::Open(options.data_dir + "/rag.db"));
   std::unique_ptr<Assistant> assistant(new Assistant(options, std::move(store)));
   assistant->mode_ = mode;
+  if (!options.embedder_path.empty()) {
+    RAG_ASSIGN_OR_RETURN(std::unique_ptr<Embedder> embedder,
+                         LoadBertEmbedder(options.embedder_path, options.model_threads));
+    RAG_ASSIGN_OR_RETURN(assistant->dense_,
+                         DenseIndex::Open(options.data_dir, std::move(embedder), assistant->store_.get()));
+  }
   if (mode == "model") {
     CpuBackendOptions backend_options;
     backend_options.num_threads = options.model_threads;
@@ -167,7 +176,19 @@ StatusOr<IngestStats> Assistant::ProcessDocument(int64_t id, const IngestProgres
     (void)store_->SetStatus(id, "failed", st.message());
     return st;
   }
-  return IngestDocument(*store_, id, *bytes, doc.filename, options_.chunking, progress);
+  RAG_ASSIGN_OR_RETURN(IngestStats stats,
+                       IngestDocument(*store_, id, *bytes, doc.filename, options_.chunking, progress));
+  IndexDocument(id);
+  return stats;
+}
+
+void Assistant::IndexDocument(int64_t id) {
+  if (!dense_) return;
+  // The vectors are derived data: a failure here leaves the document stored and found by BM25,
+  // and the next start embeds what the index lacks.
+  if (Status st = dense_->AddDocument(id); !st.ok()) {
+    RAG_LOG(WARN) << "dense index: document id=" << id << " not embedded: " << st.message();
+  }
 }
 
 StatusOr<AddResult> Assistant::IngestPath(const std::string& path, const std::string& collection,
@@ -193,6 +214,7 @@ StatusOr<AddResult> Assistant::IngestPath(const std::string& path, const std::st
   RAG_ASSIGN_OR_RETURN(IngestStats stats, IngestDocument(*store_, result.document.id, bytes, filename,
                                                          options_.chunking, progress));
   (void)stats;
+  IndexDocument(result.document.id);
   RAG_ASSIGN_OR_RETURN(result.document, store_->GetDocument(result.document.id));
   result.duplicate = false;
   return result;
@@ -204,7 +226,15 @@ StatusOr<std::vector<DocumentRecord>> Assistant::PendingDocuments() {
 
 Status Assistant::DeleteDocument(int64_t id) {
   RAG_ASSIGN_OR_RETURN(DocumentRecord doc, store_->GetDocument(id));
+  std::vector<int64_t> chunk_ids;
+  if (dense_) {
+    RAG_ASSIGN_OR_RETURN(std::vector<ChunkRecord> chunks, store_->GetDocumentChunks(id));
+    for (const ChunkRecord& c : chunks) chunk_ids.push_back(c.id);
+  }
   RAG_RETURN_IF_ERROR(store_->DeleteDocument(id));
+  // After the store: a crash in between leaves vectors of deleted chunks, which the next start
+  // finds (the index holds more than the store) and rebuilds away.
+  if (dense_) RAG_RETURN_IF_ERROR(dense_->RemoveChunks(chunk_ids));
   // The saved upload goes too, unless another collection holds the same bytes.
   RAG_ASSIGN_OR_RETURN(const bool shared, store_->HasContentHash(doc.content_hash));
   if (!shared) {
@@ -230,6 +260,9 @@ StatusOr<std::vector<Passage>> Assistant::Retrieve(const QueryRequest& request) 
   // the top_k that are not such near-duplicates. Ordinary neighbours share less and stay.
   RAG_ASSIGN_OR_RETURN(auto hits, store_->SearchBm25(BuildFtsQuery(request.question), filter,
                                                      request.top_k * 3));
+  if (dense_) {
+    RAG_ASSIGN_OR_RETURN(hits, FuseWithDense(request, filter, std::move(hits)));
+  }
   std::vector<Passage> passages;
   passages.reserve(request.top_k);
   for (auto& h : hits) {
@@ -250,6 +283,62 @@ StatusOr<std::vector<Passage>> Assistant::Retrieve(const QueryRequest& request) 
     passages.push_back(std::move(p));
   }
   return passages;
+}
+
+namespace {
+
+bool MatchesFilter(const ChunkRecord& c, const SearchFilter& f) {
+  if (f.collection && c.collection != *f.collection) return false;
+  if (f.document_id && c.document_id != *f.document_id) return false;
+  if (!f.collections.empty() &&
+      std::find(f.collections.begin(), f.collections.end(), c.collection) == f.collections.end()) {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+// Reciprocal rank fusion of the BM25 hits and the dense index's (retrieval/rank_fusion.h):
+// ranks, not scores, since BM25 scores and cosines do not compare; the fused score replaces
+// the BM25 score.
+StatusOr<std::vector<SearchHit>> Assistant::FuseWithDense(const QueryRequest& request,
+                                                          const SearchFilter& filter,
+                                                          std::vector<SearchHit> bm25) {
+  // Dense candidates: as many as BM25's, more when a filter will drop some (the filter is
+  // applied to the chunk records afterwards, not per vector inside FAISS, where a database
+  // lookup per visited vector would cost more than the over-fetch).
+  const bool filtered = filter.collection || filter.document_id || !filter.collections.empty();
+  const int want = request.top_k * 3 * (filtered ? 8 : 1);
+  RAG_ASSIGN_OR_RETURN(std::vector<VectorHit> dense, dense_->Search(request.question, want));
+  std::vector<int64_t> dense_ids;
+  for (const VectorHit& h : dense) dense_ids.push_back(h.id);
+  RAG_ASSIGN_OR_RETURN(std::vector<ChunkRecord> dense_chunks, store_->GetChunks(dense_ids));
+  std::unordered_map<int64_t, ChunkRecord> records;
+  for (SearchHit& h : bm25) records.emplace(h.chunk.id, std::move(h.chunk));
+  std::vector<int64_t> dense_kept;
+  for (ChunkRecord& c : dense_chunks) {
+    if (!MatchesFilter(c, filter)) continue;
+    dense_kept.push_back(c.id);
+    records.emplace(c.id, std::move(c));
+  }
+  // GetChunks returns its records in id order: restore the dense ranking.
+  std::unordered_map<int64_t, size_t> dense_rank;
+  for (size_t r = 0; r < dense_ids.size(); ++r) dense_rank.emplace(dense_ids[r], r);
+  std::sort(dense_kept.begin(), dense_kept.end(),
+            [&](int64_t a, int64_t b) { return dense_rank[a] < dense_rank[b]; });
+  std::vector<int64_t> bm25_ids;
+  for (const SearchHit& h : bm25) bm25_ids.push_back(h.chunk.id);
+  std::vector<SearchHit> fused;
+  for (const auto& [id, score] : ReciprocalRankFusion({bm25_ids, dense_kept})) {
+    auto it = records.find(id);
+    if (it == records.end()) continue;
+    SearchHit h;
+    h.chunk = std::move(it->second);
+    h.score = score;
+    fused.push_back(std::move(h));
+  }
+  return fused;
 }
 
 namespace {

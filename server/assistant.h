@@ -18,6 +18,7 @@
 #include "ingest/chunker.h"
 #include "ingest/pipeline.h"
 #include "retrieval/answer_attribution.h"
+#include "retrieval/dense_index.h"
 #include "retrieval/document_store.h"
 
 namespace rag {
@@ -35,6 +36,9 @@ struct AssistantOptions {
   std::string mode;
   int max_answer_tokens = 300;  // generated tokens per answer at most
   int model_threads = 0;        // CPU threads of the backend; 0: one per core
+  // A sentence-embedder directory for dense retrieval, fused with BM25 (retrieval/
+  // dense_index.h); "" = BM25 only. The command line fills in the bundled default.
+  std::string embedder_path;
   std::string device = "auto";  // cpu, cuda, or auto (cuda when a GPU is present)
   AttributionOptions attribution;
 };
@@ -91,6 +95,8 @@ class Assistant {
   ~Assistant();
 
   DocumentStore& store() { return *store_; }
+  // The dense index (null when retrieval is BM25 only).
+  DenseIndex* dense() { return dense_.get(); }
   const AssistantOptions& options() const { return options_; }
 
   // Saves an uploaded file durably under files/ (by content hash) and creates its queued
@@ -142,6 +148,12 @@ class Assistant {
 
   Assistant(AssistantOptions options, std::unique_ptr<DocumentStore> store);
   std::string StoredFilePath(const std::string& content_hash) const;
+  // Adds a document that just became ready to the dense index (a failure is logged: the next
+  // start repairs the index).
+  void IndexDocument(int64_t id);
+  // BM25 hits fused with the dense index's, for one request.
+  StatusOr<std::vector<SearchHit>> FuseWithDense(const QueryRequest& request, const SearchFilter& filter,
+                                                 std::vector<SearchHit> bm25);
   // The model's tagged answer text; pieces go to on_event (if any) on the calling thread.
   Status Generate(const QueryRequest& request, const std::vector<Passage>& passages,
                   const QueryEventFn& on_event, std::string* text, QueryResult* result);
@@ -150,6 +162,7 @@ class Assistant {
   std::unique_ptr<DocumentStore> store_;
   std::string mode_;
   std::unique_ptr<Model> model_;  // null in extractive mode
+  std::unique_ptr<DenseIndex> dense_;  // null without an embedder (BM25 only)
   std::atomic<int> generating_{0};
 };
 

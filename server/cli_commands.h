@@ -11,7 +11,16 @@ namespace rag {
 
 struct CommonFlags {
   std::string data_dir = "data";
+  std::string embedder;  // --embedder DIR|none; "" = the bundled default when present
 };
+
+// The bundled sentence embedder, relative to the working directory (scripts/setup.sh fetches it).
+inline constexpr const char kDefaultEmbedderPath[] = "models/all-MiniLM-L6-v2";
+// The embedder directory for AssistantOptions: --embedder, "" for none, else the bundled one
+// when it exists (BM25 only without it).
+std::string ResolveEmbedder(const CommonFlags& common);
+
+int RunReindexCommand(const CommonFlags& common);
 
 // --model and --mode of query, serve and eval-answers.
 struct AnswerFlags {

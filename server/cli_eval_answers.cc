@@ -105,6 +105,7 @@ int RunEvalAnswersCommand(const CommonFlags& common, const EvalAnswersFlags& fla
   }
   AssistantOptions options;
   options.data_dir = common.data_dir;
+  options.embedder_path = ResolveEmbedder(common);
   std::string error;
   if (!ResolveAnswerFlags(flags.answer, &options, &error)) {
     std::fprintf(stderr, "rag eval-answers: %s\n", error.c_str());

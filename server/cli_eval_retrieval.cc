@@ -29,6 +29,7 @@ int RunEvalRetrievalCommand(const CommonFlags& common, const EvalRetrievalFlags&
   }
   AssistantOptions options;
   options.data_dir = common.data_dir;
+  options.embedder_path = ResolveEmbedder(common);
   options.mode = "extractive";  // retrieval only: no model is loaded
   auto assistant = Assistant::Open(options);
   if (!assistant.ok()) {

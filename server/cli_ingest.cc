@@ -64,6 +64,7 @@ int RunIngestCommand(const CommonFlags& common, const IngestFlags& flags) {
   }
   AssistantOptions options;
   options.data_dir = common.data_dir;
+  options.embedder_path = ResolveEmbedder(common);
   if (flags.chunk_words > 0) {
     options.chunking.target_words = static_cast<size_t>(flags.chunk_words);
     options.chunking.max_words = std::max(options.chunking.max_words, options.chunking.target_words);

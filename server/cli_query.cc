@@ -22,6 +22,7 @@ StatusOr<std::unique_ptr<Assistant>> OpenExisting(const CommonFlags& common,
   }
   AssistantOptions options;
   options.data_dir = common.data_dir;
+  options.embedder_path = ResolveEmbedder(common);
   std::string error;
   if (!ResolveAnswerFlags(answer, &options, &error)) return InvalidArgument(error);
   return Assistant::Open(options);
@@ -75,6 +76,15 @@ void PrintAnswer(const QueryResult& r) {
 }
 
 }  // namespace
+
+std::string ResolveEmbedder(const CommonFlags& common) {
+  if (common.embedder == "none") return "";
+  if (!common.embedder.empty()) return common.embedder;
+  std::error_code ec;
+  return std::filesystem::exists(std::string(kDefaultEmbedderPath) + "/config.json", ec)
+             ? kDefaultEmbedderPath
+             : "";
+}
 
 bool ResolveAnswerFlags(const AnswerFlags& flags, AssistantOptions* options, std::string* error) {
   if (!flags.mode.empty() && flags.mode != "model" && flags.mode != "extractive") {

@@ -10,6 +10,7 @@ namespace rag {
 int RunServeCommand(const CommonFlags& common, const ServeFlags& flags) {
   AssistantOptions options;
   options.data_dir = common.data_dir;
+  options.embedder_path = ResolveEmbedder(common);
   std::string error;
   if (!ResolveAnswerFlags(flags.answer, &options, &error)) {
     std::fprintf(stderr, "rag serve: %s\n", error.c_str());

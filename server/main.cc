@@ -15,6 +15,9 @@ int main(int argc, char** argv) {
   std::string log_level;
   app.add_option("--data", common.data_dir, "data directory (rag.db, files/)")->default_val("data");
   app.add_option("--log-level", log_level, "debug, info, warn or error (default: info)");
+  app.add_option("--embedder", common.embedder,
+                 std::string("sentence embedder for dense retrieval: a directory, or none for BM25 only (default: ") +
+                     rag::kDefaultEmbedderPath + " when it exists)");
 
   rag::IngestFlags ingest;
   auto* ingest_cmd = app.add_subcommand("ingest", "ingest files or folders");
@@ -74,6 +77,8 @@ int main(int argc, char** argv) {
   eval_retrieval_cmd->add_option("--collection", eval_retrieval.collection, "only this collection");
   eval_retrieval_cmd->add_flag("--json", eval_retrieval.json_only, "print only the JSON report");
 
+  auto* reindex_cmd = app.add_subcommand("reindex", "embed every document again (after changing --embedder)");
+
   std::string tokenizer_path;
   auto* tokenize_cmd = app.add_subcommand("tokenize", "text on stdin -> JSON array of token ids (no BOS)");
   tokenize_cmd->add_option("--tokenizer", tokenizer_path, "a Hugging Face tokenizer.json")->required();
@@ -127,6 +132,7 @@ int main(int argc, char** argv) {
   if (*retrieve_cmd) return rag::RunRetrieveCommand(common, retrieve);
   if (*eval_cmd) return rag::RunEvalAnswersCommand(common, eval_answers);
   if (*eval_retrieval_cmd) return rag::RunEvalRetrievalCommand(common, eval_retrieval);
+  if (*reindex_cmd) return rag::RunReindexCommand(common);
   if (*tokenize_cmd) return rag::RunTokenizeCommand(tokenizer_path);
   if (*generate_cmd) return rag::RunGenerateCommand(generate);
   return rag::RunServeCommand(common, serve);

@@ -1,0 +1,69 @@
+// A BERT encoder (BertModel of Hugging Face transformers, absolute positions, post-LayerNorm,
+// erf GELU) in fp32 on the CPU, with weights from model.safetensors (bf16/f16/f32 converted at
+// load; names with or without the "bert." prefix; one file, not shards).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "common/thread_pool.h"
+
+namespace rag {
+
+struct BertConfig {
+  int64_t vocab_size = 0;
+  int64_t hidden = 0;  // H
+  int64_t layers = 0;
+  int64_t heads = 0;         // H % heads == 0
+  int64_t intermediate = 0;  // I
+  int64_t max_positions = 0;
+  int64_t type_vocab = 0;
+  float layer_norm_eps = 1e-12f;
+};
+
+// Reads config.json: model_type bert (or a BERT-shaped one), hidden_act "gelu", absolute
+// positions. NotFound / InvalidArgument / Unsupported naming the file and field.
+StatusOr<BertConfig> LoadBertConfig(const std::string& path);
+
+class BertModel {
+ public:
+  // Reads config.json and model.safetensors of dir.
+  static StatusOr<std::unique_ptr<BertModel>> Load(const std::string& dir);
+
+  const BertConfig& config() const { return config_; }
+
+  // The last hidden states of a packed batch: seqs[i] are token ids (token type 0, positions
+  // from 0), each at most max_positions long; out gets (sum of lengths, H) floats, the rows of
+  // each sequence in order. Sequences attend only to themselves, which gives exactly what a
+  // padded batch with an attention mask gives for the non-padding rows. InvalidArgument for an
+  // id out of the vocabulary or a sequence too long or empty. pool may be null. The model holds
+  // no per-call state: concurrent calls are safe when they do not share a pool.
+  Status Forward(const std::vector<std::vector<int32_t>>& seqs, ThreadPool* pool,
+                 std::vector<float>* out) const;
+
+ private:
+  struct Layer {
+    std::vector<float> qkv_w;           // (3H, H): query, key, value rows
+    std::vector<float> qkv_b;           // (3H)
+    std::vector<float> o_w, o_b;        // (H, H), (H)
+    std::vector<float> ln1_g, ln1_b;    // (H)
+    std::vector<float> up_w, up_b;      // (I, H), (I)
+    std::vector<float> down_w, down_b;  // (H, I), (H)
+    std::vector<float> ln2_g, ln2_b;    // (H)
+  };
+  BertModel() = default;
+  void Attention(const float* qkv, const std::vector<int64_t>& starts, ThreadPool* pool,
+                 float* ctx) const;
+
+  BertConfig config_;
+  std::vector<float> word_emb_;  // (V, H)
+  std::vector<float> pos_emb_;   // (P, H)
+  std::vector<float> type_emb_;  // (T, H); row 0 is used
+  std::vector<float> emb_ln_g_, emb_ln_b_;
+  std::vector<Layer> layers_;
+};
+
+}  // namespace rag

@@ -207,6 +207,16 @@ StatusOr<AddResult> Assistant::IngestPath(const std::string& path, const std::st
   doc.filename = filename;
   doc.source_path = absolute;
   doc.bytes = static_cast<int64_t>(bytes.size());
+  // A changed file replaces its old version (StoreChunks deletes it): note the old chunks, whose
+  // vectors go too.
+  std::vector<int64_t> replaced_chunks;
+  if (dense_) {
+    RAG_ASSIGN_OR_RETURN(std::optional<DocumentRecord> old, store_->FindBySourcePath(collection, absolute));
+    if (old && old->content_hash != doc.content_hash) {
+      RAG_ASSIGN_OR_RETURN(std::vector<ChunkRecord> chunks, store_->GetDocumentChunks(old->id));
+      for (const ChunkRecord& c : chunks) replaced_chunks.push_back(c.id);
+    }
+  }
   AddResult result;
   RAG_ASSIGN_OR_RETURN(result.document, store_->CreateDocument(doc, &result.duplicate));
   if (result.duplicate && result.document.status == "ready") return result;
@@ -215,6 +225,11 @@ StatusOr<AddResult> Assistant::IngestPath(const std::string& path, const std::st
                                                          options_.chunking, progress));
   (void)stats;
   IndexDocument(result.document.id);
+  if (!replaced_chunks.empty()) {
+    if (Status st = dense_->RemoveChunks(replaced_chunks); !st.ok()) {
+      RAG_LOG(WARN) << "dense index: vectors of the replaced version not removed: " << st.message();
+    }
+  }
   RAG_ASSIGN_OR_RETURN(result.document, store_->GetDocument(result.document.id));
   result.duplicate = false;
   return result;

@@ -99,6 +99,17 @@ TEST_F(HybridRetrievalTest, DenseCandidatesFollowFiltersAndDeletes) {
   net.question = "Which box links my LAN to the web?";
   net.top_k = 1;
   EXPECT_EQ(Documents(*a, net), (std::vector<int64_t>{router}));
+
+  // A changed file at the same path replaces its old version, vectors included.
+  const int64_t router2 = Ingest(*a, "router.txt",
+                                 "The modem and the wireless access point share one small box on "
+                                 "the desk.", "office");
+  EXPECT_NE(router2, router);
+  EXPECT_EQ(a->dense()->size(), 2);
+  a.reset();
+  a = Open();  // nothing stale for the repair to find: the index is not rebuilt
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->dense()->size(), 2);
 }
 
 }  // namespace

@@ -126,6 +126,11 @@ HttpReply HandleHealth(ServerContext& ctx) {
     health["mode"] = ctx.assistant.mode();
     health["model"] = ctx.assistant.model_name();
   }
+  // Dense retrieval, when on: the embedder and how many chunks its index holds.
+  if (DenseIndex* dense = ctx.assistant.dense()) {
+    health["embedder"] = dense->embedder().name();
+    health["vectors"] = dense->size();
+  }
   return JsonReply(200, health);
 }
 

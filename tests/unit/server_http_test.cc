@@ -683,3 +683,46 @@ TEST(RagServe, ServesFromAnyDirectoryAndExitsZeroOnSigterm) {
 
 }  // namespace
 }  // namespace rag
+
+namespace rag {
+namespace {
+
+// With dense retrieval on (the bundled embedder, when scripts/setup.sh fetched it), an upload
+// through the API is embedded by its ingestion job, /healthz names the embedder and counts the
+// vectors, and a question sharing no word with the document finds it.
+TEST(HttpHybridRetrievalTest, UploadsAreEmbeddedAndHealthzSaysSo) {
+  const std::string embedder = std::string(RAG_SOURCE_DIR) + "/models/all-MiniLM-L6-v2";
+  if (!std::filesystem::exists(embedder + "/model.safetensors")) {
+    GTEST_SKIP() << embedder << " is missing: run scripts/setup.sh";
+  }
+  testing::TempDir data;
+  AssistantOptions assistant_options;
+  assistant_options.data_dir = data.path();
+  assistant_options.embedder_path = embedder;
+  auto assistant = Assistant::Open(assistant_options);
+  ASSERT_TRUE(assistant.ok()) << assistant.status().ToString();
+  ServerOptions options;
+  options.host = "127.0.0.1";
+  options.port = 0;
+  options.threads = 2;
+  auto server = HttpServer::Start(**assistant, options);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  const int port = (*server)->port();
+  Response up = UploadFile(port, "bread.txt",
+                           "Knead the dough for ten minutes, let it rise overnight, then bake the "
+                           "loaf in a very hot oven until the crust is brown.");
+  ASSERT_EQ(up.status, 202) << up.body;
+  for (int i = 0; i < 1000 && Do(port, "GET", "/healthz").json().value("vectors", 0) < 1; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  const Json health = Do(port, "GET", "/healthz").json();
+  EXPECT_EQ(health.value("embedder", ""), "all-MiniLM-L6-v2") << health.dump();
+  EXPECT_EQ(health.value("vectors", 0), 1) << health.dump();
+  Response q = PostJson(port, {{"question", "How do I make bread?"}, {"top_k", 1}});
+  ASSERT_EQ(q.status, 200) << q.body;
+  ASSERT_EQ(q.json()["passages"].size(), 1u) << q.body;
+  EXPECT_EQ(q.json()["passages"][0].value("filename", ""), "bread.txt") << q.body;
+}
+
+}  // namespace
+}  // namespace rag

@@ -147,13 +147,28 @@ void Engine::Step() {
     in.block_table = blocks_.Table(s.id);
     batch.sequences.push_back(std::move(in));
   }
-  StatusOr<std::vector<float>> logits = backend_->Forward(batch);
-  if (!logits.ok()) {
-    RAG_LOG(ERROR) << "engine: forward failed: " << logits.status().message();
+  // When every sequence that samples this step is plain greedy, the backend may pick the
+  // tokens where the logits are (no logits copied out); else logits come back and the
+  // Sampler picks.
+  bool device_argmax = backend_->HasForwardArgmax();
+  for (const auto& s : plan) {
+    auto it = active_.find(s.id);
+    if (s.samples && it != active_.end() && !it->second->sampler.IsPlainGreedy()) device_argmax = false;
+  }
+  StatusOr<std::vector<float>> logits = std::vector<float>();
+  StatusOr<std::vector<int32_t>> argmax = std::vector<int32_t>();
+  if (device_argmax) {
+    argmax = backend_->ForwardArgmax(batch);
+  } else {
+    logits = backend_->Forward(batch);
+  }
+  if (!logits.ok() || !argmax.ok()) {
+    const Status error = !logits.ok() ? logits.status() : argmax.status();
+    RAG_LOG(ERROR) << "engine: forward failed: " << error.message();
     for (const auto& s : plan) {
       TokenEvent event;
       event.reason = FinishReason::kError;
-      event.error = logits.status();
+      event.error = error;
       Finish(s.id, event);
     }
     return;
@@ -167,8 +182,10 @@ void Engine::Step() {
     auto it = active_.find(s.id);
     if (it == active_.end()) continue;
     Active& a = *it->second;
-    const float* row = logits->data() + i * static_cast<size_t>(vocab);
-    const int32_t token = a.sampler.Sample(row, vocab, scheduler_.Tokens(s.id));
+    const int32_t token =
+        device_argmax ? (*argmax)[i]
+                      : a.sampler.Sample(logits->data() + i * static_cast<size_t>(vocab), vocab,
+                                         scheduler_.Tokens(s.id));
     ++a.generated;
     TokenEvent event;
     event.request_id = s.id;

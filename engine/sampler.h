@@ -31,6 +31,11 @@ class Sampler {
   // logits: (vocab) for the next position; history: the ids of the sequence so far (prompt and
   // generated), for the repetition penalty. Returns the chosen id.
   int32_t Sample(const float* logits, int vocab, const std::vector<int32_t>& history);
+  // True when Sample is the plain argmax of the logits (temperature 0, no repetition penalty),
+  // which a backend may compute where the logits are.
+  bool IsPlainGreedy() const {
+    return params_.temperature == 0.0f && params_.repetition_penalty == 1.0f;
+  }
 
  private:
   SamplingParams params_;

@@ -65,7 +65,8 @@ class CudaBackend : public Backend {
 
   // Enqueues a forward pass and the argmax of its logit rows and waits for it (prefill timing
   // in benchmarks): returns the argmax ids, one per logit row.
-  StatusOr<std::vector<int32_t>> ForwardArgmax(const ForwardBatch& batch);
+  bool HasForwardArgmax() const override { return true; }
+  StatusOr<std::vector<int32_t>> ForwardArgmax(const ForwardBatch& batch) override;
 
   // Device memory taken by weights, KV cache and buffers.
   size_t weight_bytes() const { return weights_.storage.bytes(); }

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -245,6 +246,81 @@ TEST(EnginePrefixCache, ALaterRequestReusesTheSharedPrefixAndGetsTheSameTokens) 
   }
   EXPECT_EQ(outputs[true], outputs[false]);
   EXPECT_EQ(outputs[true][2], outputs[true][0]);
+}
+
+}  // namespace
+}  // namespace rag
+
+namespace rag {
+namespace {
+
+// The engine's greedy fast path (Backend::ForwardArgmax, which the CUDA backend runs on the
+// device) over the real CPU backend: this wrapper's ForwardArgmax takes the argmax of the CPU
+// backend's logits and counts its calls. Greedy requests go through it and still get
+// transformers' tokens; a step with a sampled request falls back to Forward and the Sampler.
+class ArgmaxCountingBackend : public Backend {
+ public:
+  explicit ArgmaxCountingBackend(std::unique_ptr<Backend> inner) : inner_(std::move(inner)) {}
+  const ModelConfig& config() const override { return inner_->config(); }
+  BackendInfo info() const override { return inner_->info(); }
+  StatusOr<std::vector<float>> Forward(const ForwardBatch& batch) override {
+    ++forward_calls;
+    return inner_->Forward(batch);
+  }
+  bool HasForwardArgmax() const override { return true; }
+  StatusOr<std::vector<int32_t>> ForwardArgmax(const ForwardBatch& batch) override {
+    ++argmax_calls;
+    RAG_ASSIGN_OR_RETURN(std::vector<float> logits, inner_->Forward(batch));
+    const size_t vocab = static_cast<size_t>(config().vocab_size);
+    std::vector<int32_t> ids;
+    for (size_t r = 0; r * vocab < logits.size(); ++r) {
+      const float* row = logits.data() + r * vocab;
+      ids.push_back(static_cast<int32_t>(std::max_element(row, row + vocab) - row));
+    }
+    return ids;
+  }
+  std::atomic<int> forward_calls{0}, argmax_calls{0};
+
+ private:
+  std::unique_ptr<Backend> inner_;
+};
+
+TEST(Engine, GreedyStepsUseTheBackendsArgmaxAndSampledStepsDoNot) {
+  CpuBackendOptions options;
+  options.num_threads = 2;
+  options.block_size = 4;
+  options.num_blocks = 64;
+  auto cpu = CreateCpuBackend(kGolden, options);
+  ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
+  auto counting = std::make_unique<ArgmaxCountingBackend>(std::move(*cpu));
+  ArgmaxCountingBackend* backend = counting.get();
+  auto engine = std::make_unique<Engine>(std::move(counting), EngineOptions{});
+  auto text = ReadFileToString(kGolden + "/golden.json");
+  ASSERT_TRUE(text.ok());
+  auto golden = ReadJson(*text, "golden.json");
+  ASSERT_TRUE(golden.ok());
+  const auto& p = golden->Find("prompts")->items()[0];
+
+  Events events;
+  GenerationRequest greedy;
+  greedy.prompt = testing::JsonInts(*p.Find("ids"));
+  greedy.max_tokens = 32;
+  auto id = engine->Submit(greedy, events.Callback());
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(events.WaitFinished(1));
+  EXPECT_EQ(events.tokens[*id], testing::JsonInts(*p.Find("greedy")));
+  EXPECT_GT(backend->argmax_calls.load(), 0);
+  EXPECT_EQ(backend->forward_calls.load(), 0);
+
+  GenerationRequest sampled = greedy;
+  sampled.sampling.temperature = 0.8f;
+  sampled.sampling.seed = 7;
+  sampled.max_tokens = 4;
+  const int argmax_before = backend->argmax_calls.load();
+  ASSERT_TRUE(engine->Submit(sampled, events.Callback()).ok());
+  ASSERT_TRUE(events.WaitFinished(2));
+  EXPECT_GT(backend->forward_calls.load(), 0);
+  EXPECT_EQ(backend->argmax_calls.load(), argmax_before);
 }
 
 }  // namespace

@@ -13,18 +13,18 @@
 namespace rag {
 namespace {
 
-// Rows of x per MatMul call: a block of activations stays in L2 while the weights stream by
-// (MatMulRange applies each 4 weight rows to every input row of the call).
+// Rows of x per product call: a block of activations stays in L2 while the packed weight
+// panels stream by (MatMulPacked applies each 16-row panel to every input row of the call).
 constexpr int64_t kRowBlock = 64;
 
 // out (n, m) = x (n, k) w^T + b, row blocks spread over the pool.
-void Linear(const float* x, int64_t n, int64_t k, const std::vector<float>& w,
+void Linear(const float* x, int64_t n, int64_t k, const PackedWeights& w,
             const std::vector<float>& b, int64_t m, float* out, ThreadPool* pool) {
   const int64_t blocks = (n + kRowBlock - 1) / kRowBlock;
   ParallelRows(pool, blocks, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t r0 = blk * kRowBlock, r1 = std::min(n, r0 + kRowBlock);
-      MatMulRange(x + r0 * k, r1 - r0, k, w.data(), m, 0, m, out + r0 * m);
+      MatMulPacked(x + r0 * k, r1 - r0, w, out + r0 * m);
       for (int64_t r = r0; r < r1; ++r) {
         float* row = out + r * m;
         for (int64_t j = 0; j < m; ++j) row[j] += b[static_cast<size_t>(j)];
@@ -130,23 +130,28 @@ StatusOr<std::unique_ptr<BertModel>> BertModel::Load(const std::string& dir) {
   for (int64_t i = 0; i < c.layers; ++i) {
     Layer& l = model->layers_[static_cast<size_t>(i)];
     const std::string lp = "encoder.layer." + std::to_string(i) + ".";
-    l.qkv_w.reserve(static_cast<size_t>(3 * h * h));
+    std::vector<float> qkv_w, w;
+    qkv_w.reserve(static_cast<size_t>(3 * h * h));
     l.qkv_b.reserve(static_cast<size_t>(3 * h));
     for (const char* part : {"query", "key", "value"}) {
       RAG_RETURN_IF_ERROR(
           ReadTensor(*st, p, lp + "attention.self." + part + ".weight", {h, h}, &tmp));
-      l.qkv_w.insert(l.qkv_w.end(), tmp.begin(), tmp.end());
+      qkv_w.insert(qkv_w.end(), tmp.begin(), tmp.end());
       RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "attention.self." + part + ".bias", {h}, &tmp));
       l.qkv_b.insert(l.qkv_b.end(), tmp.begin(), tmp.end());
     }
-    RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "attention.output.dense.weight", {h, h}, &l.o_w));
+    l.qkv_w = PackWeights(qkv_w.data(), 3 * h, h);
+    RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "attention.output.dense.weight", {h, h}, &w));
+    l.o_w = PackWeights(w.data(), h, h);
     RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "attention.output.dense.bias", {h}, &l.o_b));
     RAG_RETURN_IF_ERROR(
         ReadTensor(*st, p, lp + "attention.output.LayerNorm.weight", {h}, &l.ln1_g));
     RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "attention.output.LayerNorm.bias", {h}, &l.ln1_b));
-    RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "intermediate.dense.weight", {inter, h}, &l.up_w));
+    RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "intermediate.dense.weight", {inter, h}, &w));
+    l.up_w = PackWeights(w.data(), inter, h);
     RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "intermediate.dense.bias", {inter}, &l.up_b));
-    RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "output.dense.weight", {h, inter}, &l.down_w));
+    RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "output.dense.weight", {h, inter}, &w));
+    l.down_w = PackWeights(w.data(), h, inter);
     RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "output.dense.bias", {h}, &l.down_b));
     RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "output.LayerNorm.weight", {h}, &l.ln2_g));
     RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "output.LayerNorm.bias", {h}, &l.ln2_b));

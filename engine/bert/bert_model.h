@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "engine/cpu/packed_matmul.h"
 #include "common/thread_pool.h"
 
 namespace rag {
@@ -46,12 +47,15 @@ class BertModel {
 
  private:
   struct Layer {
-    std::vector<float> qkv_w;           // (3H, H): query, key, value rows
+    PackedWeights qkv_w;                // (3H, H): query, key, value rows
     std::vector<float> qkv_b;           // (3H)
-    std::vector<float> o_w, o_b;        // (H, H), (H)
+    PackedWeights o_w;                  // (H, H)
+    std::vector<float> o_b;             // (H)
     std::vector<float> ln1_g, ln1_b;    // (H)
-    std::vector<float> up_w, up_b;      // (I, H), (I)
-    std::vector<float> down_w, down_b;  // (H, I), (H)
+    PackedWeights up_w;                 // (I, H)
+    std::vector<float> up_b;            // (I)
+    PackedWeights down_w;               // (H, I)
+    std::vector<float> down_b;          // (H)
     std::vector<float> ln2_g, ln2_b;    // (H)
   };
   BertModel() = default;

@@ -3,33 +3,14 @@
 #include <cstring>
 
 #include "engine/cpu/parallel.h"
-
-// The hot loops are compiled twice, for AVX2+FMA machines (x86-64-v3) and for any x86-64,
-// and the loader picks one at run time; the binary itself needs only x86-64.
-#if defined(__x86_64__) && defined(__GNUC__)
-#define RAG_HOT_KERNEL __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define RAG_HOT_KERNEL
-#endif
-
-// The 32-byte vector helpers below are always inlined into the kernels, so the ABI note GCC
-// gives for passing them by value without AVX never applies.
-#pragma GCC diagnostic ignored "-Wpsabi"
+#include "engine/cpu/simd.h"
 
 namespace rag {
 namespace {
 
-typedef float V8 __attribute__((vector_size(32)));
-
-__attribute__((always_inline)) inline V8 Load8(const float* p) {
-  V8 v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
-__attribute__((always_inline)) inline float Sum8(const V8& v) {
-  return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
-}
+using simd::Load8;
+using simd::Sum8;
+using simd::V8;
 
 // Four dot products of x with rows w0..w3 (length k): x is loaded once for all four.
 __attribute__((always_inline)) inline void Dot4(const float* x, const float* w0, const float* w1, const float* w2,

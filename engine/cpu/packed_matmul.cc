@@ -3,23 +3,13 @@
 #include <algorithm>
 #include <cstring>
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define RAG_HOT_KERNEL __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define RAG_HOT_KERNEL
-#endif
-#pragma GCC diagnostic ignored "-Wpsabi"
+#include "engine/cpu/simd.h"
 
 namespace rag {
 namespace {
 
-typedef float V8 __attribute__((vector_size(32)));
-
-__attribute__((always_inline)) inline V8 Load8(const float* p) {
-  V8 v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
+using simd::Load8;
+using simd::V8;
 
 // R input rows (R <= 6) x one panel of 16 outputs; c[r] holds outputs 0-7 and 8-15.
 template <int R>

@@ -244,9 +244,8 @@ Status LaunchM(const XT* x, const __nv_bfloat16* w, int64_t n, int64_t k, float*
     // small projections (o: 256 blocks of rows on 132 SMs) fill the GPU and each block stages
     // a shorter x. About four blocks an SM, whole warp steps per split.
     const int64_t want = (4 * SmCount() + blocks - 1) / blocks;
-    int64_t splits = std::max<int64_t>({want, chunks, 1});
-    splits = std::min<int64_t>(splits, std::max<int64_t>(1, k / (4 * kStepElems)));
-    splits = std::max(splits, chunks);
+    const int64_t by_k = std::max<int64_t>(1, k / (4 * kStepElems));  // >= 4 warp steps a split
+    int64_t splits = std::max(chunks, std::min(want, by_k));
     const int64_t per = (k + splits - 1) / splits;
     const int64_t k_step = (per + kStepElems - 1) / kStepElems * kStepElems;
     splits = (k + k_step - 1) / k_step;

@@ -194,15 +194,13 @@ Status Run(const BenchFlags& f) {
   options.cuda_graphs = f.graphs;
   options.gemv_max_rows = f.gemv_max_rows;
   std::unique_ptr<CudaBackend> backend;
-  ModelConfig config;
   const double t_load = NowSeconds();
   if (f.load_format == "dummy") {
-    RAG_ASSIGN_OR_RETURN(config, LlamaShapeConfig(f.shape));
+    RAG_ASSIGN_OR_RETURN(ModelConfig config, LlamaShapeConfig(f.shape));
     RAG_ASSIGN_OR_RETURN(CudaWeights weights, DummyCudaWeights(config, 1));
     RAG_ASSIGN_OR_RETURN(backend, CreateCudaBackend(config, std::move(weights), options));
   } else {
     RAG_ASSIGN_OR_RETURN(backend, CreateCudaBackend(f.model_dir, options));
-    config = backend->config();
   }
   const double load_s = NowSeconds() - t_load;
   const ModelConfig& c = backend->config();

@@ -38,26 +38,6 @@ class Carver {
   size_t total_ = 0;
 };
 
-// Offsets of the step metadata sections (same layout in the pinned host image and on the
-// device; the decode graphs bake the device addresses in).
-struct MetaLayout {
-  size_t slots, tokens, positions, context_lens, q_offsets, q_lens, start_pos, logit_rows, tables;
-  size_t total;
-  MetaLayout(int64_t T, int64_t S, int64_t R, int64_t W) {
-    Carver c;
-    slots = c.Add<int64_t>(T);
-    tokens = c.Add<int32_t>(T);
-    positions = c.Add<int32_t>(T);
-    context_lens = c.Add<int32_t>(S);
-    q_offsets = c.Add<int32_t>(S);
-    q_lens = c.Add<int32_t>(S);
-    start_pos = c.Add<int32_t>(S);
-    logit_rows = c.Add<int32_t>(R);
-    tables = c.Add<int32_t>(S * W);
-    total = c.total();
-  }
-};
-
 }  // namespace
 
 // One step's shapes and host-side metadata.
@@ -76,6 +56,22 @@ struct CudaBackend::StepPlan {
   std::vector<int32_t> tokens, positions, context_lens, q_offsets, q_lens, start_pos, logit_rows,
       tables;  // tables: (n_seqs, max_blocks_per_seq)
 };
+
+CudaBackend::MetaLayout CudaBackend::LayoutMeta(int64_t T, int64_t S, int64_t R, int64_t W) {
+  Carver c;
+  MetaLayout m;
+  m.slots = c.Add<int64_t>(T);
+  m.tokens = c.Add<int32_t>(T);
+  m.positions = c.Add<int32_t>(T);
+  m.context_lens = c.Add<int32_t>(S);
+  m.q_offsets = c.Add<int32_t>(S);
+  m.q_lens = c.Add<int32_t>(S);
+  m.start_pos = c.Add<int32_t>(S);
+  m.logit_rows = c.Add<int32_t>(R);
+  m.tables = c.Add<int32_t>(S * W);
+  m.total = c.total();
+  return m;
+}
 
 bool CudaDeviceAvailable() {
   int count = 0;
@@ -141,9 +137,10 @@ Status CudaBackend::Init() {
   RAG_CUDA_RETURN_IF_ERROR(cudaMemcpy(inv_freq_, inv_freq.data(), inv_freq.size() * sizeof(float),
                                       cudaMemcpyHostToDevice));
 
-  const MetaLayout meta(T, bucket_s, R, max_blocks_per_seq_);
-  RAG_ASSIGN_OR_RETURN(meta_, DeviceBuffer::Allocate(meta.total, "step metadata"));
-  RAG_ASSIGN_OR_RETURN(meta_host_, PinnedBuffer::Allocate(meta.total));
+  max_logit_rows_ = R;
+  meta_layout_ = LayoutMeta(T, bucket_s, R, max_blocks_per_seq_);
+  RAG_ASSIGN_OR_RETURN(meta_, DeviceBuffer::Allocate(meta_layout_.total, "step metadata"));
+  RAG_ASSIGN_OR_RETURN(meta_host_, PinnedBuffer::Allocate(meta_layout_.total));
   RAG_ASSIGN_OR_RETURN(logits_host_, PinnedBuffer::Allocate(static_cast<size_t>(R * c.vocab_size) * 4));
 
   // The KV cache takes what is left, within the memory fraction.
@@ -210,9 +207,9 @@ StatusOr<CudaBackend::StepPlan> CudaBackend::Plan(const ForwardBatch& batch,
     return InvalidArgument("cuda backend: " + std::to_string(n_tokens) + " tokens in one step (max " +
                            std::to_string(options_.max_batch_tokens) + ")");
   }
-  if (logit_rows > std::max<int64_t>(options_.max_logit_rows, DecodeBucket(options_.max_batch_seqs))) {
+  if (logit_rows > max_logit_rows_) {
     return InvalidArgument("cuda backend: " + std::to_string(logit_rows) + " logit rows in one step (max " +
-                           std::to_string(options_.max_logit_rows) + ")");
+                           std::to_string(max_logit_rows_) + ")");
   }
   if (tokens_on_device && !p.decode) return InvalidArgument("cuda backend: device tokens need a decode step");
   p.upload_tokens = !tokens_on_device;
@@ -259,9 +256,7 @@ StatusOr<CudaBackend::StepPlan> CudaBackend::Plan(const ForwardBatch& batch,
 }
 
 Status CudaBackend::Upload(const StepPlan& p) {
-  const MetaLayout m(options_.max_batch_tokens, DecodeBucket(std::max(options_.max_batch_seqs, 1)),
-                     std::max<int64_t>(options_.max_logit_rows, DecodeBucket(options_.max_batch_seqs)),
-                     max_blocks_per_seq_);
+  const MetaLayout& m = meta_layout_;
   // The host image is rewritten only after the previous step's copies have run.
   RAG_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
   char* host = meta_host_.as<char>();
@@ -288,9 +283,7 @@ Status CudaBackend::Upload(const StepPlan& p) {
 
 Status CudaBackend::EnqueueLayers(const StepPlan& p) {
   const ModelConfig& c = config_;
-  const MetaLayout m(options_.max_batch_tokens, DecodeBucket(std::max(options_.max_batch_seqs, 1)),
-                     std::max<int64_t>(options_.max_logit_rows, DecodeBucket(options_.max_batch_seqs)),
-                     max_blocks_per_seq_);
+  const MetaLayout& m = meta_layout_;
   const char* meta = meta_.as<char>();
   const auto* slots = reinterpret_cast<const int64_t*>(meta + m.slots);
   const auto* tokens = reinterpret_cast<const int32_t*>(meta + m.tokens);
@@ -421,10 +414,7 @@ StatusOr<std::vector<std::vector<int32_t>>> CudaBackend::GreedyDecode(const Forw
     p.upload_tables = step == 0;
     RAG_RETURN_IF_ERROR(Upload(p));
     if (step > 0) {  // this step's tokens: the previous step's argmax
-      const MetaLayout m(options_.max_batch_tokens, DecodeBucket(std::max(options_.max_batch_seqs, 1)),
-                         std::max<int64_t>(options_.max_logit_rows, DecodeBucket(options_.max_batch_seqs)),
-                         max_blocks_per_seq_);
-      RAG_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(meta_.as<char>() + m.tokens, argmax_, n * 4,
+      RAG_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(meta_.as<char>() + meta_layout_.tokens, argmax_, n * 4,
                                                cudaMemcpyDeviceToDevice, stream_));
     }
     RAG_RETURN_IF_ERROR(RunStep(p));

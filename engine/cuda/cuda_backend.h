@@ -81,6 +81,14 @@ class CudaBackend : public Backend {
   Status Init();
 
   struct StepPlan;
+  // Byte offsets of the step metadata sections, the same in the pinned host image and on the
+  // device (the decode graphs bake the device addresses in); fixed at Init from the maxima.
+  struct MetaLayout {
+    size_t slots, tokens, positions, context_lens, q_offsets, q_lens, start_pos, logit_rows,
+        tables, total;
+  };
+  // T tokens, S sequences, R logit rows, W blocks per sequence at most.
+  static MetaLayout LayoutMeta(int64_t T, int64_t S, int64_t R, int64_t W);
   StatusOr<StepPlan> Plan(const ForwardBatch& batch, bool tokens_on_device) const;
   Status Upload(const StepPlan& plan);
   Status Enqueue(const StepPlan& plan);  // layers, logits and argmax
@@ -111,7 +119,9 @@ class CudaBackend : public Backend {
   int32_t* argmax_ = nullptr;      // (R)
   float* attn_workspace_ = nullptr;
   float* inv_freq_ = nullptr;      // (head_dim / 2)
-  DeviceBuffer meta_;              // step metadata (layout in StepPlan), uploaded per step
+  int64_t max_logit_rows_ = 0;     // logit rows one step can hold (R)
+  MetaLayout meta_layout_{};
+  DeviceBuffer meta_;              // step metadata (layout: meta_layout_), uploaded per step
   PinnedBuffer meta_host_;
   PinnedBuffer logits_host_;
   std::map<int, cudaGraphExec_t> graphs_;  // decode bucket -> captured step

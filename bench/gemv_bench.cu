@@ -1,5 +1,7 @@
-// Decode GEMV at M = 1 on the Llama-3.1-8B projection shapes: our Gemv (kernels/gemv.cu) next
-// to cuBLAS (cublasGemmEx, bf16 in, fp32 out) and a device-to-device copy of the same bytes.
+// Decode GEMV at M = 1 on the Llama-3.1-8B projection shapes: our Gemv (kernels/gemv.cu), the
+// decode step's form of each projection (kernels/decode_gemv.cu: RmsNormGemv for qkv and
+// lm_head, RmsNormGemvSwiGlu for gate|up, DecodeGemvAccumulate for o and down), cuBLAS
+// (cublasGemmEx, bf16 in, fp32 out) and a device-to-device copy of the same bytes.
 // Weights rotate among enough copies (>= 2 GB in all) that the 50 MB L2 cannot serve them, as
 // ../shared/peers/gemv_probe.py does. Prints a table, then one JSON line per shape.
 //   gemv_bench [iterations]   (default 200 timed calls after 20 warm-up calls)
@@ -86,11 +88,12 @@ int main(int argc, char** argv) {
   cublasHandle_t handle;
   CUBLAS_CHECK(cublasCreate(&handle));
   const Shape shapes[] = {{"8b.qkv", 6144, 4096}, {"8b.o", 4096, 4096},
-                          {"8b.gate_up", 28672, 4096}, {"8b.down", 4096, 14336}};
+                          {"8b.gate_up", 28672, 4096}, {"8b.down", 4096, 14336},
+                          {"8b.lm_head", 128256, 4096}};
   std::printf("%s, copy bandwidth %.0f GB/s (1 GiB device-to-device, read + write)\n", prop.name,
               copy_gbs);
-  std::printf("%-12s %8s %10s %8s %10s %8s %10s %8s %10s\n", "shape", "MB", "ours_us", "GB/s",
-              "of_copy", "cublas_us", "GB/s", "of_copy", "copy_us");
+  std::printf("%-12s %8s %10s %8s %10s %10s %8s %10s %8s %10s\n", "shape", "MB", "ours_us", "GB/s",
+              "of_copy", "decode_us", "of_copy", "cublas_us", "of_copy", "copy_us");
   std::vector<std::string> lines;
   for (const Shape& s : shapes) {
     const size_t w_bytes = static_cast<size_t>(s.n) * s.k * 2;
@@ -107,6 +110,35 @@ int main(int argc, char** argv) {
     CUDA_CHECK(cudaMalloc(&y_ref, s.n * 4));
     FillBf16<<<64, 256>>>(x, s.k, 99u);
     CUDA_CHECK(cudaGetLastError());
+    // The decode form's inputs: the fp32 residual (the bf16 x widened), the norm weight (x
+    // again: any values), the SwiGLU output.
+    float* x32;
+    __nv_bfloat16* act;
+    CUDA_CHECK(cudaMalloc(&x32, s.k * 4));
+    CUDA_CHECK(cudaMalloc(&act, s.n * 2));
+    {
+      std::vector<__nv_bfloat16> xh(s.k);
+      CUDA_CHECK(cudaMemcpy(xh.data(), x, s.k * 2, cudaMemcpyDeviceToHost));
+      std::vector<float> xf(s.k);
+      for (int64_t j = 0; j < s.k; ++j) xf[j] = __bfloat162float(xh[j]);
+      CUDA_CHECK(cudaMemcpy(x32, xf.data(), s.k * 4, cudaMemcpyHostToDevice));
+    }
+    const std::string name = s.name;
+    auto decode = [&](int i) {
+      rag::Status st;
+      __nv_bfloat16* w = ws[i % copies];
+      if (name == "8b.qkv" || name == "8b.lm_head") {
+        st = rag::RmsNormGemv(x32, x, 1e-5f, w, s.n, s.k, y, nullptr);
+      } else if (name == "8b.gate_up") {
+        st = rag::RmsNormGemvSwiGlu(x32, x, 1e-5f, w, s.n / 2, s.k, act, nullptr);
+      } else {
+        st = rag::DecodeGemvAccumulate(x, w, s.n, s.k, y, nullptr);
+      }
+      if (!st.ok()) {
+        std::fprintf(stderr, "%s\n", st.ToString().c_str());
+        std::abort();
+      }
+    };
 
     const float alpha = 1.0f, beta = 0.0f;
     // Column-major view: w (n, k) row-major is A (k x n), lda k; y^T (n x 1) = A^T x.
@@ -139,6 +171,8 @@ int main(int argc, char** argv) {
 
     const float ours_us = TimeUs(warmup, iters, ours);
     const float cublas_us = TimeUs(warmup, iters, [&](int i) { cublas(i, y_ref); });
+    const float decode_us = TimeUs(warmup, iters, decode);
+    const double decode_gbs = w_bytes / (decode_us * 1e3);
     // The same bytes through the copy engine path: w_bytes read + w_bytes written.
     __nv_bfloat16* scratch;
     CUDA_CHECK(cudaMalloc(&scratch, w_bytes));
@@ -147,22 +181,24 @@ int main(int argc, char** argv) {
     });
     const double mb = w_bytes / 1e6;
     const double ours_gbs = w_bytes / (ours_us * 1e3), cublas_gbs = w_bytes / (cublas_us * 1e3);
-    std::printf("%-12s %8.1f %10.1f %8.0f %9.0f%% %10.1f %8.0f %7.0f%% %10.1f\n", s.name, mb,
-                ours_us, ours_gbs, 100 * ours_gbs / copy_gbs, cublas_us, cublas_gbs,
-                100 * cublas_gbs / copy_gbs, copy_same_us);
+    std::printf("%-12s %8.1f %10.1f %8.0f %9.0f%% %10.1f %7.0f%% %10.1f %7.0f%% %10.1f\n", s.name,
+                mb, ours_us, ours_gbs, 100 * ours_gbs / copy_gbs, decode_us,
+                100 * decode_gbs / copy_gbs, cublas_us, 100 * cublas_gbs / copy_gbs, copy_same_us);
     char line[512];
     std::snprintf(line, sizeof(line),
                   "{\"shape\":\"%s\",\"m\":1,\"n\":%lld,\"k\":%lld,\"mb\":%.1f,\"ours_us\":%.2f,"
-                  "\"ours_gbs\":%.0f,\"ours_frac_of_copy\":%.3f,\"cublas_us\":%.2f,"
+                  "\"ours_gbs\":%.0f,\"ours_frac_of_copy\":%.3f,\"decode_us\":%.2f,\"cublas_us\":%.2f,"
                   "\"cublas_gbs\":%.0f,\"cublas_frac_of_copy\":%.3f,\"copy_same_bytes_us\":%.2f,"
                   "\"max_abs_diff_vs_cublas\":%.3g,\"max_abs_ref\":%.3g}",
                   s.name, static_cast<long long>(s.n), static_cast<long long>(s.k), mb, ours_us,
-                  ours_gbs, ours_gbs / copy_gbs, cublas_us, cublas_gbs, cublas_gbs / copy_gbs,
+                  ours_gbs, ours_gbs / copy_gbs, decode_us, cublas_us, cublas_gbs, cublas_gbs / copy_gbs,
                   copy_same_us, max_diff, max_ref);
     lines.emplace_back(line);
     CUDA_CHECK(cudaFree(scratch));
     for (auto* w : ws) CUDA_CHECK(cudaFree(w));
     CUDA_CHECK(cudaFree(x));
+    CUDA_CHECK(cudaFree(x32));
+    CUDA_CHECK(cudaFree(act));
     CUDA_CHECK(cudaFree(y));
     CUDA_CHECK(cudaFree(y_ref));
   }

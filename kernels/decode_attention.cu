@@ -26,6 +26,7 @@
 // dims [l * kDpl, (l + 1) * kDpl) and q . k is reduced with shuffles; the warps' softmax states
 // are merged through shared memory at the end.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <string>
 
@@ -45,20 +46,23 @@ constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
 constexpr int kTile = 32;     // positions per tile: one per lane in the score phase
 constexpr int kMaxHeads = 8;  // query heads per CTA
-// About kTargetHeadSplits (split, head) pairs per call: batch 1 with 32 heads gets 32 splits,
-// i.e. 256 CTAs for GQA groups of 4 (two per SM of an H100, each with a 16 KiB tile in flight
-// while it consumes one); a 2000-token context then gives every split 2 tiles, an 8000-token one
-// 8. Larger batches get fewer splits; never more than the tiles of the longest possible context,
-// so a short max_blocks_per_seq (eager calls on short prompts) takes the single-split path with
-// no combine kernel.
-constexpr int64_t kTargetHeadSplits = 1024;
+// About kDefaultHeadSplits (split, head) pairs per call: batch 1 with 32 heads gets 64 splits,
+// i.e. 512 CTAs for GQA groups of 4 (about four per SM of an H100); a 2000-token context then
+// gives every split one tile of 32 positions, an 8000-token one 4. (1024 pairs, two tiles a
+// split at 2000 tokens, decoded the 8B shape 2% slower on an H100; 4096, slower again.) Larger
+// batches get fewer splits; never more than the tiles of the longest possible context, so a
+// short max_blocks_per_seq (eager calls on short prompts) takes the single-split path with no
+// merging.
+constexpr int64_t kDefaultHeadSplits = 2048;
+std::atomic<int64_t> g_target_head_splits{kDefaultHeadSplits};  // SetDecodeAttentionSplitTarget
 constexpr int64_t kMaxSplits = 128;
 
 bool FastHeadDim(int64_t head_dim) { return head_dim == 64 || head_dim == 128; }
 
 int64_t NumSplits(int64_t batch, int64_t n_heads, int64_t max_blocks_per_seq, int64_t block_size) {
   const int64_t max_tiles = (max_blocks_per_seq * block_size + kTile - 1) / kTile;
-  const int64_t want = (kTargetHeadSplits + batch * n_heads - 1) / (batch * n_heads);
+  const int64_t target = g_target_head_splits.load(std::memory_order_relaxed);
+  const int64_t want = (target + batch * n_heads - 1) / (batch * n_heads);
   return std::max<int64_t>(1, std::min({want, max_tiles, kMaxSplits}));
 }
 
@@ -76,6 +80,9 @@ struct DecodeArgs {
   float q_scale;       // log2(e) / sqrt(head_dim)
   float* ws_acc;       // (batch, n_heads, n_splits, head_dim); null when n_splits == 1
   float* ws_ml;        // (batch, n_heads, n_splits, 2): running max and sum; null likewise
+  // (batch, n_heads / heads_per_cta), zero between calls, or null: with counters the last split
+  // of each (sequence, head group) to finish merges the splits itself (no combine kernel).
+  int32_t* counters;
   __nv_bfloat16* out;  // (batch, n_heads * head_dim)
 };
 
@@ -128,14 +135,17 @@ struct DecodeSmem {
   float m[kMaxHeads], l[kMaxHeads];      // final softmax state of each head
 };
 
+// Copies the K/V rows of the tile of `stage` into shared memory (cp.async), all but row
+// skip_row (-1: none), which the caller fills itself.
 template <int kHeadDim>
 __device__ __forceinline__ void IssueTile(const DecodeArgs& a, DecodeSmem<kHeadDim>& sh,
-                                          int stage) {
+                                          int stage, int skip_row = -1) {
   constexpr int kChunks = kHeadDim / 8;  // 16-byte chunks per row
 #pragma unroll
   for (int i = 0; i < kTile * kChunks / kThreads; ++i) {
     const int idx = static_cast<int>(threadIdx.x) + i * kThreads;
     const int r = idx / kChunks, c = idx % kChunks;
+    if (r == skip_row) continue;
     const int64_t off = sh.row_off[stage][r];
     const int64_t src = off >= 0 ? off + c * 8 : 0;
     CopyAsync16(&sh.u.kv.k[stage][r][c * 8], a.k_cache + src, off >= 0);
@@ -143,10 +153,14 @@ __device__ __forceinline__ void IssueTile(const DecodeArgs& a, DecodeSmem<kHeadD
   }
 }
 
+// Under programmatic launch the kernel starts before the previous one (the RoPE + KV append of
+// this step's token) has finished: everything that does not depend on it (the step metadata, the
+// cached K/V of earlier positions) is read before AwaitPriorGrid; the query and the newest
+// position's K/V row after it. At most 128 registers a thread, so that four CTAs fit an SM
+// (batch 1 of the 8B shape launches 512).
 template <int kHeadDim>
-__global__ void __launch_bounds__(kThreads) SplitKvDecodeKernel(const DecodeArgs a) {
+__global__ void __launch_bounds__(kThreads, 4) SplitKvDecodeKernel(const DecodeArgs a) {
   AllowDependentLaunch();
-  AwaitPriorGrid();
   using Smem = DecodeSmem<kHeadDim>;
   constexpr int kStages = Smem::kStages;
   constexpr int kChunks = kHeadDim / 8;
@@ -159,6 +173,8 @@ __global__ void __launch_bounds__(kThreads) SplitKvDecodeKernel(const DecodeArgs
   static_assert(sizeof(float) * kWarps * kMaxHeads * kHeadDim <=
                     sizeof(uint16_t) * 2 * kStages * kTile * Smem::kRow,
                 "the reduction buffer must fit in the K/V buffers it reuses");
+  static_assert(sizeof(float) * 2 * kMaxHeads * kMaxSplits <= sizeof(Smem::u),
+                "the splits' softmax states must fit in the K/V buffers they reuse");
 
   __shared__ __align__(16) Smem sh;
   const int split = blockIdx.x, seq = blockIdx.z;
@@ -172,8 +188,11 @@ __global__ void __launch_bounds__(kThreads) SplitKvDecodeKernel(const DecodeArgs
   const int per_split = TilesPerSplit(n_tiles, a.n_splits);
   const int tile0 = split * per_split;
   const int n = min(per_split, n_tiles - tile0);  // tiles of this split
-  if (n <= 0) {             // past the end of the context (the combine kernel skips this split)
-    if (a.n_splits == 1) {  // empty context, no combine: zeros
+  if (n <= 0) {  // past the end of the context (the combine kernel skips this split)
+    // Empty context with nothing to merge it (one split, or merging by the last split, which
+    // no split is): zeros.
+    if (a.n_splits == 1 || (a.counters != nullptr && n_tiles == 0 && split == 0)) {
+      AwaitPriorGrid();
       for (int e = tid; e < hp * kHeadDim; e += kThreads) out[e] = __float2bfloat16_rn(0.0f);
     }
     return;
@@ -187,20 +206,32 @@ __global__ void __launch_bounds__(kThreads) SplitKvDecodeKernel(const DecodeArgs
     return ((block * a.n_kv_heads + kv_head) * a.block_size + pos % a.block_size) * kHeadDim;
   };
 
-  // Prologue: offsets of the first kStages tiles, the scaled queries, the first kStages - 1 tiles.
+  // Prologue: offsets of the first kStages tiles; the first kStages - 1 tiles but the newest
+  // position's row; then (after the previous kernel) the scaled queries and that row.
   if (tid < kStages * kTile && tid / kTile < n) {
     sh.row_off[tid / kTile][tid % kTile] = row_offset(tile0 + tid / kTile, tid % kTile);
   }
+  __syncthreads();
+  const int newest_stage = (len - 1) / kTile - tile0;  // stage holding position len - 1, if < kStages - 1
+  const int newest_row = (len - 1) % kTile;
+#pragma unroll
+  for (int i = 0; i < kStages - 1; ++i) {
+    if (i < n) IssueTile(a, sh, i, i == newest_stage ? newest_row : -1);
+    CopyAsyncCommit();  // empty groups too: the wait below counts groups
+  }
+  AwaitPriorGrid();
   const float* qb = a.q + static_cast<int64_t>(seq) * a.q_stride + head0 * kHeadDim;
   for (int e = tid; e < hp * kHeadDim; e += kThreads) {
     sh.q[e / kHeadDim][e % kHeadDim] = qb[e] * a.q_scale;
   }
-  __syncthreads();
-#pragma unroll
-  for (int i = 0; i < kStages - 1; ++i) {
-    if (i < n) IssueTile(a, sh, i);
-    CopyAsyncCommit();  // empty groups too: the wait below counts groups
+  if (newest_stage >= 0 && newest_stage < kStages - 1 && newest_stage < n && tid < kChunks) {
+    const int64_t off = sh.row_off[newest_stage][newest_row] + tid * 8;  // plain loads: just written
+    *reinterpret_cast<uint4*>(&sh.u.kv.k[newest_stage][newest_row][tid * 8]) =
+        *reinterpret_cast<const uint4*>(a.k_cache + off);
+    *reinterpret_cast<uint4*>(&sh.u.kv.v[newest_stage][newest_row][tid * 8]) =
+        *reinterpret_cast<const uint4*>(a.v_cache + off);
   }
+  // (The first barrier of the loop orders these stores before their readers.)
 
   float acc[kMaxHeads][8] = {};  // heads x the 8 dims of chunk dc, over keys kg + kKeyGroups * i
   float m_run[kHeadsPerWarp], l_run[kHeadsPerWarp];
@@ -352,6 +383,77 @@ __global__ void __launch_bounds__(kThreads) SplitKvDecodeKernel(const DecodeArgs
     ml[0] = sh.m[tid];
     ml[1] = sh.l[tid];
   }
+  if (a.n_splits == 1 || a.counters == nullptr) return;
+
+  // The last active split of this (sequence, head group) to get here merges them all (the
+  // pattern of CUDA's threadFenceReduction sample): every thread's workspace stores are made
+  // visible device-wide before thread 0 counts this split in; the counter is reset for the
+  // next call by the split that finds itself last.
+  __shared__ bool last;
+  const int active = (n_tiles + per_split - 1) / per_split;
+  __threadfence();
+  __syncthreads();
+  if (tid == 0) {
+    int32_t* counter = a.counters + static_cast<int64_t>(seq) * gridDim.y + blockIdx.y;
+    last = atomicAdd(counter, 1) == active - 1;
+    if (last) *counter = 0;
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  // The splits' (m, l) in shared memory first (the K/V buffers are free now), read through L2
+  // (__ldcg): other CTAs wrote them, L1 may hold nothing valid.
+  float* s_m = reinterpret_cast<float*>(&sh.u);
+  float* s_l = s_m + kMaxHeads * kMaxSplits;
+  const int64_t row0 = (static_cast<int64_t>(seq) * a.n_heads + head0) * a.n_splits;
+  for (int i = tid; i < hp * active; i += kThreads) {
+    const int h = i / active, sp = i % active;
+    const float* ml = a.ws_ml + (row0 + static_cast<int64_t>(h) * a.n_splits + sp) * 2;
+    s_m[h * kMaxSplits + sp] = __ldcg(ml);
+    s_l[h * kMaxSplits + sp] = __ldcg(ml + 1);
+  }
+  __syncthreads();
+  // Thread t merges dims [4 c, 4 c + 4) of one head (c = t, t + kThreads, ...), the splits'
+  // partial sums read as float4 kBatch at a time, all in flight together: this merge is on the
+  // critical path of every layer (a loop of one float per split and thread took ~5 us at 64
+  // splits).
+  constexpr int kBatch = 16;
+  for (int c = tid; c < hp * kHeadDim / 4; c += kThreads) {
+    const int h = c * 4 / kHeadDim, d = c * 4 % kHeadDim;
+    const float* hm = s_m + h * kMaxSplits;
+    const float* hl = s_l + h * kMaxSplits;
+    float gm = -INFINITY;
+    for (int sp = 0; sp < active; ++sp) gm = fmaxf(gm, hm[sp]);
+    const float* acc_h = a.ws_acc + (row0 + static_cast<int64_t>(h) * a.n_splits) * kHeadDim + d;
+    float4 num = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    float den = 0.0f;
+    for (int s0 = 0; s0 < active; s0 += kBatch) {
+      float4 v[kBatch];
+#pragma unroll
+      for (int i = 0; i < kBatch; ++i) {
+        v[i] = s0 + i < active
+                   ? __ldcg(reinterpret_cast<const float4*>(acc_h + static_cast<int64_t>(s0 + i) * kHeadDim))
+                   : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      }
+#pragma unroll
+      for (int i = 0; i < kBatch; ++i) {
+        if (s0 + i < active) {
+          const float wgt = exp2f(hm[s0 + i] - gm);
+          num.x = fmaf(wgt, v[i].x, num.x);
+          num.y = fmaf(wgt, v[i].y, num.y);
+          num.z = fmaf(wgt, v[i].z, num.z);
+          num.w = fmaf(wgt, v[i].w, num.w);
+          den = fmaf(wgt, hl[s0 + i], den);
+        }
+      }
+    }
+    const float inv = 1.0f / den;  // active >= 1 here: den >= 1
+    __nv_bfloat16* o = out + h * kHeadDim + d;
+    o[0] = __float2bfloat16_rn(num.x * inv);
+    o[1] = __float2bfloat16_rn(num.y * inv);
+    o[2] = __float2bfloat16_rn(num.z * inv);
+    o[3] = __float2bfloat16_rn(num.w * inv);
+  }
 }
 
 // Merges the active splits of one (head, sequence): thread d produces dim d.
@@ -449,6 +551,10 @@ bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 
 }  // namespace
 
+void SetDecodeAttentionSplitTarget(int64_t head_splits) {
+  g_target_head_splits.store(head_splits > 0 ? head_splits : kDefaultHeadSplits);
+}
+
 int64_t PagedDecodeAttentionWorkspace(int64_t batch, int64_t n_heads, int64_t head_dim,
                                       int64_t max_blocks_per_seq, int64_t block_size) {
   if (!FastHeadDim(head_dim) || batch <= 0 || batch > 65535 || n_heads <= 0 || n_heads > 65535 ||
@@ -457,10 +563,11 @@ int64_t PagedDecodeAttentionWorkspace(int64_t batch, int64_t n_heads, int64_t he
     return 0;
   }
   // The most (sequence, split) pairs of any batch b <= batch that splits at all (only
-  // b * n_heads < kTargetHeadSplits does), so that a buffer sized for a batch bucket serves every
+  // b * n_heads < the split target does), so that a buffer sized for a batch bucket serves every
   // smaller batch.
   int64_t most = 0;
-  for (int64_t b = 1; b <= batch && b * n_heads < kTargetHeadSplits; ++b) {
+  const int64_t target = g_target_head_splits.load(std::memory_order_relaxed);
+  for (int64_t b = 1; b <= batch && b * n_heads < target; ++b) {
     const int64_t splits = NumSplits(b, n_heads, max_blocks_per_seq, block_size);
     if (splits > 1) most = std::max(most, b * splits);
   }
@@ -472,7 +579,7 @@ Status PagedDecodeAttention(const float* q, int64_t q_stride, const __nv_bfloat1
                             int64_t max_blocks_per_seq, const int32_t* context_lens, int64_t batch,
                             int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
                             int64_t block_size, float* workspace, __nv_bfloat16* out,
-                            cudaStream_t stream) {
+                            cudaStream_t stream, int32_t* split_counters) {
   if (batch < 0 || batch > 65535 || n_heads <= 0 || n_heads > 65535 || n_kv_heads <= 0 ||
       n_heads % n_kv_heads != 0 || block_size <= 0 || block_size > INT32_MAX ||
       max_blocks_per_seq <= 0 || max_blocks_per_seq > INT32_MAX || head_dim <= 0 ||
@@ -543,13 +650,15 @@ Status PagedDecodeAttention(const float* q, int64_t q_stride, const __nv_bfloat1
   args.q_scale = kLog2e * scale;
   args.ws_acc = n_splits > 1 ? workspace : nullptr;
   args.ws_ml = n_splits > 1 ? workspace + batch * n_heads * n_splits * head_dim : nullptr;
+  // (Merging in the kernel reads the workspace as float4.)
+  args.counters = n_splits > 1 && Aligned16(workspace) ? split_counters : nullptr;
   args.out = out;
   const dim3 grid(static_cast<unsigned>(n_splits), static_cast<unsigned>(n_heads / hp),
                   static_cast<unsigned>(batch));
   RAG_CUDA_RETURN_IF_ERROR(LaunchDependent(
       head_dim == 64 ? SplitKvDecodeKernel<64> : SplitKvDecodeKernel<128>, grid, dim3(kThreads), 0,
       stream, args));
-  if (n_splits > 1) {
+  if (n_splits > 1 && args.counters == nullptr) {
     RAG_CUDA_RETURN_IF_ERROR(LaunchDependent(
         CombineSplitsKernel, dim3(static_cast<unsigned>(n_heads), static_cast<unsigned>(batch)),
         dim3(static_cast<unsigned>(head_dim)), 0, stream, args.ws_acc, args.ws_ml, context_lens,

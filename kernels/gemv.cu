@@ -183,21 +183,6 @@ int64_t SmemBudget() {
   return budget;
 }
 
-// Streaming multiprocessors of the current device, queried once per device.
-int64_t SmCount() {
-  static std::atomic<int64_t> cached[kMaxDevices] = {};
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= kMaxDevices) return 1;
-  int64_t sms = cached[device].load(std::memory_order_relaxed);
-  if (sms == 0) {
-    int v = 0;
-    if (cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) v = 1;
-    sms = std::max(1, v);
-    cached[device].store(sms, std::memory_order_relaxed);
-  }
-  return sms;
-}
-
 // Raises the kernel's dynamic shared-memory limit to `budget` once per device (the attribute is
 // per function and device; setting it on every launch would cost microseconds per GEMV).
 template <int M, bool kVec, typename XT>
@@ -243,7 +228,7 @@ Status LaunchM(const XT* x, const __nv_bfloat16* w, int64_t n, int64_t k, float*
     // y already holds a sum to add to: split K over one launch (atomics into y), so that the
     // small projections (o: 256 blocks of rows on 132 SMs) fill the GPU and each block stages
     // a shorter x. About four blocks an SM, whole warp steps per split.
-    const int64_t want = (4 * SmCount() + blocks - 1) / blocks;
+    const int64_t want = (4 * DeviceSmCount() + blocks - 1) / blocks;
     const int64_t by_k = std::max<int64_t>(1, k / (4 * kStepElems));  // >= 4 warp steps a split
     int64_t splits = std::max(chunks, std::min(want, by_k));
     const int64_t per = (k + splits - 1) / splits;

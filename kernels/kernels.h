@@ -78,6 +78,33 @@ Status Gemv(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t m, int64_t n
 Status GemvAccumulate(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t m, int64_t n,
                       int64_t k, float* y, cudaStream_t stream);
 
+// --- decode_gemv.cu --------------------------------------------------------------------------
+// The batch-1 (one token) decode projections, x read without staging, weights streamed from
+// before the previous kernel ends (programmatic launch), the RMSNorm and SwiGLU folded in.
+// k % 8 == 0 and 16-byte-aligned x, weights and norm weights; fp32 accumulation.
+// y (n) += w (n, k) x, x (k) bf16 (the o and down projections into the residual stream).
+Status DecodeGemvAccumulate(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t n, int64_t k,
+                            float* y, cudaStream_t stream);
+// y (n) = w (n, k) xn, xn = x / sqrt(mean(x^2) + eps) * norm_w (AddRmsNorm's norm, not rounded
+// to bf16), x (k) the fp32 residual stream.
+Status RmsNormGemv(const float* x, const __nv_bfloat16* norm_w, float eps, const __nv_bfloat16* w,
+                   int64_t n, int64_t k, float* y, cudaStream_t stream);
+// RmsNormGemv of the fused q|k|v weight (n = (n_q_heads + 2 n_kv_heads) * head_dim rows) for
+// one token, then RopeKvAppend's rotation and append of it (position, slot: one int32 and one
+// int64 on the device, as RopeKvAppend's for n_tokens = 1): qkv (n) fp32 gets the rotated row,
+// the caches the rotated k and the v. head_dim % 4 == 0.
+Status RmsNormGemvRopeKv(const float* x, const __nv_bfloat16* norm_w, float eps,
+                         const __nv_bfloat16* w_qkv, int64_t k, int64_t n_q_heads,
+                         int64_t n_kv_heads, int64_t head_dim, const int32_t* position,
+                         const float* inv_freq, const int64_t* slot, int64_t block_size,
+                         __nv_bfloat16* k_cache, __nv_bfloat16* v_cache, float* qkv,
+                         cudaStream_t stream);
+// act (inter) bf16 = silu(gate) * up with gate = w_gate_up[0, inter) xn and up = w_gate_up[inter,
+// 2 inter) xn (xn as RmsNormGemv's): the fused gate|up projection, its norm and its SwiGLU.
+Status RmsNormGemvSwiGlu(const float* x, const __nv_bfloat16* norm_w, float eps,
+                         const __nv_bfloat16* w_gate_up, int64_t inter, int64_t k,
+                         __nv_bfloat16* act, cudaStream_t stream);
+
 // --- launch.cu -------------------------------------------------------------------------------
 // Programmatic dependent launch of the decode-path kernels (kernels/launch.cuh): on by default
 // where the GPU has it (Hopper and later); off gives plain launches (benchmarks compare both).
@@ -94,6 +121,8 @@ Status FillNormalBf16(__nv_bfloat16* out, int64_t n, uint64_t seed, float mean, 
 // row of `in` (not checked: device memory).
 Status GatherRows(const __nv_bfloat16* in, int64_t dim, const int32_t* rows, int64_t n_rows,
                   __nv_bfloat16* out, cudaStream_t stream);
+Status GatherRows(const float* in, int64_t dim, const int32_t* rows, int64_t n_rows, float* out,
+                  cudaStream_t stream);
 
 // --- kv_cache.cu -----------------------------------------------------------------------------
 // Paged KV cache of one layer, bf16: k_cache and v_cache are (num_blocks, n_kv_heads,
@@ -128,17 +157,26 @@ Status KvAppend(const float* k, int64_t k_stride, const float* v, int64_t v_stri
 // max_blocks_per_seq and block_size, never on context_lens, and nothing synchronises with the
 // host or allocates: a captured call stays valid when the lengths in device memory change.
 // Other head dims take one CTA per (head, sequence) and no workspace.
+// Under programmatic dependent launch the kernel reads the cached K/V of positions before
+// context_lens[b] - 1 before the previous kernel on the stream has finished: only the newest
+// position of each sequence may be written by that kernel (as the decode step's RoPE + append).
+// split_counters (batch * n_heads int32 on the device, all zero before the first call; every
+// call leaves them zero) lets the last split of each head group merge the splits itself instead
+// of a second kernel doing it; null: the second kernel.
 
 // Workspace (floats) PagedDecodeAttention needs for these sizes (0 when it needs none). It also
 // covers every smaller batch with the same other sizes (size it for the largest batch bucket).
 int64_t PagedDecodeAttentionWorkspace(int64_t batch, int64_t n_heads, int64_t head_dim,
                                       int64_t max_blocks_per_seq, int64_t block_size);
+// Benchmarks: about how many (split, head) pairs a call aims for (default 2048, <= 0 restores
+// it); process-wide, set before sizing workspaces.
+void SetDecodeAttentionSplitTarget(int64_t head_splits);
 Status PagedDecodeAttention(const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
                             const __nv_bfloat16* v_cache, const int32_t* block_tables,
                             int64_t max_blocks_per_seq, const int32_t* context_lens,
                             int64_t batch, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
                             int64_t block_size, float* workspace, __nv_bfloat16* out,
-                            cudaStream_t stream);
+                            cudaStream_t stream, int32_t* split_counters = nullptr);
 
 // --- prefill_attention.cu --------------------------------------------------------------------
 // Prefill attention over the paged cache: sequence s contributes q_lens[s] query rows

@@ -26,4 +26,18 @@ bool ProgrammaticLaunchActive() {
   return m >= 9;
 }
 
+int64_t DeviceSmCount() {
+  static std::atomic<int64_t> cached[kMaxDevices] = {};
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= kMaxDevices) return 1;
+  int64_t sms = cached[device].load(std::memory_order_relaxed);
+  if (sms == 0) {
+    int v = 0;
+    if (cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) v = 1;
+    sms = v < 1 ? 1 : v;
+    cached[device].store(sms, std::memory_order_relaxed);
+  }
+  return sms;
+}
+
 }  // namespace rag

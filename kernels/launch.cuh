@@ -11,6 +11,7 @@
 
 #include <cuda_runtime.h>
 
+#include <cstdint>
 #include <utility>
 
 namespace rag {
@@ -30,6 +31,10 @@ __device__ __forceinline__ void AllowDependentLaunch() {
 // Whether launches on the current device use the attribute (compute capability 9.0 and on,
 // and not switched off by SetProgrammaticLaunch).
 bool ProgrammaticLaunchActive();
+
+// Streaming multiprocessors of the current device (queried once per device; 1 if unknown):
+// launchers size split-K grids by it.
+int64_t DeviceSmCount();
 
 template <typename... Params, typename... Args>
 cudaError_t LaunchDependent(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,

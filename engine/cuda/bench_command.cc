@@ -28,14 +28,17 @@ constexpr const char* kUsage =
     "  --device N        CUDA device (default 0)\n"
     "  --no-graphs       enqueue every kernel instead of replaying CUDA graphs\n"
     "  --no-pdl          plain launches instead of programmatic dependent launch\n"
+    "  --no-fused-gemv   one-token steps run the RMSNorms and SwiGLU as separate kernels\n"
+    "  --attn-splits N   decode attention aims at N (split, head) pairs a step (default 2048)\n"
     "  --gemv-max-rows N steps of up to N tokens use our GEMV, cuBLAS above (0-8, default 1)\n"
     "  --json FILE       also write the JSON report to FILE\n";
 
 struct BenchFlags {
   std::string model_dir, load_format = "auto", shape;
   int prompt = 2000, new_tokens = 200, runs = 5, chunk = 4096, device = 0, gemv_max_rows = 1;
+  int attn_splits = 2048;
   std::vector<int> batches = {1, 8, 32, 64};
-  bool graphs = true, pdl = true;
+  bool graphs = true, pdl = true, fused_gemv = true;
   std::string json_path;
 };
 
@@ -61,6 +64,8 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
       f->graphs = false;
     } else if (a == "--no-pdl") {
       f->pdl = false;
+    } else if (a == "--no-fused-gemv") {
+      f->fused_gemv = false;
     } else if (a == "--model") {
       if (!value(&f->model_dir)) return "--model needs a directory";
     } else if (a == "--load-format") {
@@ -81,6 +86,8 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
         f->batches.push_back(b);
       }
       if (f->batches.empty()) return "--batch: no sizes";
+    } else if (a == "--attn-splits") {
+      if (!value(&v) || !ParseInt(v, 1, 1 << 16, &f->attn_splits)) return "--attn-splits takes 1..65536";
     } else if (a == "--gemv-max-rows") {
       if (!value(&v) || !ParseInt(v, 0, 8, &f->gemv_max_rows)) return "--gemv-max-rows takes 0..8";
     } else if (a == "--prompt" || a == "--new" || a == "--runs" || a == "--chunk" || a == "--device") {
@@ -181,6 +188,7 @@ std::string Today() {
 Status Run(const BenchFlags& f) {
   RAG_CUDA_RETURN_IF_ERROR(cudaSetDevice(f.device));
   SetProgrammaticLaunch(f.pdl);
+  SetDecodeAttentionSplitTarget(f.attn_splits);
   cudaDeviceProp prop{};
   RAG_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&prop, f.device));
   RAG_ASSIGN_OR_RETURN(const double copy_bw, CopyBandwidth());
@@ -193,6 +201,7 @@ Status Run(const BenchFlags& f) {
   options.max_batch_seqs = max_batch;
   options.cuda_graphs = f.graphs;
   options.gemv_max_rows = f.gemv_max_rows;
+  options.fused_gemv = f.fused_gemv;
   std::unique_ptr<CudaBackend> backend;
   const double t_load = NowSeconds();
   if (f.load_format == "dummy") {
@@ -256,9 +265,9 @@ Status Run(const BenchFlags& f) {
 
   const std::string model = f.load_format == "dummy" ? "dummy:" + f.shape : f.model_dir;
   std::printf("\nrag bench: %s on %s (%.0f GB/s device copy bandwidth), %s, bf16, prompt %d, new %d, "
-              "graphs %s, PDL %s, our GEMV up to %d rows\n", model.c_str(), prop.name,
+              "graphs %s, PDL %s, our GEMV up to %d rows, fused GEMV %s\n", model.c_str(), prop.name,
               copy_bw / 1e9, Today().c_str(), f.prompt, f.new_tokens, f.graphs ? "on" : "off",
-              f.pdl ? "on" : "off", f.gemv_max_rows);
+              f.pdl ? "on" : "off", f.gemv_max_rows, f.fused_gemv ? "on" : "off");
   std::printf("load %.1f s; weights %.2f GB, KV cache %.2f GB (%d blocks of %d)\n", load_s,
               backend->weight_bytes() / 1e9, backend->kv_cache_bytes() / 1e9, backend->info().num_blocks,
               block_size);
@@ -274,6 +283,8 @@ Status Run(const BenchFlags& f) {
      << Today() << "\",\"copy_gb_s\":" << copy_bw / 1e9 << ",\"prompt\":" << f.prompt << ",\"new\":"
      << f.new_tokens << ",\"graphs\":" << (f.graphs ? "true" : "false")
      << ",\"gemv_max_rows\":" << f.gemv_max_rows << ",\"pdl\":" << (f.pdl ? "true" : "false")
+     << ",\"fused_gemv\":" << (f.fused_gemv ? "true" : "false")
+     << ",\"attn_splits\":" << f.attn_splits
      << ",\"ttft_ms\":"
      << Median(ttft) * 1e3 << ",\"ttft_runs_ms\":[";
   for (size_t i = 0; i < ttft.size(); ++i) js << (i ? "," : "") << ttft[i] * 1e3;

@@ -116,9 +116,11 @@ Status CudaBackend::Init() {
   const size_t qkv = a.Add<float>(T * (q_dim + 2 * kv_dim)), attn = a.Add<__nv_bfloat16>(T * q_dim);
   const size_t gate_up = a.Add<float>(T * 2 * inter);
   const size_t act = a.Add<__nv_bfloat16>(T * inter), xl = a.Add<__nv_bfloat16>(R * dim);
+  const size_t x_rows = a.Add<float>(R * dim), attn_rows = a.Add<__nv_bfloat16>(R * q_dim);
   const size_t logits = a.Add<float>(R * c.vocab_size), argmax = a.Add<int32_t>(R);
   const size_t ws = a.Add<float>(PagedDecodeAttentionWorkspace(
       bucket_s, c.num_attention_heads, hd, max_blocks_per_seq_, o.block_size));
+  const size_t counters = a.Add<int32_t>(bucket_s * c.num_attention_heads);
   const size_t inv = a.Add<float>(hd / 2);
   RAG_ASSIGN_OR_RETURN(activations_, DeviceBuffer::Allocate(a.total(), "activation buffers"));
   char* base = activations_.as<char>();
@@ -129,10 +131,15 @@ Status CudaBackend::Init() {
   gate_up_ = reinterpret_cast<float*>(base + gate_up);
   act_ = reinterpret_cast<__nv_bfloat16*>(base + act);
   xl_ = reinterpret_cast<__nv_bfloat16*>(base + xl);
+  x_rows_ = reinterpret_cast<float*>(base + x_rows);
+  attn_rows_ = reinterpret_cast<__nv_bfloat16*>(base + attn_rows);
   logits_ = reinterpret_cast<float*>(base + logits);
   argmax_ = reinterpret_cast<int32_t*>(base + argmax);
   attn_workspace_ = reinterpret_cast<float*>(base + ws);
   inv_freq_ = reinterpret_cast<float*>(base + inv);
+  attn_split_counters_ = reinterpret_cast<int32_t*>(base + counters);
+  RAG_CUDA_RETURN_IF_ERROR(
+      cudaMemset(attn_split_counters_, 0, static_cast<size_t>(bucket_s * c.num_attention_heads) * 4));
   const std::vector<float> inv_freq = ComputeRopeInvFreq(c);
   RAG_CUDA_RETURN_IF_ERROR(cudaMemcpy(inv_freq_, inv_freq.data(), inv_freq.size() * sizeof(float),
                                       cudaMemcpyHostToDevice));
@@ -304,36 +311,64 @@ Status CudaBackend::EnqueueLayers(const StepPlan& p) {
 
   // Up to gemv_max_rows rows the projections are our GEMVs, above cuBLAS GEMMs; either way the
   // o and down projections add into the residual stream x_ directly (GEMV accumulate, GEMM
-  // beta = 1). Fusing the RMSNorm or the SwiGLU into the GEMV's staging of x measured slower
-  // on an H100 (8B shapes: gate|up 93.6 us against 81 + 3, down 79.6 against 48 + 4): every
-  // block of the GEMV repeats the prologue.
+  // beta = 1). One-token steps fold the RMSNorms and the SwiGLU into the GEMVs
+  // (kernels/decode_gemv.cu, which read x without staging it: folding them into gemv.cu's
+  // staging of x had measured slower, every block repeating the prologue), and RoPE + KV
+  // append into the qkv one: 5 kernels a layer instead of 9.
   const bool gemv = n <= options_.gemv_max_rows;
+  const bool fused = gemv && n == 1 && options_.fused_gemv && dim % 8 == 0 && q_dim % 8 == 0 &&
+                     inter % 8 == 0 && hd % 4 == 0;
+  // Prefill: after the last layer's attention only the rows whose logits are returned go on
+  // (their o projection, MLP, norm and logits): the other rows' K/V are cached, the rest of their
+  // last layer feeds nothing. 1/32 of an 8B prefill's GEMMs.
+  const bool prune_last = p.gather && p.n_logit_rows < n;
+  const int64_t last = c.num_hidden_layers - 1, R = p.n_logit_rows;
   RAG_RETURN_IF_ERROR(EmbeddingGather(weights_.embedding, c.vocab_size, dim, tokens, n, x_, st));
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const CudaLayerWeights& w = weights_.layers[static_cast<size_t>(l)];
-    RAG_RETURN_IF_ERROR(AddRmsNorm(x_, nullptr, w.attn_norm, n, dim, eps, xn_, st));
-    RAG_RETURN_IF_ERROR(matmul_->Run(xn_, n, w.wqkv, qkv_dim, dim, qkv_));
-    RAG_RETURN_IF_ERROR(RopeKvAppend(qkv_, n, qkv_dim, nq, nkv, hd, positions, inv_freq_, slots, bs,
-                                     KCache(l), VCache(l), st));
+    if (fused) {
+      RAG_RETURN_IF_ERROR(RmsNormGemvRopeKv(x_, w.attn_norm, eps, w.wqkv, dim, nq, nkv, hd,
+                                            positions, inv_freq_, slots, bs, KCache(l), VCache(l),
+                                            qkv_, st));
+    } else {
+      RAG_RETURN_IF_ERROR(AddRmsNorm(x_, nullptr, w.attn_norm, n, dim, eps, xn_, st));
+      RAG_RETURN_IF_ERROR(matmul_->Run(xn_, n, w.wqkv, qkv_dim, dim, qkv_));
+      RAG_RETURN_IF_ERROR(RopeKvAppend(qkv_, n, qkv_dim, nq, nkv, hd, positions, inv_freq_, slots,
+                                       bs, KCache(l), VCache(l), st));
+    }
     if (p.decode) {
       RAG_RETURN_IF_ERROR(PagedDecodeAttention(qkv_, qkv_dim, KCache(l), VCache(l), tables, W,
                                                context_lens, p.n_seqs, nq, nkv, hd, bs,
-                                               attn_workspace_, attn_, st));
+                                               attn_workspace_, attn_, st,
+                                               attn_split_counters_));
     } else {
       RAG_RETURN_IF_ERROR(PagedPrefillAttention(qkv_, qkv_dim, KCache(l), VCache(l), tables, W,
                                                 q_offsets, q_lens, start_pos, p.n_seqs, p.max_q_len,
                                                 nq, nkv, hd, bs, attn_, st));
     }
-    RAG_RETURN_IF_ERROR(matmul_->Run(attn_, n, w.wo, dim, q_dim, x_, /*accumulate=*/true));
-    RAG_RETURN_IF_ERROR(AddRmsNorm(x_, nullptr, w.mlp_norm, n, dim, eps, xn_, st));
-    if (gemv) {  // fp32 gate|up straight from the GEMV
-      RAG_RETURN_IF_ERROR(matmul_->Run(xn_, n, w.w_gate_up, 2 * inter, dim, gate_up_));
-      RAG_RETURN_IF_ERROR(SwiGlu(gate_up_, n, inter, act_, st));
-    } else {  // bf16 from cuBLAS: the prefill's largest activation, read once by SwiGlu
-      RAG_RETURN_IF_ERROR(matmul_->Run(xn_, n, w.w_gate_up, 2 * inter, dim, gate_up_bf16()));
-      RAG_RETURN_IF_ERROR(SwiGlu(gate_up_bf16(), n, inter, act_, st));
+    if (fused) {
+      RAG_RETURN_IF_ERROR(DecodeGemvAccumulate(attn_, w.wo, dim, q_dim, x_, st));
+      RAG_RETURN_IF_ERROR(RmsNormGemvSwiGlu(x_, w.mlp_norm, eps, w.w_gate_up, inter, dim, act_, st));
+      RAG_RETURN_IF_ERROR(DecodeGemvAccumulate(act_, w.w_down, dim, inter, x_, st));
+    } else if (prune_last && l == last) {
+      RAG_RETURN_IF_ERROR(GatherRows(attn_, q_dim, logit_rows, R, attn_rows_, st));
+      RAG_RETURN_IF_ERROR(GatherRows(x_, dim, logit_rows, R, x_rows_, st));
+      RAG_RETURN_IF_ERROR(matmul_->Run(attn_rows_, R, w.wo, dim, q_dim, x_rows_, /*accumulate=*/true));
+      RAG_RETURN_IF_ERROR(EnqueueMlp(w, x_rows_, R, R <= options_.gemv_max_rows));
+    } else {
+      RAG_RETURN_IF_ERROR(matmul_->Run(attn_, n, w.wo, dim, q_dim, x_, /*accumulate=*/true));
+      RAG_RETURN_IF_ERROR(EnqueueMlp(w, x_, n, gemv));
     }
-    RAG_RETURN_IF_ERROR(matmul_->Run(act_, n, w.w_down, dim, inter, x_, /*accumulate=*/true));
+  }
+  if (prune_last) {  // x_rows_ holds exactly the logit rows
+    RAG_RETURN_IF_ERROR(AddRmsNorm(x_rows_, nullptr, weights_.final_norm, R, dim, eps, xl_, st));
+    RAG_RETURN_IF_ERROR(matmul_->Run(xl_, R, weights_.lm_head, c.vocab_size, dim, logits_));
+    return ArgmaxRows(logits_, R, c.vocab_size, argmax_, st);
+  }
+  if (fused && p.n_logit_rows == 1) {  // the one row there is: the final norm folded in too
+    RAG_RETURN_IF_ERROR(RmsNormGemv(x_, weights_.final_norm, eps, weights_.lm_head, c.vocab_size,
+                                    dim, logits_, st));
+    return ArgmaxRows(logits_, 1, c.vocab_size, argmax_, st);
   }
   RAG_RETURN_IF_ERROR(AddRmsNorm(x_, nullptr, weights_.final_norm, n, dim, eps, xn_, st));
   const __nv_bfloat16* rows = xn_;
@@ -343,6 +378,24 @@ Status CudaBackend::EnqueueLayers(const StepPlan& p) {
   }
   RAG_RETURN_IF_ERROR(matmul_->Run(rows, p.n_logit_rows, weights_.lm_head, c.vocab_size, dim, logits_));
   return ArgmaxRows(logits_, p.n_logit_rows, c.vocab_size, argmax_, st);
+}
+
+// o projection done: x += MLP(RMSNorm(x)) of n rows of the residual stream x, as separate
+// kernels.
+Status CudaBackend::EnqueueMlp(const CudaLayerWeights& w, float* x, int64_t n, bool gemv) {
+  const ModelConfig& c = config_;
+  const int64_t dim = c.hidden_size, inter = c.intermediate_size;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  cudaStream_t st = stream_;
+  RAG_RETURN_IF_ERROR(AddRmsNorm(x, nullptr, w.mlp_norm, n, dim, eps, xn_, st));
+  if (gemv) {  // fp32 gate|up straight from the GEMV
+    RAG_RETURN_IF_ERROR(matmul_->Run(xn_, n, w.w_gate_up, 2 * inter, dim, gate_up_));
+    RAG_RETURN_IF_ERROR(SwiGlu(gate_up_, n, inter, act_, st));
+  } else {  // bf16 from cuBLAS: the prefill's largest activation, read once by SwiGlu
+    RAG_RETURN_IF_ERROR(matmul_->Run(xn_, n, w.w_gate_up, 2 * inter, dim, gate_up_bf16()));
+    RAG_RETURN_IF_ERROR(SwiGlu(gate_up_bf16(), n, inter, act_, st));
+  }
+  return matmul_->Run(act_, n, w.w_down, dim, inter, x, /*accumulate=*/true);
 }
 
 Status CudaBackend::RunStep(const StepPlan& p) {

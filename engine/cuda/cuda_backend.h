@@ -46,6 +46,9 @@ struct CudaBackendOptions {
   // our GEMV loses to cuBLAS from 2 rows on (8B shape, batch 8: 33.4 ms a step against 8.3 ms;
   // x is staged in every block of the GEMV, 8 rows of it cost more than they save).
   int gemv_max_rows = 1;
+  // One-token steps fold the RMSNorms and the SwiGLU into the GEMVs (kernels/decode_gemv.cu);
+  // off: the separate kernels (benchmark comparisons).
+  bool fused_gemv = true;
 };
 
 class CudaBackend : public Backend {
@@ -93,6 +96,7 @@ class CudaBackend : public Backend {
   Status Upload(const StepPlan& plan);
   Status Enqueue(const StepPlan& plan);  // layers, logits and argmax
   Status EnqueueLayers(const StepPlan& plan);
+  Status EnqueueMlp(const CudaLayerWeights& w, float* x, int64_t n, bool gemv);
   Status RunStep(const StepPlan& plan);  // graph replay or Enqueue
   __nv_bfloat16* KCache(int64_t layer) const;
   __nv_bfloat16* VCache(int64_t layer) const;
@@ -115,9 +119,12 @@ class CudaBackend : public Backend {
   __nv_bfloat16* gate_up_bf16() const { return reinterpret_cast<__nv_bfloat16*>(gate_up_); }
   __nv_bfloat16* act_ = nullptr;   // (T, inter)
   __nv_bfloat16* xl_ = nullptr;    // (R, dim) rows whose logits are returned
+  float* x_rows_ = nullptr;        // (R, dim) their residual stream in the last layer (prefill)
+  __nv_bfloat16* attn_rows_ = nullptr;  // (R, q_dim) their attention output there
   float* logits_ = nullptr;        // (R, vocab)
   int32_t* argmax_ = nullptr;      // (R)
   float* attn_workspace_ = nullptr;
+  int32_t* attn_split_counters_ = nullptr;  // PagedDecodeAttention's, zeroed at Init
   float* inv_freq_ = nullptr;      // (head_dim / 2)
   int64_t max_logit_rows_ = 0;     // logit rows one step can hold (R)
   MetaLayout meta_layout_{};

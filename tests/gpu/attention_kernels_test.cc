@@ -246,16 +246,25 @@ class AttentionKernelsTest : public GpuTest {
     DeviceBuffer<float> d_q(q), d_ws(std::max<int64_t>(ws, 1));
     DeviceBuffer<int32_t> d_ctx(ctx);
     DeviceBuffer<Bf16> d_out((batch + 1) * q_dim);
-    CUDA_CHECK(cudaMemset(d_out.get(), 0xff, (batch + 1) * q_dim * sizeof(Bf16)));
-    CUDA_CHECK(cudaMemset(d_ws.get(), 0xff, std::max<int64_t>(ws, 1) * sizeof(float)));
-    ASSERT_STATUS_OK(PagedDecodeAttention(d_q.get(), q_stride, c->k->get(), c->v->get(),
-                                          c->d_tables->get(), c->max_blocks, d_ctx.get(), batch,
-                                          s.n_heads, s.n_kv_heads, s.head_dim, s.block_size,
-                                          ws > 0 ? d_ws.get() : nullptr, d_out.get(), nullptr));
+    // Split counters: zero once; each call must leave them zero for the next (second call).
+    DeviceBuffer<int32_t> d_counters(batch * s.n_heads);
+    CUDA_CHECK(cudaMemset(d_counters.get(), 0, batch * s.n_heads * sizeof(int32_t)));
     std::vector<bool> zero(lens.size());
     for (size_t b = 0; b < lens.size(); ++b) zero[b] = lens[b] == 0;
-    CheckOutput(d_out.ToHost<uint16_t>(), DecodeReference(*c, q, q_stride, ctx), batch, s.n_heads,
-                s.head_dim, /*fp32_kernel=*/true, zero);
+    const std::vector<float> want = DecodeReference(*c, q, q_stride, ctx);
+    for (int call = 0; call < 3; ++call) {  // combine kernel, then in-kernel merge twice
+      SCOPED_TRACE(call == 0 ? "combine kernel" : "merged by the last split, call " + std::to_string(call));
+      CUDA_CHECK(cudaMemset(d_out.get(), 0xff, (batch + 1) * q_dim * sizeof(Bf16)));
+      CUDA_CHECK(cudaMemset(d_ws.get(), 0xff, std::max<int64_t>(ws, 1) * sizeof(float)));
+      ASSERT_STATUS_OK(PagedDecodeAttention(d_q.get(), q_stride, c->k->get(), c->v->get(),
+                                            c->d_tables->get(), c->max_blocks, d_ctx.get(), batch,
+                                            s.n_heads, s.n_kv_heads, s.head_dim, s.block_size,
+                                            ws > 0 ? d_ws.get() : nullptr, d_out.get(), nullptr,
+                                            call == 0 ? nullptr : d_counters.get()));
+      CheckOutput(d_out.ToHost<uint16_t>(), want, batch, s.n_heads, s.head_dim,
+                  /*fp32_kernel=*/true, zero);
+    }
+    for (int32_t v : d_counters.ToHost()) ASSERT_EQ(v, 0) << "a split counter was left set";
   }
 
   // Prefill of chunks (start_pos, q_len) of sequences whose cache holds start_pos + q_len

@@ -64,8 +64,10 @@ int32_t Argmax(const float* row, int64_t n) {
 
 class CudaBackendTest : public testing_gpu::GpuTest {
  protected:
-  std::unique_ptr<CudaBackend> MakeCuda(const std::string& name, bool graphs = true) {
+  std::unique_ptr<CudaBackend> MakeCuda(const std::string& name, bool graphs = true,
+                                        bool fused_gemv = true) {
     CudaBackendOptions options;
+    options.fused_gemv = fused_gemv;
     options.block_size = kBlockSize;
     options.max_seq_len = 1024;
     options.num_blocks = 1024;
@@ -262,6 +264,39 @@ TEST_F(CudaBackendTest, GraphReplayEqualsEagerSteps) {
     got.push_back((*rest)[0]);
   }
   EXPECT_EQ(got[0], got[1]);
+}
+
+// One-token steps with the norms and SwiGLU folded into the GEMVs (the default) against the
+// separate kernels: logits of several decode steps within tolerance of each other.
+TEST_F(CudaBackendTest, FusedOneTokenStepsMatchTheSeparateKernels) {
+  for (const std::string& name : ModelNames()) {
+    SCOPED_TRACE(name);
+    auto fused = MakeCuda(name, /*graphs=*/true, /*fused_gemv=*/true);
+    auto separate = MakeCuda(name, /*graphs=*/true, /*fused_gemv=*/false);
+    ASSERT_NE(fused, nullptr);
+    ASSERT_NE(separate, nullptr);
+    const int64_t vocab = fused->config().vocab_size;
+    const JsonValue golden = testing::LoadJsonFile(GoldenDir(name) + "/golden.json");
+    const std::vector<int32_t> ids = JsonInts(*golden.Find("prompts")->items().back().Find("ids"));
+    std::vector<int32_t> pool = ShuffledBlocks();
+    const std::vector<int32_t> table = Table(static_cast<int>(ids.size()) + 8, &pool);
+    std::vector<int32_t> next(2);
+    for (int i = 0; i < 2; ++i) {
+      auto first = (i == 0 ? fused : separate)->ForwardArgmax({{{ids, 0, table, false}}});
+      ASSERT_TRUE(first.ok()) << first.status().ToString();
+      next[i] = (*first)[0];
+    }
+    ASSERT_EQ(next[0], next[1]);
+    for (int step = 0; step < 6; ++step) {
+      const ForwardBatch batch{{{{next[0]}, static_cast<int32_t>(ids.size()) + step, table, false}}};
+      auto a = fused->Forward(batch);
+      auto b = separate->Forward(batch);
+      ASSERT_TRUE(a.ok()) << a.status().ToString();
+      ASSERT_TRUE(b.ok()) << b.status().ToString();
+      EXPECT_LE(RelError(a->data(), b->data(), vocab), kTolerance) << "step " << step;
+      next[0] = Argmax(b->data(), vocab);
+    }
+  }
 }
 
 TEST_F(CudaBackendTest, TheEngineGeneratesTransformersGreedyTokensOnTheGpu) {

@@ -6,6 +6,7 @@
 //   bf16 outputs   |gpu - ref| <= 1e-5 + 2^-8 |ref| (half a bf16 ulp of rounding on top)
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "engine/cpu/rope.h"
@@ -79,6 +80,31 @@ void RmsNormRef(const float* x, const float* weight, int64_t dim, double eps, fl
   for (int64_t i = 0; i < dim; ++i) ss += static_cast<double>(x[i]) * x[i];
   const float r = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(dim) + eps));
   for (int64_t i = 0; i < dim; ++i) out[i] = weight[i] * (x[i] * r);
+}
+
+class GatherRowsTest : public GpuTest {};
+
+// Rows picked in any order, bf16 and fp32, row sizes with and without the 16-byte path.
+TEST_F(GatherRowsTest, CopiesThePickedRowsExactly) {
+  const std::vector<int32_t> rows = {5, 0, 6, 2};
+  for (int64_t dim : {1, 7, 8, 64, 100}) {
+    SCOPED_TRACE("dim " + std::to_string(dim));
+    const std::vector<float> in = RandomFloats(7 * dim);
+    const std::vector<uint16_t> in16 = ToBf16(in);
+    DeviceBuffer<float> d_in(in), d_out(rows.size() * dim);
+    DeviceBuffer<Bf16> d_in16(in16), d_out16(rows.size() * dim);
+    DeviceBuffer<int32_t> d_rows(rows);
+    ASSERT_STATUS_OK(GatherRows(d_in.get(), dim, d_rows.get(), 4, d_out.get(), nullptr));
+    ASSERT_STATUS_OK(GatherRows(d_in16.get(), dim, d_rows.get(), 4, d_out16.get(), nullptr));
+    const std::vector<float> got = d_out.ToHost();
+    const std::vector<uint16_t> got16 = d_out16.ToHost<uint16_t>();
+    for (size_t i = 0; i < rows.size(); ++i) {
+      for (int64_t d = 0; d < dim; ++d) {
+        ASSERT_EQ(got[i * dim + d], in[rows[i] * dim + d]) << "row " << i << " dim " << d;
+        ASSERT_EQ(got16[i * dim + d], in16[rows[i] * dim + d]) << "bf16 row " << i << " dim " << d;
+      }
+    }
+  }
 }
 
 class AddRmsNormTest : public GpuTest {};

@@ -1,0 +1,366 @@
+// The batch-1 decode projections, with the layer's RMSNorms and SwiGLU folded in.
+//
+// Unlike gemv.cu (which stages x in shared memory, once per block), these kernels read x
+// straight from global memory through L1 (every warp of an SM reads the same few KB, so after
+// the first warp they are L1 hits). With no staging prologue a block can issue its first batch
+// of weight loads before griddepcontrol.wait: the weights never change during a step, so under
+// programmatic dependent launch they stream in while the previous kernel (the attention, the
+// previous projection) is still finishing. Three forms:
+//  - DecodeGemvAccumulate: y += W x, x bf16 (the o and down projections adding into the fp32
+//    residual stream); K is split over blocks (fp32 atomics) so the 4096-row projections fill
+//    the GPU.
+//  - RmsNormGemv: y = W (rmsnorm(x) * g) for the fp32 residual x (qkv). A warp walks the whole
+//    of x for its rows anyway, so it sums x^2 on the way and scales its dot products by
+//    rsqrt(mean(x^2) + eps) at the end: no normed copy of x is written, read or launched for.
+//  - RmsNormGemvRopeKv: RmsNormGemv of the fused q|k|v weight with RopeKvAppend as its epilogue
+//    (a warp takes two RoPE pairs of one head), so the rotated k and the v of the token go
+//    straight into the paged cache.
+//  - RmsNormGemvSwiGlu: act = silu(W_gate xn) * (W_up xn) over the fused gate|up weight (all gate
+//    rows, then all up rows): a warp takes gate rows p, p + 1 and up rows p, p + 1, so the SwiGLU
+//    is its epilogue and the gate|up activations never reach memory.
+// Layout of the work: blocks of kWarps warps, kRows weight rows a warp, each lane loading 16
+// bytes (8 bf16) of every row per step; a batch is kUnroll steps (kRows * kUnroll independent
+// 16-byte loads a lane) and two batches are in flight at any time. The arithmetic is fp32;
+// the norm is applied as x * g inside the dot products and rsqrt(mean + eps) after them (no bf16 rounding of the
+// normed x, unlike AddRmsNorm + Gemv: the results differ from those by bf16 rounding noise).
+#include <algorithm>
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+
+#include "kernels/cuda_check.h"
+#include "kernels/device_util.cuh"
+#include "kernels/kernels.h"
+#include "kernels/launch.cuh"
+
+namespace rag {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+constexpr int kRows = 4;  // rows a warp (SwiGLU form: 2 gate and the 2 matching up rows)
+constexpr int kUnroll = 2;  // steps a batch of loads; two batches are in flight (see the loop)
+constexpr int kVecElems = 8;
+constexpr int kStepElems = 32 * kVecElems;  // columns one warp step covers
+constexpr int kBatchElems = kStepElems * kUnroll;
+
+enum class Form { kAccumulate, kNorm, kNormSwiGlu, kNormRopeKv };
+
+struct DecodeGemvArgs {
+  const __nv_bfloat16* xb;  // kAccumulate: x (k) bf16
+  const float* xf;          // norm forms: the residual x (k) fp32
+  const __nv_bfloat16* g;   // norm forms: the RMSNorm weight (k)
+  float eps;
+  const __nv_bfloat16* w;   // (rows, k) row-major
+  int n;                    // output rows (kAccumulate, kNorm); inter (kNormSwiGlu)
+  int k;                    // row length
+  int k_step;               // columns per block along y (kAccumulate splits K); k otherwise
+  float* y;                 // kAccumulate (added to), kNorm (stored)
+  __nv_bfloat16* act;       // kNormSwiGlu (inter)
+  // kNormRopeKv: the q|k|v projection of one token, rotated and appended (RopeKvAppend's
+  // arithmetic); y is the fused row, n = (n_q + 2 n_kv) * head_dim.
+  int n_q, n_kv, head_dim, block_size;
+  const int32_t* position;
+  const float* inv_freq;
+  const int64_t* slot;
+  __nv_bfloat16* k_cache;
+  __nv_bfloat16* v_cache;
+};
+
+__device__ __forceinline__ uint4 LoadWeights16(const __nv_bfloat16* p) {
+  return __ldcs(reinterpret_cast<const uint4*>(p));  // read once a step: evict first
+}
+
+__device__ __forceinline__ void Unpack8(const uint4 u, float (&f)[8]) {
+  const uint32_t v[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    f[2 * i] = __uint_as_float(v[i] << 16);
+    f[2 * i + 1] = __uint_as_float(v[i] & 0xffff0000u);
+  }
+}
+
+__device__ __forceinline__ float Dot8(const float (&x)[8], const uint4 w) {
+  float wf[8];
+  Unpack8(w, wf);
+  float s = x[0] * wf[0];
+#pragma unroll
+  for (int i = 1; i < 8; ++i) s = fmaf(x[i], wf[i], s);
+  return s;
+}
+
+template <Form F>
+__global__ void __launch_bounds__(kThreads) DecodeGemvKernel(const DecodeGemvArgs a) {
+  AllowDependentLaunch();
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int unit = blockIdx.x * kWarps + warp;
+  // Rows past the end are clamped to the last one (harmless reloads, results not stored).
+  int first_out;  // first output this warp writes
+  int rows[kRows];
+  int head = 0, pair = 0;  // kNormRopeKv: pairs (pair, pair + half), (pair + 1, pair + 1 + half)
+  if constexpr (F == Form::kNormRopeKv) {
+    const int half = a.head_dim / 2, warps_per_head = half / 2;
+    head = unit / warps_per_head;
+    pair = (unit - head * warps_per_head) * 2;
+    first_out = head < a.n_q + 2 * a.n_kv ? head * a.head_dim : a.n;
+    const int base = min(first_out, a.n - a.head_dim);
+    rows[0] = base + pair;
+    rows[1] = base + pair + 1;
+    rows[2] = base + half + pair;
+    rows[3] = base + half + pair + 1;
+  } else if constexpr (F == Form::kNormSwiGlu) {
+    first_out = unit * 2;
+    const int p0 = min(first_out, a.n - 1), p1 = min(first_out + 1, a.n - 1);
+    rows[0] = p0;
+    rows[1] = p1;
+    rows[2] = a.n + p0;
+    rows[3] = a.n + p1;
+  } else {
+    first_out = unit * kRows;
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) rows[r] = min(first_out + r, a.n - 1);
+  }
+  const bool live = first_out < a.n;
+  const int k0 = static_cast<int>(blockIdx.y) * a.k_step;
+  const int k = min(a.k_step, a.k - k0);
+  const __nv_bfloat16* wr[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) wr[r] = a.w + static_cast<int64_t>(rows[r]) * a.k + k0;
+
+  // Two register buffers of weights, a and b: while one batch is consumed the next is in
+  // flight, so the warp's stream of loads never stops (one buffer alone made every warp load,
+  // wait, compute, load again, in step with the others: bursts on the memory system).
+  using Batch = uint4[kUnroll][kRows];
+  auto load_batch = [&](Batch& wv, int base) {
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int kk = base + u * kStepElems;
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+        wv[u][r] = kk < k ? LoadWeights16(wr[r] + kk) : make_uint4(0, 0, 0, 0);
+      }
+    }
+  };
+  const int first = lane * kVecElems;
+  Batch wa, wb;
+  if (live) {  // weights are constant: no need to wait for the prior kernel
+    load_batch(wa, first);
+    load_batch(wb, first + kBatchElems);
+  }
+  AwaitPriorGrid();
+  if (!live) return;
+
+  float acc[kRows] = {};
+  float sum_sq = 0.0f;
+  auto consume = [&](const Batch& wv, int base) {
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int kk = base + u * kStepElems;
+      if (kk < k) {
+        float xv[8];
+        if constexpr (F == Form::kAccumulate) {
+          Unpack8(__ldg(reinterpret_cast<const uint4*>(a.xb + k0 + kk)), xv);
+        } else {
+          const float4 x0 = __ldg(reinterpret_cast<const float4*>(a.xf + kk));
+          const float4 x1 = __ldg(reinterpret_cast<const float4*>(a.xf + kk + 4));
+          float gv[8];
+          Unpack8(__ldg(reinterpret_cast<const uint4*>(a.g + kk)), gv);
+          const float raw[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+#pragma unroll
+          for (int i = 0; i < 8; ++i) {
+            sum_sq = fmaf(raw[i], raw[i], sum_sq);
+            xv[i] = raw[i] * gv[i];
+          }
+        }
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) acc[r] += Dot8(xv, wv[u][r]);
+      }
+    }
+  };
+  for (int base = first; base < k; base += 2 * kBatchElems) {
+    consume(wa, base);
+    load_batch(wa, base + 2 * kBatchElems);
+    consume(wb, base + kBatchElems);
+    load_batch(wb, base + 3 * kBatchElems);
+  }
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) acc[r] = WarpSum(acc[r]);
+  if constexpr (F != Form::kAccumulate) sum_sq = WarpSum(sum_sq);
+  if (lane != 0) return;
+
+  if constexpr (F == Form::kAccumulate) {
+    const bool split = gridDim.y > 1;
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      if (first_out + r < a.n) {
+        float* out = a.y + first_out + r;
+        if (split) {
+          atomicAdd(out, acc[r]);
+        } else {
+          *out += acc[r];
+        }
+      }
+    }
+  } else {
+    const float inv_rms = rsqrtf(sum_sq / static_cast<float>(a.k) + a.eps);
+    if constexpr (F == Form::kNorm) {
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+        if (first_out + r < a.n) a.y[first_out + r] = acc[r] * inv_rms;
+      }
+    } else if constexpr (F == Form::kNormRopeKv) {
+      const int half = a.head_dim / 2;
+      const int64_t s = *a.slot;  // negative: padding, rotated but not stored
+      const int64_t block = s >= 0 ? s / a.block_size : 0, slot = s - block * a.block_size;
+      const bool is_v = head >= a.n_q + a.n_kv;
+      const int kv_head = head - (is_v ? a.n_q + a.n_kv : a.n_q);
+      const int64_t cache_off = ((block * a.n_kv + kv_head) * a.block_size + slot) * a.head_dim;
+      const float pos = static_cast<float>(*a.position);
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        const int i = pair + j;
+        float y1 = acc[j] * inv_rms, y2 = acc[2 + j] * inv_rms;
+        if (!is_v) {  // q and k heads: rotate the pair (i, i + half)
+          const float angle = __fmul_rn(a.inv_freq[i], pos);
+          const float c = cosf(angle), sn = sinf(angle);
+          const float x1 = y1, x2 = y2;
+          y1 = x1 * c - x2 * sn;
+          y2 = x2 * c + x1 * sn;
+        }
+        a.y[first_out + i] = y1;
+        a.y[first_out + i + half] = y2;
+        if (head >= a.n_q && s >= 0) {
+          __nv_bfloat16* cache = is_v ? a.v_cache : a.k_cache;
+          cache[cache_off + i] = __float2bfloat16_rn(y1);
+          cache[cache_off + i + half] = __float2bfloat16_rn(y2);
+        }
+      }
+    } else {
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        if (first_out + j < a.n) {
+          const float gate = acc[j] * inv_rms, up = acc[2 + j] * inv_rms;
+          a.act[first_out + j] = __float2bfloat16_rn(gate / (1.0f + expf(-gate)) * up);
+        }
+      }
+    }
+  }
+}
+
+bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+Status CheckArgs(const char* what, int64_t rows, int64_t k, std::initializer_list<const void*> ptrs) {
+  if (rows <= 0 || k <= 0 || rows > INT32_MAX / 2 || k > INT32_MAX / 2 || k % kVecElems != 0) {
+    return InvalidArgument(std::string(what) + ": bad shape rows=" + std::to_string(rows) +
+                           " k=" + std::to_string(k) + " (k must be a positive multiple of 8)");
+  }
+  for (const void* p : ptrs) {
+    if (p == nullptr || !Aligned16(p)) {
+      return InvalidArgument(std::string(what) + ": null or not 16-byte aligned pointer");
+    }
+  }
+  return Status::Ok();
+}
+
+template <Form F>
+Status Launch(const DecodeGemvArgs& a, unsigned blocks, unsigned splits, cudaStream_t stream) {
+  RAG_CUDA_RETURN_IF_ERROR(LaunchDependent(DecodeGemvKernel<F>, dim3(blocks, splits),
+                                           dim3(kThreads), 0, stream, a));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status DecodeGemvAccumulate(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t n, int64_t k,
+                            float* y, cudaStream_t stream) {
+  RAG_RETURN_IF_ERROR(CheckArgs("DecodeGemvAccumulate", n, k, {x, w, y}));
+  DecodeGemvArgs a{};
+  a.xb = x;
+  a.w = w;
+  a.n = static_cast<int>(n);
+  a.k = static_cast<int>(k);
+  a.y = y;
+  const int64_t blocks = (n + kWarps * kRows - 1) / (kWarps * kRows);
+  // About eight blocks an SM, each split at least one batch of loads long (whole batches).
+  const int64_t want = (8 * DeviceSmCount() + blocks - 1) / blocks;
+  const int64_t by_k = std::max<int64_t>(1, k / kBatchElems);
+  const int64_t splits0 = std::max<int64_t>(1, std::min(want, by_k));
+  const int64_t per = (k + splits0 - 1) / splits0;
+  const int64_t k_step = (per + kStepElems - 1) / kStepElems * kStepElems;
+  a.k_step = static_cast<int>(std::min(k_step, k));
+  const int64_t splits = (k + a.k_step - 1) / a.k_step;
+  return Launch<Form::kAccumulate>(a, static_cast<unsigned>(blocks), static_cast<unsigned>(splits),
+                                   stream);
+}
+
+Status RmsNormGemv(const float* x, const __nv_bfloat16* norm_w, float eps, const __nv_bfloat16* w,
+                   int64_t n, int64_t k, float* y, cudaStream_t stream) {
+  RAG_RETURN_IF_ERROR(CheckArgs("RmsNormGemv", n, k, {x, norm_w, w, y}));
+  DecodeGemvArgs a{};
+  a.xf = x;
+  a.g = norm_w;
+  a.eps = eps;
+  a.w = w;
+  a.n = static_cast<int>(n);
+  a.k = a.k_step = static_cast<int>(k);
+  a.y = y;
+  const int64_t blocks = (n + kWarps * kRows - 1) / (kWarps * kRows);
+  return Launch<Form::kNorm>(a, static_cast<unsigned>(blocks), 1, stream);
+}
+
+Status RmsNormGemvRopeKv(const float* x, const __nv_bfloat16* norm_w, float eps,
+                         const __nv_bfloat16* w_qkv, int64_t k, int64_t n_q_heads,
+                         int64_t n_kv_heads, int64_t head_dim, const int32_t* position,
+                         const float* inv_freq, const int64_t* slot, int64_t block_size,
+                         __nv_bfloat16* k_cache, __nv_bfloat16* v_cache, float* qkv,
+                         cudaStream_t stream) {
+  const int64_t n = (n_q_heads + 2 * n_kv_heads) * head_dim;
+  RAG_RETURN_IF_ERROR(CheckArgs("RmsNormGemvRopeKv", n, k, {x, norm_w, w_qkv, qkv}));
+  if (n_q_heads <= 0 || n_kv_heads <= 0 || head_dim <= 0 || head_dim % 4 != 0 ||
+      block_size <= 0 || block_size > INT32_MAX || position == nullptr || inv_freq == nullptr ||
+      slot == nullptr || k_cache == nullptr || v_cache == nullptr) {
+    return InvalidArgument("RmsNormGemvRopeKv: bad heads " + std::to_string(n_q_heads) + "+" +
+                           std::to_string(n_kv_heads) + " x " + std::to_string(head_dim) +
+                           " (head_dim % 4 == 0), block_size " + std::to_string(block_size) +
+                           " or null pointer");
+  }
+  DecodeGemvArgs a{};
+  a.xf = x;
+  a.g = norm_w;
+  a.eps = eps;
+  a.w = w_qkv;
+  a.n = static_cast<int>(n);
+  a.k = a.k_step = static_cast<int>(k);
+  a.y = qkv;
+  a.n_q = static_cast<int>(n_q_heads);
+  a.n_kv = static_cast<int>(n_kv_heads);
+  a.head_dim = static_cast<int>(head_dim);
+  a.block_size = static_cast<int>(block_size);
+  a.position = position;
+  a.inv_freq = inv_freq;
+  a.slot = slot;
+  a.k_cache = k_cache;
+  a.v_cache = v_cache;
+  const int64_t warps = n / kRows;  // head_dim / 4 warps a head
+  const int64_t blocks = (warps + kWarps - 1) / kWarps;
+  return Launch<Form::kNormRopeKv>(a, static_cast<unsigned>(blocks), 1, stream);
+}
+
+Status RmsNormGemvSwiGlu(const float* x, const __nv_bfloat16* norm_w, float eps,
+                         const __nv_bfloat16* w_gate_up, int64_t inter, int64_t k,
+                         __nv_bfloat16* act, cudaStream_t stream) {
+  RAG_RETURN_IF_ERROR(CheckArgs("RmsNormGemvSwiGlu", 2 * inter, k, {x, norm_w, w_gate_up}));
+  if (act == nullptr) return InvalidArgument("RmsNormGemvSwiGlu: null output");
+  DecodeGemvArgs a{};
+  a.xf = x;
+  a.g = norm_w;
+  a.eps = eps;
+  a.w = w_gate_up;
+  a.n = static_cast<int>(inter);
+  a.k = a.k_step = static_cast<int>(k);
+  a.act = act;
+  const int64_t blocks = (inter + kWarps * 2 - 1) / (kWarps * 2);
+  return Launch<Form::kNormSwiGlu>(a, static_cast<unsigned>(blocks), 1, stream);
+}
+
+}  // namespace rag

@@ -30,6 +30,16 @@ struct ForwardBatch {
   std::vector<SequenceInput> sequences;
 };
 
+// One logit row's sampling on the device (ForwardSample): SampleRows' parameters
+// (kernels/kernels.h): temperature <= 0 is greedy, top_k <= 0 and top_p >= 1 are off; uniform in
+// [0, 1) is the draw, made by the caller (the request's seeded generator).
+struct DeviceSampling {
+  float temperature = 0.0f;
+  int32_t top_k = 0;
+  float top_p = 1.0f;
+  float uniform = 0.0f;
+};
+
 struct BackendInfo {
   const char* name;    // "cpu", "cuda"
   int block_size;      // token slots per KV block
@@ -54,6 +64,16 @@ class Backend {
   virtual bool HasForwardArgmax() const { return false; }
   virtual StatusOr<std::vector<int32_t>> ForwardArgmax(const ForwardBatch& batch) {
     return Unsupported("this backend has no ForwardArgmax");
+  }
+  // Sampled steps the same way: `rows` holds one DeviceSampling per logit row (in Forward's
+  // order); returns the drawn id of each (temperature, top-k, top-p on the device: the logits
+  // stay where they are).
+  virtual bool HasForwardSample() const { return false; }
+  virtual StatusOr<std::vector<int32_t>> ForwardSample(const ForwardBatch& batch,
+                                                       const std::vector<DeviceSampling>& rows) {
+    (void)batch;
+    (void)rows;
+    return Unsupported("this backend has no ForwardSample");
   }
 };
 

@@ -148,22 +148,37 @@ void Engine::Step() {
     batch.sequences.push_back(std::move(in));
   }
   // When every sequence that samples this step is plain greedy, the backend may pick the
-  // tokens where the logits are (no logits copied out); else logits come back and the
-  // Sampler picks.
+  // tokens where the logits are (no logits copied out); when every one's sampling is what the
+  // backend can do on the device (temperature, top-k, top-p), it may draw them there; else
+  // logits come back and the Sampler picks.
   bool device_argmax = backend_->HasForwardArgmax();
+  bool device_sample = backend_->HasForwardSample();
   for (const auto& s : plan) {
     auto it = active_.find(s.id);
-    if (s.samples && it != active_.end() && !it->second->sampler.IsPlainGreedy()) device_argmax = false;
+    if (!s.samples || it == active_.end()) continue;
+    if (!it->second->sampler.IsPlainGreedy()) device_argmax = false;
+    if (!it->second->sampler.SamplesOnDevice()) device_sample = false;
   }
   StatusOr<std::vector<float>> logits = std::vector<float>();
-  StatusOr<std::vector<int32_t>> argmax = std::vector<int32_t>();
+  StatusOr<std::vector<int32_t>> device_ids = std::vector<int32_t>();
+  const bool on_device = device_argmax || device_sample;
   if (device_argmax) {
-    argmax = backend_->ForwardArgmax(batch);
+    device_ids = backend_->ForwardArgmax(batch);
+  } else if (device_sample) {
+    std::vector<DeviceSampling> rows(plan.size());  // rows that sample nothing: greedy, unused
+    for (size_t i = 0; i < plan.size(); ++i) {
+      auto it = active_.find(plan[i].id);
+      if (!plan[i].samples || it == active_.end()) continue;
+      Sampler& sampler = it->second->sampler;
+      const SamplingParams& sp = sampler.params();
+      rows[i] = {sp.temperature, sp.top_k, sp.top_p, sampler.NextUniform()};
+    }
+    device_ids = backend_->ForwardSample(batch, rows);
   } else {
     logits = backend_->Forward(batch);
   }
-  if (!logits.ok() || !argmax.ok()) {
-    const Status error = !logits.ok() ? logits.status() : argmax.status();
+  if (!logits.ok() || !device_ids.ok()) {
+    const Status error = !logits.ok() ? logits.status() : device_ids.status();
     RAG_LOG(ERROR) << "engine: forward failed: " << error.message();
     for (const auto& s : plan) {
       TokenEvent event;
@@ -183,9 +198,9 @@ void Engine::Step() {
     if (it == active_.end()) continue;
     Active& a = *it->second;
     const int32_t token =
-        device_argmax ? (*argmax)[i]
-                      : a.sampler.Sample(logits->data() + i * static_cast<size_t>(vocab), vocab,
-                                         scheduler_.Tokens(s.id));
+        on_device ? (*device_ids)[i]
+                  : a.sampler.Sample(logits->data() + i * static_cast<size_t>(vocab), vocab,
+                                     scheduler_.Tokens(s.id));
     ++a.generated;
     TokenEvent event;
     event.request_id = s.id;

@@ -86,4 +86,10 @@ int32_t Sampler::Sample(const float* logits, int vocab, const std::vector<int32_
   return order_[keep - 1];
 }
 
+float Sampler::NextUniform() {
+  // Below 1 in float: the largest float under 1 when the double rounds up to 1.
+  const float u = static_cast<float>(std::uniform_real_distribution<double>(0.0, 1.0)(rng_));
+  return u < 1.0f ? u : 0x1.fffffep-1f;
+}
+
 }  // namespace rag

@@ -36,6 +36,14 @@ class Sampler {
   bool IsPlainGreedy() const {
     return params_.temperature == 0.0f && params_.repetition_penalty == 1.0f;
   }
+  // True when a backend's device sampling (temperature, top-k, top-p) covers these params: no
+  // repetition penalty, no min-p.
+  bool SamplesOnDevice() const {
+    return params_.repetition_penalty == 1.0f && params_.min_p == 0.0f;
+  }
+  const SamplingParams& params() const { return params_; }
+  // The next uniform draw in [0, 1) of this sequence's seeded generator (for device sampling).
+  float NextUniform();
 
  private:
   SamplingParams params_;

@@ -121,6 +121,7 @@ Status CudaBackend::Init() {
   const size_t ws = a.Add<float>(PagedDecodeAttentionWorkspace(
       bucket_s, c.num_attention_heads, hd, max_blocks_per_seq_, o.block_size));
   const size_t counters = a.Add<int32_t>(bucket_s * c.num_attention_heads);
+  const size_t sampling = a.Add<int32_t>(4 * R);  // ForwardSample's per-row parameters
   const size_t inv = a.Add<float>(hd / 2);
   RAG_ASSIGN_OR_RETURN(activations_, DeviceBuffer::Allocate(a.total(), "activation buffers"));
   char* base = activations_.as<char>();
@@ -138,6 +139,7 @@ Status CudaBackend::Init() {
   attn_workspace_ = reinterpret_cast<float*>(base + ws);
   inv_freq_ = reinterpret_cast<float*>(base + inv);
   attn_split_counters_ = reinterpret_cast<int32_t*>(base + counters);
+  sampling_ = base + sampling;
   RAG_CUDA_RETURN_IF_ERROR(
       cudaMemset(attn_split_counters_, 0, static_cast<size_t>(bucket_s * c.num_attention_heads) * 4));
   const std::vector<float> inv_freq = ComputeRopeInvFreq(c);
@@ -149,6 +151,7 @@ Status CudaBackend::Init() {
   RAG_ASSIGN_OR_RETURN(meta_, DeviceBuffer::Allocate(meta_layout_.total, "step metadata"));
   RAG_ASSIGN_OR_RETURN(meta_host_, PinnedBuffer::Allocate(meta_layout_.total));
   RAG_ASSIGN_OR_RETURN(logits_host_, PinnedBuffer::Allocate(static_cast<size_t>(R * c.vocab_size) * 4));
+  RAG_ASSIGN_OR_RETURN(sampling_host_, PinnedBuffer::Allocate(static_cast<size_t>(4 * R) * 4));
 
   // The KV cache takes what is left, within the memory fraction.
   const size_t block_bytes = static_cast<size_t>(c.num_hidden_layers) * 2 * c.num_key_value_heads *
@@ -441,6 +444,42 @@ StatusOr<std::vector<int32_t>> CudaBackend::ForwardArgmax(const ForwardBatch& ba
   RAG_RETURN_IF_ERROR(Upload(p));
   RAG_RETURN_IF_ERROR(RunStep(p));
   std::vector<int32_t> ids(static_cast<size_t>(p.real_logit_rows));
+  RAG_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(ids.data(), argmax_, ids.size() * 4,
+                                           cudaMemcpyDeviceToHost, stream_));
+  RAG_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+  return ids;
+}
+
+StatusOr<std::vector<int32_t>> CudaBackend::ForwardSample(const ForwardBatch& batch,
+                                                         const std::vector<DeviceSampling>& rows) {
+  RAG_ASSIGN_OR_RETURN(StepPlan p, Plan(batch, false));
+  const int64_t R = p.real_logit_rows;
+  if (static_cast<int64_t>(rows.size()) != R) {
+    return InvalidArgument("ForwardSample: " + std::to_string(rows.size()) + " sampling rows for " +
+                           std::to_string(R) + " logit rows");
+  }
+  // Parameters as SampleRows takes them: temperatures, top-k, top-p, uniforms, R of each.
+  char* host = sampling_host_.as<char>();
+  auto* temperature = reinterpret_cast<float*>(host);
+  auto* top_k = reinterpret_cast<int32_t*>(host) + R;
+  auto* top_p = reinterpret_cast<float*>(host) + 2 * R;
+  auto* uniform = reinterpret_cast<float*>(host) + 3 * R;
+  for (int64_t i = 0; i < R; ++i) {
+    const DeviceSampling& d = rows[static_cast<size_t>(i)];
+    temperature[i] = d.temperature;
+    top_k[i] = d.top_k;
+    top_p[i] = d.top_p;
+    uniform[i] = d.uniform;
+  }
+  RAG_RETURN_IF_ERROR(Upload(p));
+  RAG_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(sampling_, host, static_cast<size_t>(4 * R) * 4,
+                                           cudaMemcpyHostToDevice, stream_));
+  RAG_RETURN_IF_ERROR(RunStep(p));
+  const auto* dev = reinterpret_cast<const float*>(sampling_);
+  RAG_RETURN_IF_ERROR(SampleRows(logits_, R, config_.vocab_size, dev,
+                                 reinterpret_cast<const int32_t*>(dev + R), dev + 2 * R,
+                                 dev + 3 * R, nullptr, argmax_, stream_));
+  std::vector<int32_t> ids(static_cast<size_t>(R));
   RAG_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(ids.data(), argmax_, ids.size() * 4,
                                            cudaMemcpyDeviceToHost, stream_));
   RAG_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));

@@ -70,6 +70,10 @@ class CudaBackend : public Backend {
   // in benchmarks): returns the argmax ids, one per logit row.
   bool HasForwardArgmax() const override { return true; }
   StatusOr<std::vector<int32_t>> ForwardArgmax(const ForwardBatch& batch) override;
+  // The same with SampleRows (kernels/kernels.h) drawing each logit row's token on the device.
+  bool HasForwardSample() const override { return true; }
+  StatusOr<std::vector<int32_t>> ForwardSample(const ForwardBatch& batch,
+                                               const std::vector<DeviceSampling>& rows) override;
 
   // Device memory taken by weights, KV cache and buffers.
   size_t weight_bytes() const { return weights_.storage.bytes(); }
@@ -131,6 +135,8 @@ class CudaBackend : public Backend {
   DeviceBuffer meta_;              // step metadata (layout: meta_layout_), uploaded per step
   PinnedBuffer meta_host_;
   PinnedBuffer logits_host_;
+  char* sampling_ = nullptr;       // ForwardSample's parameters on the device (4 R values)
+  PinnedBuffer sampling_host_;
   std::map<int, cudaGraphExec_t> graphs_;  // decode bucket -> captured step
 };
 

@@ -299,24 +299,29 @@ TEST_F(CudaBackendTest, FusedOneTokenStepsMatchTheSeparateKernels) {
   }
 }
 
-TEST_F(CudaBackendTest, TheEngineGeneratesTransformersGreedyTokensOnTheGpu) {
-  const std::string name = "gqa_hd64_bf16";
-  auto cuda = MakeCuda(name);
-  ASSERT_NE(cuda, nullptr);
-  const JsonValue golden = testing::LoadJsonFile(GoldenDir(name) + "/golden.json");
+// Runs every golden prompt of `name` through an Engine over the CUDA backend (chunked prefill
+// beside decoding) with `sampling`; returns the generated tokens and the golden greedy tokens,
+// by prompt.
+struct EngineRun {
+  std::vector<std::vector<int32_t>> got, greedy;
+};
+EngineRun RunEngine(std::unique_ptr<CudaBackend> cuda, const JsonValue& golden,
+                    const SamplingParams& sampling) {
   EngineOptions options;
-  options.scheduler.max_batch_tokens = 64;  // chunked prefill beside decoding
+  options.scheduler.max_batch_tokens = 64;
   options.scheduler.prefill_chunk = 48;
   Engine engine(std::move(cuda), options);
   std::mutex mu;
   std::condition_variable cv;
   std::map<int64_t, std::vector<int32_t>> tokens;
   size_t finished = 0;
-  std::map<int64_t, std::vector<int32_t>> want;
+  std::vector<int64_t> ids;
+  EngineRun run;
   for (const JsonValue& p : golden.Find("prompts")->items()) {
     GenerationRequest request;
     request.prompt = JsonInts(*p.Find("ids"));
     request.max_tokens = 32;
+    request.sampling = sampling;
     auto id = engine.Submit(request, [&](const TokenEvent& e) {
       std::lock_guard<std::mutex> lock(mu);
       if (e.token >= 0) tokens[e.request_id].push_back(e.token);
@@ -324,12 +329,60 @@ TEST_F(CudaBackendTest, TheEngineGeneratesTransformersGreedyTokensOnTheGpu) {
       cv.notify_all();
       return true;
     });
-    ASSERT_TRUE(id.ok()) << id.status().ToString();
-    want[*id] = JsonInts(*p.Find("greedy"));
+    EXPECT_TRUE(id.ok()) << id.status().ToString();
+    if (!id.ok()) return run;
+    ids.push_back(*id);
+    run.greedy.push_back(JsonInts(*p.Find("greedy")));
   }
   std::unique_lock<std::mutex> lock(mu);
-  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(120), [&] { return finished == want.size(); }));
-  for (const auto& [id, w] : want) EXPECT_EQ(tokens[id], w) << "request " << id;
+  EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(120), [&] { return finished == ids.size(); }));
+  for (int64_t id : ids) run.got.push_back(tokens[id]);
+  return run;
+}
+
+TEST_F(CudaBackendTest, TheEngineGeneratesTransformersGreedyTokensOnTheGpu) {
+  const std::string name = "gqa_hd64_bf16";
+  auto cuda = MakeCuda(name);
+  ASSERT_NE(cuda, nullptr);
+  const EngineRun run = RunEngine(std::move(cuda), testing::LoadJsonFile(GoldenDir(name) + "/golden.json"), {});
+  ASSERT_EQ(run.got.size(), run.greedy.size());
+  for (size_t i = 0; i < run.got.size(); ++i) EXPECT_EQ(run.got[i], run.greedy[i]) << "prompt " << i;
+}
+
+// Temperature and top-k/top-p steps draw on the GPU (ForwardSample): top_k = 1 at any
+// temperature is greedy; a seed gives the same tokens on every run, another seed others.
+TEST_F(CudaBackendTest, TheEngineSamplesOnTheGpu) {
+  const std::string name = "gqa_hd64_bf16";
+  const JsonValue golden = testing::LoadJsonFile(GoldenDir(name) + "/golden.json");
+  SamplingParams top1;
+  top1.temperature = 0.8f;
+  top1.top_k = 1;
+  top1.seed = 7;
+  auto first = MakeCuda(name);
+  ASSERT_NE(first, nullptr);
+  const int64_t vocab = first->config().vocab_size;
+  const EngineRun greedy = RunEngine(std::move(first), golden, top1);
+  ASSERT_EQ(greedy.got.size(), greedy.greedy.size());
+  for (size_t i = 0; i < greedy.got.size(); ++i) {
+    EXPECT_EQ(greedy.got[i], greedy.greedy[i]) << "top_k 1, prompt " << i;
+  }
+
+  SamplingParams sampled;
+  sampled.temperature = 1.5f;
+  sampled.top_p = 0.95f;
+  sampled.seed = 11;
+  const EngineRun a = RunEngine(MakeCuda(name), golden, sampled);
+  const EngineRun b = RunEngine(MakeCuda(name), golden, sampled);
+  sampled.seed = 12;
+  const EngineRun c = RunEngine(MakeCuda(name), golden, sampled);
+  ASSERT_EQ(a.got.size(), greedy.greedy.size());
+  for (size_t i = 0; i < a.got.size(); ++i) {
+    EXPECT_FALSE(a.got[i].empty()) << "prompt " << i;  // (an eos draw may end one early)
+    for (int32_t t : a.got[i]) EXPECT_TRUE(t >= 0 && t < vocab) << t;
+  }
+  EXPECT_EQ(a.got, b.got) << "the same seed drew other tokens";
+  EXPECT_NE(a.got, c.got) << "another seed drew the same tokens";
+  EXPECT_NE(a.got, greedy.greedy) << "temperature 1.5 drew the greedy tokens";
 }
 
 TEST_F(CudaBackendTest, BadBatchesAreRefused) {

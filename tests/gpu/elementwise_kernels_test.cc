@@ -111,7 +111,8 @@ class AddRmsNormTest : public GpuTest {};
 
 TEST_F(AddRmsNormTest, MatchesCpuWithAndWithoutResidual) {
   const float eps = 1e-5f;
-  for (int64_t dim : {1, 33, 255, 4096, 8192 + 5}) {
+  // dim % 4 == 0 up to 8192 takes the float4 path (4, 132, 4096, 8192), the others the scalar one.
+  for (int64_t dim : {1, 4, 33, 132, 255, 4096, 8192, 8192 + 4, 8192 + 5}) {
     for (bool with_residual : {true, false}) {
       const int64_t n = 5;
       std::vector<float> x = RandomFloats(n * dim, -3, 3), res = RandomFloats(n * dim, -3, 3);

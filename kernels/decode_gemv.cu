@@ -24,6 +24,7 @@
 // the norm is applied as x * g inside the dot products and rsqrt(mean + eps) after them (no bf16 rounding of the
 // normed x, unlike AddRmsNorm + Gemv: the results differ from those by bf16 rounding noise).
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -43,6 +44,11 @@ constexpr int kUnroll = 2;  // steps a batch of loads; two batches are in flight
 constexpr int kVecElems = 8;
 constexpr int kStepElems = 32 * kVecElems;  // columns one warp step covers
 constexpr int kBatchElems = kStepElems * kUnroll;
+
+// DecodeGemvAccumulate splits K until about this many blocks an SM are launched
+// (SetDecodeGemvBlocksPerSm).
+constexpr int kDefaultBlocksPerSm = 8;
+std::atomic<int> g_blocks_per_sm{kDefaultBlocksPerSm};
 
 enum class Form { kAccumulate, kNorm, kNormSwiGlu, kNormRopeKv };
 
@@ -271,6 +277,10 @@ Status Launch(const DecodeGemvArgs& a, unsigned blocks, unsigned splits, cudaStr
 
 }  // namespace
 
+void SetDecodeGemvBlocksPerSm(int blocks) {
+  g_blocks_per_sm.store(blocks > 0 ? blocks : kDefaultBlocksPerSm);
+}
+
 Status DecodeGemvAccumulate(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t n, int64_t k,
                             float* y, cudaStream_t stream) {
   RAG_RETURN_IF_ERROR(CheckArgs("DecodeGemvAccumulate", n, k, {x, w, y}));
@@ -281,8 +291,8 @@ Status DecodeGemvAccumulate(const __nv_bfloat16* x, const __nv_bfloat16* w, int6
   a.k = static_cast<int>(k);
   a.y = y;
   const int64_t blocks = (n + kWarps * kRows - 1) / (kWarps * kRows);
-  // About eight blocks an SM, each split at least one batch of loads long (whole batches).
-  const int64_t want = (8 * DeviceSmCount() + blocks - 1) / blocks;
+  // About g_blocks_per_sm blocks an SM, each split at least one batch of loads long.
+  const int64_t want = (g_blocks_per_sm.load(std::memory_order_relaxed) * DeviceSmCount() + blocks - 1) / blocks;
   const int64_t by_k = std::max<int64_t>(1, k / kBatchElems);
   const int64_t splits0 = std::max<int64_t>(1, std::min(want, by_k));
   const int64_t per = (k + splits0 - 1) / splits0;

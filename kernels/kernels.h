@@ -85,6 +85,9 @@ Status GemvAccumulate(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t m,
 // y (n) += w (n, k) x, x (k) bf16 (the o and down projections into the residual stream).
 Status DecodeGemvAccumulate(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t n, int64_t k,
                             float* y, cudaStream_t stream);
+// Benchmarks: how many blocks an SM DecodeGemvAccumulate aims at when it splits K (default 8,
+// <= 0 restores it); process-wide.
+void SetDecodeGemvBlocksPerSm(int blocks);
 // y (n) = w (n, k) xn, xn = x / sqrt(mean(x^2) + eps) * norm_w (AddRmsNorm's norm, not rounded
 // to bf16), x (k) the fp32 residual stream.
 Status RmsNormGemv(const float* x, const __nv_bfloat16* norm_w, float eps, const __nv_bfloat16* w,

@@ -215,6 +215,31 @@ Status PagedPrefillAttentionSimple(const float* q, int64_t q_stride,
                                    int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
                                    int64_t block_size, __nv_bfloat16* out, cudaStream_t stream);
 
+// --- bert.cu ---------------------------------------------------------------------------------
+// The BERT encoder's kernels (engine/cuda/cuda_bert.cc), fp32 throughout, over packed batches:
+// the T token rows of all sequences back to back, sequence s owning rows [starts[s],
+// starts[s + 1]). All pointers are device memory; hidden size H, intermediate size I.
+//
+// x (T, H) = LayerNorm(word[ids[t]] + pos[positions[t]] + type[0]) * g + b (transformers'
+// BertEmbeddings with token type 0; LayerNorm over the row, biased variance, eps inside the
+// sqrt). ids and positions (T) int32, assumed valid (checked on the host).
+Status BertEmbedLayerNorm(const int32_t* ids, const int32_t* positions, int64_t T, int64_t H,
+                          const float* word, const float* pos, const float* type,
+                          const float* g, const float* b, float eps, float* x,
+                          cudaStream_t stream);
+// y (T, N) += bias (N) per row, then (gelu) y = 0.5 y (1 + erf(y / sqrt(2))), in place.
+Status BiasGelu(float* y, const float* bias, int64_t T, int64_t N, bool gelu, cudaStream_t stream);
+// x (T, H) = LayerNorm(x + y + bias) * g + b per row (the residual stream x updated in place; y
+// the sublayer's output before its bias).
+Status BiasResidualLayerNorm(float* x, const float* y, const float* bias, const float* g,
+                             const float* b, int64_t T, int64_t H, float eps, cudaStream_t stream);
+// Bidirectional multi-head attention within each sequence: qkv (T, 3H) holds each row's q, k, v
+// (biases added), head h at columns [h d, h d + d) of each third, d = H / heads; ctx (T, H)
+// gets softmax(q k^T / sqrt(d)) v per sequence and head. starts (n_seqs + 1) int32 on the device.
+// d % 32 == 0 and d <= 128; sequences up to 65535 tokens.
+Status BertAttention(const float* qkv, const int32_t* starts, int64_t n_seqs, int64_t max_len,
+                     int64_t heads, int64_t H, float* ctx, cudaStream_t stream);
+
 // --- sampling.cu -----------------------------------------------------------------------------
 // The next token of each row of fp32 logits (rows, vocab), row-major: ids (rows) int32 on the
 // device. 0 <= rows <= 65535, 1 <= vocab <= kSampleMaxVocab. Deterministic (the same inputs give

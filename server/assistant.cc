@@ -98,8 +98,9 @@ StatusOr<std::unique_ptr<Assistant>> Assistant::Open(const AssistantOptions& opt
   std::unique_ptr<Assistant> assistant(new Assistant(options, std::move(store)));
   assistant->mode_ = mode;
   if (!options.embedder_path.empty()) {
+    RAG_ASSIGN_OR_RETURN(BertEncoderFactory encoder, EmbedderEncoderFor(options.device));
     RAG_ASSIGN_OR_RETURN(std::unique_ptr<Embedder> embedder,
-                         LoadBertEmbedder(options.embedder_path, options.model_threads));
+                         LoadBertEmbedder(options.embedder_path, options.model_threads, encoder));
     RAG_ASSIGN_OR_RETURN(assistant->dense_,
                          DenseIndex::Open(options.data_dir, std::move(embedder), assistant->store_.get()));
   }

@@ -9,6 +9,7 @@
 #include "retrieval/dense_index.h"
 #include "retrieval/document_store.h"
 #include "server/cli_commands.h"
+#include "server/model_device.h"
 
 namespace rag {
 
@@ -29,7 +30,9 @@ int RunReindexCommand(const CommonFlags& common) {
   }
   auto store = DocumentStore::Open(common.data_dir + "/rag.db");
   if (!store.ok()) return fail(store.status());
-  auto embedder = LoadBertEmbedder(embedder_dir, 0);
+  auto encoder = EmbedderEncoderFor("auto");  // the GPU when there is one
+  if (!encoder.ok()) return fail(encoder.status());
+  auto embedder = LoadBertEmbedder(embedder_dir, 0, *encoder);
   if (!embedder.ok()) return fail(embedder.status());
   ProgressBar bar("embedding", 0);
   auto index = DenseIndex::Reindex(common.data_dir, std::move(*embedder), store->get(),

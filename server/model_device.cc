@@ -2,6 +2,7 @@
 
 #ifdef RAG_HAVE_CUDA
 #include "engine/cuda/cuda_backend.h"
+#include "engine/cuda/cuda_bert.h"
 #endif
 
 namespace rag {
@@ -36,6 +37,16 @@ StatusOr<ModelLoadOptions> ModelLoadOptionsFor(const std::string& device,
     return Unavailable("--device cuda: this build has no CUDA backend (configure with -DRAG_CUDA=ON)");
   }
   return options;
+#endif
+}
+
+StatusOr<BertEncoderFactory> EmbedderEncoderFor(const std::string& device) {
+  RAG_ASSIGN_OR_RETURN(ModelLoadOptions model, ModelLoadOptionsFor(device, CpuBackendOptions{}));
+  if (!model.from_dir) return BertEncoderFactory{};  // the CPU
+#ifdef RAG_HAVE_CUDA
+  return BertEncoderFactory([](const BertHostWeights& w) { return CreateCudaBertEncoder(w, 0); });
+#else
+  return BertEncoderFactory{};
 #endif
 }
 

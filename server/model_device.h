@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "engine/bert/embedder.h"
 #include "engine/model_loader.h"
 
 namespace rag {
@@ -14,5 +15,10 @@ namespace rag {
 // (cuda when possible, else cpu). InvalidArgument for another name.
 StatusOr<ModelLoadOptions> ModelLoadOptionsFor(const std::string& device,
                                                const CpuBackendOptions& cpu);
+
+// Where the sentence embedder's encoder runs for the same `device`: the CUDA BERT encoder on
+// GPU 0 when cuda or auto finds one (an empty factory otherwise: the CPU encoder); the same
+// errors as above.
+StatusOr<BertEncoderFactory> EmbedderEncoderFor(const std::string& device);
 
 }  // namespace rag

@@ -107,54 +107,105 @@ StatusOr<BertConfig> LoadBertConfig(const std::string& path) {
   return c;
 }
 
-StatusOr<std::unique_ptr<BertModel>> BertModel::Load(const std::string& dir) {
-  auto model = std::unique_ptr<BertModel>(new BertModel());
-  RAG_ASSIGN_OR_RETURN(model->config_, LoadBertConfig(dir + "/config.json"));
+BertEncoder::~BertEncoder() = default;
+
+StatusOr<BertHostWeights> LoadBertWeights(const std::string& dir) {
+  BertHostWeights w;
+  RAG_ASSIGN_OR_RETURN(w.config, LoadBertConfig(dir + "/config.json"));
   if (!std::filesystem::exists(dir + "/model.safetensors")) {
     return NotFound(dir + "/model.safetensors: no such file");
   }
   RAG_ASSIGN_OR_RETURN(auto st, BertTensorFile::Open(dir + "/model.safetensors"));
-  const BertConfig& c = model->config_;
+  const BertConfig& c = w.config;
   const int64_t h = c.hidden, inter = c.intermediate;
   const std::string p = st->Has("bert.embeddings.word_embeddings.weight") ? "bert." : "";
   RAG_RETURN_IF_ERROR(ReadTensor(*st, p, "embeddings.word_embeddings.weight", {c.vocab_size, h},
-                                 &model->word_emb_));
+                                 &w.word_emb));
   RAG_RETURN_IF_ERROR(ReadTensor(*st, p, "embeddings.position_embeddings.weight",
-                                 {c.max_positions, h}, &model->pos_emb_));
+                                 {c.max_positions, h}, &w.pos_emb));
   RAG_RETURN_IF_ERROR(ReadTensor(*st, p, "embeddings.token_type_embeddings.weight",
-                                 {c.type_vocab, h}, &model->type_emb_));
-  RAG_RETURN_IF_ERROR(ReadTensor(*st, p, "embeddings.LayerNorm.weight", {h}, &model->emb_ln_g_));
-  RAG_RETURN_IF_ERROR(ReadTensor(*st, p, "embeddings.LayerNorm.bias", {h}, &model->emb_ln_b_));
-  model->layers_.resize(static_cast<size_t>(c.layers));
+                                 {c.type_vocab, h}, &w.type_emb));
+  RAG_RETURN_IF_ERROR(ReadTensor(*st, p, "embeddings.LayerNorm.weight", {h}, &w.emb_ln_g));
+  RAG_RETURN_IF_ERROR(ReadTensor(*st, p, "embeddings.LayerNorm.bias", {h}, &w.emb_ln_b));
+  w.layers.resize(static_cast<size_t>(c.layers));
   std::vector<float> tmp;
   for (int64_t i = 0; i < c.layers; ++i) {
-    Layer& l = model->layers_[static_cast<size_t>(i)];
+    BertHostWeights::Layer& l = w.layers[static_cast<size_t>(i)];
     const std::string lp = "encoder.layer." + std::to_string(i) + ".";
-    std::vector<float> qkv_w, w;
-    qkv_w.reserve(static_cast<size_t>(3 * h * h));
+    l.qkv_w.reserve(static_cast<size_t>(3 * h * h));
     l.qkv_b.reserve(static_cast<size_t>(3 * h));
     for (const char* part : {"query", "key", "value"}) {
       RAG_RETURN_IF_ERROR(
           ReadTensor(*st, p, lp + "attention.self." + part + ".weight", {h, h}, &tmp));
-      qkv_w.insert(qkv_w.end(), tmp.begin(), tmp.end());
+      l.qkv_w.insert(l.qkv_w.end(), tmp.begin(), tmp.end());
       RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "attention.self." + part + ".bias", {h}, &tmp));
       l.qkv_b.insert(l.qkv_b.end(), tmp.begin(), tmp.end());
     }
-    l.qkv_w = PackWeights(qkv_w.data(), 3 * h, h);
-    RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "attention.output.dense.weight", {h, h}, &w));
-    l.o_w = PackWeights(w.data(), h, h);
+    RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "attention.output.dense.weight", {h, h}, &l.o_w));
     RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "attention.output.dense.bias", {h}, &l.o_b));
     RAG_RETURN_IF_ERROR(
         ReadTensor(*st, p, lp + "attention.output.LayerNorm.weight", {h}, &l.ln1_g));
     RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "attention.output.LayerNorm.bias", {h}, &l.ln1_b));
-    RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "intermediate.dense.weight", {inter, h}, &w));
-    l.up_w = PackWeights(w.data(), inter, h);
+    RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "intermediate.dense.weight", {inter, h}, &l.up_w));
     RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "intermediate.dense.bias", {inter}, &l.up_b));
-    RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "output.dense.weight", {h, inter}, &w));
-    l.down_w = PackWeights(w.data(), h, inter);
+    RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "output.dense.weight", {h, inter}, &l.down_w));
     RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "output.dense.bias", {h}, &l.down_b));
     RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "output.LayerNorm.weight", {h}, &l.ln2_g));
     RAG_RETURN_IF_ERROR(ReadTensor(*st, p, lp + "output.LayerNorm.bias", {h}, &l.ln2_b));
+  }
+  return w;
+}
+
+StatusOr<std::vector<int64_t>> PackedStarts(const BertConfig& config,
+                                            const std::vector<std::vector<int32_t>>& seqs) {
+  std::vector<int64_t> starts{0};
+  starts.reserve(seqs.size() + 1);
+  for (const auto& s : seqs) {
+    if (s.empty()) return InvalidArgument("empty token sequence");
+    if (static_cast<int64_t>(s.size()) > config.max_positions) {
+      return InvalidArgument("sequence of " + std::to_string(s.size()) + " tokens is longer than " +
+                             std::to_string(config.max_positions) + " positions");
+    }
+    for (int32_t id : s) {
+      if (id < 0 || id >= config.vocab_size) {
+        return InvalidArgument("token id " + std::to_string(id) + " is outside the vocabulary");
+      }
+    }
+    starts.push_back(starts.back() + static_cast<int64_t>(s.size()));
+  }
+  return starts;
+}
+
+StatusOr<std::unique_ptr<BertModel>> BertModel::Load(const std::string& dir) {
+  RAG_ASSIGN_OR_RETURN(BertHostWeights w, LoadBertWeights(dir));
+  return FromWeights(w);
+}
+
+std::unique_ptr<BertModel> BertModel::FromWeights(const BertHostWeights& w) {
+  auto model = std::unique_ptr<BertModel>(new BertModel());
+  const BertConfig& c = w.config;
+  const int64_t h = c.hidden, inter = c.intermediate;
+  model->config_ = c;
+  model->word_emb_ = w.word_emb;
+  model->pos_emb_ = w.pos_emb;
+  model->type_emb_ = w.type_emb;
+  model->emb_ln_g_ = w.emb_ln_g;
+  model->emb_ln_b_ = w.emb_ln_b;
+  for (const BertHostWeights::Layer& hl : w.layers) {
+    Layer l;
+    l.qkv_w = PackWeights(hl.qkv_w.data(), 3 * h, h);
+    l.qkv_b = hl.qkv_b;
+    l.o_w = PackWeights(hl.o_w.data(), h, h);
+    l.o_b = hl.o_b;
+    l.ln1_g = hl.ln1_g;
+    l.ln1_b = hl.ln1_b;
+    l.up_w = PackWeights(hl.up_w.data(), inter, h);
+    l.up_b = hl.up_b;
+    l.down_w = PackWeights(hl.down_w.data(), h, inter);
+    l.down_b = hl.down_b;
+    l.ln2_g = hl.ln2_g;
+    l.ln2_b = hl.ln2_b;
+    model->layers_.push_back(std::move(l));
   }
   return model;
 }
@@ -209,20 +260,7 @@ void BertModel::Attention(const float* qkv, const std::vector<int64_t>& starts, 
 Status BertModel::Forward(const std::vector<std::vector<int32_t>>& seqs, ThreadPool* pool,
                           std::vector<float>* out) const {
   const int64_t h = config_.hidden, inter = config_.intermediate;
-  std::vector<int64_t> starts{0};
-  for (const auto& s : seqs) {
-    if (s.empty()) return InvalidArgument("empty token sequence");
-    if (static_cast<int64_t>(s.size()) > config_.max_positions) {
-      return InvalidArgument("sequence of " + std::to_string(s.size()) + " tokens is longer than " +
-                             std::to_string(config_.max_positions) + " positions");
-    }
-    for (int32_t id : s) {
-      if (id < 0 || id >= config_.vocab_size) {
-        return InvalidArgument("token id " + std::to_string(id) + " is outside the vocabulary");
-      }
-    }
-    starts.push_back(starts.back() + static_cast<int64_t>(s.size()));
-  }
+  RAG_ASSIGN_OR_RETURN(const std::vector<int64_t> starts, PackedStarts(config_, seqs));
   const int64_t n = starts.back();
   std::vector<float>& x = *out;  // (n, H)
   x.assign(static_cast<size_t>(n * h), 0.0f);

@@ -29,10 +29,47 @@ struct BertConfig {
 // positions. NotFound / InvalidArgument / Unsupported naming the file and field.
 StatusOr<BertConfig> LoadBertConfig(const std::string& path);
 
+// The weights of a BERT encoder as stored (row-major fp32, nn.Linear's (out, in) layout), the
+// query, key and value projections stacked into one (3H, H) matrix.
+struct BertHostWeights {
+  struct Layer {
+    std::vector<float> qkv_w, qkv_b;    // (3H, H), (3H)
+    std::vector<float> o_w, o_b;        // (H, H), (H)
+    std::vector<float> ln1_g, ln1_b;    // (H)
+    std::vector<float> up_w, up_b;      // (I, H), (I)
+    std::vector<float> down_w, down_b;  // (H, I), (H)
+    std::vector<float> ln2_g, ln2_b;    // (H)
+  };
+  BertConfig config;
+  std::vector<float> word_emb, pos_emb, type_emb;  // (V, H), (P, H), (T, H): row 0 is used
+  std::vector<float> emb_ln_g, emb_ln_b;
+  std::vector<Layer> layers;
+};
+
+// Reads config.json and model.safetensors of dir (names with or without "bert.").
+StatusOr<BertHostWeights> LoadBertWeights(const std::string& dir);
+
+// Checks a packed batch against the model (ids inside the vocabulary, 1..max_positions tokens a
+// sequence) and returns the row offsets: starts[s] is sequence s's first row, starts.back() the
+// total. InvalidArgument naming the problem.
+StatusOr<std::vector<int64_t>> PackedStarts(const BertConfig& config,
+                                            const std::vector<std::vector<int32_t>>& seqs);
+
+// What an embedder runs: the last hidden states of a packed batch (BertModel::Forward's
+// contract), on the CPU (BertModel) or a GPU (engine/cuda/cuda_bert.h).
+class BertEncoder {
+ public:
+  virtual ~BertEncoder();
+  virtual const BertConfig& config() const = 0;
+  virtual Status Encode(const std::vector<std::vector<int32_t>>& seqs, std::vector<float>* out) = 0;
+};
+
 class BertModel {
  public:
   // Reads config.json and model.safetensors of dir.
   static StatusOr<std::unique_ptr<BertModel>> Load(const std::string& dir);
+  // Packs the weights for the CPU kernels.
+  static std::unique_ptr<BertModel> FromWeights(const BertHostWeights& weights);
 
   const BertConfig& config() const { return config_; }
 

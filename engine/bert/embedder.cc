@@ -26,22 +26,37 @@ constexpr size_t kTokensPerPass = 4096;
 
 enum class Pooling { kMean, kCls };
 
+// BertModel on the CPU's cores.
+class CpuBertEncoder : public BertEncoder {
+ public:
+  CpuBertEncoder(std::unique_ptr<BertModel> model, int threads)
+      : model_(std::move(model)),
+        pool_(threads > 1 ? std::make_unique<ThreadPool>(static_cast<size_t>(threads - 1))
+                          : nullptr) {}
+  const BertConfig& config() const override { return model_->config(); }
+  Status Encode(const std::vector<std::vector<int32_t>>& seqs, std::vector<float>* out) override {
+    return model_->Forward(seqs, pool_.get(), out);
+  }
+
+ private:
+  std::unique_ptr<BertModel> model_;
+  std::unique_ptr<ThreadPool> pool_;
+};
+
 class BertEmbedder : public Embedder {
  public:
-  BertEmbedder(std::string name, std::unique_ptr<BertModel> model,
+  BertEmbedder(std::string name, std::unique_ptr<BertEncoder> encoder,
                std::unique_ptr<WordPieceTokenizer> tokenizer, int max_len, Pooling pooling,
-               bool normalize, int threads)
+               bool normalize)
       : name_(std::move(name)),
-        model_(std::move(model)),
+        encoder_(std::move(encoder)),
         tokenizer_(std::move(tokenizer)),
         max_len_(max_len),
         pooling_(pooling),
-        normalize_(normalize),
-        pool_(threads > 1 ? std::make_unique<ThreadPool>(static_cast<size_t>(threads - 1))
-                          : nullptr) {}
+        normalize_(normalize) {}
 
   const std::string& name() const override { return name_; }
-  int dim() const override { return static_cast<int>(model_->config().hidden); }
+  int dim() const override { return static_cast<int>(encoder_->config().hidden); }
 
   StatusOr<std::vector<std::vector<float>>> Embed(const std::vector<std::string>& texts) override {
     std::vector<std::vector<int32_t>> ids(texts.size());
@@ -57,8 +72,8 @@ class BertEmbedder : public Embedder {
     std::stable_sort(order.begin(), order.end(),
                      [&](size_t a, size_t b) { return ids[a].size() < ids[b].size(); });
     std::vector<std::vector<float>> result(texts.size());
-    std::lock_guard<std::mutex> lock(mu_);  // the pool is shared
-    const int64_t h = model_->config().hidden;
+    std::lock_guard<std::mutex> lock(mu_);  // the encoder (its thread pool or GPU buffers) is shared
+    const int64_t h = encoder_->config().hidden;
     std::vector<float> hidden;
     for (size_t k = 0; k < order.size();) {
       std::vector<std::vector<int32_t>> batch;
@@ -71,7 +86,7 @@ class BertEmbedder : public Embedder {
         which.push_back(order[k]);
         ++k;
       }
-      RAG_RETURN_IF_ERROR(model_->Forward(batch, pool_.get(), &hidden));
+      RAG_RETURN_IF_ERROR(encoder_->Encode(batch, &hidden));
       size_t row = 0;
       for (size_t b = 0; b < batch.size(); ++b) {
         std::vector<double> acc(static_cast<size_t>(h), 0.0);
@@ -100,13 +115,12 @@ class BertEmbedder : public Embedder {
 
  private:
   std::string name_;
-  std::unique_ptr<BertModel> model_;
+  std::unique_ptr<BertEncoder> encoder_;
   std::unique_ptr<WordPieceTokenizer> tokenizer_;
   int max_len_;
   Pooling pooling_;
   bool normalize_;
   std::mutex mu_;
-  std::unique_ptr<ThreadPool> pool_;
 };
 
 StatusOr<JsonValue> ReadJsonFile(const std::string& path) {
@@ -121,7 +135,8 @@ bool Flag(const JsonValue& obj, const char* key) {
 
 }  // namespace
 
-StatusOr<std::unique_ptr<Embedder>> LoadBertEmbedder(const std::string& dir, int num_threads) {
+StatusOr<std::unique_ptr<Embedder>> LoadBertEmbedder(const std::string& dir, int num_threads,
+                                                     const BertEncoderFactory& device_encoder) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
@@ -130,9 +145,10 @@ StatusOr<std::unique_ptr<Embedder>> LoadBertEmbedder(const std::string& dir, int
   for (const char* f : {"config.json", "tokenizer.json"}) {
     if (!fs::exists(dir + "/" + f, ec)) return NotFound(dir + "/" + f + ": no such file");
   }
-  RAG_ASSIGN_OR_RETURN(auto model, BertModel::Load(dir));
+  RAG_ASSIGN_OR_RETURN(BertHostWeights weights, LoadBertWeights(dir));
+  const BertConfig config = weights.config;
   RAG_ASSIGN_OR_RETURN(auto tokenizer, WordPieceTokenizer::Load(dir + "/tokenizer.json"));
-  if (tokenizer->vocab_size() > model->config().vocab_size) {
+  if (tokenizer->vocab_size() > config.vocab_size) {
     return InvalidArgument(dir +
                            "/tokenizer.json: vocabulary larger than config.json's vocab_size");
   }
@@ -147,7 +163,7 @@ StatusOr<std::unique_ptr<Embedder>> LoadBertEmbedder(const std::string& dir, int
       return Unsupported(dir + "/sentence_bert_config.json: do_lower_case true is not supported");
     }
   }
-  max_len = std::min(max_len, model->config().max_positions);
+  max_len = std::min(max_len, config.max_positions);
   if (max_len < 2)
     return InvalidArgument(dir + "/sentence_bert_config.json: max_seq_length below 2");
   Pooling pooling = Pooling::kMean;
@@ -171,14 +187,20 @@ StatusOr<std::unique_ptr<Embedder>> LoadBertEmbedder(const std::string& dir, int
         normalize = true;
     }
   }
-  int threads = num_threads > 0
-                    ? num_threads
-                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::unique_ptr<BertEncoder> encoder;
+  if (device_encoder) {
+    RAG_ASSIGN_OR_RETURN(encoder, device_encoder(weights));
+  } else {
+    const int threads = num_threads > 0
+                            ? num_threads
+                            : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    encoder = std::make_unique<CpuBertEncoder>(BertModel::FromWeights(weights), threads);
+  }
   std::string name = fs::path(dir).lexically_normal().filename().string();
   if (name.empty()) name = fs::path(dir).lexically_normal().parent_path().filename().string();
-  return std::unique_ptr<Embedder>(new BertEmbedder(std::move(name), std::move(model),
+  return std::unique_ptr<Embedder>(new BertEmbedder(std::move(name), std::move(encoder),
                                                     std::move(tokenizer), static_cast<int>(max_len),
-                                                    pooling, normalize, threads));
+                                                    pooling, normalize));
 }
 
 }  // namespace rag

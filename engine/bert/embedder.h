@@ -3,6 +3,7 @@
 // into models/all-MiniLM-L6-v2) on the CPU, matching sentence-transformers' encode().
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,12 +24,21 @@ class Embedder {
       const std::vector<std::string>& texts) = 0;
 };
 
+struct BertHostWeights;
+class BertEncoder;
+// Builds the encoder an embedder runs on a device (engine/cuda/cuda_bert.h) from the loaded
+// weights.
+using BertEncoderFactory =
+    std::function<StatusOr<std::unique_ptr<BertEncoder>>(const BertHostWeights&)>;
+
 // Loads a sentence-transformers directory: config.json, model.safetensors, tokenizer.json,
 // modules.json (a Normalize module turns on L2 normalisation), 1_Pooling/config.json (mean or
 // CLS pooling; mean when absent) and sentence_bert_config.json (max_seq_length; 512 when absent,
 // capped by the model's positions). NotFound naming the missing file; Unsupported for models or
 // pooling modes we do not run. num_threads <= 0 means all cores. The name is the directory's
-// last component.
-StatusOr<std::unique_ptr<Embedder>> LoadBertEmbedder(const std::string& dir, int num_threads);
+// last component (the same on every device: the vectors agree). With device_encoder the
+// encoder runs there (a GPU) instead of on num_threads CPU threads.
+StatusOr<std::unique_ptr<Embedder>> LoadBertEmbedder(const std::string& dir, int num_threads,
+                                                     const BertEncoderFactory& device_encoder = {});
 
 }  // namespace rag

@@ -1,6 +1,7 @@
 // Sentence embedders: text in, one fixed-size vector out per text. BertEmbedder runs a
 // sentence-transformers directory (all-MiniLM-L6-v2 by default, fetched by scripts/setup.sh
-// into models/all-MiniLM-L6-v2) on the CPU, matching sentence-transformers' encode().
+// into models/all-MiniLM-L6-v2) on the CPU or, given a device encoder, a GPU, matching
+// sentence-transformers' encode().
 #pragma once
 
 #include <functional>

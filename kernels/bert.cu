@@ -28,37 +28,19 @@ namespace {
 
 constexpr int kRowThreads = 256;
 
-// Sum over the block of each thread's v, returned to every thread. A second call may follow at
-// once: its writes to warp_sums and total come after barriers that every read of this call's
-// values precedes.
-__device__ __forceinline__ float BlockSum(float v) {
-  __shared__ float warp_sums[kRowThreads / 32];
-  __shared__ float total;
-  v = WarpSum(v);
-  if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = v;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    float s = threadIdx.x < kRowThreads / 32 ? warp_sums[threadIdx.x] : 0.0f;
-    s = WarpSum(s);
-    if (threadIdx.x == 0) total = s;
-  }
-  __syncthreads();
-  return total;
-}
-
 // LayerNorm of row xr (H floats) in place: xr[j] for j = threadIdx.x + k kRowThreads holds the
 // pre-norm value this same thread wrote, `sum` the thread's sum of them. The final expression
 // is the CPU model's: (v - mean) * inv * g + b.
 __device__ __forceinline__ void LayerNormRow(float* xr, float sum, int64_t H,
                                              const float* __restrict__ g,
                                              const float* __restrict__ b, float eps) {
-  const float mean = BlockSum(sum) / static_cast<float>(H);
+  const float mean = BlockSum<kRowThreads>(sum) / static_cast<float>(H);
   float ss = 0.0f;
   for (int64_t j = threadIdx.x; j < H; j += kRowThreads) {
     const float c = xr[j] - mean;
     ss += c * c;
   }
-  const float inv = 1.0f / sqrtf(BlockSum(ss) / static_cast<float>(H) + eps);
+  const float inv = 1.0f / sqrtf(BlockSum<kRowThreads>(ss) / static_cast<float>(H) + eps);
   for (int64_t j = threadIdx.x; j < H; j += kRowThreads) xr[j] = (xr[j] - mean) * inv * g[j] + b[j];
 }
 

@@ -98,16 +98,6 @@ __device__ __forceinline__ int TilesPerSplit(int n_tiles, int n_splits) {
   return (n_tiles + n_splits - 1) / n_splits;
 }
 
-// 8 bf16 (16 bytes, lowest address first) to fp32.
-__device__ __forceinline__ void Unpack8(const uint4 u, float (&f)[8]) {
-  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    f[2 * i] = __uint_as_float(w[i] << 16);
-    f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-  }
-}
-
 __device__ __forceinline__ float WarpMax(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
@@ -259,7 +249,7 @@ __global__ void __launch_bounds__(kThreads, 4) SplitKvDecodeKernel(const DecodeA
       for (int i = 0; i < kChunksPerWarp; ++i) {
         const int c = warp * kChunksPerWarp + i;
         float kf[8];
-        Unpack8(*reinterpret_cast<const uint4*>(krow + c * 8), kf);
+        UnpackBf16x8(*reinterpret_cast<const uint4*>(krow + c * 8), kf);
 #pragma unroll
         for (int h = 0; h < kMaxHeads; ++h) {
           if (h < hp) {
@@ -319,7 +309,7 @@ __global__ void __launch_bounds__(kThreads, 4) SplitKvDecodeKernel(const DecodeA
     for (int i = 0; i < kKeysPerThread; ++i) {
       const int t = kg + kKeyGroups * i;
       float vf[8];
-      Unpack8(*reinterpret_cast<const uint4*>(&sh.u.kv.v[st][t][dc * 8]), vf);
+      UnpackBf16x8(*reinterpret_cast<const uint4*>(&sh.u.kv.v[st][t][dc * 8]), vf);
 #pragma unroll
       for (int h = 0; h < kMaxHeads; ++h) {
         if (h < hp) {

@@ -77,18 +77,9 @@ __device__ __forceinline__ uint4 LoadWeights16(const __nv_bfloat16* p) {
   return __ldcs(reinterpret_cast<const uint4*>(p));  // read once a step: evict first
 }
 
-__device__ __forceinline__ void Unpack8(const uint4 u, float (&f)[8]) {
-  const uint32_t v[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    f[2 * i] = __uint_as_float(v[i] << 16);
-    f[2 * i + 1] = __uint_as_float(v[i] & 0xffff0000u);
-  }
-}
-
 __device__ __forceinline__ float Dot8(const float (&x)[8], const uint4 w) {
   float wf[8];
-  Unpack8(w, wf);
+  UnpackBf16x8(w, wf);
   float s = x[0] * wf[0];
 #pragma unroll
   for (int i = 1; i < 8; ++i) s = fmaf(x[i], wf[i], s);
@@ -165,12 +156,12 @@ __global__ void __launch_bounds__(kThreads) DecodeGemvKernel(const DecodeGemvArg
       if (kk < k) {
         float xv[8];
         if constexpr (F == Form::kAccumulate) {
-          Unpack8(__ldg(reinterpret_cast<const uint4*>(a.xb + k0 + kk)), xv);
+          UnpackBf16x8(__ldg(reinterpret_cast<const uint4*>(a.xb + k0 + kk)), xv);
         } else {
           const float4 x0 = __ldg(reinterpret_cast<const float4*>(a.xf + kk));
           const float4 x1 = __ldg(reinterpret_cast<const float4*>(a.xf + kk + 4));
           float gv[8];
-          Unpack8(__ldg(reinterpret_cast<const uint4*>(a.g + kk)), gv);
+          UnpackBf16x8(__ldg(reinterpret_cast<const uint4*>(a.g + kk)), gv);
           const float raw[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
 #pragma unroll
           for (int i = 0; i < 8; ++i) {
@@ -268,6 +259,19 @@ Status CheckArgs(const char* what, int64_t rows, int64_t k, std::initializer_lis
   return Status::Ok();
 }
 
+// The fields the norm forms share: x, its RMSNorm, the weight and its shape (no split).
+DecodeGemvArgs NormArgs(const float* x, const __nv_bfloat16* norm_w, float eps,
+                        const __nv_bfloat16* w, int64_t n, int64_t k) {
+  DecodeGemvArgs a{};
+  a.xf = x;
+  a.g = norm_w;
+  a.eps = eps;
+  a.w = w;
+  a.n = static_cast<int>(n);
+  a.k = a.k_step = static_cast<int>(k);
+  return a;
+}
+
 template <Form F>
 Status Launch(const DecodeGemvArgs& a, unsigned blocks, unsigned splits, cudaStream_t stream) {
   RAG_CUDA_RETURN_IF_ERROR(LaunchDependent(DecodeGemvKernel<F>, dim3(blocks, splits),
@@ -306,13 +310,7 @@ Status DecodeGemvAccumulate(const __nv_bfloat16* x, const __nv_bfloat16* w, int6
 Status RmsNormGemv(const float* x, const __nv_bfloat16* norm_w, float eps, const __nv_bfloat16* w,
                    int64_t n, int64_t k, float* y, cudaStream_t stream) {
   RAG_RETURN_IF_ERROR(CheckArgs("RmsNormGemv", n, k, {x, norm_w, w, y}));
-  DecodeGemvArgs a{};
-  a.xf = x;
-  a.g = norm_w;
-  a.eps = eps;
-  a.w = w;
-  a.n = static_cast<int>(n);
-  a.k = a.k_step = static_cast<int>(k);
+  DecodeGemvArgs a = NormArgs(x, norm_w, eps, w, n, k);
   a.y = y;
   const int64_t blocks = (n + kWarps * kRows - 1) / (kWarps * kRows);
   return Launch<Form::kNorm>(a, static_cast<unsigned>(blocks), 1, stream);
@@ -334,13 +332,7 @@ Status RmsNormGemvRopeKv(const float* x, const __nv_bfloat16* norm_w, float eps,
                            " (head_dim % 4 == 0), block_size " + std::to_string(block_size) +
                            " or null pointer");
   }
-  DecodeGemvArgs a{};
-  a.xf = x;
-  a.g = norm_w;
-  a.eps = eps;
-  a.w = w_qkv;
-  a.n = static_cast<int>(n);
-  a.k = a.k_step = static_cast<int>(k);
+  DecodeGemvArgs a = NormArgs(x, norm_w, eps, w_qkv, n, k);
   a.y = qkv;
   a.n_q = static_cast<int>(n_q_heads);
   a.n_kv = static_cast<int>(n_kv_heads);
@@ -361,13 +353,7 @@ Status RmsNormGemvSwiGlu(const float* x, const __nv_bfloat16* norm_w, float eps,
                          __nv_bfloat16* act, cudaStream_t stream) {
   RAG_RETURN_IF_ERROR(CheckArgs("RmsNormGemvSwiGlu", 2 * inter, k, {x, norm_w, w_gate_up}));
   if (act == nullptr) return InvalidArgument("RmsNormGemvSwiGlu: null output");
-  DecodeGemvArgs a{};
-  a.xf = x;
-  a.g = norm_w;
-  a.eps = eps;
-  a.w = w_gate_up;
-  a.n = static_cast<int>(inter);
-  a.k = a.k_step = static_cast<int>(k);
+  DecodeGemvArgs a = NormArgs(x, norm_w, eps, w_gate_up, inter, k);
   a.act = act;
   const int64_t blocks = (inter + kWarps * 2 - 1) / (kWarps * 2);
   return Launch<Form::kNormSwiGlu>(a, static_cast<unsigned>(blocks), 1, stream);

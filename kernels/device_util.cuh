@@ -24,4 +24,34 @@ __device__ __forceinline__ float WarpSum(float v) {
   return v;
 }
 
+// 8 bf16 (16 bytes, lowest address first) to fp32.
+__device__ __forceinline__ void UnpackBf16x8(const uint4 u, float (&f)[8]) {
+  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    f[2 * i] = __uint_as_float(w[i] << 16);
+    f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+  }
+}
+
+// Sum over a block of kThreads threads (a multiple of 32, at most 1024) of each thread's v,
+// returned to every thread. A second call may follow at once: its writes to the shared slots
+// come after barriers that every read of this call's values precedes.
+template <int kThreads>
+__device__ __forceinline__ float BlockSum(float v) {
+  static_assert(kThreads % 32 == 0 && kThreads <= 1024);
+  __shared__ float warp_sums[kThreads / 32];
+  __shared__ float total;
+  v = WarpSum(v);
+  if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = v;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    float t = threadIdx.x < kThreads / 32 ? warp_sums[threadIdx.x] : 0.0f;
+    t = WarpSum(t);
+    if (threadIdx.x == 0) total = t;
+  }
+  __syncthreads();
+  return total;
+}
+
 }  // namespace rag

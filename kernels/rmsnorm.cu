@@ -14,21 +14,10 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// Sum over the block of each thread's ss; every thread gets 1 / sqrt(mean + eps) (IEEE sqrt and
-// division, no fast math, as the CPU's).
+// 1 / sqrt(mean + eps) of the row whose squares this block's threads summed into ss (IEEE sqrt
+// and division, no fast math, as the CPU's), to every thread.
 __device__ __forceinline__ float InvRms(float ss, int64_t dim, float eps) {
-  __shared__ float warp_sums[kThreads / 32];
-  __shared__ float inv_rms;
-  ss = WarpSum(ss);
-  if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = ss;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    float s = threadIdx.x < kThreads / 32 ? warp_sums[threadIdx.x] : 0.0f;
-    s = WarpSum(s);
-    if (threadIdx.x == 0) inv_rms = 1.0f / sqrtf(s / static_cast<float>(dim) + eps);
-  }
-  __syncthreads();
-  return inv_rms;
+  return 1.0f / sqrtf(BlockSum<kThreads>(ss) / static_cast<float>(dim) + eps);
 }
 
 template <typename OutT>

@@ -27,21 +27,10 @@ namespace rag {
 namespace {
 
 using testing_gpu::DeviceBuffer;
+using testing_gpu::ExpectNear;
 using testing_gpu::GpuTest;
 
 constexpr float kLnEps = 1e-12f;  // BERT's layer_norm_eps
-
-void ExpectNear(const std::vector<float>& got, const std::vector<double>& want, double abs_tol,
-                double rel_tol, const char* what) {
-  ASSERT_EQ(got.size(), want.size());
-  int bad = 0;
-  for (size_t i = 0; i < got.size() && bad < 10; ++i) {
-    if (!(std::fabs(got[i] - want[i]) <= abs_tol + rel_tol * std::fabs(want[i]))) {
-      ADD_FAILURE() << what << "[" << i << "]: got " << got[i] << ", want " << want[i];
-      ++bad;
-    }
-  }
-}
 
 // LayerNorm of the fp32 row v (H) in double, appended to out: biased variance, eps inside the
 // sqrt (transformers' nn.LayerNorm).

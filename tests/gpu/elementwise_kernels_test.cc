@@ -20,23 +20,12 @@ namespace {
 using testing_gpu::Bf16;
 using testing_gpu::DeviceBuffer;
 using testing_gpu::FromBf16;
+using testing_gpu::ExpectNear;
 using testing_gpu::GpuTest;
 using testing_gpu::ToBf16;
 
 constexpr float kFp32Tol = 1e-5f;
 constexpr float kBf16Rel = 1.0f / 256;
-
-void ExpectNear(const std::vector<float>& got, const std::vector<float>& want, float abs_tol,
-                float rel_tol, const char* what) {
-  ASSERT_EQ(got.size(), want.size());
-  int bad = 0;
-  for (size_t i = 0; i < got.size() && bad < 10; ++i) {
-    if (!(std::fabs(got[i] - want[i]) <= abs_tol + rel_tol * std::fabs(want[i]))) {
-      ADD_FAILURE() << what << "[" << i << "]: got " << got[i] << ", want " << want[i];
-      ++bad;
-    }
-  }
-}
 
 // --- embedding ---------------------------------------------------------------------------------
 

@@ -116,6 +116,22 @@ class DeviceBuffer {
 
 using Bf16 = __nv_bfloat16;
 
+// Every got[i] within abs_tol + rel_tol * |want[i]| (want in float or double); the first ten
+// misses are reported under `what`.
+template <typename W>
+void ExpectNear(const std::vector<float>& got, const std::vector<W>& want, double abs_tol,
+                double rel_tol, const char* what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  int bad = 0;
+  for (size_t i = 0; i < got.size() && bad < 10; ++i) {
+    const double w = static_cast<double>(want[i]);
+    if (!(std::fabs(got[i] - w) <= abs_tol + rel_tol * std::fabs(w))) {
+      ADD_FAILURE() << what << "[" << i << "]: got " << got[i] << ", want " << w;
+      ++bad;
+    }
+  }
+}
+
 }  // namespace rag::testing_gpu
 
 // In test bodies: a failed Status fails the test with its message.

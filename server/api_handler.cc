@@ -11,6 +11,7 @@
 
 #include "common/strings.h"
 #include "common/logging.h"
+#include "server/metrics.h"
 
 namespace rag {
 
@@ -52,13 +53,16 @@ std::string LoggedPath(const std::string& path) {
   return out;
 }
 
-void LogRequest(const char* method, const std::string& path, int status,
+// The request's log line and its place in GET /metrics.
+void LogRequest(HttpMetrics& metrics, const char* method, const std::string& path, int status,
                 std::chrono::steady_clock::time_point start) {
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   char took[32];
   std::snprintf(took, sizeof(took), "%.1fms", ms);
   RAG_LOG(INFO) << "http: " << method << " " << LoggedPath(path) << " " << status << " " << took;
+  // Paths of no API route that were answered (not 404) are the web page's files.
+  metrics.RecordRequest(RouteLabel(path, status != 404), method, status, ms / 1e3);
 }
 
 
@@ -253,6 +257,7 @@ void ApiHandler::Reject(const std::shared_ptr<Tcp::Peer>& peer, Connection& conn
   std::shared_ptr<Http::RequestParser> parser = getParser(peer);
   // The request may be half parsed: its method and path are only a hint for the log.
   LogRequest(
+      ctx_->metrics,
       parser->request.resource().empty() ? "-" : Http::methodString(parser->request.method()),
       parser->request.resource(), http_status, conn.start);
   try {
@@ -288,7 +293,7 @@ void ApiHandler::Dispatch(const Http::Request& request, Http::ResponseWriter wri
   } catch (...) {
     RAG_LOG(ERROR) << "http: could not answer: unknown exception";
   }
-  LogRequest(Http::methodString(request.method()), request.resource(), status, start);
+  LogRequest(ctx_->metrics, Http::methodString(request.method()), request.resource(), status, start);
 }
 
 void ApiHandler::Send(Http::ResponseWriter writer, const HttpReply& reply, bool close,

@@ -170,17 +170,43 @@ StatusOr<IngestStats> Assistant::ProcessDocument(int64_t id, const IngestProgres
   if (!bytes.ok()) {
     Status st = bytes.status().WithPrefix(doc.filename);
     (void)store_->SetStatus(id, "failed", st.message());
+    ++documents_failed_;
     return st;
   }
   if (!doc.source_path.empty() && Sha256Hex(*bytes) != doc.content_hash) {
     Status st = FailedPrecondition(doc.filename + ": the file changed on disk since it was queued; ingest it again");
     (void)store_->SetStatus(id, "failed", st.message());
+    ++documents_failed_;
     return st;
   }
-  RAG_ASSIGN_OR_RETURN(IngestStats stats,
-                       IngestDocument(*store_, id, *bytes, doc.filename, options_.chunking, progress));
+  StatusOr<IngestStats> stats =
+      IngestDocument(*store_, id, *bytes, doc.filename, options_.chunking, progress);
+  if (!stats.ok()) {
+    ++documents_failed_;
+    return stats.status();
+  }
   IndexDocument(id);
+  ++documents_ingested_;
+  pages_ingested_ += stats->pages;
+  chunks_ingested_ += stats->chunks;
   return stats;
+}
+
+Assistant::Counters Assistant::counters() const {
+  Counters c;
+  c.documents_ingested = documents_ingested_.load();
+  c.documents_failed = documents_failed_.load();
+  c.pages_ingested = pages_ingested_.load();
+  c.chunks_ingested = chunks_ingested_.load();
+  c.answers = answers_.load();
+  c.prompt_tokens = prompt_tokens_.load();
+  c.completion_tokens = completion_tokens_.load();
+  c.generation_seconds = static_cast<double>(generation_us_.load()) / 1e6;
+  return c;
+}
+
+PrefixCacheStats Assistant::prefix_cache_stats() const {
+  return model_ ? model_->engine->prefix_cache_stats() : PrefixCacheStats{};
 }
 
 void Assistant::IndexDocument(int64_t id) {
@@ -392,10 +418,22 @@ Status Assistant::Generate(const QueryRequest& request, const std::vector<Passag
   Model& m = *model_;
   const ModelConfig& config = m.engine->config();
   ++generating_;
+  const auto started = std::chrono::steady_clock::now();
+  // On every way out: one answer fewer in flight, its tokens and time counted.
   struct Done {
-    std::atomic<int>& n;
-    ~Done() { --n; }
-  } done_guard{generating_};
+    Assistant& a;
+    const QueryResult& result;
+    std::chrono::steady_clock::time_point started;
+    ~Done() {
+      --a.generating_;
+      ++a.answers_;
+      a.prompt_tokens_ += result.prompt_tokens;
+      a.completion_tokens_ += result.completion_tokens;
+      a.generation_us_ += std::chrono::duration_cast<std::chrono::microseconds>(
+                              std::chrono::steady_clock::now() - started)
+                              .count();
+    }
+  } done_guard{*this, *result, started};
   std::vector<GroundingPassage> grounding;
   for (const Passage& p : passages) grounding.push_back({p.chunk.title, p.chunk.text});
   GenerationRequest g;

@@ -20,6 +20,7 @@
 #include "common/json_util.h"
 #include "common/status.h"
 #include "server/http_server.h"
+#include "server/metrics.h"
 
 namespace Pistache::Http {
 class Request;
@@ -42,6 +43,7 @@ struct ServerContext {
   const ServerOptions options;
   std::atomic<bool> draining{false};  // shutting down: new requests get 503
   std::atomic<int64_t> in_flight{0};  // requests whose response is not yet with the kernel
+  HttpMetrics metrics;                // GET /metrics: requests and latencies
 };
 
 // What a handler answers. When `stream` is set, the rest is ignored and `stream` takes over the
@@ -78,6 +80,7 @@ HttpReply HandleListDocuments(ServerContext& ctx, const Pistache::Http::Request&
 HttpReply HandleGetDocument(ServerContext& ctx, std::string_view id);
 HttpReply HandleDeleteDocument(ServerContext& ctx, std::string_view id);
 HttpReply HandleGetJob(ServerContext& ctx, std::string_view id);
+HttpReply HandleMetrics(ServerContext& ctx);
 HttpReply HandleQuery(ServerContext& ctx, const Pistache::Http::Request& request);
 HttpReply HandleHealth(ServerContext& ctx);
 // nullopt when `path` is not a file of the web page.

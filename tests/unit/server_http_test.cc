@@ -8,10 +8,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,6 +22,7 @@
 #include "common/json_util.h"
 #include "server/assistant.h"
 #include "server/http_server.h"
+#include "server/metrics.h"
 #include "server/web_assets.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/temp_dir.h"
@@ -170,6 +173,56 @@ TEST_F(HttpServerTest, UploadedPdfIsIngestedAndAnswersCiteItsPage) {
     }
   }
   EXPECT_TRUE(cited_page_two) << q.body;
+}
+
+// GET /metrics over real HTTP: Prometheus text whose every line is a comment or a sample, the
+// requests of this test counted by route, method and status, latency histograms cumulative and
+// closed by +Inf = _count, ingestion counted in documents and chunks.
+TEST_F(HttpServerTest, MetricsCountRequestsIngestionAndLatencies) {
+  AddDocument("ferry.md", kFerryNotes);
+  ASSERT_EQ(PostJson(port_, {{"question", "When does the ferry depart?"}}).status, 200);
+  ASSERT_EQ(Do(port_, "GET", "/no/such/route").status, 404);
+  ASSERT_EQ(Do(port_, "GET", "/").status, 200);  // the web page
+  ASSERT_EQ(Do(port_, "GET", "/metrics").status, 200);  // counted in the next scrape
+  Response m = Do(port_, "GET", "/metrics");
+  ASSERT_EQ(m.status, 200) << m.body;
+  EXPECT_EQ(m.header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+  std::map<std::string, double> sample;
+  std::istringstream lines(m.body);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("# HELP ", 0) == 0 || line.rfind("# TYPE ", 0) == 0) continue;
+    const size_t space = line.rfind(' ');
+    ASSERT_NE(space, std::string::npos) << line;
+    ASSERT_EQ(sample.count(line.substr(0, space)), 0u) << "repeated series: " << line;
+    sample[line.substr(0, space)] = std::stod(line.substr(space + 1));
+  }
+  auto at = [&](const std::string& series) {
+    EXPECT_EQ(sample.count(series), 1u) << series << " missing from\n" << m.body;
+    return sample[series];
+  };
+  EXPECT_EQ(at("rag_http_requests_total{route=\"/v1/query\",method=\"POST\",code=\"200\"}"), 1);
+  EXPECT_EQ(at("rag_http_requests_total{route=\"/v1/documents\",method=\"POST\",code=\"202\"}"), 1);
+  EXPECT_GE(at("rag_http_requests_total{route=\"/v1/jobs/{id}\",method=\"GET\",code=\"200\"}"), 1);
+  EXPECT_EQ(at("rag_http_requests_total{route=\"other\",method=\"GET\",code=\"404\"}"), 1);
+  EXPECT_EQ(at("rag_http_requests_total{route=\"/metrics\",method=\"GET\",code=\"200\"}"), 1);
+  EXPECT_EQ(at("rag_http_requests_total{route=\"static\",method=\"GET\",code=\"200\"}"), 1);
+  double previous = 0;
+  for (double le : HttpMetrics::Buckets()) {
+    char bound[40];
+    std::snprintf(bound, sizeof(bound), "%.17g", le);
+    const double n = at(std::string("rag_http_request_duration_seconds_bucket{route=\"/v1/query\",le=\"") + bound + "\"}");
+    EXPECT_GE(n, previous) << "le " << bound;
+    previous = n;
+  }
+  EXPECT_EQ(at("rag_http_request_duration_seconds_bucket{route=\"/v1/query\",le=\"+Inf\"}"), 1);
+  EXPECT_EQ(at("rag_http_request_duration_seconds_count{route=\"/v1/query\"}"), 1);
+  EXPECT_GT(at("rag_http_request_duration_seconds_sum{route=\"/v1/query\"}"), 0);
+  EXPECT_EQ(at("rag_ingest_documents_total"), 1);
+  EXPECT_EQ(at("rag_ingest_failed_total"), 0);
+  EXPECT_GT(at("rag_ingest_chunks_total"), 0);
+  EXPECT_EQ(at("rag_ingest_queue_depth"), 0);
+  EXPECT_EQ(at("rag_answers_total"), 0);  // extractive answers use no model
+  EXPECT_EQ(Do(port_, "POST", "/metrics").status, 405);
 }
 
 TEST_F(HttpServerTest, DuplicateUploadReturnsTheStoredDocument) {

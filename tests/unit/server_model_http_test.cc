@@ -93,6 +93,23 @@ TEST_F(ModelHttpTest, StreamsPassagesTokensCitationsAndDone) {
   ASSERT_EQ(plain.status, 200) << plain.body;
   EXPECT_EQ(plain.json()["answer"], done["answer"]);
   EXPECT_EQ(plain.json()["unsupported"], done["unsupported"]);
+
+  // GET /metrics counts both answers, their tokens and time, and the second one's prompt found in
+  // the engine's prefix cache (the same question over the same passages).
+  Response m = Do(port_, "GET", "/metrics");
+  ASSERT_EQ(m.status, 200);
+  auto value = [&](const std::string& name) {
+    const size_t at = m.body.find("\n" + name + " ");
+    EXPECT_NE(at, std::string::npos) << name << " missing from\n" << m.body;
+    return at == std::string::npos ? -1.0 : std::stod(m.body.substr(at + name.size() + 2));
+  };
+  EXPECT_EQ(value("rag_answers_total"), 2);
+  EXPECT_EQ(value("rag_completion_tokens_total"), 2 * done["usage"]["completion_tokens"].get<double>());
+  EXPECT_EQ(value("rag_prompt_tokens_total"), 2 * done["usage"]["prompt_tokens"].get<double>());
+  EXPECT_GT(value("rag_generation_seconds_total"), 0);
+  EXPECT_GT(value("rag_prefix_cache_hit_tokens_total"), 0);
+  EXPECT_GE(value("rag_prefix_cache_query_tokens_total"), value("rag_prefix_cache_hit_tokens_total"));
+  EXPECT_EQ(value("rag_generating"), 0);
 }
 
 TEST_F(ModelHttpTest, ClientHangingUpCancelsTheAnswerAndTheServerGoesOn) {

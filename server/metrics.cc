@@ -1,0 +1,87 @@
+#include "server/metrics.h"
+
+#include <cstdio>
+
+namespace rag {
+namespace {
+
+// Prometheus' text format writes floats in Go's notation; %.17g round-trips and is accepted.
+std::string Number(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "%.17g", v);
+  return buf;
+}
+
+}  // namespace
+
+std::string RouteLabel(std::string_view path, bool is_static) {
+  constexpr std::string_view kDocuments = "/v1/documents/", kJobs = "/v1/jobs/";
+  if (path == "/v1/documents" || path == "/v1/query" || path == "/healthz" || path == "/metrics") {
+    return std::string(path);
+  }
+  auto under = [&](std::string_view prefix) {
+    return path.size() > prefix.size() && path.substr(0, prefix.size()) == prefix &&
+           path.find('/', prefix.size()) == std::string_view::npos;
+  };
+  if (under(kDocuments)) return "/v1/documents/{id}";
+  if (under(kJobs)) return "/v1/jobs/{id}";
+  return is_static ? "static" : "other";
+}
+
+const std::vector<double>& HttpMetrics::Buckets() {
+  static const std::vector<double> buckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                              0.25,  0.5,    1,     2.5,  5,     10,   30, 60};
+  return buckets;
+}
+
+void HttpMetrics::RecordRequest(const std::string& route, const std::string& method, int status,
+                                double seconds) {
+  const std::vector<double>& bounds = Buckets();
+  size_t bucket = 0;
+  while (bucket < bounds.size() && seconds > bounds[bucket]) ++bucket;
+  std::lock_guard<std::mutex> lock(mu_);
+  ++requests_[{route, method, status}];
+  Histogram& h = latency_[route];
+  if (h.counts.empty()) h.counts.assign(bounds.size() + 1, 0);
+  ++h.counts[bucket];
+  h.sum += seconds;
+  ++h.count;
+}
+
+std::string HttpMetrics::Render() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string out;
+  out += "# HELP rag_http_requests_total HTTP requests answered, by route, method and status.\n";
+  out += "# TYPE rag_http_requests_total counter\n";
+  for (const auto& [key, n] : requests_) {
+    const auto& [route, method, status] = key;
+    out += "rag_http_requests_total{route=\"" + route + "\",method=\"" + method + "\",code=\"" +
+           std::to_string(status) + "\"} " + std::to_string(n) + "\n";
+  }
+  out += "# HELP rag_http_request_duration_seconds Time from the request's arrival to its "
+         "response being handed to the kernel (streams: to their last event).\n";
+  out += "# TYPE rag_http_request_duration_seconds histogram\n";
+  const std::vector<double>& bounds = Buckets();
+  for (const auto& [route, h] : latency_) {
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b <= bounds.size(); ++b) {
+      cumulative += h.counts[b];
+      const std::string le = b < bounds.size() ? Number(bounds[b]) : "+Inf";
+      out += "rag_http_request_duration_seconds_bucket{route=\"" + route + "\",le=\"" + le +
+             "\"} " + std::to_string(cumulative) + "\n";
+    }
+    out += "rag_http_request_duration_seconds_sum{route=\"" + route + "\"} " + Number(h.sum) + "\n";
+    out += "rag_http_request_duration_seconds_count{route=\"" + route + "\"} " +
+           std::to_string(h.count) + "\n";
+  }
+  return out;
+}
+
+void AppendMetric(std::string* out, const char* name, const char* type, const char* help,
+                  double value) {
+  *out += std::string("# HELP ") + name + " " + help + "\n";
+  *out += std::string("# TYPE ") + name + " " + type + "\n";
+  *out += std::string(name) + " " + Number(value) + "\n";
+}
+
+}  // namespace rag

@@ -1,0 +1,51 @@
+// GET /metrics: the server's counters in Prometheus' text exposition format (version 0.0.4).
+//
+// HttpMetrics counts requests by route, method and status and keeps a latency histogram per
+// route; it is fed by ApiHandler after every response. The other series are read when the page is
+// rendered: in-flight requests, the ingestion queue, the assistant's ingestion and generation
+// counters, the engine's prefix cache, the vector count.
+//
+// Thread-safety: RecordRequest and Render may run on any threads at once.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+namespace rag {
+
+// The route a path belongs to, as a label of bounded cardinality: "/v1/documents",
+// "/v1/documents/{id}", "/v1/jobs/{id}", "/v1/query", "/healthz", "/metrics", "static" (the web
+// page and its files) or "other" (no route: 404).
+std::string RouteLabel(std::string_view path, bool is_static);
+
+class HttpMetrics {
+ public:
+  // Upper bounds of the latency histogram's buckets, seconds (+Inf is implicit).
+  static const std::vector<double>& Buckets();
+
+  void RecordRequest(const std::string& route, const std::string& method, int status,
+                     double seconds);
+  // rag_http_requests_total and rag_http_request_duration_seconds, with HELP and TYPE lines.
+  std::string Render() const;
+
+ private:
+  struct Histogram {
+    std::vector<uint64_t> counts;  // per bucket, not cumulative; the last one is +Inf
+    double sum = 0;
+    uint64_t count = 0;
+  };
+  mutable std::mutex mu_;
+  std::map<std::tuple<std::string, std::string, int>, uint64_t> requests_;
+  std::map<std::string, Histogram> latency_;
+};
+
+// One series of a gauge or counter, appended with HELP and TYPE lines.
+void AppendMetric(std::string* out, const char* name, const char* type, const char* help,
+                  double value);
+
+}  // namespace rag

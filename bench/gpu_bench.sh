@@ -69,8 +69,10 @@ fi
 if [ "$WHAT" = profile ]; then
   # Decode kernels only: skip the dummy-weight fills (195 launches for the 8B shape) and the
   # three prefills before the batch-1 decode (2 for the first-token timing with --runs 1, one
-  # for the decode; 325 launches each); ncu replays each kernel alone.
-  step ncu ncu --metrics gpu__time_duration.sum --csv --print-units base \
+  # for the decode; 325 launches each; counts of the code before the decode fusions: set NCU_SKIP
+  # and NCU_KERNELS for other code); ncu replays each kernel alone, at the card's own clocks
+  # (--clock-control none: ncu's default locks them to base, far below what the benchmarks see).
+  step ncu ncu --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
     --launch-skip "${NCU_SKIP:-1170}" -c "${NCU_KERNELS:-800}" \
     "$BUILD/engine/cuda/rag-bench" --load-format dummy --shape "$SHAPE" --prompt "$PROMPT" --new 6 \
     --batch 1 --runs 1 > "$LOGS/ncu.csv"

@@ -18,6 +18,7 @@
 #include "ingest/parser.h"
 #include "retrieval/bm25_query.h"
 #include "retrieval/extractive_answerer.h"
+#include "retrieval/near_duplicate.h"
 #include "retrieval/rank_fusion.h"
 
 namespace rag {
@@ -305,7 +306,10 @@ StatusOr<std::vector<Passage>> Assistant::Retrieve(const QueryRequest& request) 
   if (dense_) {
     RAG_ASSIGN_OR_RETURN(hits, FuseWithDense(request, filter, std::move(hits)));
   }
+  // Likewise a passage whose words mostly repeat a better one's wherever it is stored (the same
+  // paragraph in two documents: retrieval/near_duplicate.h).
   std::vector<Passage> passages;
+  std::vector<TextShingles> kept_words;
   passages.reserve(request.top_k);
   for (auto& h : hits) {
     if (static_cast<int>(passages.size()) == request.top_k) break;
@@ -318,6 +322,13 @@ StatusOr<std::vector<Passage>> Assistant::Retrieve(const QueryRequest& request) 
       overlaps = overlaps || (shared > 0 && 2 * shared > smaller);
     }
     if (overlaps) continue;
+    TextShingles words(h.chunk.text);
+    bool repeats = false;
+    for (const TextShingles& k : kept_words) {
+      repeats = repeats || k.Jaccard(words) >= kNearDuplicateJaccard;
+    }
+    if (repeats) continue;
+    kept_words.push_back(std::move(words));
     Passage p;
     p.index = static_cast<int>(passages.size());
     p.chunk = std::move(h.chunk);

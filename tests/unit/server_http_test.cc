@@ -225,6 +225,25 @@ TEST_F(HttpServerTest, MetricsCountRequestsIngestionAndLatencies) {
   EXPECT_EQ(Do(port_, "POST", "/metrics").status, 405);
 }
 
+// The same notes stored in two collections are two documents with the same passage: a query
+// over both gets that passage once (the better-ranked copy), not twice.
+TEST_F(HttpServerTest, APassageStoredTwiceIsReturnedOnce) {
+  AddDocument("ferry.md", kFerryNotes);
+  Response other =
+      Upload(port_, {{"file", "ferry.md", kFerryNotes}, {"collection", std::nullopt, "travel"}});
+  ASSERT_EQ(other.status, 202) << other.body;
+  ASSERT_EQ(WaitForJob(other.json().value("job_id", "")).value("state", ""), "done");
+  Response both = PostJson(port_, {{"question", "When does the island ferry depart?"}});
+  ASSERT_EQ(both.status, 200) << both.body;
+  EXPECT_EQ(both.json()["passages"].size(), 1u) << both.body;
+  // Each collection on its own still finds its copy.
+  Response travel = PostJson(port_, {{"question", "When does the island ferry depart?"},
+                                     {"collection", "travel"}});
+  ASSERT_EQ(travel.status, 200) << travel.body;
+  ASSERT_EQ(travel.json()["passages"].size(), 1u) << travel.body;
+  EXPECT_EQ(travel.json()["passages"][0]["collection"], "travel");
+}
+
 TEST_F(HttpServerTest, DuplicateUploadReturnsTheStoredDocument) {
   const int64_t id = AddDocument("ferry.md", kFerryNotes);
   Response again = UploadFile(port_, "copy-of-ferry.md", kFerryNotes);

@@ -399,11 +399,9 @@ namespace {
 // The grounded ChatML prompt (DESIGN.md section 4). Tokenizers without <|begin_of_text|>
 // (SmolLM2 and other ChatML models) get the same layout without it; their message contents are
 // encoded with special tokens as text, as ChatTemplate does, so a passage cannot end its turn.
-StatusOr<std::vector<int32_t>> EncodeGroundedPrompt(const Tokenizer& tok, const std::optional<ChatTemplate>& chat,
-                                                    int32_t im_start, int32_t im_end,
-                                                    const std::string& question,
-                                                    const std::vector<GroundingPassage>& passages) {
-  const std::vector<ChatMessage> messages = GroundedMessages(question, passages);
+StatusOr<std::vector<int32_t>> EncodeChatPrompt(const Tokenizer& tok, const std::optional<ChatTemplate>& chat,
+                                                int32_t im_start, int32_t im_end,
+                                                const std::vector<ChatMessage>& messages) {
   if (chat) return chat->Encode(messages, /*add_generation_prompt=*/true);
   std::vector<int32_t> ids;
   auto append = [&](const std::string& text) -> Status {
@@ -422,10 +420,68 @@ StatusOr<std::vector<int32_t>> EncodeGroundedPrompt(const Tokenizer& tok, const 
   return ids;
 }
 
+StatusOr<std::vector<int32_t>> EncodeGroundedPrompt(const Tokenizer& tok, const std::optional<ChatTemplate>& chat,
+                                                    int32_t im_start, int32_t im_end,
+                                                    const std::string& question,
+                                                    const std::vector<GroundingPassage>& passages) {
+  return EncodeChatPrompt(tok, chat, im_start, im_end, GroundedMessages(question, passages));
+}
+
 }  // namespace
 
 Status Assistant::Generate(const QueryRequest& request, const std::vector<Passage>& passages,
                            const QueryEventFn& on_event, std::string* text, QueryResult* result) {
+  Model& m = *model_;
+  const ModelConfig& config = m.engine->config();
+  std::vector<GroundingPassage> grounding;
+  for (const Passage& p : passages) grounding.push_back({p.chunk.title, p.chunk.text});
+  GenerationRequest g;
+  g.max_tokens = options_.max_answer_tokens;
+  // The weakest passages go first when the prompt and the answer do not fit the context.
+  for (;;) {
+    RAG_ASSIGN_OR_RETURN(g.prompt, EncodeGroundedPrompt(*m.tokenizer, m.chat, *m.im_start, *m.im_end,
+                                                        request.question, grounding));
+    const int64_t needed = static_cast<int64_t>(g.prompt.size()) + g.max_tokens;
+    if (needed <= config.max_position_embeddings || grounding.size() <= 1) break;
+    grounding.pop_back();
+  }
+  return RunGeneration(std::move(g), on_event, text, result);
+}
+
+StatusOr<QueryResult> Assistant::Chat(const std::vector<ChatMessage>& messages, int max_tokens,
+                                      const SamplingParams& sampling, const QueryEventFn& on_event) {
+  if (!model_) return FailedPrecondition("no model is loaded: chat needs one (rag serve --model)");
+  if (messages.empty()) return InvalidArgument("messages must not be empty");
+  for (const ChatMessage& msg : messages) {
+    if (msg.role != "system" && msg.role != "user" && msg.role != "assistant") {
+      return InvalidArgument("message role \"" + msg.role + "\" (system, user or assistant)");
+    }
+  }
+  RAG_RETURN_IF_ERROR(ValidateSamplingParams(sampling));
+  Model& m = *model_;
+  const int64_t context = m.engine->config().max_position_embeddings;
+  GenerationRequest g;
+  g.max_tokens = max_tokens;
+  g.sampling = sampling;
+  RAG_ASSIGN_OR_RETURN(g.prompt, EncodeChatPrompt(*m.tokenizer, m.chat, *m.im_start, *m.im_end, messages));
+  if (static_cast<int64_t>(g.prompt.size()) + max_tokens > context) {
+    return InvalidArgument("the conversation (" + std::to_string(g.prompt.size()) + " tokens) and " +
+                           std::to_string(max_tokens) + " new tokens exceed the model's context of " +
+                           std::to_string(context));
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  QueryResult result;
+  result.mode = "model";
+  result.model = m.name;
+  std::string text;
+  RAG_RETURN_IF_ERROR(RunGeneration(std::move(g), on_event, &text, &result));
+  result.answer.answer = std::move(text);
+  result.answer_ms = MillisSince(t0);
+  return result;
+}
+
+Status Assistant::RunGeneration(GenerationRequest g, const QueryEventFn& on_event, std::string* text,
+                                QueryResult* result) {
   Model& m = *model_;
   const ModelConfig& config = m.engine->config();
   ++generating_;
@@ -445,19 +501,7 @@ Status Assistant::Generate(const QueryRequest& request, const std::vector<Passag
                               .count();
     }
   } done_guard{*this, *result, started};
-  std::vector<GroundingPassage> grounding;
-  for (const Passage& p : passages) grounding.push_back({p.chunk.title, p.chunk.text});
-  GenerationRequest g;
-  g.max_tokens = options_.max_answer_tokens;
   g.stop_token_ids = {*m.im_end};
-  // The weakest passages go first when the prompt and the answer do not fit the context.
-  for (;;) {
-    RAG_ASSIGN_OR_RETURN(g.prompt, EncodeGroundedPrompt(*m.tokenizer, m.chat, *m.im_start, *m.im_end,
-                                                        request.question, grounding));
-    const int64_t needed = static_cast<int64_t>(g.prompt.size()) + g.max_tokens;
-    if (needed <= config.max_position_embeddings || grounding.size() <= 1) break;
-    grounding.pop_back();
-  }
   result->prompt_tokens = static_cast<int>(g.prompt.size());
 
   std::vector<int32_t> stops = config.eos_token_ids;

@@ -11,6 +11,7 @@
 #include <functional>
 #include <initializer_list>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,6 +27,9 @@ namespace Pistache::Http {
 class Request;
 class ResponseWriter;
 }  // namespace Pistache::Http
+namespace Pistache::Tcp {
+class Peer;
+}  // namespace Pistache::Tcp
 
 namespace rag {
 
@@ -81,6 +85,17 @@ HttpReply HandleGetDocument(ServerContext& ctx, std::string_view id);
 HttpReply HandleDeleteDocument(ServerContext& ctx, std::string_view id);
 HttpReply HandleGetJob(ServerContext& ctx, std::string_view id);
 HttpReply HandleMetrics(ServerContext& ctx);
+HttpReply HandleModels(ServerContext& ctx);
+HttpReply HandleChatCompletions(ServerContext& ctx, const Pistache::Http::Request& request);
+
+// The headers of a server-sent event stream (not cached, not buffered by proxies).
+void AddEventStreamHeaders(Pistache::Http::ResponseWriter& writer);
+
+// True once the client's side of the connection is gone (reset, or closed and our next write
+// bounced). Streaming handlers need it because they block the connection's thread: Pistache
+// only notices a hang-up on that thread's event loop, so until the answer ends, ResponseStream
+// writes to a dead peer still "succeed". A client that only half-closes is not gone.
+bool PeerGone(const std::shared_ptr<Pistache::Tcp::Peer>& peer);
 HttpReply HandleQuery(ServerContext& ctx, const Pistache::Http::Request& request);
 HttpReply HandleHealth(ServerContext& ctx);
 // nullopt when `path` is not a file of the web page.

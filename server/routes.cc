@@ -58,6 +58,14 @@ HttpReply RouteUnchecked(ServerContext& ctx, const Pistache::Http::Request& requ
     if (method == Method::Get) return HandleHealth(ctx);
     return MethodNotAllowed(method, path, "GET");
   }
+  if (path == "/v1/chat/completions") {
+    if (method == Method::Post) return HandleChatCompletions(ctx, request);
+    return MethodNotAllowed(method, path, "POST");
+  }
+  if (path == "/v1/models") {
+    if (method == Method::Get) return HandleModels(ctx);
+    return MethodNotAllowed(method, path, "GET");
+  }
   if (path == "/metrics") {
     if (method == Method::Get) return HandleMetrics(ctx);
     return MethodNotAllowed(method, path, "GET");

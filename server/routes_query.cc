@@ -39,24 +39,10 @@ namespace {
 
 constexpr int kMaxTopK = 50;
 
-// True once the client's side of the connection is gone (reset, or closed and our next write
-// bounced). Needed because the handler blocks the connection's thread: Pistache only notices a
-// hang-up on that thread's event loop, so until the answer ends, ResponseStream writes to a dead
-// peer still "succeed". A client that only half-closes (shutdown(SHUT_WR)) is not gone.
-bool PeerGone(const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
-  if (!peer) return false;
-  pollfd p{};
-  p.fd = peer->fd();
-  p.events = 0;  // POLLERR and POLLHUP are always reported
-  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0;
-}
-
 int StreamQueryEvents(ServerContext& ctx, const QueryRequest& query, std::vector<Passage> passages,
                       Pistache::Http::ResponseWriter writer) {
   std::shared_ptr<Pistache::Tcp::Peer> peer = writer.getPeer();
-  AddResponseHeader(writer, "Content-Type", "text/event-stream; charset=utf-8");
-  AddResponseHeader(writer, "Cache-Control", "no-cache");
-  AddResponseHeader(writer, "X-Accel-Buffering", "no");
+  AddEventStreamHeaders(writer);
   try {
     SseWriter sse(writer.stream(Pistache::Http::Code::Ok));
     Json list = Json::array();
@@ -93,6 +79,20 @@ int StreamQueryEvents(ServerContext& ctx, const QueryRequest& query, std::vector
 }
 
 }  // namespace
+
+void AddEventStreamHeaders(Pistache::Http::ResponseWriter& writer) {
+  AddResponseHeader(writer, "Content-Type", "text/event-stream; charset=utf-8");
+  AddResponseHeader(writer, "Cache-Control", "no-cache");
+  AddResponseHeader(writer, "X-Accel-Buffering", "no");
+}
+
+bool PeerGone(const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
+  if (!peer) return false;
+  pollfd p{};
+  p.fd = peer->fd();
+  p.events = 0;  // POLLERR and POLLHUP are always reported
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0;
+}
 
 HttpReply HandleQuery(ServerContext& ctx, const Pistache::Http::Request& request) {
   if (std::optional<std::string> type = HeaderValue(request, "Content-Type")) {

@@ -14,7 +14,8 @@ bool SseWriter::Send(std::string_view event, std::string_view data) {
   if (failed_ || ended_) return false;
   std::string frame;
   frame.reserve(event.size() + data.size() + 16);
-  frame.append("event: ").append(event).append("\ndata: ").append(data).append("\n\n");
+  if (!event.empty()) frame.append("event: ").append(event).append("\n");
+  frame.append("data: ").append(data).append("\n\n");
   try {
     stream_.write(frame.data(), static_cast<std::streamsize>(frame.size()));
     stream_ << Pistache::Http::flush;

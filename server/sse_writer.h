@@ -24,7 +24,8 @@ class SseWriter {
  public:
   explicit SseWriter(Pistache::Http::ResponseStream stream);
 
-  // Sends one event whose data is one line (JSON text has no raw newlines). Returns false once a
+  // Sends one event whose data is one line (JSON text has no raw newlines); an empty `event`
+  // sends the data line alone (the unnamed events of OpenAI's streams). Returns false once a
   // write has failed; every later call then does nothing.
   bool Send(std::string_view event, std::string_view data);
   // Ends the chunked body (the zero-length chunk). Idempotent.

@@ -244,6 +244,81 @@ TEST_F(HttpServerTest, APassageStoredTwiceIsReturnedOnce) {
   EXPECT_EQ(travel.json()["passages"][0]["collection"], "travel");
 }
 
+Response Chat(int port, const Json& body) {
+  return Do(port, "POST", "/v1/chat/completions", body.dump(), {"Content-Type: application/json"});
+}
+
+// The OpenAI-compatible routes without a model: /v1/models names the extractive answerer, a
+// chat completion with "rag" is the extractive answer of POST /v1/query in OpenAI's shape (plus
+// passages and citations), plain and streamed; a conversation without "rag" needs a model.
+TEST_F(HttpServerTest, ChatCompletionsWithRagAnswerFromTheDocumentsInOpenAIsShape) {
+  AddDocument("ferry.md", kFerryNotes);
+  Response models = Do(port_, "GET", "/v1/models");
+  ASSERT_EQ(models.status, 200) << models.body;
+  EXPECT_EQ(models.json()["object"], "list");
+  ASSERT_EQ(models.json()["data"].size(), 1u);
+  EXPECT_EQ(models.json()["data"][0]["id"], "extractive");
+  EXPECT_EQ(models.json()["data"][0]["object"], "model");
+
+  const Json messages = Json::array({{{"role", "system"}, {"content", "Answer briefly."}},
+                                     {{"role", "user"}, {"content", "Who sells tickets?"}},
+                                     {{"role", "assistant"}, {"content", "Which tickets?"}},
+                                     {{"role", "user"}, {"content", "When does the island ferry depart?"}}});
+  Response r = Chat(port_, {{"model", "extractive"}, {"messages", messages}, {"rag", true}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  const Json c = r.json();
+  EXPECT_EQ(c["object"], "chat.completion");
+  EXPECT_EQ(c["model"], "extractive");
+  EXPECT_TRUE(c["id"].get<std::string>().rfind("chatcmpl-", 0) == 0) << r.body;
+  ASSERT_EQ(c["choices"].size(), 1u);
+  EXPECT_EQ(c["choices"][0]["message"]["role"], "assistant");
+  EXPECT_EQ(c["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(c["usage"]["total_tokens"], 0);
+  // The last user message is the question: the same answer as POST /v1/query gives it.
+  Response q = PostJson(port_, {{"question", "When does the island ferry depart?"}});
+  ASSERT_EQ(q.status, 200);
+  EXPECT_EQ(c["choices"][0]["message"]["content"], q.json()["answer"]);
+  EXPECT_NE(c["choices"][0]["message"]["content"].get<std::string>().find("seven"), std::string::npos);
+  EXPECT_EQ(c["passages"], q.json()["passages"]);
+  EXPECT_EQ(c["citations"], q.json()["citations"]);
+
+  // Streamed: a role chunk, content chunks that concatenate to the answer, a last chunk with the
+  // finish reason and the citations, then [DONE].
+  Response s = Chat(port_, {{"messages", messages}, {"rag", {{"top_k", 3}}}, {"stream", true}});
+  ASSERT_EQ(s.status, 200) << s.body;
+  EXPECT_EQ(s.header("content-type"), "text/event-stream; charset=utf-8");
+  ASSERT_GE(s.body.size(), 14u);
+  EXPECT_EQ(s.body.substr(s.body.size() - 14), "data: [DONE]\n\n");
+  EXPECT_EQ(s.body.find("event:"), std::string::npos) << "OpenAI streams have unnamed events";
+  std::vector<SseEvent> events = ParseSse(s.body);
+  ASSERT_GE(events.size(), 4u) << s.body;
+  events.pop_back();  // [DONE]
+  EXPECT_EQ(events.front().data["choices"][0]["delta"]["role"], "assistant");
+  std::string content;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    EXPECT_EQ(events[i].data["object"], "chat.completion.chunk");
+    EXPECT_TRUE(events[i].data["choices"][0]["finish_reason"].is_null());
+    content += events[i].data["choices"][0]["delta"].value("content", "");
+  }
+  EXPECT_EQ(content, q.json()["answer"]);
+  EXPECT_EQ(events.back().data["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(events.back().data["citations"], q.json()["citations"]);
+
+  // Refusals, as JSON errors.
+  ExpectError(Chat(port_, {{"messages", messages}}), 409, "no model");
+  ExpectError(Chat(port_, {{"model", "gpt-4o"}, {"messages", messages}, {"rag", true}}), 404, "gpt-4o");
+  ExpectError(Chat(port_, {{"messages", Json::array()}, {"rag", true}}), 400, "messages");
+  ExpectError(Chat(port_, {{"messages", {{{"role", "tool"}, {"content", "x"}}}}, {"rag", true}}), 400, "role");
+  ExpectError(Chat(port_, {{"messages", messages}, {"rag", true}, {"n", 2}}), 400, "n must be 1");
+  ExpectError(Chat(port_, {{"messages", messages}, {"rag", true}, {"logit_bias", Json::object()}}), 400,
+              "logit_bias");
+  ExpectError(Chat(port_, {{"messages", {{{"role", "system"}, {"content", "x"}}}}, {"rag", true}}), 400,
+              "user message");
+  ExpectError(Chat(port_, {{"messages", messages}, {"rag", {{"top_k", 0}}}}), 400, "top_k");
+  ExpectError(Do(port_, "GET", "/v1/chat/completions"), 405);
+  ExpectHealthy();
+}
+
 TEST_F(HttpServerTest, DuplicateUploadReturnsTheStoredDocument) {
   const int64_t id = AddDocument("ferry.md", kFerryNotes);
   Response again = UploadFile(port_, "copy-of-ferry.md", kFerryNotes);

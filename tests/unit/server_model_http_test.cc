@@ -112,6 +112,66 @@ TEST_F(ModelHttpTest, StreamsPassagesTokensCitationsAndDone) {
   EXPECT_EQ(value("rag_generating"), 0);
 }
 
+// POST /v1/chat/completions with a model: a conversation without documents (plain and streamed,
+// the same greedy text; usage counted; a seed makes sampled replies reproducible) and a grounded
+// one with "rag".
+TEST_F(ModelHttpTest, ChatCompletionsTalkAndAnswerFromTheDocuments) {
+  Start(/*max_answer_tokens=*/20);
+  Response models = Do(port_, "GET", "/v1/models");
+  ASSERT_EQ(models.status, 200);
+  EXPECT_EQ(models.json()["data"][0]["id"], "chatml-tiny");
+  auto chat = [&](const Json& body) {
+    return Do(port_, "POST", "/v1/chat/completions", body.dump(), {"Content-Type: application/json"});
+  };
+  const Json messages = Json::array({{{"role", "user"}, {"content", "Say something about ferries."}}});
+  Response plain = chat({{"model", "chatml-tiny"}, {"messages", messages}, {"max_tokens", 12}});
+  ASSERT_EQ(plain.status, 200) << plain.body;
+  const Json c = plain.json();
+  EXPECT_EQ(c["object"], "chat.completion");
+  const std::string text = c["choices"][0]["message"]["content"];
+  EXPECT_FALSE(text.empty());
+  EXPECT_FALSE(c.contains("passages")) << "no documents without rag";
+  EXPECT_GT(c["usage"]["prompt_tokens"].get<int>(), 0);
+  EXPECT_GE(c["usage"]["completion_tokens"].get<int>(), 1);
+  EXPECT_LE(c["usage"]["completion_tokens"].get<int>(), 12);
+  EXPECT_EQ(c["usage"]["total_tokens"].get<int>(),
+            c["usage"]["prompt_tokens"].get<int>() + c["usage"]["completion_tokens"].get<int>());
+  const std::string finish = c["choices"][0]["finish_reason"];
+  EXPECT_TRUE(finish == "stop" || finish == "length") << finish;
+
+  Response streamed = chat({{"messages", messages}, {"max_tokens", 12}, {"stream", true},
+                            {"stream_options", {{"include_usage", true}}}});
+  ASSERT_EQ(streamed.status, 200) << streamed.body;
+  std::vector<SseEvent> events = ParseSse(streamed.body);
+  ASSERT_GE(events.size(), 4u) << streamed.body;
+  EXPECT_EQ(streamed.body.substr(streamed.body.size() - 14), "data: [DONE]\n\n");
+  std::string joined;
+  for (const SseEvent& e : events) {
+    if (e.data.is_object() && !e.data["choices"].empty()) {
+      joined += e.data["choices"][0]["delta"].value("content", "");
+    }
+  }
+  EXPECT_EQ(joined, text) << "greedy: the stream is the same reply";
+  const Json& usage = events[events.size() - 2].data;  // before [DONE]
+  EXPECT_TRUE(usage["choices"].empty());
+  EXPECT_EQ(usage["usage"], c["usage"]);
+
+  const Json sampled = {{"messages", messages}, {"max_tokens", 12}, {"temperature", 1.2}, {"seed", 5}};
+  Response s1 = chat(sampled), s2 = chat(sampled);
+  ASSERT_EQ(s1.status, 200) << s1.body;
+  EXPECT_EQ(s1.json()["choices"][0]["message"]["content"], s2.json()["choices"][0]["message"]["content"]);
+
+  Response grounded = chat({{"messages", {{{"role", "user"}, {"content", "When does the island ferry depart?"}}}},
+                            {"rag", true}});
+  ASSERT_EQ(grounded.status, 200) << grounded.body;
+  EXPECT_FALSE(grounded.json()["passages"].empty());
+  EXPECT_TRUE(grounded.json()["citations"].is_array());
+  EXPECT_GT(grounded.json()["usage"]["completion_tokens"].get<int>(), 0);
+
+  Response bad = chat({{"messages", messages}, {"temperature", -1}});
+  EXPECT_EQ(bad.status, 400) << bad.body;
+}
+
 TEST_F(ModelHttpTest, ClientHangingUpCancelsTheAnswerAndTheServerGoesOn) {
   // Long enough that an answer nobody cancels would still be running at the end of the wait.
   Start(/*max_answer_tokens=*/4000);

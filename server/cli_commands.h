@@ -66,6 +66,7 @@ struct ServeFlags {
   int port = 8080;
   int threads = 4;
   std::string web_dir;  // "" = the page built into the binary
+  bool insecure = false;  // listen on a non-loopback address without API keys
   AnswerFlags answer;
 };
 int RunServeCommand(const CommonFlags& common, const ServeFlags& flags);

@@ -26,6 +26,7 @@ int RunServeCommand(const CommonFlags& common, const ServeFlags& flags) {
   server.port = flags.port;
   server.threads = flags.threads;
   server.web_dir = flags.web_dir;
+  server.insecure = flags.insecure;
   Status st = RunServer(**assistant, server);
   if (!st.ok()) {
     std::fprintf(stderr, "rag serve: %s\n", st.message().c_str());

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <mutex>
@@ -115,8 +116,29 @@ class HttpServer::Impl {
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HttpServer::~HttpServer() { Shutdown(); }
 
+bool IsLoopbackHost(const std::string& host) {
+  if (host == "localhost" || host == "::1" || host == "[::1]") return true;
+  // 127.x.y.z in dotted-quad form, each part a number up to 255.
+  int parts[4];
+  char tail = 0;
+  if (std::sscanf(host.c_str(), "%d.%d.%d.%d%c", &parts[0], &parts[1], &parts[2], &parts[3],
+                  &tail) != 4) {
+    return false;
+  }
+  for (int p : parts) {
+    if (p < 0 || p > 255) return false;
+  }
+  return parts[0] == 127;
+}
+
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(Assistant& assistant,
                                                         const ServerOptions& options) {
+  if (!options.insecure && !IsLoopbackHost(options.host)) {
+    return PermissionDenied("refusing to listen on " + options.host +
+                            ": without API keys anyone who reaches it can read and delete every "
+                            "document; listen on 127.0.0.1 (the default), or pass --insecure to "
+                            "accept that");
+  }
   // Writes to a socket whose peer is gone must fail with EPIPE, not kill the process.
   std::signal(SIGPIPE, SIG_IGN);
   auto impl = std::make_unique<Impl>(assistant, options);

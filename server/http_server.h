@@ -27,6 +27,10 @@ class Assistant;
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
+  // Without API keys (not yet implemented) every client that reaches the port sees every
+  // document: Start refuses an address other than loopback (127.0.0.0/8, ::1, localhost)
+  // unless this is set (`rag serve --insecure`).
+  bool insecure = false;
   int port = 8080;                       // 0: any free port; on_listening tells which
   int threads = 4;                       // HTTP threads
   int64_t max_body_bytes = 110ll << 20;  // request body of POST /v1/documents (multipart)
@@ -46,8 +50,9 @@ struct ServerOptions {
 class HttpServer {
  public:
   // Re-queues documents left pending by an earlier run, binds host:port, then starts the HTTP
-  // threads and the job queue. Unavailable when the address cannot be bound. Ignores SIGPIPE
-  // for the whole process. `assistant` must outlive the server.
+  // threads and the job queue. Unavailable when the address cannot be bound, PermissionDenied
+  // for a non-loopback host without `insecure`. Ignores SIGPIPE for the whole process.
+  // `assistant` must outlive the server.
   static StatusOr<std::unique_ptr<HttpServer>> Start(Assistant& assistant,
                                                      const ServerOptions& options);
   ~HttpServer();  // Shutdown()
@@ -64,6 +69,9 @@ class HttpServer {
   explicit HttpServer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// True for the loopback addresses: 127.0.0.0/8, ::1 (also written [::1]) and "localhost".
+bool IsLoopbackHost(const std::string& host);
 
 // Starts the server and serves until SIGINT or SIGTERM, then shuts down gracefully and returns
 // Ok (so `rag serve` exits 0). While it runs, SIGINT/SIGTERM handlers of its own are installed

@@ -53,6 +53,8 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--port", serve.port, "port")->default_val(8080)->check(CLI::Range(1, 65535));
   serve_cmd->add_option("--threads", serve.threads, "HTTP threads")->default_val(4)->check(CLI::Range(1, 256));
   serve_cmd->add_option("--web-dir", serve.web_dir, "serve the page from this folder instead of the built-in copy");
+  serve_cmd->add_flag("--insecure", serve.insecure,
+                      "allow a --host other than loopback although there are no API keys yet");
   serve_cmd->add_option("--model", serve.answer.model_path, model_help);
   serve_cmd->add_option("--mode", serve.answer.mode, mode_help)->check(CLI::IsMember({"model", "extractive"}));
   serve_cmd->add_option("--device", serve.answer.device, device_help)->check(CLI::IsMember({"auto", "cpu", "cuda"}));

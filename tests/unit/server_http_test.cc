@@ -319,6 +319,33 @@ TEST_F(HttpServerTest, ChatCompletionsWithRagAnswerFromTheDocumentsInOpenAIsShap
   ExpectHealthy();
 }
 
+// Without API keys the server listens on loopback only, unless told --insecure.
+TEST(HttpServerBindTest, OtherAddressesThanLoopbackNeedInsecure) {
+  for (const char* host : {"127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"}) {
+    EXPECT_TRUE(IsLoopbackHost(host)) << host;
+  }
+  for (const char* host : {"0.0.0.0", "192.168.1.5", "::", "", "128.0.0.1", "127.0.0.256",
+                           "127.0.0.1.example.com", "127.0.0", "localhost.example.com"}) {
+    EXPECT_FALSE(IsLoopbackHost(host)) << host;
+  }
+  testing::TempDir data;
+  AssistantOptions assistant_options;
+  assistant_options.data_dir = data.path();
+  auto assistant = Assistant::Open(assistant_options);
+  ASSERT_TRUE(assistant.ok()) << assistant.status().ToString();
+  ServerOptions options;
+  options.host = "0.0.0.0";
+  options.port = 0;
+  auto refused = HttpServer::Start(**assistant, options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(refused.status().message().find("--insecure"), std::string::npos);
+  options.insecure = true;
+  auto started = HttpServer::Start(**assistant, options);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  EXPECT_EQ(Do((*started)->port(), "GET", "/healthz").status, 200);
+}
+
 TEST_F(HttpServerTest, DuplicateUploadReturnsTheStoredDocument) {
   const int64_t id = AddDocument("ferry.md", kFerryNotes);
   Response again = UploadFile(port_, "copy-of-ferry.md", kFerryNotes);

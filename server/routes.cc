@@ -50,26 +50,17 @@ HttpReply RouteUnchecked(ServerContext& ctx, const Pistache::Http::Request& requ
     }
     return MethodNotAllowed(method, path, "GET");
   }
-  if (path == "/v1/query") {
-    if (method == Method::Post) return HandleQuery(ctx, request);
-    return MethodNotAllowed(method, path, "POST");
-  }
-  if (path == "/healthz") {
-    if (method == Method::Get) return HandleHealth(ctx);
-    return MethodNotAllowed(method, path, "GET");
-  }
+  // The routes of one method each.
+  auto only = [&](Method allowed, const char* allow, auto handle) -> HttpReply {
+    return method == allowed ? handle() : MethodNotAllowed(method, path, allow);
+  };
+  if (path == "/v1/query") return only(Method::Post, "POST", [&] { return HandleQuery(ctx, request); });
   if (path == "/v1/chat/completions") {
-    if (method == Method::Post) return HandleChatCompletions(ctx, request);
-    return MethodNotAllowed(method, path, "POST");
+    return only(Method::Post, "POST", [&] { return HandleChatCompletions(ctx, request); });
   }
-  if (path == "/v1/models") {
-    if (method == Method::Get) return HandleModels(ctx);
-    return MethodNotAllowed(method, path, "GET");
-  }
-  if (path == "/metrics") {
-    if (method == Method::Get) return HandleMetrics(ctx);
-    return MethodNotAllowed(method, path, "GET");
-  }
+  if (path == "/v1/models") return only(Method::Get, "GET", [&] { return HandleModels(ctx); });
+  if (path == "/healthz") return only(Method::Get, "GET", [&] { return HandleHealth(ctx); });
+  if (path == "/metrics") return only(Method::Get, "GET", [&] { return HandleMetrics(ctx); });
   if (std::optional<HttpReply> page = HandleStatic(ctx, path)) {
     if (method == Method::Get) return std::move(*page);
     return MethodNotAllowed(method, path, "GET");

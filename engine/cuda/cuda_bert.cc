@@ -8,16 +8,12 @@
 #include <vector>
 
 #include "engine/cuda/device_buffer.h"
+#include "engine/cuda/matmul.h"
 #include "kernels/cuda_check.h"
 #include "kernels/kernels.h"
 
 namespace rag {
 namespace {
-
-Status CublasStatus(cublasStatus_t s, const char* what) {
-  if (s == CUBLAS_STATUS_SUCCESS) return Status::Ok();
-  return Internal(std::string("cuBLAS: ") + what + ": " + cublasGetStatusString(s));
-}
 
 // Device pointers of one layer's tensors (inside the encoder's single weight allocation).
 struct LayerPtrs {

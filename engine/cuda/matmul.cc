@@ -5,13 +5,11 @@
 #include "kernels/kernels.h"
 
 namespace rag {
-namespace {
 
-Status CublasError(cublasStatus_t s, const char* what) {
+Status CublasStatus(cublasStatus_t s, const char* what) {
+  if (s == CUBLAS_STATUS_SUCCESS) return Status::Ok();
   return Internal(std::string("cuBLAS: ") + what + ": " + cublasGetStatusString(s));
 }
-
-}  // namespace
 
 StatusOr<std::unique_ptr<CudaMatMul>> CudaMatMul::Create(cudaStream_t stream, int gemv_max_rows) {
   if (gemv_max_rows < 0 || gemv_max_rows > kGemvMaxM) {
@@ -20,16 +18,14 @@ StatusOr<std::unique_ptr<CudaMatMul>> CudaMatMul::Create(cudaStream_t stream, in
   std::unique_ptr<CudaMatMul> mm(new CudaMatMul());
   mm->stream_ = stream;
   mm->gemv_max_rows_ = gemv_max_rows;
-  cublasStatus_t s = cublasCreate(&mm->handle_);
-  if (s != CUBLAS_STATUS_SUCCESS) return CublasError(s, "cublasCreate");
+  RAG_RETURN_IF_ERROR(CublasStatus(cublasCreate(&mm->handle_), "cublasCreate"));
   // A fixed workspace: cuBLAS must not allocate while a graph is being captured (32 MiB is
   // what NVIDIA recommends for Hopper).
   RAG_ASSIGN_OR_RETURN(mm->workspace_, DeviceBuffer::Allocate(32u << 20, "the cuBLAS workspace"));
-  if ((s = cublasSetStream(mm->handle_, stream)) != CUBLAS_STATUS_SUCCESS ||
-      (s = cublasSetWorkspace(mm->handle_, mm->workspace_.get(), mm->workspace_.bytes())) !=
-          CUBLAS_STATUS_SUCCESS) {
-    return CublasError(s, "cublasSetStream/cublasSetWorkspace");
-  }
+  RAG_RETURN_IF_ERROR(CublasStatus(cublasSetStream(mm->handle_, stream), "cublasSetStream"));
+  RAG_RETURN_IF_ERROR(CublasStatus(
+      cublasSetWorkspace(mm->handle_, mm->workspace_.get(), mm->workspace_.bytes()),
+      "cublasSetWorkspace"));
   return mm;
 }
 
@@ -63,8 +59,7 @@ Status CudaMatMul::Cublas(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16
                                   CUDA_R_16BF, static_cast<int>(k), x, CUDA_R_16BF,
                                   static_cast<int>(k), &beta, y, y_type, static_cast<int>(n),
                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-  if (s != CUBLAS_STATUS_SUCCESS) return CublasError(s, "cublasGemmEx");
-  return Status::Ok();
+  return CublasStatus(s, "cublasGemmEx");
 }
 
 }  // namespace rag

@@ -17,6 +17,9 @@
 
 namespace rag {
 
+// Ok for CUBLAS_STATUS_SUCCESS, else Internal naming the call (`what`) and cuBLAS's message.
+Status CublasStatus(cublasStatus_t s, const char* what);
+
 class CudaMatMul {
  public:
   // Every call enqueues on `stream`. The cuBLAS workspace is preallocated, so calls can be

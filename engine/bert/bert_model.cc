@@ -178,33 +178,33 @@ StatusOr<std::vector<int64_t>> PackedStarts(const BertConfig& config,
 
 StatusOr<std::unique_ptr<BertModel>> BertModel::Load(const std::string& dir) {
   RAG_ASSIGN_OR_RETURN(BertHostWeights w, LoadBertWeights(dir));
-  return FromWeights(w);
+  return FromWeights(std::move(w));
 }
 
-std::unique_ptr<BertModel> BertModel::FromWeights(const BertHostWeights& w) {
+std::unique_ptr<BertModel> BertModel::FromWeights(BertHostWeights w) {
   auto model = std::unique_ptr<BertModel>(new BertModel());
   const BertConfig& c = w.config;
   const int64_t h = c.hidden, inter = c.intermediate;
   model->config_ = c;
-  model->word_emb_ = w.word_emb;
-  model->pos_emb_ = w.pos_emb;
-  model->type_emb_ = w.type_emb;
-  model->emb_ln_g_ = w.emb_ln_g;
-  model->emb_ln_b_ = w.emb_ln_b;
-  for (const BertHostWeights::Layer& hl : w.layers) {
+  model->word_emb_ = std::move(w.word_emb);
+  model->pos_emb_ = std::move(w.pos_emb);
+  model->type_emb_ = std::move(w.type_emb);
+  model->emb_ln_g_ = std::move(w.emb_ln_g);
+  model->emb_ln_b_ = std::move(w.emb_ln_b);
+  for (BertHostWeights::Layer& hl : w.layers) {
     Layer l;
     l.qkv_w = PackWeights(hl.qkv_w.data(), 3 * h, h);
-    l.qkv_b = hl.qkv_b;
+    l.qkv_b = std::move(hl.qkv_b);
     l.o_w = PackWeights(hl.o_w.data(), h, h);
-    l.o_b = hl.o_b;
-    l.ln1_g = hl.ln1_g;
-    l.ln1_b = hl.ln1_b;
+    l.o_b = std::move(hl.o_b);
+    l.ln1_g = std::move(hl.ln1_g);
+    l.ln1_b = std::move(hl.ln1_b);
     l.up_w = PackWeights(hl.up_w.data(), inter, h);
-    l.up_b = hl.up_b;
+    l.up_b = std::move(hl.up_b);
     l.down_w = PackWeights(hl.down_w.data(), h, inter);
-    l.down_b = hl.down_b;
-    l.ln2_g = hl.ln2_g;
-    l.ln2_b = hl.ln2_b;
+    l.down_b = std::move(hl.down_b);
+    l.ln2_g = std::move(hl.ln2_g);
+    l.ln2_b = std::move(hl.ln2_b);
     model->layers_.push_back(std::move(l));
   }
   return model;

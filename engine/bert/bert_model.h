@@ -68,8 +68,8 @@ class BertModel {
  public:
   // Reads config.json and model.safetensors of dir.
   static StatusOr<std::unique_ptr<BertModel>> Load(const std::string& dir);
-  // Packs the weights for the CPU kernels.
-  static std::unique_ptr<BertModel> FromWeights(const BertHostWeights& weights);
+  // Packs the weights for the CPU kernels (the embeddings and small vectors are moved in).
+  static std::unique_ptr<BertModel> FromWeights(BertHostWeights weights);
 
   const BertConfig& config() const { return config_; }
 

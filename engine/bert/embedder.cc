@@ -194,7 +194,8 @@ StatusOr<std::unique_ptr<Embedder>> LoadBertEmbedder(const std::string& dir, int
     const int threads = num_threads > 0
                             ? num_threads
                             : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    encoder = std::make_unique<CpuBertEncoder>(BertModel::FromWeights(weights), threads);
+    encoder =
+        std::make_unique<CpuBertEncoder>(BertModel::FromWeights(std::move(weights)), threads);
   }
   std::string name = fs::path(dir).lexically_normal().filename().string();
   if (name.empty()) name = fs::path(dir).lexically_normal().parent_path().filename().string();

@@ -396,9 +396,10 @@ StatusOr<std::vector<SearchHit>> Assistant::FuseWithDense(const QueryRequest& re
 
 namespace {
 
-// The grounded ChatML prompt (DESIGN.md section 4). Tokenizers without <|begin_of_text|>
-// (SmolLM2 and other ChatML models) get the same layout without it; their message contents are
-// encoded with special tokens as text, as ChatTemplate does, so a passage cannot end its turn.
+// The ChatML prompt of messages (the grounded one of DESIGN.md section 4, or a conversation).
+// Tokenizers without <|begin_of_text|> (SmolLM2 and other ChatML models) get the same layout
+// without it; their message contents are encoded with special tokens as text, as ChatTemplate
+// does, so a passage or a message cannot end its turn.
 StatusOr<std::vector<int32_t>> EncodeChatPrompt(const Tokenizer& tok, const std::optional<ChatTemplate>& chat,
                                                 int32_t im_start, int32_t im_end,
                                                 const std::vector<ChatMessage>& messages) {
@@ -420,13 +421,6 @@ StatusOr<std::vector<int32_t>> EncodeChatPrompt(const Tokenizer& tok, const std:
   return ids;
 }
 
-StatusOr<std::vector<int32_t>> EncodeGroundedPrompt(const Tokenizer& tok, const std::optional<ChatTemplate>& chat,
-                                                    int32_t im_start, int32_t im_end,
-                                                    const std::string& question,
-                                                    const std::vector<GroundingPassage>& passages) {
-  return EncodeChatPrompt(tok, chat, im_start, im_end, GroundedMessages(question, passages));
-}
-
 }  // namespace
 
 Status Assistant::Generate(const QueryRequest& request, const std::vector<Passage>& passages,
@@ -439,8 +433,8 @@ Status Assistant::Generate(const QueryRequest& request, const std::vector<Passag
   g.max_tokens = options_.max_answer_tokens;
   // The weakest passages go first when the prompt and the answer do not fit the context.
   for (;;) {
-    RAG_ASSIGN_OR_RETURN(g.prompt, EncodeGroundedPrompt(*m.tokenizer, m.chat, *m.im_start, *m.im_end,
-                                                        request.question, grounding));
+    RAG_ASSIGN_OR_RETURN(g.prompt, EncodeChatPrompt(*m.tokenizer, m.chat, *m.im_start, *m.im_end,
+                                                    GroundedMessages(request.question, grounding)));
     const int64_t needed = static_cast<int64_t>(g.prompt.size()) + g.max_tokens;
     if (needed <= config.max_position_embeddings || grounding.size() <= 1) break;
     grounding.pop_back();

@@ -53,14 +53,16 @@ std::string LoggedPath(const std::string& path) {
   return out;
 }
 
-// The request's log line and its place in GET /metrics.
+// The request's log line and its place in GET /metrics. `caller` is the API key's name (never
+// the key), "" without keys or before a key was checked.
 void LogRequest(HttpMetrics& metrics, const char* method, const std::string& path, int status,
-                std::chrono::steady_clock::time_point start) {
+                std::chrono::steady_clock::time_point start, const std::string& caller = "") {
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   char took[32];
   std::snprintf(took, sizeof(took), "%.1fms", ms);
-  RAG_LOG(INFO) << "http: " << method << " " << LoggedPath(path) << " " << status << " " << took;
+  RAG_LOG(INFO) << "http: " << method << " " << LoggedPath(path) << " " << status << " " << took
+                << (caller.empty() ? "" : " key=" + caller);
   // Paths of no API route that were answered (not 404) are the web page's files.
   metrics.RecordRequest(RouteLabel(path, status != 404), method, status, ms / 1e3);
 }
@@ -275,11 +277,13 @@ void ApiHandler::Dispatch(const Http::Request& request, Http::ResponseWriter wri
                           std::chrono::steady_clock::time_point start) {
   auto token = std::make_shared<InFlight>(ctx_);
   int status = 500;
+  std::string caller;
   try {
     const bool draining = ctx_->draining.load();
     const bool close = draining || WantsClose(request);
     HttpReply reply =
         draining ? ErrorReply(Unavailable("the server is shutting down")) : Route(*ctx_, request);
+    caller = reply.caller;
     if (reply.stream) {
       writer.headers().add<Http::Header::Connection>(close ? Http::ConnectionControl::Close
                                                            : Http::ConnectionControl::KeepAlive);
@@ -293,7 +297,8 @@ void ApiHandler::Dispatch(const Http::Request& request, Http::ResponseWriter wri
   } catch (...) {
     RAG_LOG(ERROR) << "http: could not answer: unknown exception";
   }
-  LogRequest(ctx_->metrics, Http::methodString(request.method()), request.resource(), status, start);
+  LogRequest(ctx_->metrics, Http::methodString(request.method()), request.resource(), status, start,
+             caller);
 }
 
 void ApiHandler::Send(Http::ResponseWriter writer, const HttpReply& reply, bool close,

@@ -67,6 +67,7 @@ struct ServeFlags {
   int threads = 4;
   std::string web_dir;  // "" = the page built into the binary
   bool insecure = false;  // listen on a non-loopback address without API keys
+  std::string keys_file;  // API keys (server/api_keys.h); "" = none
   AnswerFlags answer;
 };
 int RunServeCommand(const CommonFlags& common, const ServeFlags& flags);

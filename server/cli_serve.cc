@@ -1,6 +1,7 @@
 // `rag serve`: the HTTP API and the web page until SIGINT/SIGTERM.
 #include <cstdio>
 
+#include "server/api_keys.h"
 #include "server/assistant.h"
 #include "server/cli_commands.h"
 #include "server/http_server.h"
@@ -8,6 +9,16 @@
 namespace rag {
 
 int RunServeCommand(const CommonFlags& common, const ServeFlags& flags) {
+  // Keys first: a broken keys file fails in a moment, before a model is loaded.
+  std::shared_ptr<const ApiKeys> keys;
+  if (!flags.keys_file.empty()) {
+    StatusOr<std::shared_ptr<const ApiKeys>> loaded = ApiKeys::Load(flags.keys_file);
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "rag serve: %s\n", loaded.status().message().c_str());
+      return 2;
+    }
+    keys = std::move(*loaded);
+  }
   AssistantOptions options;
   options.data_dir = common.data_dir;
   options.embedder_path = ResolveEmbedder(common);
@@ -27,6 +38,7 @@ int RunServeCommand(const CommonFlags& common, const ServeFlags& flags) {
   server.threads = flags.threads;
   server.web_dir = flags.web_dir;
   server.insecure = flags.insecure;
+  server.api_keys = keys;
   Status st = RunServer(**assistant, server);
   if (!st.ok()) {
     std::fprintf(stderr, "rag serve: %s\n", st.message().c_str());

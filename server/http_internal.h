@@ -20,6 +20,8 @@
 
 #include "common/json_util.h"
 #include "common/status.h"
+#include "retrieval/document_store.h"
+#include "server/api_keys.h"
 #include "server/http_server.h"
 #include "server/metrics.h"
 
@@ -59,6 +61,7 @@ struct HttpReply {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  // extra response headers
   std::function<int(Pistache::Http::ResponseWriter)> stream;
+  std::string caller;  // the API key's name, for the request's log line ("" without keys)
 };
 
 // JSON text of j; invalid UTF-8 in strings becomes U+FFFD instead of an exception.
@@ -75,18 +78,28 @@ HttpReply ErrorReply(int http_status, const Status& status, const std::string& c
 void AddResponseHeader(Pistache::Http::ResponseWriter& writer, const std::string& name,
                        const std::string& value);
 
-// The reply to one request. Never throws.
+// The reply to one request. Never throws. With API keys, /v1/* and /metrics first need a known
+// `Authorization: Bearer` key (401 otherwise); its Access goes to the handler.
 HttpReply Route(ServerContext& ctx, const Pistache::Http::Request& request);
 
-// Handlers, one per route (routes_*.cc, static_files.cc).
-HttpReply HandleUpload(ServerContext& ctx, const Pistache::Http::Request& request);
-HttpReply HandleListDocuments(ServerContext& ctx, const Pistache::Http::Request& request);
-HttpReply HandleGetDocument(ServerContext& ctx, std::string_view id);
-HttpReply HandleDeleteDocument(ServerContext& ctx, std::string_view id);
-HttpReply HandleGetJob(ServerContext& ctx, std::string_view id);
+// Handlers, one per route (routes_*.cc, static_files.cc). `access` says which collections the
+// caller sees: a document of another collection is answered exactly like one that does not
+// exist (404), so ids cannot be probed; lists and answers leave such documents out.
+HttpReply HandleUpload(ServerContext& ctx, const Pistache::Http::Request& request,
+                       const Access& access);
+HttpReply HandleListDocuments(ServerContext& ctx, const Pistache::Http::Request& request,
+                              const Access& access);
+HttpReply HandleGetDocument(ServerContext& ctx, std::string_view id, const Access& access);
+HttpReply HandleDeleteDocument(ServerContext& ctx, std::string_view id, const Access& access);
+HttpReply HandleGetJob(ServerContext& ctx, std::string_view id, const Access& access);
 HttpReply HandleMetrics(ServerContext& ctx);
 HttpReply HandleModels(ServerContext& ctx);
-HttpReply HandleChatCompletions(ServerContext& ctx, const Pistache::Http::Request& request);
+HttpReply HandleChatCompletions(ServerContext& ctx, const Pistache::Http::Request& request,
+                                const Access& access);
+
+// The document with this id when `access` may see it; NotFound (the store's own message for a
+// missing id) otherwise.
+StatusOr<DocumentRecord> VisibleDocument(ServerContext& ctx, int64_t id, const Access& access);
 
 // The headers of a server-sent event stream (not cached, not buffered by proxies).
 void AddEventStreamHeaders(Pistache::Http::ResponseWriter& writer);
@@ -96,8 +109,11 @@ void AddEventStreamHeaders(Pistache::Http::ResponseWriter& writer);
 // only notices a hang-up on that thread's event loop, so until the answer ends, ResponseStream
 // writes to a dead peer still "succeed". A client that only half-closes is not gone.
 bool PeerGone(const std::shared_ptr<Pistache::Tcp::Peer>& peer);
-HttpReply HandleQuery(ServerContext& ctx, const Pistache::Http::Request& request);
-HttpReply HandleHealth(ServerContext& ctx);
+HttpReply HandleQuery(ServerContext& ctx, const Pistache::Http::Request& request,
+                      const Access& access);
+// Liveness for everyone; the counts of documents, chunks and jobs only for admin access (they
+// are totals over every collection).
+HttpReply HandleHealth(ServerContext& ctx, const Access& access);
 // nullopt when `path` is not a file of the web page.
 std::optional<HttpReply> HandleStatic(const ServerContext& ctx, std::string_view path);
 

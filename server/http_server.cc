@@ -15,6 +15,7 @@
 
 #include "common/logging.h"
 #include "server/api_handler.h"
+#include "server/api_keys.h"
 #include "server/assistant.h"
 #include "server/http_internal.h"
 #include "server/job_queue.h"
@@ -70,7 +71,10 @@ class HttpServer::Impl {
     }
     jobs_.Start();
     RAG_LOG(INFO) << "http: listening on http://" << options.host << ":" << port_ << "/ ("
-                  << options.threads << " threads)";
+                  << options.threads << " threads, "
+                  << (options.api_keys ? std::to_string(options.api_keys->size()) + " API keys"
+                                       : std::string("no API keys"))
+                  << ")";
     if (options.on_listening) options.on_listening(port_);
     return Status::Ok();
   }
@@ -133,11 +137,12 @@ bool IsLoopbackHost(const std::string& host) {
 
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(Assistant& assistant,
                                                         const ServerOptions& options) {
-  if (!options.insecure && !IsLoopbackHost(options.host)) {
+  // Keys make every /v1 route ask who is calling, so any address is then as safe as loopback.
+  if (!options.api_keys && !options.insecure && !IsLoopbackHost(options.host)) {
     return PermissionDenied("refusing to listen on " + options.host +
                             ": without API keys anyone who reaches it can read and delete every "
-                            "document; listen on 127.0.0.1 (the default), or pass --insecure to "
-                            "accept that");
+                            "document; give --keys FILE, listen on 127.0.0.1 (the default), or "
+                            "pass --insecure to accept that");
   }
   // Writes to a socket whose peer is gone must fail with EPIPE, not kill the process.
   std::signal(SIGPIPE, SIG_IGN);

@@ -23,13 +23,18 @@
 
 namespace rag {
 
+class ApiKeys;
 class Assistant;
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  // Without API keys (not yet implemented) every client that reaches the port sees every
-  // document: Start refuses an address other than loopback (127.0.0.0/8, ::1, localhost)
-  // unless this is set (`rag serve --insecure`).
+  // API keys (`rag serve --keys FILE`, server/api_keys.h); null: no keys, every client sees
+  // every document. With keys, /v1/* and /metrics need `Authorization: Bearer <key>` and each
+  // key sees only its collections.
+  std::shared_ptr<const ApiKeys> api_keys;
+  // Without API keys every client that reaches the port sees every document: Start refuses an
+  // address other than loopback (127.0.0.0/8, ::1, localhost) unless this is set
+  // (`rag serve --insecure`). With keys any address is allowed.
   bool insecure = false;
   int port = 8080;                       // 0: any free port; on_listening tells which
   int threads = 4;                       // HTTP threads
@@ -51,7 +56,8 @@ class HttpServer {
  public:
   // Re-queues documents left pending by an earlier run, binds host:port, then starts the HTTP
   // threads and the job queue. Unavailable when the address cannot be bound, PermissionDenied
-  // for a non-loopback host without `insecure`. Ignores SIGPIPE for the whole process.
+  // for a non-loopback host with neither API keys nor `insecure`. Ignores SIGPIPE for the whole
+  // process.
   // `assistant` must outlive the server.
   static StatusOr<std::unique_ptr<HttpServer>> Start(Assistant& assistant,
                                                      const ServerOptions& options);

@@ -53,8 +53,11 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--port", serve.port, "port")->default_val(8080)->check(CLI::Range(1, 65535));
   serve_cmd->add_option("--threads", serve.threads, "HTTP threads")->default_val(4)->check(CLI::Range(1, 256));
   serve_cmd->add_option("--web-dir", serve.web_dir, "serve the page from this folder instead of the built-in copy");
+  serve_cmd->add_option("--keys", serve.keys_file,
+                        "API keys file (JSON, docs/API.md): every /v1 route then needs "
+                        "Authorization: Bearer KEY, and each key sees only its collections");
   serve_cmd->add_flag("--insecure", serve.insecure,
-                      "allow a --host other than loopback although there are no API keys yet");
+                      "allow a --host other than loopback without --keys");
   serve_cmd->add_option("--model", serve.answer.model_path, model_help);
   serve_cmd->add_option("--mode", serve.answer.mode, mode_help)->check(CLI::IsMember({"model", "extractive"}));
   serve_cmd->add_option("--device", serve.answer.device, device_help)->check(CLI::IsMember({"auto", "cpu", "cuda"}));

@@ -20,13 +20,14 @@ std::string RouteLabel(std::string_view path, bool is_static) {
       path == "/v1/chat/completions" || path == "/v1/models") {
     return std::string(path);
   }
-  auto under = [&](std::string_view prefix) {
-    return path.size() > prefix.size() && path.substr(0, prefix.size()) == prefix &&
-           path.find('/', prefix.size()) == std::string_view::npos;
+  auto under = [](std::string_view p, std::string_view prefix) {
+    return p.size() > prefix.size() && p.substr(0, prefix.size()) == prefix &&
+           p.find('/', prefix.size()) == std::string_view::npos;
   };
-  if (under(kDocuments)) return "/v1/documents/{id}";
-  if (under(kJobs)) return "/v1/jobs/{id}";
-  return is_static ? "static" : "other";
+  if (under(path, kDocuments)) return "/v1/documents/{id}";
+  if (under(path, kJobs)) return "/v1/jobs/{id}";
+  // No page file lives under /v1/ (an unknown API path answered 401 is not the page).
+  return is_static && path.substr(0, 4) != "/v1/" ? "static" : "other";
 }
 
 const std::vector<double>& HttpMetrics::Buckets() {

@@ -1,6 +1,8 @@
-// The route table (DESIGN.md section 4) and the small routes: jobs and health.
+// The route table (DESIGN.md section 4), API keys at its door, and the small routes: jobs,
+// health and metrics.
 #include <pistache/http.h>
 
+#include <cctype>
 #include <exception>
 
 #include "common/logging.h"
@@ -27,26 +29,62 @@ bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
 
-HttpReply RouteUnchecked(ServerContext& ctx, const Pistache::Http::Request& request) {
+// The key of an `Authorization: Bearer <key>` header ("" when there is none or it is not
+// Bearer). Pistache parses Authorization into its typed header, so the raw map may lack it.
+std::string BearerKey(const Pistache::Http::Request& request) {
+  std::string value;
+  if (auto typed = request.headers().tryGet<Pistache::Http::Header::Authorization>()) {
+    value = typed->value();
+  } else if (std::optional<std::string> raw = HeaderValue(request, "Authorization")) {
+    value = *raw;
+  }
+  constexpr std::string_view kScheme = "bearer ";
+  if (value.size() <= kScheme.size()) return "";
+  for (size_t i = 0; i < kScheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(value[i])) != kScheme[i]) return "";
+  }
+  const size_t begin = value.find_first_not_of(" \t", kScheme.size());
+  const size_t end = value.find_last_not_of(" \t");
+  return begin == std::string::npos ? "" : value.substr(begin, end + 1 - begin);
+}
+
+// 401 in the error JSON (OpenAI's shape too, so its clients raise AuthenticationError), with
+// the RFC 6750 challenge. The message never repeats the presented key.
+HttpReply Unauthorized(bool presented) {
+  HttpReply reply = ErrorReply(
+      401,
+      Unauthenticated(presented ? "invalid API key"
+                                : "this server needs an API key: send Authorization: Bearer <key>"),
+      presented ? "invalid_api_key" : "missing_api_key");
+  reply.headers.emplace_back("WWW-Authenticate",
+                             presented ? "Bearer realm=\"rag\", error=\"invalid_token\""
+                                       : "Bearer realm=\"rag\"");
+  return reply;
+}
+
+HttpReply RouteWithAccess(ServerContext& ctx, const Pistache::Http::Request& request,
+                          const Access& access) {
   const std::string& path = request.resource();
   const Method method = request.method();
-
   if (path == "/v1/documents") {
-    if (method == Method::Get) return HandleListDocuments(ctx, request);
-    if (method == Method::Post) return HandleUpload(ctx, request);
+    if (method == Method::Get) return HandleListDocuments(ctx, request, access);
+    if (method == Method::Post) return HandleUpload(ctx, request, access);
     return MethodNotAllowed(method, path, "GET, POST");
   }
   constexpr std::string_view kDocumentPrefix = "/v1/documents/";
-  if (StartsWith(path, kDocumentPrefix) && path.find('/', kDocumentPrefix.size()) == path.npos) {
-    const std::string_view id = std::string_view(path).substr(kDocumentPrefix.size());
-    if (method == Method::Get) return HandleGetDocument(ctx, id);
-    if (method == Method::Delete) return HandleDeleteDocument(ctx, id);
-    return MethodNotAllowed(method, path, "GET, DELETE");
+  if (StartsWith(path, kDocumentPrefix)) {
+    std::string_view id = std::string_view(path).substr(kDocumentPrefix.size());
+    const size_t slash = id.find('/');
+    if (slash == id.npos) {
+      if (method == Method::Get) return HandleGetDocument(ctx, id, access);
+      if (method == Method::Delete) return HandleDeleteDocument(ctx, id, access);
+      return MethodNotAllowed(method, path, "GET, DELETE");
+    }
   }
   constexpr std::string_view kJobPrefix = "/v1/jobs/";
   if (StartsWith(path, kJobPrefix) && path.find('/', kJobPrefix.size()) == path.npos) {
     if (method == Method::Get) {
-      return HandleGetJob(ctx, std::string_view(path).substr(kJobPrefix.size()));
+      return HandleGetJob(ctx, std::string_view(path).substr(kJobPrefix.size()), access);
     }
     return MethodNotAllowed(method, path, "GET");
   }
@@ -54,13 +92,23 @@ HttpReply RouteUnchecked(ServerContext& ctx, const Pistache::Http::Request& requ
   auto only = [&](Method allowed, const char* allow, auto handle) -> HttpReply {
     return method == allowed ? handle() : MethodNotAllowed(method, path, allow);
   };
-  if (path == "/v1/query") return only(Method::Post, "POST", [&] { return HandleQuery(ctx, request); });
+  if (path == "/v1/query") {
+    return only(Method::Post, "POST", [&] { return HandleQuery(ctx, request, access); });
+  }
   if (path == "/v1/chat/completions") {
-    return only(Method::Post, "POST", [&] { return HandleChatCompletions(ctx, request); });
+    return only(Method::Post, "POST", [&] { return HandleChatCompletions(ctx, request, access); });
   }
   if (path == "/v1/models") return only(Method::Get, "GET", [&] { return HandleModels(ctx); });
-  if (path == "/healthz") return only(Method::Get, "GET", [&] { return HandleHealth(ctx); });
-  if (path == "/metrics") return only(Method::Get, "GET", [&] { return HandleMetrics(ctx); });
+  if (path == "/healthz") {
+    return only(Method::Get, "GET", [&] { return HandleHealth(ctx, access); });
+  }
+  if (path == "/metrics") {
+    // Server-wide totals (documents, chunks, vectors of every collection): admin keys only.
+    if (!access.admin()) {
+      return ErrorReply(PermissionDenied("/metrics needs an admin key (collections [\"*\"])"));
+    }
+    return only(Method::Get, "GET", [&] { return HandleMetrics(ctx); });
+  }
   if (std::optional<HttpReply> page = HandleStatic(ctx, path)) {
     if (method == Method::Get) return std::move(*page);
     return MethodNotAllowed(method, path, "GET");
@@ -71,6 +119,30 @@ HttpReply RouteUnchecked(ServerContext& ctx, const Pistache::Http::Request& requ
   }
   return ErrorReply(
       NotFound("no route for " + std::string(Pistache::Http::methodString(method)) + " " + shown));
+}
+
+HttpReply RouteUnchecked(ServerContext& ctx, const Pistache::Http::Request& request) {
+  const std::string& path = request.resource();
+
+  // Without keys everyone sees everything (loopback only, unless --insecure). With keys, every
+  // API path (known or not, so routes cannot be probed) and /metrics need a known key; the
+  // page and /healthz stay open, /healthz showing its totals to admin keys only.
+  Access access;
+  if (ctx.options.api_keys) {
+    const std::string key = BearerKey(request);
+    std::optional<Access> found = key.empty() ? std::nullopt : ctx.options.api_keys->Find(key);
+    if (StartsWith(path, "/v1/") || path == "/v1" || path == "/metrics") {
+      if (!found) return Unauthorized(!key.empty());
+    }
+    if (found) {
+      access = std::move(*found);
+    } else {
+      access.all_collections = false;  // an anonymous caller of /healthz: no totals
+    }
+  }
+  HttpReply reply = RouteWithAccess(ctx, request, access);
+  reply.caller = access.key_name;
+  return reply;
 }
 
 }  // namespace
@@ -103,8 +175,13 @@ Json JobToJson(const JobRecord& job) {
   return j;
 }
 
-HttpReply HandleGetJob(ServerContext& ctx, std::string_view id) {
+HttpReply HandleGetJob(ServerContext& ctx, std::string_view id, const Access& access) {
   std::optional<JobRecord> job = ctx.jobs.Get(std::string(id));
+  // A job of a collection the caller may not see is no job for it; nor, for a key limited to
+  // some collections, is the job of a document deleted since (its collection is unknown).
+  if (job && !access.all_collections && !VisibleDocument(ctx, job->document_id, access).ok()) {
+    job.reset();
+  }
   if (!job) {
     std::string shown(id.substr(0, 40));
     for (char& c : shown) {
@@ -116,14 +193,16 @@ HttpReply HandleGetJob(ServerContext& ctx, std::string_view id) {
   return JsonReply(200, JobToJson(*job));
 }
 
-HttpReply HandleHealth(ServerContext& ctx) {
-  StatusOr<DocumentStore::Counts> counts = ctx.assistant.store().CountAll();
-  if (!counts.ok()) return ErrorReply(counts.status());
-  Json health = {{"status", "ok"},
-                 {"documents", counts->documents},
-                 {"chunks", counts->chunks},
-                 {"jobs_queued", ctx.jobs.queued()},
-                 {"jobs_running", ctx.jobs.running()}};
+HttpReply HandleHealth(ServerContext& ctx, const Access& access) {
+  Json health = {{"status", "ok"}};
+  if (access.admin()) {
+    StatusOr<DocumentStore::Counts> counts = ctx.assistant.store().CountAll();
+    if (!counts.ok()) return ErrorReply(counts.status());
+    health["documents"] = counts->documents;
+    health["chunks"] = counts->chunks;
+    health["jobs_queued"] = ctx.jobs.queued();
+    health["jobs_running"] = ctx.jobs.running();
+  }
   // Extractive mode keeps the original shape (no "mode"/"model": no model answers).
   if (!ctx.assistant.model_name().empty()) {
     health["mode"] = ctx.assistant.mode();
@@ -132,7 +211,7 @@ HttpReply HandleHealth(ServerContext& ctx) {
   // Dense retrieval, when on: the embedder and how many chunks its index holds.
   if (DenseIndex* dense = ctx.assistant.dense()) {
     health["embedder"] = dense->embedder().name();
-    health["vectors"] = dense->size();
+    if (access.admin()) health["vectors"] = dense->size();
   }
   return JsonReply(200, health);
 }

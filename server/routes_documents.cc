@@ -1,5 +1,8 @@
 // /v1/documents: upload (multipart), list, get, delete.
 //
+// With API keys a caller sees only its collections (http_internal.h): uploads elsewhere are
+// refused (403), other documents are missing (404) or left out of lists.
+//
 // Deleting a document whose ingestion job is running is refused with 409 (the client retries
 // when the job has finished); a queued job is cancelled first, so no worker starts it.
 #include <pistache/http.h>
@@ -22,7 +25,17 @@ HttpReply QueueFull(const Status& status) {
 
 }  // namespace
 
-HttpReply HandleUpload(ServerContext& ctx, const Pistache::Http::Request& request) {
+StatusOr<DocumentRecord> VisibleDocument(ServerContext& ctx, int64_t id, const Access& access) {
+  StatusOr<DocumentRecord> doc = ctx.assistant.store().GetDocument(id);
+  if (doc.ok() && !access.MaySee(doc->collection)) {
+    // Word for word the store's answer for a missing id, so that ids cannot be probed.
+    return NotFound("no document with id " + std::to_string(id));
+  }
+  return doc;
+}
+
+HttpReply HandleUpload(ServerContext& ctx, const Pistache::Http::Request& request,
+                       const Access& access) {
   const std::string content_type = HeaderValue(request, "Content-Type").value_or("");
   StatusOr<std::vector<MultipartPart>> parts = ParseMultipart(content_type, request.body());
   if (!parts.ok()) return ErrorReply(parts.status());
@@ -43,6 +56,12 @@ HttpReply HandleUpload(ServerContext& ctx, const Pistache::Http::Request& reques
     collection = std::string(c->data);
     Status valid = ValidateCollection(collection);
     if (!valid.ok()) return ErrorReply(valid);
+  }
+  // Writing is not reading: naming the collection in the refusal reveals nothing the caller
+  // did not send.
+  if (!access.MaySee(collection)) {
+    return ErrorReply(PermissionDenied("this API key may not add documents to collection \"" +
+                                       collection + "\""));
   }
   // Refuse before storing the file when the queue is full; Submit below re-checks.
   if (!ctx.jobs.HasRoom()) {
@@ -81,7 +100,8 @@ HttpReply HandleUpload(ServerContext& ctx, const Pistache::Http::Request& reques
                          {"document", DocumentToJson(doc)}});
 }
 
-HttpReply HandleListDocuments(ServerContext& ctx, const Pistache::Http::Request& request) {
+HttpReply HandleListDocuments(ServerContext& ctx, const Pistache::Http::Request& request,
+                              const Access& access) {
   StatusOr<std::map<std::string, std::string>> params = QueryParams(request, {"collection"});
   if (!params.ok()) return ErrorReply(params.status());
   std::optional<std::string> collection;
@@ -92,23 +112,27 @@ HttpReply HandleListDocuments(ServerContext& ctx, const Pistache::Http::Request&
   }
   StatusOr<std::vector<DocumentRecord>> docs = ctx.assistant.store().ListDocuments(collection);
   if (!docs.ok()) return ErrorReply(docs.status());
+  // A collection the caller may not see lists as empty, like one that does not exist.
   Json list = Json::array();
-  for (const DocumentRecord& doc : *docs) list.push_back(DocumentToJson(doc));
+  for (const DocumentRecord& doc : *docs) {
+    if (access.MaySee(doc.collection)) list.push_back(DocumentToJson(doc));
+  }
   return JsonReply(200, {{"documents", std::move(list)}});
 }
 
-HttpReply HandleGetDocument(ServerContext& ctx, std::string_view id_text) {
+HttpReply HandleGetDocument(ServerContext& ctx, std::string_view id_text, const Access& access) {
   StatusOr<int64_t> id = ParsePathId(id_text, "document");
   if (!id.ok()) return ErrorReply(id.status());
-  StatusOr<DocumentRecord> doc = ctx.assistant.store().GetDocument(*id);
+  StatusOr<DocumentRecord> doc = VisibleDocument(ctx, *id, access);
   if (!doc.ok()) return ErrorReply(doc.status());
   return JsonReply(200, DocumentToJson(*doc));
 }
 
-HttpReply HandleDeleteDocument(ServerContext& ctx, std::string_view id_text) {
+HttpReply HandleDeleteDocument(ServerContext& ctx, std::string_view id_text,
+                               const Access& access) {
   StatusOr<int64_t> id = ParsePathId(id_text, "document");
   if (!id.ok()) return ErrorReply(id.status());
-  StatusOr<DocumentRecord> doc = ctx.assistant.store().GetDocument(*id);
+  StatusOr<DocumentRecord> doc = VisibleDocument(ctx, *id, access);
   if (!doc.ok()) return ErrorReply(doc.status());
   Status cancelled = ctx.jobs.CancelForDocument(*id);
   if (!cancelled.ok()) return ErrorReply(cancelled);

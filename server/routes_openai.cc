@@ -258,9 +258,12 @@ HttpReply HandleModels(ServerContext& ctx) {
                                                 {"owned_by", "rag"}}})}});
 }
 
-HttpReply HandleChatCompletions(ServerContext& ctx, const Pistache::Http::Request& request) {
+HttpReply HandleChatCompletions(ServerContext& ctx, const Pistache::Http::Request& request,
+                                const Access& access) {
   StatusOr<ChatCall> call = ParseChatCall(ctx.assistant, request.body());
   if (!call.ok()) return ErrorReply(call.status());
+  // As in POST /v1/query: retrieval keeps to the caller's collections.
+  if (!access.all_collections) call->query.allowed_collections = access.collections;
   std::vector<Passage> passages;
   if (call->rag) {  // retrieval errors are ordinary JSON errors, before any stream starts
     StatusOr<std::vector<Passage>> found = ctx.assistant.Retrieve(call->query);

@@ -94,7 +94,8 @@ bool PeerGone(const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
   return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0;
 }
 
-HttpReply HandleQuery(ServerContext& ctx, const Pistache::Http::Request& request) {
+HttpReply HandleQuery(ServerContext& ctx, const Pistache::Http::Request& request,
+                      const Access& access) {
   if (std::optional<std::string> type = HeaderValue(request, "Content-Type")) {
     std::string media = type->substr(0, type->find(';'));
     while (!media.empty() && media.back() == ' ') media.pop_back();
@@ -140,6 +141,9 @@ HttpReply HandleQuery(ServerContext& ctx, const Pistache::Http::Request& request
   }
   StatusOr<std::optional<bool>> stream = GetOptionalBool(*body, "stream");
   if (!stream.ok()) return ErrorReply(stream.status());
+  // Retrieval itself keeps to the caller's collections, so a "collection" or "document_id" it
+  // may not see finds nothing, exactly like one that does not exist.
+  if (!access.all_collections) query.allowed_collections = access.collections;
 
   if (!stream->value_or(false)) {
     StatusOr<QueryResult> result = ctx.assistant.Query(query);

@@ -8,6 +8,8 @@
 // - API paths are relative ("v1/...") so the page also works behind a path prefix.
 // - Citation offsets from the server count Unicode code points; JavaScript strings count UTF-16
 //   units, so the answer is split with Array.from() before slicing.
+// - With API keys (`rag serve --keys`), every API call carries `Authorization: Bearer <key>`
+//   (authHeaders()); the key never goes into a URL, since URLs end up in logs and history.
 'use strict';
 
 // ---------------------------------------------------------------------------------------------
@@ -59,9 +61,71 @@ class ApiError extends Error {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// The API key. Kept in sessionStorage: it lives as long as this tab and is not shared with other
+// sites or written to disk for good; the key field appears when the server answers 401.
+
+const KEY_STORAGE = 'rag.apiKey';
+
+function apiKey() {
+  try {
+    return sessionStorage.getItem(KEY_STORAGE) || '';
+  } catch (_) {
+    return '';  // storage disabled: no key
+  }
+}
+
+// Headers for an API call: `extra` plus the Bearer key when one is set.
+function authHeaders(extra = {}) {
+  const key = apiKey();
+  return key ? { ...extra, Authorization: `Bearer ${key}` } : extra;
+}
+
+// Shows the key field with `message` (the server refused the call, or the key was just set).
+function showKeyForm(message, needed) {
+  show($('key-form'), true);
+  $('key-status').textContent = message;
+  $('key-status').dataset.state = needed ? 'needed' : 'ok';
+  if (needed && document.activeElement !== $('api-key')) $('api-key').focus({ preventScroll: true });
+}
+
+const KEY_NEEDED = 'This server needs an API key: enter it in the “API key” field at the top.';
+const KEY_REFUSED = 'The server does not accept this API key: enter another one in the “API key” field at the top.';
+
+function setUpKeyForm() {
+  if (apiKey()) showKeyForm('Using the API key saved in this tab.', false);
+  $('key-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const key = $('api-key').value.trim();
+    if (!key) {
+      $('api-key').focus();
+      return;
+    }
+    try {
+      sessionStorage.setItem(KEY_STORAGE, key);
+    } catch (_) { /* storage disabled: the key cannot be kept */ }
+    $('api-key').value = '';
+    showKeyForm('API key saved for this tab.', false);
+    refreshDocuments();
+  });
+  $('key-forget').addEventListener('click', () => {
+    try {
+      sessionStorage.removeItem(KEY_STORAGE);
+    } catch (_) { /* nothing stored */ }
+    $('api-key').value = '';
+    showKeyForm('API key forgotten.', false);
+    refreshDocuments();
+  });
+}
+
 // Builds an ApiError from a status and the raw response body (which may not be JSON at all,
-// e.g. from a proxy).
+// e.g. from a proxy). A 401 also brings up the key field.
 function errorFromResponse(status, statusText, bodyText) {
+  if (status === 401) {
+    const message = apiKey() ? KEY_REFUSED : KEY_NEEDED;
+    showKeyForm(message, true);
+    return new ApiError(message, status, 'authentication_error', apiKey() ? 'invalid_api_key' : 'missing_api_key');
+  }
   try {
     const body = JSON.parse(bodyText);
     if (body && body.error && body.error.message) {
@@ -78,7 +142,7 @@ async function api(method, path, body, signal) {
     response = await fetch(path, {
       method,
       signal,
-      headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+      headers: authHeaders(body === undefined ? {} : { 'Content-Type': 'application/json' }),
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (err) {
@@ -154,6 +218,7 @@ function uploadOne(file, collection, row) {
 
     const xhr = new XMLHttpRequest();
     xhr.open('POST', 'v1/documents');
+    for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
     xhr.upload.onprogress = (e) => {
       if (e.lengthComputable) {
         const pct = Math.round((e.loaded / e.total) * 100);
@@ -490,7 +555,7 @@ async function ask(event) {
       response = await fetch('v1/query', {
         method: 'POST',
         signal: controller.signal,
-        headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' },
+        headers: authHeaders({ 'Content-Type': 'application/json', Accept: 'text/event-stream' }),
         body: JSON.stringify(body),
       });
     } catch (err) {
@@ -917,6 +982,7 @@ function setUpDropzone() {
 }
 
 function setUp() {
+  setUpKeyForm();
   setUpDropzone();
   $('upload-form').addEventListener('submit', (e) => e.preventDefault());
   $('refresh-docs').addEventListener('click', refreshDocuments);

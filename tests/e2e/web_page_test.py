@@ -10,7 +10,8 @@ clicking the marker shows the document's title, a page number and, highlighted, 
 passage span that the citation's `support` names. It also runs the page's SSE parser on every
 way of splitting a sample stream into chunks, renders a synthetic answer with an unsupported
 sentence, and, when a model answers (slow enough to interrupt), checks that Stop aborts the
-stream and the server cancels the answer.
+stream and the server cancels the answer. Then a second server with API keys (`--keys`): the
+page must ask for a key and upload with it.
 
 The server answers in model mode when it finds a model (`rag serve` looks for
 models/SmolLM2-135M-Instruct.Q4_1.gguf relative to the working directory), else extractively;
@@ -324,6 +325,50 @@ def run_browser_checks(driver, base, pdf, question, timeout, health, log_path, a
     assert not severe, 'JavaScript errors in the console: ' + '; '.join(severe)
 
 
+TEST_KEY = 'e2e-web-page-key-0123456789'
+
+
+def run_key_checks(driver, base, pdf, timeout):
+    """Against a server with API keys: the page asks for a key when the API answers 401 and
+    sends the key entered on uploads and reads."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(base + '/')
+    wait_until('the page to ask for an API key', 30, 0.2,
+               lambda: driver.find_element(By.ID, 'key-form').is_displayed()
+               and 'needs an API key' in driver.find_element(By.ID, 'key-status').text)
+    error = driver.find_element(By.ID, 'doc-error').text
+    assert 'API key' in error, f'the document list shows {error!r} instead of asking for a key'
+    driver.find_element(By.ID, 'api-key').send_keys(TEST_KEY)
+    driver.find_element(By.CSS_SELECTOR, '#key-form button[type="submit"]').click()
+    wait_until('the document list to load with the key', 30, 0.2,
+               lambda: not driver.find_element(By.ID, 'doc-error').is_displayed()
+               and driver.find_element(By.ID, 'doc-empty').is_displayed())
+    assert driver.execute_script('return sessionStorage.getItem("rag.apiKey")') == TEST_KEY
+
+    driver.find_element(By.ID, 'file-input').send_keys(pdf)
+    wait_until('the upload (with the key) to be ingested', timeout, 0.5,
+               lambda: driver.find_elements(By.CSS_SELECTOR, '#doc-rows tr[data-status="ready"]'))
+    print('keys: the page asked for a key and listed and uploaded with it')
+
+
+def start_server(binary, data, port, log_path, extra):
+    cmd = [binary, 'serve', '--data', data, '--host', '127.0.0.1', '--port', str(port)] + extra + \
+        shlex.split(os.environ.get('RAG_SERVE_ARGS', ''))
+    print('starting:', ' '.join(shlex.quote(c) for c in cmd))
+    with open(log_path, 'wb') as log:
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def stop_server(proc):
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def main():
     try:
         chromium, chromedriver = find_tools()
@@ -343,17 +388,25 @@ def main():
         port = free_port()
         base = f'http://127.0.0.1:{port}'
         log_path = os.path.join(tmp, 'server.log')
-        cmd = [binary, 'serve', '--data', os.path.join(tmp, 'data'), '--host', '127.0.0.1',
-               '--port', str(port)] + shlex.split(os.environ.get('RAG_SERVE_ARGS', ''))
-        print('starting:', ' '.join(shlex.quote(c) for c in cmd))
-        with open(log_path, 'wb') as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = start_server(binary, os.path.join(tmp, 'data'), port, log_path, [])
         driver = None
         ok = False
         try:
             health = wait_for_health(base, proc, timeout)
             driver = make_driver(chromium, chromedriver)
             run_browser_checks(driver, base, pdf, question, timeout, health, log_path, artifacts)
+            stop_server(proc)
+            # The same page against a server with API keys (a fresh data folder and port).
+            keys_path = os.path.join(tmp, 'keys.json')
+            with open(keys_path, 'w') as f:
+                json.dump({'keys': [{'name': 'e2e', 'key': TEST_KEY, 'collections': ['default']}]}, f)
+            os.chmod(keys_path, 0o600)
+            port = free_port()
+            base = f'http://127.0.0.1:{port}'
+            proc = start_server(binary, os.path.join(tmp, 'data-keys'), port, log_path,
+                                ['--keys', keys_path])
+            wait_for_health(base, proc, timeout)
+            run_key_checks(driver, base, pdf, timeout)
             ok = True
         finally:
             if artifacts or not ok:
@@ -368,19 +421,15 @@ def main():
                         pass
             if driver is not None:
                 driver.quit()
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_server(proc)
             if not ok:
                 with open(log_path, 'rb') as f:
                     tail = f.read()[-4000:].decode('utf-8', 'replace')
                 print('--- server log (tail) ---\n' + tail + '\n---', file=sys.stderr)
             if artifacts:
                 shutil.copy(log_path, os.path.join(artifacts, 'web_page_test.server.log'))
-    print('PASS: web page upload, streamed answer with citations, source popover with the support span')
+    print('PASS: web page upload, streamed answer with citations, source popover with the support span; '
+          'with API keys: key field and upload through the key')
     return 0
 
 

@@ -161,6 +161,18 @@ StatusOr<AddResult> Assistant::AddUpload(std::string_view bytes, const std::stri
   return result;
 }
 
+StatusOr<std::string> Assistant::ReadOriginal(const DocumentRecord& doc) const {
+  const std::string saved = StoredFilePath(doc.content_hash);
+  std::error_code ec;
+  if (std::filesystem::exists(saved, ec)) return ReadFileToString(saved);
+  if (!doc.source_path.empty()) {
+    StatusOr<std::string> bytes = ReadFileToString(doc.source_path);
+    if (bytes.ok() && Sha256Hex(*bytes) == doc.content_hash) return bytes;
+  }
+  return NotFound("the original file of document " + std::to_string(doc.id) +
+                  " is no longer available");
+}
+
 StatusOr<IngestStats> Assistant::ProcessDocument(int64_t id, const IngestProgressFn& progress) {
   RAG_ASSIGN_OR_RETURN(DocumentRecord doc, store_->GetDocument(id));
   // Uploads live under files/; documents from `rag ingest` are read where they are.

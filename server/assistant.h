@@ -119,6 +119,11 @@ class Assistant {
   StatusOr<AddResult> IngestPath(const std::string& path, const std::string& collection,
                                  const IngestProgressFn& progress = nullptr);
 
+  // The original bytes of a document: its saved upload under files/, or for a document of
+  // `rag ingest` the file it was read from, if that still has the same content (hash).
+  // NotFound when neither is available.
+  StatusOr<std::string> ReadOriginal(const DocumentRecord& doc) const;
+
   // Documents left queued or processing by an earlier run (a crash or a kill), oldest first.
   StatusOr<std::vector<DocumentRecord>> PendingDocuments();
 

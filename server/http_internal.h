@@ -91,6 +91,7 @@ HttpReply HandleListDocuments(ServerContext& ctx, const Pistache::Http::Request&
                               const Access& access);
 HttpReply HandleGetDocument(ServerContext& ctx, std::string_view id, const Access& access);
 HttpReply HandleDeleteDocument(ServerContext& ctx, std::string_view id, const Access& access);
+HttpReply HandleDocumentFile(ServerContext& ctx, std::string_view id, const Access& access);
 HttpReply HandleGetJob(ServerContext& ctx, std::string_view id, const Access& access);
 HttpReply HandleMetrics(ServerContext& ctx);
 HttpReply HandleModels(ServerContext& ctx);

@@ -26,6 +26,11 @@ std::string RouteLabel(std::string_view path, bool is_static) {
   };
   if (under(path, kDocuments)) return "/v1/documents/{id}";
   if (under(path, kJobs)) return "/v1/jobs/{id}";
+  constexpr std::string_view kFile = "/file";
+  if (path.size() > kFile.size() && path.substr(path.size() - kFile.size()) == kFile &&
+      under(path.substr(0, path.size() - kFile.size()), kDocuments)) {
+    return "/v1/documents/{id}/file";
+  }
   // No page file lives under /v1/ (an unknown API path answered 401 is not the page).
   return is_static && path.substr(0, 4) != "/v1/" ? "static" : "other";
 }

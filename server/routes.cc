@@ -80,6 +80,11 @@ HttpReply RouteWithAccess(ServerContext& ctx, const Pistache::Http::Request& req
       if (method == Method::Delete) return HandleDeleteDocument(ctx, id, access);
       return MethodNotAllowed(method, path, "GET, DELETE");
     }
+    if (id.substr(slash) == "/file") {
+      id = id.substr(0, slash);
+      if (method == Method::Get) return HandleDocumentFile(ctx, id, access);
+      return MethodNotAllowed(method, path, "GET");
+    }
   }
   constexpr std::string_view kJobPrefix = "/v1/jobs/";
   if (StartsWith(path, kJobPrefix) && path.find('/', kJobPrefix.size()) == path.npos) {

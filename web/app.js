@@ -799,7 +799,8 @@ function showPopover(anchor, entry, citation, pinned) {
   const textNode = el('p', { class: 'popover-text' });
   const text = passage.text || '';
   const mark = appendHighlighted(textNode, text, citation.text || '', supportIn(citation, source, text));
-  $('popover-body').replaceChildren(el('p', { class: 'popover-meta' }, meta.join(' · ')), textNode);
+  $('popover-body').replaceChildren(el('p', { class: 'popover-meta' }, meta.join(' · ')),
+    originalLink(passage), textNode);
   if (!mark) {
     $('popover-body').append(el('p', { class: 'hint' }, 'The cited text was not found in this passage.'));
   }
@@ -809,6 +810,43 @@ function showPopover(anchor, entry, citation, pinned) {
   const body = $('popover-body');
   body.scrollTop = mark ? Math.max(0, mark.offsetTop - body.offsetTop - 24) : 0;
   if (pinned) node.focus({ preventScroll: true });
+}
+
+// "Open PDF at page N" for a passage of a PDF (null otherwise): a link to the original file
+// with the page in the fragment, which browsers' PDF viewers follow. A link cannot carry the
+// Bearer header, so with a key the click fetches the file with it and opens a blob: URL of
+// the bytes instead (same fragment).
+function originalLink(passage) {
+  if (!/\.pdf$/i.test(passage.filename || '') || passage.document_id === undefined) return null;
+  const page = Number.isInteger(passage.page) && passage.page > 0 ? passage.page : 1;
+  const path = `v1/documents/${encodeURIComponent(passage.document_id)}/file`;
+  const link = el('a', {
+    class: 'popover-link', href: `${path}#page=${page}`, target: '_blank', rel: 'noopener',
+    'data-page': page,
+  }, `Open PDF at page ${page}`);
+  link.addEventListener('click', (e) => {
+    if (!apiKey()) return;  // the plain link works on a server without keys
+    e.preventDefault();
+    openWithKey(path, page, link);
+  });
+  return link;
+}
+
+async function openWithKey(path, page, link) {
+  // Opened now, while the click still counts as a user gesture (popup blockers), and filled in
+  // once the file is here.
+  const win = window.open('', '_blank');
+  try {
+    const response = await fetch(path, { headers: authHeaders() });
+    if (!response.ok) throw errorFromResponse(response.status, response.statusText, await response.text());
+    const url = URL.createObjectURL(await response.blob());
+    if (win) win.location.href = `${url}#page=${page}`;
+    else window.location.href = `${url}#page=${page}`;
+    setTimeout(() => URL.revokeObjectURL(url), 5 * 60 * 1000);  // the viewer has loaded it by then
+  } catch (err) {
+    if (win) win.close();
+    link.after(el('p', { class: 'error' }, `Could not open the PDF: ${err.message}`));
+  }
 }
 
 function positionPopover(anchor, node) {

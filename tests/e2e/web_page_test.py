@@ -10,8 +10,10 @@ clicking the marker shows the document's title, a page number and, highlighted, 
 passage span that the citation's `support` names. It also runs the page's SSE parser on every
 way of splitting a sample stream into chunks, renders a synthetic answer with an unsupported
 sentence, and, when a model answers (slow enough to interrupt), checks that Stop aborts the
-stream and the server cancels the answer. Then a second server with API keys (`--keys`): the
-page must ask for a key and upload with it.
+stream and the server cancels the answer. The popover's "Open PDF at page N" link must point at
+the cited page of GET /v1/documents/{id}/file, which serves the uploaded bytes. Then a second
+server with API keys (`--keys`): the page must ask for a key, upload with it, and open a PDF
+through a blob: URL fetched with the key.
 
 The server answers in model mode when it finds a model (`rag serve` looks for
 models/SmolLM2-135M-Instruct.Q4_1.gguf relative to the working directory), else extractively;
@@ -276,6 +278,19 @@ def run_browser_checks(driver, base, pdf, question, timeout, health, log_path, a
                      for c in reply['citations'] for s in c.get('support', []) if s['source'] in texts}
         assert hit_text in supported, f'the highlight {hit_text!r} is no support span of the JSON answer'
     print(f'popover: {shown_title!r} / {shown_meta!r}; supporting span {span} highlighted: {hit_text[:80]!r}')
+    # The PDF's citation links to the original file at the cited page, and that link serves the
+    # very bytes that were uploaded.
+    page = re.search(r'\bpage (\d+)', shown_meta).group(1)
+    links = driver.find_elements(By.CSS_SELECTOR, '#popover-body a.popover-link')
+    assert links, 'the popover of a PDF citation has no link to the PDF'
+    href, text = links[0].get_attribute('href'), links[0].text
+    assert re.fullmatch(re.escape(base) + r'/v1/documents/\d+/file#page=' + page, href), \
+        f'the PDF link {href!r} does not open page {page}'
+    assert text == f'Open PDF at page {page}', f'the PDF link says {text!r}'
+    with urllib.request.urlopen(href.split('#')[0], timeout=timeout) as r, open(pdf, 'rb') as f:
+        assert r.headers.get('Content-Type') == 'application/pdf', r.headers.get('Content-Type')
+        assert r.read() == f.read(), 'the PDF link does not serve the uploaded file'
+    print(f'popover link: {text!r} -> {href}')
     if artifacts:
         os.makedirs(artifacts, exist_ok=True)
         driver.save_screenshot(os.path.join(artifacts, 'web_page_popover.png'))
@@ -329,8 +344,8 @@ TEST_KEY = 'e2e-web-page-key-0123456789'
 
 
 def run_key_checks(driver, base, pdf, timeout):
-    """Against a server with API keys: the page asks for a key when the API answers 401 and
-    sends the key entered on uploads and reads."""
+    """Against a server with API keys: the page asks for a key when the API answers 401, sends
+    the key entered on uploads and reads, and opens a PDF through a blob: URL fetched with it."""
     from selenium.webdriver.common.by import By
 
     driver.get(base + '/')
@@ -349,7 +364,21 @@ def run_key_checks(driver, base, pdf, timeout):
     driver.find_element(By.ID, 'file-input').send_keys(pdf)
     wait_until('the upload (with the key) to be ingested', timeout, 0.5,
                lambda: driver.find_elements(By.CSS_SELECTOR, '#doc-rows tr[data-status="ready"]'))
-    print('keys: the page asked for a key and listed and uploaded with it')
+    doc_id = driver.find_element(By.CSS_SELECTOR, '#doc-rows tr').get_attribute('data-id')
+    # A link cannot send the key: the click fetches the file with it and opens a blob: URL.
+    before = set(driver.window_handles)
+    driver.execute_script(
+        'document.body.append(originalLink({filename: "x.pdf", document_id: Number(arguments[0]), page: 2}));'
+        'document.querySelector("body > a.popover-link").click();', doc_id)
+    new = wait_until('the PDF to open in a new window', 30, 0.2, lambda: set(driver.window_handles) - before)
+    main_window = driver.current_window_handle
+    driver.switch_to.window(new.pop())
+    url = wait_until('the new window to show the blob', 30, 0.2,
+                     lambda: driver.current_url if driver.current_url.startswith('blob:') else None)
+    driver.close()
+    driver.switch_to.window(main_window)
+    assert url.endswith('#page=2'), f'the PDF opened at {url!r}, not at page 2'
+    print(f'keys: the page asked for a key, uploaded with it and opened the PDF at {url}')
 
 
 def start_server(binary, data, port, log_path, extra):
@@ -428,8 +457,8 @@ def main():
                 print('--- server log (tail) ---\n' + tail + '\n---', file=sys.stderr)
             if artifacts:
                 shutil.copy(log_path, os.path.join(artifacts, 'web_page_test.server.log'))
-    print('PASS: web page upload, streamed answer with citations, source popover with the support span; '
-          'with API keys: key field and upload through the key')
+    print('PASS: web page upload, streamed answer with citations, source popover with the support span '
+          'and the PDF link; with API keys: key field, upload and PDF through the key')
     return 0
 
 

@@ -1,6 +1,6 @@
-// API keys (server/api_keys.h) over real HTTP on loopback: the keys file's rules, 401 for
-// missing and unknown keys, and two keys with disjoint collections that never see each other's
-// documents, jobs, passages or citations.
+// API keys (server/api_keys.h) and the original-file route, over real HTTP on loopback: the keys
+// file's rules, 401 for missing and unknown keys, and two keys with disjoint collections that
+// never see each other's documents, jobs, files, passages or citations.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -211,6 +211,7 @@ TEST_F(ApiKeysHttpTest, MissingOrUnknownKeysGet401OnEveryApiRoute) {
                 {"POST", "/v1/documents"},
                 {"GET", "/v1/documents/" + id},
                 {"DELETE", "/v1/documents/" + id},
+                {"GET", "/v1/documents/" + id + "/file"},
                 {"GET", "/v1/jobs/" + doc.job},
                 {"POST", "/v1/query"},
                 {"POST", "/v1/chat/completions"},
@@ -272,15 +273,16 @@ TEST_F(ApiKeysHttpTest, EachKeySeesOnlyItsOwnCollections) {
   EXPECT_EQ(ids("/v1/documents?collection=eng", kAliceKey), std::vector<int64_t>{});
   EXPECT_EQ(ids("/v1/documents", kAdminKey).size(), 3u);
 
-  // By id: another collection's document and job are answered as if they did not exist.
+  // By id: another collection's document, file and job are answered as if they did not exist.
   const std::string missing_id = "999999";
   for (const auto& [key, own, other, own_job, other_job] :
        {std::tuple{kAliceKey, hr_id, eng_id, hr.job, eng.job},
         std::tuple{kBobKey, eng_id, hr_id, eng.job, hr.job}}) {
     SCOPED_TRACE(std::string("key ") + key);
     EXPECT_EQ(Get(port_, "/v1/documents/" + own, key).status, 200);
+    EXPECT_EQ(Get(port_, "/v1/documents/" + own + "/file", key).status, 200);
     EXPECT_EQ(Get(port_, "/v1/jobs/" + own_job, key).status, 200);
-    for (const std::string& suffix : {std::string("")}) {
+    for (const std::string& suffix : {std::string(""), std::string("/file")}) {
       Response probe = Get(port_, "/v1/documents/" + other + suffix, key);
       Response absent = Get(port_, "/v1/documents/" + missing_id + suffix, key);
       ExpectErrorJson(probe, 404, "not_found");
@@ -407,6 +409,69 @@ TEST(ApiKeysBindTest, KeysAllowListeningOnEveryAddress) {
   ASSERT_TRUE(started.ok()) << started.status().ToString();
   EXPECT_EQ(Do((*started)->port(), "GET", "/healthz").status, 200);
   EXPECT_EQ(Do((*started)->port(), "GET", "/v1/models").status, 401);
+}
+
+// ---- GET /v1/documents/{id}/file without keys. ----
+
+TEST(DocumentFileTest, ServesTheUploadedBytesSafely) {
+  testing::TempDir data;
+  AssistantOptions assistant_options;
+  assistant_options.data_dir = data.path();
+  auto assistant = Assistant::Open(assistant_options);
+  ASSERT_TRUE(assistant.ok());
+  ServerOptions options;
+  options.port = 0;
+  options.threads = 2;
+  auto server = HttpServer::Start(**assistant, options);
+  ASSERT_TRUE(server.ok());
+  const int port = (*server)->port();
+  auto upload = [&](const std::string& filename, const std::string& bytes) {
+    Response r = Do(port, "POST", "/v1/documents", Multipart({{"file", filename, bytes}}),
+                    {std::string("Content-Type: multipart/form-data; boundary=") + kBoundary});
+    EXPECT_EQ(r.status, 202) << r.body;
+    return std::to_string(r.json().value("document_id", 0));
+  };
+  auto pdf = ReadFileToString(std::string(RAG_TEST_DATA_DIR) + "/ingest/report.pdf");
+  ASSERT_TRUE(pdf.ok());
+  const std::string pdf_id = upload("report.pdf", *pdf);
+  const std::string html =
+      "<html><body><script>alert(document.cookie)</script>Hi there.</body></html>";
+  const std::string html_id = upload("l'été 1.html", html);
+
+  Response got = Do(port, "GET", "/v1/documents/" + pdf_id + "/file");
+  ASSERT_EQ(got.status, 200);
+  EXPECT_TRUE(got.body == *pdf) << "the PDF bytes differ";
+  EXPECT_EQ(got.header("content-type"), "application/pdf");
+  EXPECT_EQ(got.header("x-content-type-options"), "nosniff");
+  EXPECT_EQ(got.header("content-security-policy"), "");  // Chrome's viewer breaks in a sandbox
+  EXPECT_EQ(got.header("content-disposition"),
+            "inline; filename=\"report.pdf\"; filename*=UTF-8''report.pdf");
+
+  Response page = Do(port, "GET", "/v1/documents/" + html_id + "/file");
+  ASSERT_EQ(page.status, 200);
+  EXPECT_EQ(page.body, html);
+  EXPECT_EQ(page.header("content-type"), "text/plain; charset=utf-8");
+  EXPECT_EQ(page.header("content-security-policy"), "sandbox");
+  EXPECT_EQ(page.header("x-content-type-options"), "nosniff");
+  EXPECT_EQ(page.header("content-disposition"),
+            "inline; filename=\"l___t__ 1.html\"; filename*=UTF-8''l%27%C3%A9t%C3%A9%201.html");
+
+  // Not a PDF inside, whatever its name: not served as one.
+  const std::string fake_id = upload("fake.pdf", "<html><script>alert(1)</script></html>");
+  EXPECT_EQ(Do(port, "GET", "/v1/documents/" + fake_id + "/file").header("content-type"),
+            "text/plain; charset=utf-8");
+
+  EXPECT_EQ(Do(port, "GET", "/v1/documents/999999/file").status, 404);
+  EXPECT_EQ(Do(port, "GET", "/v1/documents/abc/file").status, 400);
+  EXPECT_EQ(Do(port, "POST", "/v1/documents/" + pdf_id + "/file").status, 405);
+  EXPECT_EQ(Do(port, "GET", "/v1/documents/" + pdf_id + "/other").status, 404);
+  Response deleted;
+  for (int i = 0;
+       i < 500 && (deleted = Do(port, "DELETE", "/v1/documents/" + html_id)).status == 409; ++i) {
+    std::this_thread::sleep_for(10ms);  // its ingestion is running
+  }
+  ASSERT_EQ(deleted.status, 200) << deleted.body;
+  EXPECT_EQ(Do(port, "GET", "/v1/documents/" + html_id + "/file").status, 404);
 }
 
 #ifdef RAG_BINARY

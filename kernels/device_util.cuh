@@ -18,6 +18,26 @@ __device__ __forceinline__ float ToFloat(__nv_bfloat16 v) { return __bfloat162fl
 __device__ __forceinline__ void StoreAs(float* p, float v) { *p = v; }
 __device__ __forceinline__ void StoreAs(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
+// RoPE of one pair of a head: (x1, x2) = dims (i, i + head_dim / 2) at position pos, with angle
+// inv_freq_i * pos rounded once in fp32 (as the CPU backend) and precise cosf/sinf (angles reach
+// thousands of radians). Every kernel that rotates goes through here (or reads RopeCosSinTable's
+// values, made by RopeCosSinAt) so that they agree bit for bit (the tests hold the fused kernels
+// to RopeInplace exactly).
+__device__ __forceinline__ float2 RopeCosSinAt(float inv_freq_i, float pos) {
+  const float angle = __fmul_rn(inv_freq_i, pos);
+  return make_float2(cosf(angle), sinf(angle));
+}
+// The multiply-adds are spelled out: left to the compiler, x1 * c - x2 * s contracts to either
+// of two fmas depending on the surrounding code, and kernels would differ in the last bit.
+__device__ __forceinline__ void RopeRotateCs(float x1, float x2, float2 cs, float& y1, float& y2) {
+  y1 = __fmaf_rn(x1, cs.x, -__fmul_rn(x2, cs.y));
+  y2 = __fmaf_rn(x2, cs.x, __fmul_rn(x1, cs.y));
+}
+__device__ __forceinline__ void RopeRotate(float x1, float x2, float inv_freq_i, float pos,
+                                           float& y1, float& y2) {
+  RopeRotateCs(x1, x2, RopeCosSinAt(inv_freq_i, pos), y1, y2);
+}
+
 __device__ __forceinline__ float WarpSum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -44,15 +44,25 @@ Status RopeInplace(float* x, int64_t n_tokens, int64_t row_stride, int64_t n_hea
                    int64_t head_dim, const int32_t* positions, const float* inv_freq,
                    cudaStream_t stream);
 
+// table (n_tokens, half) = (cos, sin) of inv_freq[i] * float(positions[t]), computed exactly as
+// RopeInplace computes them: the angles of one step, made once and read by every layer's
+// RopeKvAppend and PagedPrefillAttention (precise sinf/cosf cost more than the rotation).
+Status RopeCosSinTable(const int32_t* positions, int64_t n_tokens, const float* inv_freq,
+                       int64_t half, float2* table, cudaStream_t stream);
+
 // --- rope_kv_append.cu ----------------------------------------------------------------------
 // RopeInplace on the q and k heads of fused q|k|v rows (row t: n_q_heads, then n_kv_heads heads
 // of k, then n_kv_heads of v, head_dim each, in row_stride floats), then KvAppend of the rotated
 // k and of v (slot_mapping as KvAppend's; negative: rotated, not stored), in one pass with the
-// same arithmetic as the two.
+// same arithmetic as the two. rotate_q false leaves the q heads as they are (prefill: the
+// attention kernel rotates q as it loads it, which saves a read and a write of every q row).
+// cos_sin non-null: RopeCosSinTable's rows for these tokens, read instead of computing the
+// angles (same values, so the same results bit for bit).
 Status RopeKvAppend(float* qkv, int64_t n_tokens, int64_t row_stride, int64_t n_q_heads,
                     int64_t n_kv_heads, int64_t head_dim, const int32_t* positions,
                     const float* inv_freq, const int64_t* slot_mapping, int64_t block_size,
-                    __nv_bfloat16* k_cache, __nv_bfloat16* v_cache, cudaStream_t stream);
+                    __nv_bfloat16* k_cache, __nv_bfloat16* v_cache, cudaStream_t stream,
+                    bool rotate_q = true, const float2* cos_sin = nullptr);
 
 // --- swiglu.cu -------------------------------------------------------------------------------
 // out (n, inter) = silu(gate) * up, silu(g) = g / (1 + exp(-g)), where gate_up (n, 2 * inter)
@@ -198,13 +208,20 @@ Status PagedDecodeAttention(const float* q, int64_t q_stride, const __nv_bfloat1
 // No host synchronisation and no allocation, but the first call on each device raises the
 // tensor-core kernel's shared-memory limit (cudaFuncSetAttribute, a host call that waits for
 // pending copies): run one call eagerly on a device before capturing one in a CUDA graph.
+// q_rope_cos_sin non-null: the q rows are not yet rotated, and q row i is rotated as it is loaded
+// with the (cos, sin) of row i of this table (RopeCosSinTable's, (q rows, head_dim / 2), at the
+// rows' positions): RopeInplace's arithmetic (RopeKvAppend with rotate_q false did k only).
 Status PagedPrefillAttention(const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
                              const __nv_bfloat16* v_cache, const int32_t* block_tables,
                              int64_t max_blocks_per_seq, const int32_t* q_offsets,
                              const int32_t* q_lens, const int32_t* start_pos, int64_t n_seqs,
                              int64_t max_q_len, int64_t n_heads, int64_t n_kv_heads,
                              int64_t head_dim, int64_t block_size, __nv_bfloat16* out,
-                             cudaStream_t stream);
+                             cudaStream_t stream, const float2* q_rope_cos_sin = nullptr);
+// Benchmarks and tests: query rows per warp of the tensor-core kernel, 16 (Q in registers, 64
+// rows a CTA) or 32 (Q in shared memory, 128 rows a CTA: each K/V fragment read from shared
+// memory feeds twice the tensor-core work); anything else restores the default. Process-wide.
+void SetPrefillAttentionRowsPerWarp(int rows);
 // The simple kernel alone, same contract: one warp per (query row, head), fp32 throughout, slow.
 // PagedPrefillAttention's fallback, declared so that tests can hold the fast path against it.
 Status PagedPrefillAttentionSimple(const float* q, int64_t q_stride,
@@ -213,7 +230,8 @@ Status PagedPrefillAttentionSimple(const float* q, int64_t q_stride,
                                    const int32_t* q_offsets, const int32_t* q_lens,
                                    const int32_t* start_pos, int64_t n_seqs, int64_t max_q_len,
                                    int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
-                                   int64_t block_size, __nv_bfloat16* out, cudaStream_t stream);
+                                   int64_t block_size, __nv_bfloat16* out, cudaStream_t stream,
+                                   const float2* q_rope_cos_sin = nullptr);
 
 // --- bert.cu ---------------------------------------------------------------------------------
 // The BERT encoder's kernels (engine/cuda/cuda_bert.cc), fp32 throughout, over packed batches:

@@ -3,12 +3,18 @@
 //
 // Fast path (head_dim 64 or 128, sm_80+ code, aligned pointers): flash-attention 2 on tensor
 // cores.
-//  - One CTA of 4 warps per (tile of kBq = 64 query rows, query head, sequence); warp w owns rows
-//    [16w, 16w + 16). Q is scaled by log2(e) / sqrt(head_dim), rounded to bf16 and kept in
-//    registers as the A fragments of mma.sync m16n8k16 for the whole kernel.
+//  - One CTA of 4 warps per (tile of kBq query rows, query head, sequence); each warp owns
+//    16 * kMb consecutive rows, as kMb blocks of 16 (the m of mma.sync m16n8k16). kMb = 1 (64
+//    rows a CTA): Q lives in registers as A fragments for the whole kernel. kMb = 2 (128 rows, as
+//    FlashAttention-2 on sm_80): Q stays in shared memory and is read per k-step, and every K/V
+//    fragment read from shared memory feeds two row blocks, which halves the shared-memory reads
+//    per mma (the 16-row kernel is bound by them, not by the tensor cores). Q is scaled by
+//    log2(e) / sqrt(head_dim) (and rotated first, when the caller left RoPE of q to us) and
+//    rounded to bf16.
 //  - K/V tiles of kBk = 64 positions are copied into shared memory with cp.async, double
 //    buffered: tile j + 1 loads while tile j is multiplied. Only the tiles up to the CTA's last
-//    query position are visited (causal skip); positions past it are zero-filled, never read.
+//    query position are visited (causal skip), and a warp skips the math of a tile that lies
+//    wholly past its own last row; positions past the CTA's last are zero-filled, never read.
 //  - Per tile: S = Q K^T (bf16 in, fp32 accumulate; K fragments by ldmatrix), the causal mask on
 //    tiles that cross the diagonal, online softmax in fp32 on the accumulator fragments (row max
 //    and sum over the 4 lanes of a row: two shuffles; exp2), then O += P V with P rounded to bf16
@@ -39,9 +45,10 @@ namespace {
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
-constexpr int kBq = 16 * kWarps;  // query rows per CTA: one 16-row mma block per warp
-constexpr int kBk = 64;           // key positions per K/V tile
+constexpr int kBk = 64;  // key positions per K/V tile
 constexpr int kStages = 2;
+constexpr int kDefaultRowsPerWarp = 32;
+std::atomic<int> g_rows_per_warp{kDefaultRowsPerWarp};  // SetPrefillAttentionRowsPerWarp
 
 struct PrefillArgs {
   const float* q;  // row i at q + i * q_stride
@@ -56,6 +63,7 @@ struct PrefillArgs {
   int n_heads, n_kv_heads, block_size;
   int n_q_tiles;       // fast path: gridDim.y
   float q_scale;       // fast path: log2(e) / sqrt(head_dim); simple path: 1 / sqrt(head_dim)
+  const float2* rope_cos_sin;  // non-null: q rows are unrotated; row i's angles at row i
   __nv_bfloat16* out;  // (rows, n_heads * head_dim)
 };
 
@@ -106,16 +114,18 @@ __device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
 }
 
 // ---- fast path ----------------------------------------------------------------------------------
-template <int kHeadDim>
+template <int kHeadDim, int kMb>
 struct PrefillSmem {
   static constexpr int kRow = kHeadDim + 8;  // 16-byte pad: conflict-free ldmatrix
-  uint16_t k[kStages][kBk][kRow];  // bf16 bits; k[1] holds the bf16 Q tile until tile 1 loads
+  static constexpr int kBq = 16 * kMb * kWarps;  // query rows per CTA
+  uint16_t k[kStages][kBk][kRow];  // bf16 bits; kMb 1: k[1] holds the Q tile until tile 1 loads
   uint16_t v[kStages][kBk][kRow];
+  uint16_t q[kMb == 1 ? 1 : kBq][kRow];  // kMb 2: the Q tile, for the whole kernel
   int64_t row_off[kStages][kBk];  // cache offset (elements) of each row of a tile; -1 past kv_end
 };
 
-template <int kHeadDim>
-__device__ __forceinline__ void IssueKvTile(const PrefillArgs& a, PrefillSmem<kHeadDim>& sh,
+template <int kHeadDim, int kMb>
+__device__ __forceinline__ void IssueKvTile(const PrefillArgs& a, PrefillSmem<kHeadDim, kMb>& sh,
                                             int stage) {
   constexpr int kChunks = kHeadDim / 8;  // 16-byte chunks per row
 #pragma unroll
@@ -129,18 +139,55 @@ __device__ __forceinline__ void IssueKvTile(const PrefillArgs& a, PrefillSmem<kH
   }
 }
 
-template <int kHeadDim>
+// The CTA's Q tile into qs (kBq rows of kRow): row r of q (at qg + r * q_stride, q row
+// row0 + r) rotated by row row0 + r of a.rope_cos_sin when set, scaled by a.q_scale, rounded to
+// bf16; rows at or past `rows` are zeros (computed on, never stored). A thread takes a float4 of
+// the first half of a head and the float4 of the second half that pairs with it under RoPE.
+template <int kHeadDim, int kBq, int kRow>
+__device__ __forceinline__ void LoadQTile(const PrefillArgs& a, const float* qg, int rows,
+                                          int64_t row0, uint16_t* qs) {
+  constexpr int kHalf = kHeadDim / 2, kHalfQuads = kHalf / 4;
+#pragma unroll 4
+  for (int idx = threadIdx.x; idx < kBq * kHalfQuads; idx += kThreads) {
+    const int r = idx / kHalfQuads, c = idx % kHalfQuads;
+    float lo[4] = {0.0f, 0.0f, 0.0f, 0.0f}, hi[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    if (r < rows) {
+      const float* src = qg + r * a.q_stride + c * 4;
+      const float4 x1 = *reinterpret_cast<const float4*>(src);
+      const float4 x2 = *reinterpret_cast<const float4*>(src + kHalf);
+      lo[0] = x1.x, lo[1] = x1.y, lo[2] = x1.z, lo[3] = x1.w;
+      hi[0] = x2.x, hi[1] = x2.y, hi[2] = x2.z, hi[3] = x2.w;
+      if (a.rope_cos_sin != nullptr) {
+        const float4* cs =
+            reinterpret_cast<const float4*>(a.rope_cos_sin + (row0 + r) * kHalf + c * 4);
+        const float4 cs01 = cs[0], cs23 = cs[1];  // (cos, sin) of pairs 4c .. 4c + 3
+        RopeRotateCs(lo[0], hi[0], make_float2(cs01.x, cs01.y), lo[0], hi[0]);
+        RopeRotateCs(lo[1], hi[1], make_float2(cs01.z, cs01.w), lo[1], hi[1]);
+        RopeRotateCs(lo[2], hi[2], make_float2(cs23.x, cs23.y), lo[2], hi[2]);
+        RopeRotateCs(lo[3], hi[3], make_float2(cs23.z, cs23.w), lo[3], hi[3]);
+      }
+    }
+    const float sc = a.q_scale;
+    uint16_t* dst = qs + r * kRow + c * 4;
+    *reinterpret_cast<uint2*>(dst) =
+        make_uint2(PackBf16(lo[0] * sc, lo[1] * sc), PackBf16(lo[2] * sc, lo[3] * sc));
+    *reinterpret_cast<uint2*>(dst + kHalf) =
+        make_uint2(PackBf16(hi[0] * sc, hi[1] * sc), PackBf16(hi[2] * sc, hi[3] * sc));
+  }
+}
+
+template <int kHeadDim, int kMb>
 __global__ void __launch_bounds__(kThreads, 2) FlashPrefillKernel(const PrefillArgs a) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();  // unreachable: the launcher takes the simple path for code built below sm_80
 #endif
-  using Smem = PrefillSmem<kHeadDim>;
-  constexpr int kRow = Smem::kRow;
+  using Smem = PrefillSmem<kHeadDim, kMb>;
+  constexpr int kRow = Smem::kRow, kBq = Smem::kBq;
+  constexpr int kWarpRows = 16 * kMb;
   constexpr int kKSteps = kHeadDim / 16;   // S = Q K^T: k-steps over head_dim
   constexpr int kKeyTiles = kBk / 8;       // S: n-tiles of 8 keys
   constexpr int kDimTiles = kHeadDim / 8;  // O: n-tiles of 8 dims
-  constexpr int kQuads = kHeadDim / 4;     // float4 per q row
-  static_assert(kBq == kBk, "the Q tile is staged in a K tile buffer");
+  static_assert(kMb != 1 || kBq == kBk, "kMb 1 stages the Q tile in a K tile buffer");
   static_assert(kStages * kBk == kThreads, "prologue: one row offset per thread");
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -165,32 +212,39 @@ __global__ void __launch_bounds__(kThreads, 2) FlashPrefillKernel(const PrefillA
     return ((block * a.n_kv_heads + kv_head) * a.block_size + pos % a.block_size) * kHeadDim;
   };
 
-  // Prologue: offsets of tiles 0 and 1, Q into k[1], tile 0 in flight, Q fragments to registers.
+  // Prologue: offsets of tiles 0 and 1, tile 0 in flight while the Q tile goes to shared memory
+  // (kMb 1 stages it in k[1], which tile 0 does not use); kMb 1: the Q fragments to registers.
   if (tid / kBk < n_tiles) sh.row_off[tid / kBk][tid % kBk] = row_offset(tid / kBk, tid % kBk);
-  uint16_t* qs = &sh.k[1][0][0];
-  const float* qg = a.q + row0 * a.q_stride + static_cast<int64_t>(head) * kHeadDim;
-#pragma unroll 4
-  for (int idx = tid; idx < kBq * kQuads; idx += kThreads) {
-    const int r = idx / kQuads, c = idx % kQuads;
-    float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);  // rows past q_len: zeros, never stored
-    if (r < rows) x = *reinterpret_cast<const float4*>(qg + r * a.q_stride + c * 4);
-    *reinterpret_cast<uint2*>(qs + r * kRow + c * 4) = make_uint2(
-        PackBf16(x.x * a.q_scale, x.y * a.q_scale), PackBf16(x.z * a.q_scale, x.w * a.q_scale));
-  }
   __syncthreads();
   IssueKvTile(a, sh, 0);
   CopyAsyncCommit();
-  uint32_t qa[kKSteps][4];
+  uint16_t* qs = kMb == 1 ? &sh.k[1][0][0] : &sh.q[0][0];
+  LoadQTile<kHeadDim, kBq, kRow>(
+      a, a.q + row0 * a.q_stride + static_cast<int64_t>(head) * kHeadDim, rows, row0, qs);
+  __syncthreads();
+  uint32_t qa[kMb == 1 ? kKSteps : 1][4];
+  if constexpr (kMb == 1) {
 #pragma unroll
-  for (int kk = 0; kk < kKSteps; ++kk) {
-    LdMatrixX4(qa[kk], qs + (warp * 16 + (lane & 15)) * kRow + kk * 16 + (lane >> 4) * 8);
+    for (int kk = 0; kk < kKSteps; ++kk) {
+      LdMatrixX4(qa[kk], qs + (warp * 16 + (lane & 15)) * kRow + kk * 16 + (lane >> 4) * 8);
+    }
+    __syncthreads();  // Q is in registers: k[1] may now receive tile 1
+  } else {
+    (void)qa;
   }
-  __syncthreads();  // Q is in registers: k[1] may now receive tile 1
 
-  float o[kDimTiles][4] = {};
-  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};  // rows g and g + 8
+  const int warp_row0 = warp * kWarpRows;  // the warp's first row in the tile
+  float o[kMb][kDimTiles][4] = {};
+  float m_run[kMb][2], l_run[kMb][2];  // rows g and g + 8 of each row block
+#pragma unroll
+  for (int mb = 0; mb < kMb; ++mb) {
+    m_run[mb][0] = m_run[mb][1] = -INFINITY;
+    l_run[mb][0] = l_run[mb][1] = 0.0f;
+  }
   const int g = lane / 4, t4 = lane % 4;
-  const int qpos = start + q0 + warp * 16 + g;  // position of row g (row g + 8: qpos + 8)
+  const int qpos = start + q0 + warp_row0 + g;  // position of row g of row block 0
+  const int warp_first_pos = start + q0 + warp_row0;
+  const int warp_last_pos = warp_first_pos + kWarpRows - 1;
   for (int j = 0; j < n_tiles; ++j) {
     const int st = j % kStages;
     if (j + 1 < n_tiles) IssueKvTile(a, sh, (j + 1) % kStages);
@@ -201,79 +255,112 @@ __global__ void __launch_bounds__(kThreads, 2) FlashPrefillKernel(const PrefillA
     const bool fetch = tid < kBk && j + kStages < n_tiles;
     const int64_t next_off = fetch ? row_offset(j + kStages, tid) : -1;
 
-    // S = Q K^T: ldmatrix x4 of rows (keys) 16nn.. and dims 16kk.. gives the B fragments of key
-    // n-tiles 2nn (registers 0, 1) and 2nn + 1 (registers 2, 3).
-    float s[kKeyTiles][4] = {};
-    const uint16_t* ks = &sh.k[st][0][0];
-#pragma unroll
-    for (int kk = 0; kk < kKSteps; ++kk) {
-#pragma unroll
-      for (int nn = 0; nn < kKeyTiles / 2; ++nn) {
-        uint32_t b[4];
-        LdMatrixX4(b, ks + (nn * 16 + (lane & 7) + (lane >> 4) * 8) * kRow + kk * 16 +
-                          ((lane >> 3) & 1) * 8);
-        Mma(s[2 * nn], qa[kk], b[0], b[1]);
-        Mma(s[2 * nn + 1], qa[kk], b[2], b[3]);
-      }
-    }
     const int kv0 = j * kBk;
-    if (kv0 + kBk - 1 > start + q0) {  // the tile crosses the diagonal of some row
+    if (kv0 <= warp_last_pos) {  // else every key of the tile is past every row of the warp
+      // S = Q K^T: ldmatrix x4 of rows (keys) 16nn.. and dims 16kk.. gives the B fragments of key
+      // n-tiles 2nn (registers 0, 1) and 2nn + 1 (registers 2, 3), used by every row block.
+      float s[kMb][kKeyTiles][4] = {};
+      const uint16_t* ks = &sh.k[st][0][0];
 #pragma unroll
-      for (int n = 0; n < kKeyTiles; ++n) {
+      for (int kk = 0; kk < kKSteps; ++kk) {
+        uint32_t qf[kMb][4];
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          if (kv0 + n * 8 + 2 * t4 + (e & 1) > qpos + (e >> 1) * 8) s[n][e] = -INFINITY;
+        for (int mb = 0; mb < kMb; ++mb) {
+          if constexpr (kMb == 1) {
+#pragma unroll
+            for (int i = 0; i < 4; ++i) qf[mb][i] = qa[kk][i];
+          } else {
+            LdMatrixX4(qf[mb], qs + (warp_row0 + mb * 16 + (lane & 15)) * kRow + kk * 16 +
+                                   (lane >> 4) * 8);
+          }
+        }
+#pragma unroll
+        for (int nn = 0; nn < kKeyTiles / 2; ++nn) {
+          uint32_t b[4];
+          LdMatrixX4(b, ks + (nn * 16 + (lane & 7) + (lane >> 4) * 8) * kRow + kk * 16 +
+                            ((lane >> 3) & 1) * 8);
+#pragma unroll
+          for (int mb = 0; mb < kMb; ++mb) {
+            Mma(s[mb][2 * nn], qf[mb], b[0], b[1]);
+            Mma(s[mb][2 * nn + 1], qf[mb], b[2], b[3]);
+          }
         }
       }
-    }
-
-    // Online softmax of rows g (elements 0, 1) and g + 8 (elements 2, 3). Each lane keeps its
-    // own part of the row sum; the 4 parts are added at the end.
+      if (kv0 + kBk - 1 > warp_first_pos) {  // the tile crosses the diagonal of some row
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float mx = -INFINITY;
+        for (int mb = 0; mb < kMb; ++mb) {
 #pragma unroll
-      for (int n = 0; n < kKeyTiles; ++n) mx = fmaxf(mx, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(m_run[r], mx);
-      // Tiles go in increasing order and tile 0 holds position 0, so every row sees a key at its
-      // first tile; the guard keeps exp2(-inf - -inf) out all the same.
-      const float base = m_new == -INFINITY ? 0.0f : m_new;
-      const float corr = exp2f(m_run[r] - base);  // first tile: exp2(-inf) = 0
-      m_run[r] = m_new;
-      float sum = 0.0f;
+          for (int n = 0; n < kKeyTiles; ++n) {
 #pragma unroll
-      for (int n = 0; n < kKeyTiles; ++n) {
-        s[n][2 * r] = exp2f(s[n][2 * r] - base);
-        s[n][2 * r + 1] = exp2f(s[n][2 * r + 1] - base);
-        sum += s[n][2 * r] + s[n][2 * r + 1];
+            for (int e = 0; e < 4; ++e) {
+              if (kv0 + n * 8 + 2 * t4 + (e & 1) > qpos + mb * 16 + (e >> 1) * 8) {
+                s[mb][n][e] = -INFINITY;
+              }
+            }
+          }
+        }
       }
-      l_run[r] = l_run[r] * corr + sum;
-#pragma unroll
-      for (int n = 0; n < kDimTiles; ++n) {
-        o[n][2 * r] *= corr;
-        o[n][2 * r + 1] *= corr;
-      }
-    }
 
-    // O += P V: P of keys 16kk.. is the A fragment {S tile 2kk rows g, g+8; S tile 2kk+1 rows g,
-    // g+8}; ldmatrix.trans x4 of rows (keys) 16kk.. and dims 16nn.. gives the B fragments of dim
-    // n-tiles 2nn (registers 0, 1) and 2nn + 1 (registers 2, 3).
-    const uint16_t* vs = &sh.v[st][0][0];
+      // Online softmax of rows g (elements 0, 1) and g + 8 (elements 2, 3) of each row block.
+      // Each lane keeps its own part of the row sum; the 4 parts are added at the end.
 #pragma unroll
-    for (int kk = 0; kk < kBk / 16; ++kk) {
-      const uint32_t pa[4] = {PackBf16(s[2 * kk][0], s[2 * kk][1]),
-                              PackBf16(s[2 * kk][2], s[2 * kk][3]),
-                              PackBf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                              PackBf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      for (int mb = 0; mb < kMb; ++mb) {
 #pragma unroll
-      for (int nn = 0; nn < kDimTiles / 2; ++nn) {
-        uint32_t b[4];
-        LdMatrixX4Trans(b, vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kRow + nn * 16 +
-                               (lane >> 4) * 8);
-        Mma(o[2 * nn], pa, b[0], b[1]);
-        Mma(o[2 * nn + 1], pa, b[2], b[3]);
+        for (int r = 0; r < 2; ++r) {
+          float mx = -INFINITY;
+#pragma unroll
+          for (int n = 0; n < kKeyTiles; ++n) {
+            mx = fmaxf(mx, fmaxf(s[mb][n][2 * r], s[mb][n][2 * r + 1]));
+          }
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+          const float m_new = fmaxf(m_run[mb][r], mx);
+          // Tiles go in increasing order and tile 0 holds position 0, so every row sees a key at
+          // its first tile; the guard keeps exp2(-inf - -inf) out all the same.
+          const float base = m_new == -INFINITY ? 0.0f : m_new;
+          const float corr = exp2f(m_run[mb][r] - base);  // first tile: exp2(-inf) = 0
+          m_run[mb][r] = m_new;
+          float sum = 0.0f;
+#pragma unroll
+          for (int n = 0; n < kKeyTiles; ++n) {
+            s[mb][n][2 * r] = exp2f(s[mb][n][2 * r] - base);
+            s[mb][n][2 * r + 1] = exp2f(s[mb][n][2 * r + 1] - base);
+            sum += s[mb][n][2 * r] + s[mb][n][2 * r + 1];
+          }
+          l_run[mb][r] = l_run[mb][r] * corr + sum;
+#pragma unroll
+          for (int n = 0; n < kDimTiles; ++n) {
+            o[mb][n][2 * r] *= corr;
+            o[mb][n][2 * r + 1] *= corr;
+          }
+        }
+      }
+
+      // O += P V: P of keys 16kk.. is the A fragment {S tile 2kk rows g, g+8; S tile 2kk+1 rows
+      // g, g+8}; ldmatrix.trans x4 of rows (keys) 16kk.. and dims 16nn.. gives the B fragments
+      // of dim n-tiles 2nn (registers 0, 1) and 2nn + 1 (registers 2, 3).
+      const uint16_t* vs = &sh.v[st][0][0];
+#pragma unroll
+      for (int kk = 0; kk < kBk / 16; ++kk) {
+        uint32_t pa[kMb][4];
+#pragma unroll
+        for (int mb = 0; mb < kMb; ++mb) {
+          pa[mb][0] = PackBf16(s[mb][2 * kk][0], s[mb][2 * kk][1]);
+          pa[mb][1] = PackBf16(s[mb][2 * kk][2], s[mb][2 * kk][3]);
+          pa[mb][2] = PackBf16(s[mb][2 * kk + 1][0], s[mb][2 * kk + 1][1]);
+          pa[mb][3] = PackBf16(s[mb][2 * kk + 1][2], s[mb][2 * kk + 1][3]);
+        }
+#pragma unroll
+        for (int nn = 0; nn < kDimTiles / 2; ++nn) {
+          uint32_t b[4];
+          LdMatrixX4Trans(b, vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kRow +
+                                 nn * 16 + (lane >> 4) * 8);
+#pragma unroll
+          for (int mb = 0; mb < kMb; ++mb) {
+            Mma(o[mb][2 * nn], pa[mb], b[0], b[1]);
+            Mma(o[mb][2 * nn + 1], pa[mb], b[2], b[3]);
+          }
+        }
       }
     }
     if (fetch) sh.row_off[st][tid] = next_off;
@@ -281,18 +368,21 @@ __global__ void __launch_bounds__(kThreads, 2) FlashPrefillKernel(const PrefillA
   }
 
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    float l = l_run[r];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    const float inv = 1.0f / l;  // l >= 1: the row's max contributes exp2(0)
-    const int row = warp * 16 + g + 8 * r;
-    if (row < rows) {
-      __nv_bfloat16* dst = a.out + ((row0 + row) * a.n_heads + head) * kHeadDim + 2 * t4;
+  for (int mb = 0; mb < kMb; ++mb) {
 #pragma unroll
-      for (int n = 0; n < kDimTiles; ++n) {
-        *reinterpret_cast<__nv_bfloat162*>(dst + n * 8) =
-            __floats2bfloat162_rn(o[n][2 * r] * inv, o[n][2 * r + 1] * inv);
+    for (int r = 0; r < 2; ++r) {
+      float l = l_run[mb][r];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      const float inv = 1.0f / l;  // l >= 1: the row's max contributes exp2(0)
+      const int row = warp_row0 + mb * 16 + g + 8 * r;
+      if (row < rows) {
+        __nv_bfloat16* dst = a.out + ((row0 + row) * a.n_heads + head) * kHeadDim + 2 * t4;
+#pragma unroll
+        for (int n = 0; n < kDimTiles; ++n) {
+          *reinterpret_cast<__nv_bfloat162*>(dst + n * 8) =
+              __floats2bfloat162_rn(o[mb][n][2 * r] * inv, o[mb][n][2 * r + 1] * inv);
+        }
       }
     }
   }
@@ -303,7 +393,7 @@ __global__ void __launch_bounds__(kThreads, 2) FlashPrefillKernel(const PrefillA
 bool FlashKernelUsable() {
   static const bool usable = [] {
     cudaFuncAttributes attr{};
-    if (cudaFuncGetAttributes(&attr, FlashPrefillKernel<128>) != cudaSuccess) {
+    if (cudaFuncGetAttributes(&attr, FlashPrefillKernel<128, 1>) != cudaSuccess) {
       (void)cudaGetLastError();  // not sticky; leave no error behind for the next launch check
       return false;
     }
@@ -327,12 +417,19 @@ Status AllowDynamicSmem(Kernel kernel, int bytes, std::atomic<uint64_t>* done_de
   return Status::Ok();
 }
 
-template <int kHeadDim>
-Status LaunchFlash(dim3 grid, const PrefillArgs& args, cudaStream_t stream) {
-  constexpr int kSmem = static_cast<int>(sizeof(PrefillSmem<kHeadDim>));  // 69 KiB at 128
-  static std::atomic<uint64_t> smem_allowed{0};                           // bit d: done on device d
-  RAG_RETURN_IF_ERROR(AllowDynamicSmem(FlashPrefillKernel<kHeadDim>, kSmem, &smem_allowed));
-  FlashPrefillKernel<kHeadDim><<<grid, kThreads, kSmem, stream>>>(args);
+template <int kHeadDim, int kMb>
+Status LaunchFlash(const PrefillArgs& args, int64_t n_seqs, int64_t max_q_len,
+                   cudaStream_t stream) {
+  using Smem = PrefillSmem<kHeadDim, kMb>;
+  constexpr int kSmem = static_cast<int>(sizeof(Smem));  // 69 KiB (kMb 1), 103 KiB (2) at 128
+  static std::atomic<uint64_t> smem_allowed{0};            // bit d: done on device d
+  RAG_RETURN_IF_ERROR(AllowDynamicSmem(FlashPrefillKernel<kHeadDim, kMb>, kSmem, &smem_allowed));
+  PrefillArgs a = args;
+  a.q_scale = kLog2e / std::sqrt(static_cast<float>(kHeadDim));
+  a.n_q_tiles = static_cast<int>((max_q_len + Smem::kBq - 1) / Smem::kBq);
+  const dim3 grid(static_cast<unsigned>(a.n_heads), static_cast<unsigned>(a.n_q_tiles),
+                  static_cast<unsigned>(n_seqs));
+  FlashPrefillKernel<kHeadDim, kMb><<<grid, kThreads, kSmem, stream>>>(a);
   RAG_CUDA_RETURN_IF_LAUNCH_FAILED();
   return Status::Ok();
 }
@@ -357,9 +454,28 @@ __global__ void __launch_bounds__(kThreads) SimplePrefillKernel(const PrefillArg
   const float* qh = a.q + q_row * a.q_stride + head * kHeadDim + lane * kDpl;
 #pragma unroll
   for (int i = 0; i < kDpl; ++i) {
-    qr[i] = qh[i] * a.q_scale;
+    qr[i] = qh[i];
     acc[i] = 0.0f;
   }
+  if (a.rope_cos_sin != nullptr) {
+    // Lane l < 16 holds dims of the first half of the head, lane l + 16 the dims half further on
+    // that pair with them: the partner's value is one shuffle away.
+    const float2* cs = a.rope_cos_sin + q_row * (kHeadDim / 2) + (lane & 15) * kDpl;
+#pragma unroll
+    for (int i = 0; i < kDpl; ++i) {
+      const float other = __shfl_xor_sync(0xffffffffu, qr[i], 16);
+      float y1, y2;
+      if (lane < 16) {
+        RopeRotateCs(qr[i], other, cs[i], y1, y2);
+        qr[i] = y1;
+      } else {
+        RopeRotateCs(other, qr[i], cs[i], y1, y2);
+        qr[i] = y2;
+      }
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < kDpl; ++i) qr[i] *= a.q_scale;
   float m = -INFINITY, l = 0.0f;
   // Not unrolled: ptxas spilled a few bytes in some unrolled instantiations (and the serial
   // softmax recurrence gains little from unrolling).
@@ -411,7 +527,7 @@ Status PrepareArgs(const char* name, const float* q, int64_t q_stride, const __n
                    int64_t max_blocks_per_seq, const int32_t* q_offsets, const int32_t* q_lens,
                    const int32_t* start_pos, int64_t n_seqs, int64_t max_q_len, int64_t n_heads,
                    int64_t n_kv_heads, int64_t head_dim, int64_t block_size, __nv_bfloat16* out,
-                   PrefillArgs* args, bool* nothing) {
+                   const float2* q_rope_cos_sin, PrefillArgs* args, bool* nothing) {
   if (n_seqs < 0 || n_seqs > 65535 || max_q_len < 0 || max_q_len > INT32_MAX || n_heads <= 0 ||
       n_heads > 65535 || n_kv_heads <= 0 || n_heads % n_kv_heads != 0 || head_dim <= 0 ||
       head_dim % 32 != 0 || head_dim > 256 || block_size <= 0 || block_size > INT32_MAX ||
@@ -443,10 +559,16 @@ Status PrepareArgs(const char* name, const float* q, int64_t q_stride, const __n
   args->n_kv_heads = static_cast<int>(n_kv_heads);
   args->block_size = static_cast<int>(block_size);
   args->out = out;
+  args->rope_cos_sin = q_rope_cos_sin;
   return Status::Ok();
 }
 
 }  // namespace
+
+void SetPrefillAttentionRowsPerWarp(int rows) {
+  g_rows_per_warp.store(rows == 16 || rows == 32 ? rows : kDefaultRowsPerWarp,
+                        std::memory_order_relaxed);
+}
 
 Status PagedPrefillAttention(const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
                              const __nv_bfloat16* v_cache, const int32_t* block_tables,
@@ -454,26 +576,28 @@ Status PagedPrefillAttention(const float* q, int64_t q_stride, const __nv_bfloat
                              const int32_t* q_lens, const int32_t* start_pos, int64_t n_seqs,
                              int64_t max_q_len, int64_t n_heads, int64_t n_kv_heads,
                              int64_t head_dim, int64_t block_size, __nv_bfloat16* out,
-                             cudaStream_t stream) {
+                             cudaStream_t stream, const float2* q_rope_cos_sin) {
   PrefillArgs args;
   bool nothing = false;
   RAG_RETURN_IF_ERROR(PrepareArgs("PagedPrefillAttention", q, q_stride, k_cache, v_cache,
                                   block_tables, max_blocks_per_seq, q_offsets, q_lens, start_pos,
                                   n_seqs, max_q_len, n_heads, n_kv_heads, head_dim, block_size, out,
-                                  &args, &nothing));
+                                  q_rope_cos_sin, &args, &nothing));
   if (nothing) return Status::Ok();
-  const int64_t n_q_tiles = (max_q_len + kBq - 1) / kBq;
-  // float4 loads of q, cp.async of 16-byte cache chunks, bf16x2 stores of out.
-  const bool fast = (head_dim == 64 || head_dim == 128) && n_q_tiles <= 65535 && Aligned(q, 16) &&
-                    q_stride % 4 == 0 && Aligned(k_cache, 16) && Aligned(v_cache, 16) &&
-                    Aligned(out, 4) && FlashKernelUsable();
+  // float4 loads of q and of the angles, cp.async of 16-byte cache chunks, bf16x2 stores of out;
+  // grid.y counts the query tiles of 64 rows at most.
+  const bool fast = (head_dim == 64 || head_dim == 128) && (max_q_len + 63) / 64 <= 65535 &&
+                    Aligned(q, 16) && q_stride % 4 == 0 && Aligned(k_cache, 16) &&
+                    Aligned(v_cache, 16) && Aligned(out, 4) && Aligned(q_rope_cos_sin, 16) &&
+                    FlashKernelUsable();
   if (!fast) return LaunchSimple(args, n_seqs, max_q_len, head_dim, stream);
-  args.q_scale = kLog2e / std::sqrt(static_cast<float>(head_dim));
-  args.n_q_tiles = static_cast<int>(n_q_tiles);
-  const dim3 grid(static_cast<unsigned>(n_heads), static_cast<unsigned>(n_q_tiles),
-                  static_cast<unsigned>(n_seqs));
-  return head_dim == 64 ? LaunchFlash<64>(grid, args, stream)
-                        : LaunchFlash<128>(grid, args, stream);
+  const bool wide = g_rows_per_warp.load(std::memory_order_relaxed) == 32;
+  if (head_dim == 64) {
+    return wide ? LaunchFlash<64, 2>(args, n_seqs, max_q_len, stream)
+                : LaunchFlash<64, 1>(args, n_seqs, max_q_len, stream);
+  }
+  return wide ? LaunchFlash<128, 2>(args, n_seqs, max_q_len, stream)
+              : LaunchFlash<128, 1>(args, n_seqs, max_q_len, stream);
 }
 
 Status PagedPrefillAttentionSimple(const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
@@ -482,13 +606,13 @@ Status PagedPrefillAttentionSimple(const float* q, int64_t q_stride, const __nv_
                                    const int32_t* q_lens, const int32_t* start_pos, int64_t n_seqs,
                                    int64_t max_q_len, int64_t n_heads, int64_t n_kv_heads,
                                    int64_t head_dim, int64_t block_size, __nv_bfloat16* out,
-                                   cudaStream_t stream) {
+                                   cudaStream_t stream, const float2* q_rope_cos_sin) {
   PrefillArgs args;
   bool nothing = false;
   RAG_RETURN_IF_ERROR(PrepareArgs("PagedPrefillAttentionSimple", q, q_stride, k_cache, v_cache,
                                   block_tables, max_blocks_per_seq, q_offsets, q_lens, start_pos,
                                   n_seqs, max_q_len, n_heads, n_kv_heads, head_dim, block_size, out,
-                                  &args, &nothing));
+                                  q_rope_cos_sin, &args, &nothing));
   if (nothing) return Status::Ok();
   return LaunchSimple(args, n_seqs, max_q_len, head_dim, stream);
 }

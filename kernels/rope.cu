@@ -25,16 +25,41 @@ __global__ void RopeKernel(float* __restrict__ x, int64_t row_stride, int n_head
   const int stride = blockDim.x * gridDim.y;
   for (int p = blockIdx.y * blockDim.x + threadIdx.x; p < n_heads * half; p += stride) {
     const int h = p / half, i = p - h * half;
-    const float angle = __fmul_rn(inv_freq[i], pos);  // one fp32 rounding, as the CPU
-    const float c = cosf(angle), s = sinf(angle);
     float* v = row + static_cast<int64_t>(h) * 2 * half;
-    const float x1 = v[i], x2 = v[i + half];
-    v[i] = x1 * c - x2 * s;
-    v[i + half] = x2 * c + x1 * s;
+    RopeRotate(v[i], v[i + half], inv_freq[i], pos, v[i], v[i + half]);
+  }
+}
+
+__global__ void RopeCosSinTableKernel(const int32_t* __restrict__ positions, int64_t n_tokens,
+                                      const float* __restrict__ inv_freq, int half,
+                                      float2* __restrict__ table) {
+  AllowDependentLaunch();
+  AwaitPriorGrid();
+  const int64_t total = n_tokens * half;
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < total;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t t = e / half;
+    const int i = static_cast<int>(e - t * half);
+    table[e] = RopeCosSinAt(inv_freq[i], static_cast<float>(positions[t]));
   }
 }
 
 }  // namespace
+
+Status RopeCosSinTable(const int32_t* positions, int64_t n_tokens, const float* inv_freq,
+                       int64_t half, float2* table, cudaStream_t stream) {
+  if (n_tokens < 0 || half <= 0 || half > INT32_MAX || n_tokens > INT64_MAX / half) {
+    return InvalidArgument("RopeCosSinTable: bad shape n_tokens=" + std::to_string(n_tokens) +
+                           " half=" + std::to_string(half));
+  }
+  if (n_tokens == 0) return Status::Ok();
+  const int64_t total = n_tokens * half;
+  const int64_t blocks = std::min<int64_t>((total + 255) / 256, 1024);
+  RAG_CUDA_RETURN_IF_ERROR(LaunchDependent(RopeCosSinTableKernel, dim3(static_cast<unsigned>(blocks)),
+                                           dim3(256), 0, stream, positions, n_tokens, inv_freq,
+                                           static_cast<int>(half), table));
+  return Status::Ok();
+}
 
 Status RopeInplace(float* x, int64_t n_tokens, int64_t row_stride, int64_t n_heads,
                    int64_t head_dim, const int32_t* positions, const float* inv_freq,

@@ -18,15 +18,17 @@ struct RopeKvArgs {
   float* qkv;
   int64_t row_stride;
   int n_q, n_kv, half, head_dim, block_size;
+  int first_head;  // 0, or n_q when q is left unrotated (the prefill attention rotates it)
   const int32_t* positions;
   const float* inv_freq;
+  const float2* cos_sin;  // non-null: (n_tokens, half) angles, read instead of computed
   const int64_t* slots;
   __nv_bfloat16* k_cache;
   __nv_bfloat16* v_cache;
 };
 
-// Grid (token, group); work item i < (n_q + n_kv) * half rotates one pair of a q or k head (and
-// stores a k pair in the cache); the next n_kv * half items copy two v values each.
+// Grid (token, group); work item i < (n_q + n_kv - first_head) * half rotates one pair of a q or
+// k head (and stores a k pair in the cache); the next n_kv * half items copy two v values each.
 __global__ void RopeKvAppendKernel(const RopeKvArgs a) {
   AllowDependentLaunch();
   AwaitPriorGrid();
@@ -35,16 +37,17 @@ __global__ void RopeKvAppendKernel(const RopeKvArgs a) {
   const float pos = static_cast<float>(a.positions[t]);
   const int64_t s = a.slots[t];  // negative: a padding token, rotated but not stored
   const int64_t block = s >= 0 ? s / a.block_size : 0, slot = s - block * a.block_size;
-  const int rope_items = (a.n_q + a.n_kv) * a.half, items = rope_items + a.n_kv * a.half;
+  const int rope_items = (a.n_q + a.n_kv - a.first_head) * a.half;
+  const int items = rope_items + a.n_kv * a.half;
   const int stride = blockDim.x * gridDim.y;
   for (int p = blockIdx.y * blockDim.x + threadIdx.x; p < items; p += stride) {
     if (p < rope_items) {
-      const int h = p / a.half, i = p - h * a.half;
-      const float angle = __fmul_rn(a.inv_freq[i], pos);  // one fp32 rounding, as RopeInplace
-      const float c = cosf(angle), sn = sinf(angle);
+      const int h = a.first_head + p / a.half, i = p % a.half;
       float* v = row + static_cast<int64_t>(h) * a.head_dim;
-      const float x1 = v[i], x2 = v[i + a.half];
-      const float y1 = x1 * c - x2 * sn, y2 = x2 * c + x1 * sn;
+      float y1, y2;
+      const float2 cs = a.cos_sin != nullptr ? a.cos_sin[t * a.half + i]
+                                             : RopeCosSinAt(a.inv_freq[i], pos);
+      RopeRotateCs(v[i], v[i + a.half], cs, y1, y2);
       v[i] = y1;
       v[i + a.half] = y2;
       if (h >= a.n_q && s >= 0) {
@@ -68,7 +71,8 @@ __global__ void RopeKvAppendKernel(const RopeKvArgs a) {
 Status RopeKvAppend(float* qkv, int64_t n_tokens, int64_t row_stride, int64_t n_q_heads,
                     int64_t n_kv_heads, int64_t head_dim, const int32_t* positions,
                     const float* inv_freq, const int64_t* slot_mapping, int64_t block_size,
-                    __nv_bfloat16* k_cache, __nv_bfloat16* v_cache, cudaStream_t stream) {
+                    __nv_bfloat16* k_cache, __nv_bfloat16* v_cache, cudaStream_t stream,
+                    bool rotate_q, const float2* cos_sin) {
   if (n_tokens < 0 || n_tokens > INT32_MAX || n_q_heads <= 0 || n_kv_heads <= 0 ||
       head_dim <= 0 || head_dim % 2 != 0 || block_size <= 0 || block_size > INT32_MAX ||
       (n_q_heads + 2 * n_kv_heads) * head_dim > row_stride ||
@@ -86,12 +90,14 @@ Status RopeKvAppend(float* qkv, int64_t n_tokens, int64_t row_stride, int64_t n_
                static_cast<int>(head_dim / 2),
                static_cast<int>(head_dim),
                static_cast<int>(block_size),
+               rotate_q ? 0 : static_cast<int>(n_q_heads),
                positions,
                inv_freq,
+               cos_sin,
                slot_mapping,
                k_cache,
                v_cache};
-  const int64_t items = (n_q_heads + 2 * n_kv_heads) * head_dim / 2;
+  const int64_t items = ((rotate_q ? n_q_heads : 0) + 2 * n_kv_heads) * head_dim / 2;
   const int threads = items >= 128 ? 128 : static_cast<int>((items + 31) / 32 * 32);
   // Enough blocks in all to fill the GPU, at most one item per thread.
   const int64_t groups = std::min<int64_t>((items + threads - 1) / threads,

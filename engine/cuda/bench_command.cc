@@ -31,13 +31,14 @@ constexpr const char* kUsage =
     "  --no-fused-gemv   one-token steps run the RMSNorms and SwiGLU as separate kernels\n"
     "  --attn-splits N   decode attention aims at N (split, head) pairs a step (default 2048)\n"
     "  --gemv-split N    batch-1 o/down GEMVs split K up to N blocks an SM (default 8)\n"
+    "  --prefill-rows N  prefill attention: query rows a warp, 16 or 32 (default 32)\n"
     "  --gemv-max-rows N steps of up to N tokens use our GEMV, cuBLAS above (0-8, default 1)\n"
     "  --json FILE       also write the JSON report to FILE\n";
 
 struct BenchFlags {
   std::string model_dir, load_format = "auto", shape;
   int prompt = 2000, new_tokens = 200, runs = 5, chunk = 4096, device = 0, gemv_max_rows = 1;
-  int attn_splits = 2048, gemv_split = 8;
+  int attn_splits = 2048, gemv_split = 8, prefill_rows = 32;
   std::vector<int> batches = {1, 8, 32, 64};
   bool graphs = true, pdl = true, fused_gemv = true;
   std::string json_path;
@@ -89,6 +90,11 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
       if (f->batches.empty()) return "--batch: no sizes";
     } else if (a == "--gemv-split") {
       if (!value(&v) || !ParseInt(v, 1, 64, &f->gemv_split)) return "--gemv-split takes 1..64";
+    } else if (a == "--prefill-rows") {
+      if (!value(&v) || !ParseInt(v, 16, 32, &f->prefill_rows) ||
+          (f->prefill_rows != 16 && f->prefill_rows != 32)) {
+        return "--prefill-rows takes 16 or 32";
+      }
     } else if (a == "--attn-splits") {
       if (!value(&v) || !ParseInt(v, 1, 1 << 16, &f->attn_splits)) return "--attn-splits takes 1..65536";
     } else if (a == "--gemv-max-rows") {
@@ -193,6 +199,7 @@ Status Run(const BenchFlags& f) {
   SetProgrammaticLaunch(f.pdl);
   SetDecodeAttentionSplitTarget(f.attn_splits);
   SetDecodeGemvBlocksPerSm(f.gemv_split);
+  SetPrefillAttentionRowsPerWarp(f.prefill_rows);
   cudaDeviceProp prop{};
   RAG_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&prop, f.device));
   RAG_ASSIGN_OR_RETURN(const double copy_bw, CopyBandwidth());
@@ -289,6 +296,7 @@ Status Run(const BenchFlags& f) {
      << ",\"gemv_max_rows\":" << f.gemv_max_rows << ",\"pdl\":" << (f.pdl ? "true" : "false")
      << ",\"fused_gemv\":" << (f.fused_gemv ? "true" : "false")
      << ",\"attn_splits\":" << f.attn_splits << ",\"gemv_split\":" << f.gemv_split
+     << ",\"prefill_rows\":" << f.prefill_rows
      << ",\"ttft_ms\":"
      << Median(ttft) * 1e3 << ",\"ttft_runs_ms\":[";
   for (size_t i = 0; i < ttft.size(); ++i) js << (i ? "," : "") << ttft[i] * 1e3;

@@ -130,6 +130,7 @@ class CudaBackend : public Backend {
   float* attn_workspace_ = nullptr;
   int32_t* attn_split_counters_ = nullptr;  // PagedDecodeAttention's, zeroed at Init
   float* inv_freq_ = nullptr;      // (head_dim / 2)
+  float2* rope_table_ = nullptr;   // (T, head_dim / 2) cos, sin of a prefill step's positions
   int64_t max_logit_rows_ = 0;     // logit rows one step can hold (R)
   MetaLayout meta_layout_{};
   DeviceBuffer meta_;              // step metadata (layout: meta_layout_), uploaded per step

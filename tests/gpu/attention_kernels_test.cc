@@ -27,6 +27,7 @@
 
 #include "common/thread_pool.h"
 #include "engine/cpu/attention.h"
+#include "engine/cpu/rope.h"
 #include "kernels/kernels.h"
 #include "tests/gpu/gpu_test_util.h"
 
@@ -269,10 +270,13 @@ class AttentionKernelsTest : public GpuTest {
 
   // Prefill of chunks (start_pos, q_len) of sequences whose cache holds start_pos + q_len
   // tokens; q rows of a fused qkv buffer, one unused row between the second and third sequence.
-  // `simple` calls PagedPrefillAttentionSimple instead of PagedPrefillAttention.
+  // `simple` calls PagedPrefillAttentionSimple instead of PagedPrefillAttention. `rope`: q is
+  // passed unrotated with RopeCosSinTable's angles of Llama 3.1's RoPE at each row's position,
+  // and the reference rotates it on the CPU.
   void CheckPrefill(const Shape& s, const std::vector<std::pair<int64_t, int64_t>>& chunks,
-                    bool simple, float q_range = 1.0f) {
-    SCOPED_TRACE(std::string(simple ? "simple" : "fast") + " prefill " + s.Name());
+                    bool simple, float q_range = 1.0f, bool rope = false) {
+    SCOPED_TRACE(std::string(simple ? "simple" : "fast") + (rope ? " rope" : "") + " prefill " +
+                 s.Name());
     std::vector<int64_t> lens;
     for (const auto& [start, q_len] : chunks) lens.push_back(start + q_len);
     std::unique_ptr<Cache> c = BuildCache(s, lens, /*extra_blocks_per_seq=*/2);
@@ -297,8 +301,22 @@ class AttentionKernelsTest : public GpuTest {
     const std::vector<float> q =
         RandomFloats(static_cast<size_t>(rows * q_stride), -q_range, q_range);
 
-    // Reference: each sequence's rows, compacted to q_dim columns.
+    std::vector<float> inv_freq;
+    if (rope) {
+      ModelConfig config;  // Llama-3.1-8B's RoPE
+      config.head_dim = s.head_dim;
+      config.rope_theta = 500000.0;
+      config.rope_scaling.type = "llama3";
+      config.rope_scaling.factor = 8.0;
+      config.rope_scaling.low_freq_factor = 1.0;
+      config.rope_scaling.high_freq_factor = 4.0;
+      config.rope_scaling.original_max_position_embeddings = 8192;
+      inv_freq = ComputeRopeInvFreq(config);
+    }
+
+    // Reference: each sequence's rows (rotated on the CPU for `rope`), compacted to q_dim columns.
     std::vector<float> want(static_cast<size_t>(rows * q_dim), 0.0f);
+    std::vector<float> cos(static_cast<size_t>(s.head_dim / 2)), sin(cos.size());
     for (int64_t i = 0; i < n_seqs; ++i) {
       std::vector<AttentionQuery> queries;
       std::vector<float> qc;
@@ -306,6 +324,10 @@ class AttentionKernelsTest : public GpuTest {
         queries.push_back({start_pos[i] + r, &c->tables[i]});
         const float* row = q.data() + (q_offsets[i] + r) * q_stride;
         qc.insert(qc.end(), row, row + q_dim);
+        if (rope) {
+          RopeCosSin(inv_freq, start_pos[i] + r, cos.data(), sin.data());
+          ApplyRope(qc.data() + r * q_dim, s.n_heads, s.head_dim, cos.data(), sin.data());
+        }
       }
       if (!queries.empty()) {
         PagedAttention(c->ref(), c->shape, queries, qc.data(), want.data() + q_offsets[i] * q_dim,
@@ -315,13 +337,25 @@ class AttentionKernelsTest : public GpuTest {
 
     DeviceBuffer<float> d_q(q);
     DeviceBuffer<int32_t> d_offsets(q_offsets), d_lens(q_lens), d_start(start_pos);
+    DeviceBuffer<float2> d_angles(static_cast<size_t>(rows * s.head_dim / 2));
+    if (rope) {
+      std::vector<int32_t> row_pos(static_cast<size_t>(rows), 0);  // rows of no sequence: 0
+      for (int64_t i = 0; i < n_seqs; ++i) {
+        for (int64_t r = 0; r < q_lens[i]; ++r) row_pos[q_offsets[i] + r] = start_pos[i] + r;
+      }
+      DeviceBuffer<int32_t> d_row_pos(row_pos);
+      DeviceBuffer<float> d_inv(inv_freq);
+      ASSERT_STATUS_OK(RopeCosSinTable(d_row_pos.get(), rows, d_inv.get(), s.head_dim / 2,
+                                       d_angles.get(), nullptr));
+      CUDA_CHECK(cudaDeviceSynchronize());  // before the buffers above are freed
+    }
     DeviceBuffer<Bf16> d_out((rows + 1) * q_dim);
     CUDA_CHECK(cudaMemset(d_out.get(), 0xff, (rows + 1) * q_dim * sizeof(Bf16)));
     auto* fn = simple ? &PagedPrefillAttentionSimple : &PagedPrefillAttention;
     ASSERT_STATUS_OK(fn(d_q.get(), q_stride, c->k->get(), c->v->get(), c->d_tables->get(),
                         c->max_blocks, d_offsets.get(), d_lens.get(), d_start.get(), n_seqs,
                         max_q_len, s.n_heads, s.n_kv_heads, s.head_dim, s.block_size, d_out.get(),
-                        nullptr));
+                        nullptr, rope ? d_angles.get() : nullptr));
     const bool tensor_cores = !simple && (s.head_dim == 64 || s.head_dim == 128);
     CheckOutput(d_out.ToHost<uint16_t>(), want, rows, s.n_heads, s.head_dim, !tensor_cores, {},
                 skip);
@@ -410,28 +444,56 @@ TEST_F(AttentionKernelsTest, DecodeGraphReplayWithOtherLengths) {
   CUDA_CHECK(cudaStreamDestroy(stream));
 }
 
-TEST_F(AttentionKernelsTest, PrefillGqaHeadDim128) {
+// The tensor-core kernel comes in two forms (16 and 32 query rows a warp): each prefill test runs
+// both. The setting is process-wide; the default is restored when a test ends.
+class PrefillAttentionTest : public AttentionKernelsTest,
+                             public testing::WithParamInterface<int> {
+ protected:
+  void SetUp() override {
+    AttentionKernelsTest::SetUp();
+    SetPrefillAttentionRowsPerWarp(GetParam());
+  }
+  void TearDown() override {
+    SetPrefillAttentionRowsPerWarp(0);
+    AttentionKernelsTest::TearDown();
+  }
+};
+INSTANTIATE_TEST_SUITE_P(RowsPerWarp, PrefillAttentionTest, testing::Values(16, 32),
+                         [](const testing::TestParamInfo<int>& info) {
+                           return std::to_string(info.param) + "RowsPerWarp";
+                         });
+
+TEST_P(PrefillAttentionTest, GqaHeadDim128) {
   CheckPrefill({8, 2, 128, 16}, MixedChunks(), /*simple=*/false);
   CheckPrefill({8, 2, 128, 5}, MixedChunks(), /*simple=*/false);
   CheckPrefill({8, 2, 128, 16}, MixedChunks(), /*simple=*/true);
 }
-TEST_F(AttentionKernelsTest, PrefillGqaHeadDim64) {
+TEST_P(PrefillAttentionTest, GqaHeadDim64) {
   CheckPrefill({8, 2, 64, 16}, MixedChunks(), /*simple=*/false);
   CheckPrefill({8, 2, 64, 5}, MixedChunks(), /*simple=*/false);
   CheckPrefill({8, 2, 64, 5}, MixedChunks(), /*simple=*/true);
 }
-TEST_F(AttentionKernelsTest, PrefillMhaAndOddGroups) {
+TEST_P(PrefillAttentionTest, MhaAndOddGroups) {
   CheckPrefill({4, 4, 128, 16}, MixedChunks(), /*simple=*/false);
   CheckPrefill({4, 4, 64, 16}, MixedChunks(), /*simple=*/false);
   CheckPrefill({6, 2, 64, 16}, MixedChunks(), /*simple=*/false);  // groups of 3
 }
-TEST_F(AttentionKernelsTest, PrefillLlama8BShape) {
+TEST_P(PrefillAttentionTest, Llama8BShape) {
   CheckPrefill({32, 8, 128, 16}, {{0, 300}, {1000, 77}, {0, 1}}, /*simple=*/false);
   CheckPrefill({32, 8, 128, 16}, {{0, 129}, {200, 64}}, /*simple=*/false, /*q_range=*/4.0f);
 }
-TEST_F(AttentionKernelsTest, PrefillFallbackHeadDims) {
+TEST_P(PrefillAttentionTest, FallbackHeadDims) {
   CheckPrefill({8, 2, 96, 16}, MixedChunks(), /*simple=*/false);  // takes the simple kernel
   CheckPrefill({4, 2, 256, 5}, {{0, 1}, {0, 70}, {100, 33}}, /*simple=*/false);
+}
+// q left unrotated (the backend's prefill): every path rotates it as it loads it, at the row's
+// position (chunks after cached prefixes included), and matches attention over the CPU-rotated q.
+TEST_P(PrefillAttentionTest, RotatesQWhenAsked) {
+  CheckPrefill({8, 2, 128, 16}, MixedChunks(), /*simple=*/false, 1.0f, /*rope=*/true);
+  CheckPrefill({8, 2, 64, 5}, MixedChunks(), /*simple=*/false, 1.0f, /*rope=*/true);
+  CheckPrefill({8, 2, 128, 16}, MixedChunks(), /*simple=*/true, 1.0f, /*rope=*/true);
+  CheckPrefill({8, 2, 96, 16}, MixedChunks(), /*simple=*/false, 1.0f, /*rope=*/true);
+  CheckPrefill({32, 8, 128, 16}, {{0, 129}, {4800, 200}}, /*simple=*/false, 4.0f, /*rope=*/true);
 }
 
 // The first chunk of a 2048-token prompt in the Llama-3.1-8B shape, for all 32 layers' worth of
@@ -456,7 +518,7 @@ TEST_F(AttentionKernelsTest, PrefillLlama8BPromptAgainstSimple) {
     return (simple ? &PagedPrefillAttentionSimple : &PagedPrefillAttention)(
         d_q.get(), q_stride, d_k.get(), d_v.get(), d_table.get(), max_blocks, d_offsets.get(),
         d_lens.get(), d_start.get(), 1, n, s.n_heads, s.n_kv_heads, s.head_dim, s.block_size, out,
-        nullptr);
+        nullptr, nullptr);
   };
   ASSERT_STATUS_OK(run(true, d_simple.get()));
   ASSERT_STATUS_OK(run(false, d_fast.get()));  // warm-up

@@ -227,7 +227,67 @@ TEST_F(RopeTest, FusedKvAppendMatchesRopeThenKvAppend) {
     }
     EXPECT_EQ(static_cast<int64_t>(k1w.size()), (n_tokens - n_tokens / 5) * kv_dim);
     ExpectNear(FromBf16(k2w), FromBf16(k1w), kFp32Tol, kBf16Rel, "k cache");
+
+    // rotate_q false (prefill: the attention rotates q): the q columns stay exactly as given,
+    // everything else exactly as with rotate_q.
+    DeviceBuffer<float> d_x3(x);
+    DeviceBuffer<Bf16> k3(poison), v3(poison);
+    ASSERT_STATUS_OK(RopeKvAppend(d_x3.get(), n_tokens, stride, cs.n_q, cs.n_kv, cs.head_dim,
+                                  d_pos.get(), d_inv.get(), d_slots.get(), block_size, k3.get(),
+                                  v3.get(), nullptr, /*rotate_q=*/false));
+    const std::vector<float> x2h = d_x2.ToHost(), x3h = d_x3.ToHost();
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      for (int64_t col = 0; col < stride; ++col) {
+        const int64_t i = t * stride + col;
+        const float want = col < q_dim ? x[i] : x2h[i];
+        ASSERT_EQ(x3h[i], want) << "token " << t << " column " << col;
+      }
+    }
+    EXPECT_EQ(k3.ToHost<uint16_t>(), k2h);
+    EXPECT_EQ(v3.ToHost<uint16_t>(), v2h);
+
+    // The step's angles from RopeCosSinTable instead of computed per pair: the same bits.
+    DeviceBuffer<float2> d_angles(static_cast<size_t>(n_tokens * cs.head_dim / 2));
+    ASSERT_STATUS_OK(RopeCosSinTable(d_pos.get(), n_tokens, d_inv.get(), cs.head_dim / 2,
+                                     d_angles.get(), nullptr));
+    DeviceBuffer<float> d_x4(x);
+    DeviceBuffer<Bf16> k4(poison), v4(poison);
+    ASSERT_STATUS_OK(RopeKvAppend(d_x4.get(), n_tokens, stride, cs.n_q, cs.n_kv, cs.head_dim,
+                                  d_pos.get(), d_inv.get(), d_slots.get(), block_size, k4.get(),
+                                  v4.get(), nullptr, /*rotate_q=*/true, d_angles.get()));
+    EXPECT_EQ(d_x4.ToHost(), x2h);
+    EXPECT_EQ(k4.ToHost<uint16_t>(), k2h);
+    EXPECT_EQ(v4.ToHost<uint16_t>(), v2h);
   }
+}
+
+// RopeCosSinTable against the CPU's cos/sin (positions up to 131071, Llama 3.1 scaling).
+TEST_F(RopeTest, CosSinTableMatchesCpu) {
+  for (int64_t head_dim : {64, 128}) {
+    const std::vector<float> inv_freq = ComputeRopeInvFreq(RopeConfig(head_dim, true));
+    const int64_t half = head_dim / 2, n_tokens = 300;
+    std::vector<int32_t> pos(n_tokens);
+    std::uniform_int_distribution<int32_t> pick(0, 131071);
+    for (int32_t& p : pos) p = pick(rng_);
+    DeviceBuffer<float> d_inv(inv_freq);
+    DeviceBuffer<int32_t> d_pos(pos);
+    DeviceBuffer<float2> d_table(static_cast<size_t>(n_tokens * half));
+    ASSERT_STATUS_OK(RopeCosSinTable(d_pos.get(), n_tokens, d_inv.get(), half, d_table.get(),
+                                     nullptr));
+    const std::vector<float2> got = d_table.ToHost();
+    std::vector<float> cos(half), sin(half), got_flat, want_flat;
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      RopeCosSin(inv_freq, pos[t], cos.data(), sin.data());
+      for (int64_t i = 0; i < half; ++i) {
+        got_flat.insert(got_flat.end(), {got[t * half + i].x, got[t * half + i].y});
+        want_flat.insert(want_flat.end(), {cos[i], sin[i]});
+      }
+    }
+    SCOPED_TRACE("head_dim " + std::to_string(head_dim));
+    ExpectNear(got_flat, want_flat, kFp32Tol, kFp32Tol, "cos, sin");
+  }
+  EXPECT_EQ(RopeCosSinTable(nullptr, 1, nullptr, 0, nullptr, nullptr).code(),
+            StatusCode::kInvalidArgument);
 }
 
 // --- SwiGLU --------------------------------------------------------------------------------------

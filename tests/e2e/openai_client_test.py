@@ -35,7 +35,10 @@ import urllib.error
 import urllib.request
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-VENV_PYTHON = os.path.join(REPO, '.venv-test', 'bin', 'python')
+# sys.prefix tells the environment apart: its bin/python is a link to the very interpreter
+# that created it, so comparing executables cannot.
+VENV_DIR = os.path.join(REPO, '.venv-test')
+VENV_PYTHON = os.path.join(VENV_DIR, 'bin', 'python')
 PDF = os.path.join(REPO, 'tests', 'data', 'ingest', 'report.pdf')
 QUESTION = 'When was the harbour lighthouse built?'
 ALICE_KEY = 'openai-e2e-alice-0123456789'
@@ -54,7 +57,7 @@ def import_openai():
         return openai
     except ImportError:
         pass
-    if os.access(VENV_PYTHON, os.X_OK) and os.path.realpath(sys.executable) != os.path.realpath(VENV_PYTHON) \
+    if os.access(VENV_PYTHON, os.X_OK) and os.path.realpath(sys.prefix) != os.path.realpath(VENV_DIR) \
             and not os.environ.get('RAG_OPENAI_TEST_REEXEC'):
         os.environ['RAG_OPENAI_TEST_REEXEC'] = '1'
         os.execv(VENV_PYTHON, [VENV_PYTHON, os.path.abspath(__file__)] + sys.argv[1:])

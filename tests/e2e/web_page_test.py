@@ -1,6 +1,12 @@
 #!/usr/bin/env python3
 """End-to-end test of the web page in headless Chromium, against the real server.
 
+Issue 7: the page is tested "in headless Chromium (Debian's chromium driven by Playwright for
+Python from PyPI with its executable path set, started with --no-sandbox as root)". Playwright
+(pinned in tests/e2e/requirements.txt, installed by `scripts/setup.sh --test` into the git-ignored
+.venv-test) drives Debian's own /usr/bin/chromium; `playwright install` is never run, so no
+browser is downloaded. Checked: playwright 1.65.2 against Debian's Chromium 156.0.8078.108.
+
 Starts `$RAG_BINARY serve --data <tmpdir> --port <free port>` on loopback, waits for /healthz,
 opens the page, uploads a real PDF through the page's file input, waits until the document list
 shows it as ready, asks a question whose answer is in that PDF (pressing Enter), and checks that
@@ -11,9 +17,23 @@ passage span that the citation's `support` names. It also runs the page's SSE pa
 way of splitting a sample stream into chunks, renders a synthetic answer with an unsupported
 sentence, and, when a model answers (slow enough to interrupt), checks that Stop aborts the
 stream and the server cancels the answer. The popover's "Open PDF at page N" link must point at
-the cited page of GET /v1/documents/{id}/file, which serves the uploaded bytes. Then a second
-server with API keys (`--keys`): the page must ask for a key, upload with it, and open a PDF
-through a blob: URL fetched with the key.
+the cited page of GET /v1/documents/{id}/file, which serves the uploaded bytes.
+
+Then the page on a phone (390x844 CSS pixels, touch, mobile viewport): no horizontal scrolling,
+before and after an answer; the upload control, the question box and the Ask button visible, on
+screen and not covered; every form control, button and link with an accessible name from a
+label, aria-label or its text (Chromium's own accessibility tree, read over CDP; a placeholder
+or title alone does not count); citation markers tappable within 12 px of their centre; from the
+top of the page Tab reaches the file input, the question box and Ask, Enter and Space on the file
+input click it (which opens the file chooser), and Enter in the question box sends the question;
+a tapped citation shows its source docked on screen.
+
+Then a second server with API keys (`--keys`): the page must ask for a key, upload with it, and
+open a PDF through a blob: URL fetched with the key.
+
+Screenshots (web_page_popover.png, web_page_phone.png, web_page_test.png) and the server log are
+always written to $RAG_E2E_ARTIFACTS, by default test-artifacts/web_page/ beside the `rag`
+binary (ctest: <build>/test-artifacts/web_page/); kept on success too.
 
 The server answers in model mode when it finds a model (`rag serve` looks for
 models/SmolLM2-135M-Instruct.Q4_1.gguf relative to the working directory), else extractively;
@@ -25,12 +45,14 @@ Environment:
   RAG_TEST_PDF       the PDF to upload (default: corpora/sample/sqlite-how-to-corrupt.pdf)
   RAG_TEST_QUESTION  a question answered by that PDF (the default fits the default PDF)
   RAG_E2E_TIMEOUT    seconds allowed for each of: server start, ingestion, answer (default 300)
-  RAG_E2E_ARTIFACTS  folder for a screenshot and the server log (always written on failure)
-  CHROMIUM, CHROMEDRIVER  paths, when not on PATH as chromium / chromedriver
+  RAG_E2E_ARTIFACTS  folder for the screenshots and the server log (see above)
+  CHROMIUM           the browser, when not on PATH as chromium
 
-Needs Debian's chromium and chromium-driver and PyPI's selenium; without them it prints
-"SKIP: ..." and exits 77 (ctest's SKIP_RETURN_CODE, so a skip is reported as one). Runs headless, so it works in CI without a display.
-Run: python3 tests/e2e/web_page_test.py  (or through pytest, which collects test_web_page).
+Needs Debian's chromium and PyPI's playwright; it re-runs itself with .venv-test's Python when
+the running one lacks playwright. Without them it prints "SKIP: ..." and exits 77 (ctest's
+SKIP_RETURN_CODE, so a skip is reported as one). Runs headless, so it works in CI without a
+display. Run: python3 tests/e2e/web_page_test.py (or through pytest, which collects
+test_web_page).
 """
 import json
 import os
@@ -46,15 +68,65 @@ import urllib.error
 import urllib.request
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+# sys.prefix tells the environment apart: its bin/python is a link to the very interpreter
+# that created it, so comparing executables cannot.
+VENV_DIR = os.path.join(REPO, '.venv-test')
+VENV_PYTHON = os.path.join(VENV_DIR, 'bin', 'python')
 DEFAULT_PDF = os.path.join(REPO, 'corpora', 'sample', 'sqlite-how-to-corrupt.pdf')
 DEFAULT_QUESTION = 'What happens if a hot journal is deleted?'
-
-
 SKIP_EXIT_CODE = 77
+DESKTOP = {'width': 1280, 'height': 1000}
+PHONE = {'width': 390, 'height': 844}  # CSS pixels of a current phone in portrait
 
 
 class Skip(Exception):
-    """The test cannot run here (missing browser, driver, selenium or binary)."""
+    """The test cannot run here (missing browser, playwright or binary)."""
+
+
+def import_playwright(reexec):
+    """playwright.sync_api.sync_playwright; with `reexec`, re-executes this script with
+    .venv-test's Python when that has it and the running Python does not."""
+    try:
+        from playwright.sync_api import sync_playwright
+        return sync_playwright
+    except ImportError:
+        pass
+    if reexec and os.access(VENV_PYTHON, os.X_OK) \
+            and os.path.realpath(sys.prefix) != os.path.realpath(VENV_DIR) \
+            and not os.environ.get('RAG_WEB_TEST_REEXEC'):
+        os.environ['RAG_WEB_TEST_REEXEC'] = '1'
+        sys.stdout.flush()
+        os.execv(VENV_PYTHON, [VENV_PYTHON, os.path.abspath(__file__)] + sys.argv[1:])
+    raise Skip('playwright is not installed (run scripts/setup.sh --test)')
+
+
+def find_chromium():
+    chromium = os.environ.get('CHROMIUM')
+    if chromium:
+        if not os.access(chromium, os.X_OK):
+            raise AssertionError(f'CHROMIUM={chromium} is not an executable file')
+        return chromium
+    chromium = next((p for p in map(shutil.which, ('chromium', 'chromium-browser')) if p), None)
+    if not chromium:
+        raise Skip('chromium is not installed (apt-get install chromium)')
+    return chromium
+
+
+def find_binary():
+    binary = os.environ.get('RAG_BINARY')
+    if binary:
+        if not os.access(binary, os.X_OK):
+            raise AssertionError(f'RAG_BINARY={binary} is not an executable file')
+        return binary
+    default = os.path.join(REPO, 'build', 'rag')
+    if os.access(default, os.X_OK):
+        return default
+    raise Skip('no server binary: set RAG_BINARY or build build/rag')
+
+
+def artifacts_dir(binary):
+    return os.path.abspath(os.environ.get('RAG_E2E_ARTIFACTS') or
+                           os.path.join(os.path.dirname(binary), 'test-artifacts', 'web_page'))
 
 
 def free_port():
@@ -81,59 +153,11 @@ def wait_for_health(base, proc, timeout):
     raise AssertionError(f'/healthz did not answer "ok" within {timeout}s (last: {last})')
 
 
-def find_tools():
-    """Returns (selenium modules, chromium path, chromedriver path) or raises Skip."""
-    try:
-        from selenium import webdriver  # noqa: F401
-    except ImportError:
-        raise Skip('selenium is not installed (pip install selenium)')
-    chromium = os.environ.get('CHROMIUM') or next(
-        (p for p in map(shutil.which, ('chromium', 'chromium-browser', 'google-chrome')) if p), None)
-    if not chromium:
-        raise Skip('chromium is not installed (apt-get install chromium)')
-    driver = os.environ.get('CHROMEDRIVER') or shutil.which('chromedriver')
-    if not driver:
-        raise Skip('chromedriver is not installed (apt-get install chromium-driver)')
-    return chromium, driver
-
-
-def find_binary():
-    binary = os.environ.get('RAG_BINARY')
-    if binary:
-        if not os.access(binary, os.X_OK):
-            raise AssertionError(f'RAG_BINARY={binary} is not an executable file')
-        return binary
-    default = os.path.join(REPO, 'build', 'rag')
-    if os.access(default, os.X_OK):
-        return default
-    raise Skip('no server binary: set RAG_BINARY or build build/rag')
-
-
-def make_driver(chromium, chromedriver):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
-                '--window-size=1280,1000', '--no-first-run', '--disable-extensions'):
-        options.add_argument(arg)
-    options.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
-    # An explicit driver path keeps Selenium Manager from trying to download one.
-    return webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
-
-
 def wait_until(what, timeout, poll, check):
-    """Calls check() until it returns a truthy value (returned) or raises AssertionError.
-    The page re-renders lists while it polls the server: an element that went stale between
-    finding and reading it just means "look again"."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    """Calls check() until it returns a truthy value (returned) or raises AssertionError."""
     deadline = time.monotonic() + timeout
     while True:
-        try:
-            value = check()
-        except StaleElementReferenceException:
-            value = None
+        value = check()
         if value:
             return value
         if time.monotonic() > deadline:
@@ -141,9 +165,26 @@ def wait_until(what, timeout, poll, check):
         time.sleep(poll)
 
 
+def launch(playwright, chromium):
+    """Debian's chromium, headless. --no-sandbox: CI runs as root, where Chromium's sandbox
+    refuses to start."""
+    return playwright.chromium.launch(executable_path=chromium, headless=True,
+                                      args=['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'])
+
+
+def watch_console(page):
+    """A list that collects the page's uncaught exceptions and console errors (failed resource
+    loads excepted: a refused request is the server's answer, not a bug of the page)."""
+    errors = []
+    page.on('pageerror', lambda e: errors.append(f'uncaught: {e}'))
+    page.on('console', lambda m: errors.append(m.text) if m.type == 'error'
+            and not m.text.startswith('Failed to load resource') else None)
+    return errors
+
+
 # A stream like the server's, fed to the page's parser split at every pair of positions: the
 # events must come out the same however the network cuts the bytes (CRLF and a comment included).
-SSE_PARSER_CHECK = r"""
+SSE_PARSER_CHECK = r"""() => {
 const stream = 'event: passages\r\ndata: {"passages":[]}\r\n\r\n: keep-alive\n' +
   'event: token\ndata: {"text":"h\u00e9 \ud83d\ude00"}\n\nevent: token\ndata: a\ndata: b\n\n' +
   'event: done\ndata:{}\n\n';
@@ -157,11 +198,11 @@ for (let i = 0; i <= stream.length; i++) {
   }
 }
 return [want, bad];
-"""
+}"""
 
 # A synthetic answer through the page's renderer: a cited sentence, then one no passage supports
 # (offsets in code points, after an astral character that takes two UTF-16 units).
-RENDER_UNSUPPORTED_CHECK = r"""
+RENDER_UNSUPPORTED_CHECK = r"""() => {
 const answer = '\ud83d\ude00 Alpha beta gamma. Delta epsilon zeta.';
 const byIndex = indexPassages([{ index: 0, title: 'T', text: 'Alpha beta gamma.' }]);
 const box = document.createElement('div');
@@ -170,7 +211,26 @@ box.append(...renderAnswer(answer, [{ start: 2, end: 19, sources: [0], text: 'Al
 const u = box.querySelector('.unsupported');
 return [box.querySelector('mark.cited').textContent, u && u.firstChild.textContent, u && u.title,
         box.querySelectorAll('.cite-marker').length];
-"""
+}"""
+
+# The row of the uploaded file in the document list, read in one go (the list is re-rendered
+# while the page polls the server): null until it is there, else its status, title and pages,
+# plus the state of the file's upload row.
+DOCUMENT_ROW = r"""(name) => {
+const upload = [...document.querySelectorAll('#upload-list .upload-item')]
+  .find((item) => item.querySelector('.upload-name').textContent === name);
+const row = [...document.querySelectorAll('#doc-rows tr')]
+  .find((tr) => tr.querySelector('.doc-file').textContent.includes(name));
+return {
+  upload: upload ? [upload.dataset.state, upload.querySelector('.upload-status').textContent] : null,
+  row: row ? [row.dataset.status, row.querySelector('.doc-title').textContent.trim(),
+              row.querySelectorAll('td')[1].textContent.trim(), row.textContent] : null,
+};
+}"""
+
+# The stream state of the answer and the number of token events so far.
+STREAM_STATE = """() => [document.getElementById('result').dataset.streamState || '',
+                        Number(document.getElementById('result').dataset.tokenEvents || 0)]"""
 
 
 def post_json(base, path, body, timeout):
@@ -180,93 +240,82 @@ def post_json(base, path, body, timeout):
         return json.loads(r.read().decode('utf-8'))
 
 
-def run_browser_checks(driver, base, pdf, question, timeout, health, log_path, artifacts):
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
+def wait_for_answer(page, timeout):
+    """Waits until the answer has streamed in completely with a citation marker."""
+    def answered():
+        error = page.locator('#ask-error')
+        if error.is_visible():
+            raise AssertionError('the page shows an API error: ' + error.inner_text())
+        if page.evaluate(STREAM_STATE)[0] != 'done':
+            return False
+        return page.locator('#answer .cite-marker').count() > 0 and page.inner_text('#answer').strip()
+    wait_until('a streamed answer with a citation marker', timeout, 0.2, answered)
 
+
+def run_browser_checks(page, base, pdf, question, timeout, health, log_path, artifacts):
+    console_errors = watch_console(page)
     model_mode = health.get('mode') == 'model'
-    driver.get(base + '/')
-    assert 'Document Assistant' in driver.find_element(By.TAG_NAME, 'h1').text, 'no product name in the header'
+    page.goto(base + '/')
+    assert 'Document Assistant' in page.inner_text('h1'), 'no product name in the header'
     wait_until('the health line to say the server is ready', 30, 0.2,
-               lambda: driver.find_element(By.ID, 'health').get_attribute('data-state') == 'ok')
+               lambda: page.get_attribute('#health', 'data-state') == 'ok')
 
-    # Upload through the real file input (hidden visually, but file inputs accept keys anyway).
-    driver.find_element(By.ID, 'file-input').send_keys(pdf)
+    # Upload through the real file input (hidden visually inside the drop zone's label).
+    page.set_input_files('#file-input', pdf)
     name = os.path.basename(pdf)
 
-    def document_row():
-        for row in driver.find_elements(By.CSS_SELECTOR, '#doc-rows tr'):
-            if name in row.find_element(By.CSS_SELECTOR, '.doc-file').text:
-                return row
-        return None
-
     def ready_row():
-        for item in driver.find_elements(By.CSS_SELECTOR, '#upload-list .upload-item'):
-            if item.get_attribute('data-state') == 'failed':
-                raise AssertionError('upload failed: ' + item.find_element(By.CSS_SELECTOR, '.upload-status').text)
-        row = document_row()
-        if row is not None and row.get_attribute('data-status') == 'failed':
-            raise AssertionError('ingestion failed: ' + row.text)
-        if row is None or row.get_attribute('data-status') != 'ready':
-            return None
-        # Read everything now, in one go: the row element may be replaced by the next refresh.
-        return (row.find_element(By.CSS_SELECTOR, '.doc-title').text.strip(),
-                row.find_elements(By.TAG_NAME, 'td')[1].text.strip())
+        state = page.evaluate(DOCUMENT_ROW, name)
+        if state['upload'] and state['upload'][0] == 'failed':
+            raise AssertionError('upload failed: ' + state['upload'][1])
+        row = state['row']
+        if row and row[0] == 'failed':
+            raise AssertionError('ingestion failed: ' + row[3])
+        return (row[1], row[2], state['upload']) if row and row[0] == 'ready' else None
 
-    title, pages = wait_until(f'{name} to be ready in the document list', timeout, 0.5, ready_row)
+    title, pages, upload = wait_until(f'{name} to be ready in the document list', timeout, 0.5, ready_row)
     assert title, 'the document row has no title'
     assert pages.isdigit() and int(pages) >= 1, f'the document row shows pages={pages!r}'
-    upload_status = driver.find_element(By.CSS_SELECTOR, '#upload-list .upload-item .upload-status').text
-    print(f'ingested: title={title!r} pages={pages} upload row={upload_status!r}')
+    print(f'ingested: title={title!r} pages={pages} upload row={upload[1] if upload else None!r}')
 
     # Ask with Enter (the page submits on Enter).
-    box = driver.find_element(By.ID, 'question')
-    box.send_keys(question)
-    box.send_keys(Keys.ENTER)
-
-    result = driver.find_element(By.ID, 'result')
-
-    def answered():
-        error = driver.find_element(By.ID, 'ask-error')
-        if error.is_displayed():
-            raise AssertionError('the page shows an API error: ' + error.text)
-        if result.get_attribute('data-stream-state') != 'done':
-            return None
-        markers = driver.find_elements(By.CSS_SELECTOR, '#answer .cite-marker')
-        return markers if markers and driver.find_element(By.ID, 'answer').text.strip() else None
-
-    markers = wait_until('a streamed answer with a citation marker', timeout, 0.2, answered)
-    answer = driver.find_element(By.ID, 'answer').text
-    assert re.fullmatch(r'\[\d+\]', markers[0].text), f'marker text {markers[0].text!r} is not like [1]'
-    assert driver.find_elements(By.CSS_SELECTOR, '#answer mark.cited'), 'no highlighted cited span'
-    assert driver.find_elements(By.CSS_SELECTOR, '#passages li.passage'), 'no retrieved passages listed'
+    page.fill('#question', question)
+    page.press('#question', 'Enter')
+    wait_for_answer(page, timeout)
+    markers = page.locator('#answer .cite-marker')
+    answer = page.inner_text('#answer')
+    marker_text = markers.first.inner_text()
+    assert re.fullmatch(r'\[\d+\]', marker_text), f'marker text {marker_text!r} is not like [1]'
+    assert page.locator('#answer mark.cited').count(), 'no highlighted cited span'
+    assert page.locator('#passages li.passage').count(), 'no retrieved passages listed'
     # The answer came through the event stream, not as one JSON body.
-    tokens = int(result.get_attribute('data-token-events') or 0)
+    tokens = page.evaluate(STREAM_STATE)[1]
     assert tokens >= 1, f'no token events were received (data-token-events={tokens})'
-    meta = driver.find_element(By.ID, 'answer-meta').text
+    meta = page.inner_text('#answer-meta')
     expected_mode = 'model mode' if model_mode else 'extractive'
     assert expected_mode in meta, f'the answer meta {meta!r} does not say {expected_mode!r}'
     if model_mode and health.get('model'):
         assert f'answered by {health["model"]}' in meta, f'the answer meta {meta!r} does not name the model'
-    assert not driver.find_element(By.ID, 'stop-button').is_displayed(), 'Stop is still shown after the answer'
-    assert driver.find_element(By.ID, 'ask-button').is_enabled(), 'Ask is still disabled after the answer'
-    unsupported = driver.find_elements(By.CSS_SELECTOR, '#answer .unsupported')
-    print(f'answer: {answer[:200]!r} ({len(markers)} markers, {tokens} token events, '
-          f'{len(unsupported)} unsupported sentences; {meta!r})')
+    assert not page.is_visible('#stop-button'), 'Stop is still shown after the answer'
+    assert page.is_enabled('#ask-button'), 'Ask is still disabled after the answer'
+    unsupported = page.locator('#answer .unsupported').count()
+    print(f'answer: {answer[:200]!r} ({markers.count()} markers, {tokens} token events, '
+          f'{unsupported} unsupported sentences; {meta!r})')
 
-    markers[0].click()
-    popover = driver.find_element(By.ID, 'source-popover')
-    wait_until('the source popover', 10, 0.1, popover.is_displayed)
-    shown_title = driver.find_element(By.ID, 'popover-title').text
-    shown_meta = driver.find_element(By.CSS_SELECTOR, '#popover-body .popover-meta').text
+    markers.first.click()
+    popover = page.locator('#source-popover')
+    popover.wait_for(state='visible', timeout=10000)
+    shown_title = page.inner_text('#popover-title')
+    shown_meta = page.inner_text('#popover-body .popover-meta')
     assert title in shown_title, f'popover title {shown_title!r} lacks the document title {title!r}'
     assert re.search(r'\bpage \d+', shown_meta), f'popover {shown_meta!r} shows no page number'
     # The citation's `support` span (code points in the passage text) is what is highlighted.
-    hits = driver.find_elements(By.CSS_SELECTOR, '#popover-body mark.source-hit[data-match="support"]')
-    assert hits, 'the popover does not highlight the supporting span of the citation'
-    passage_text = driver.find_element(By.CSS_SELECTOR, '#popover-body .popover-text').get_attribute('textContent')
-    hit_text = hits[0].get_attribute('textContent')
-    span = (int(hits[0].get_attribute('data-passage-start')), int(hits[0].get_attribute('data-passage-end')))
+    hits = page.locator('#popover-body mark.source-hit[data-match="support"]')
+    assert hits.count(), 'the popover does not highlight the supporting span of the citation'
+    passage_text = page.text_content('#popover-body .popover-text')
+    hit_text = hits.first.text_content()
+    span = (int(hits.first.get_attribute('data-passage-start')), int(hits.first.get_attribute('data-passage-end')))
+    # Python slices code points, as the server's offsets count them.
     assert hit_text and passage_text[span[0]:span[1]] == hit_text, \
         f'the highlight {hit_text!r} is not the passage text at code points {span}'
     if not model_mode:
@@ -280,30 +329,31 @@ def run_browser_checks(driver, base, pdf, question, timeout, health, log_path, a
     print(f'popover: {shown_title!r} / {shown_meta!r}; supporting span {span} highlighted: {hit_text[:80]!r}')
     # The PDF's citation links to the original file at the cited page, and that link serves the
     # very bytes that were uploaded.
-    page = re.search(r'\bpage (\d+)', shown_meta).group(1)
-    links = driver.find_elements(By.CSS_SELECTOR, '#popover-body a.popover-link')
-    assert links, 'the popover of a PDF citation has no link to the PDF'
-    href, text = links[0].get_attribute('href'), links[0].text
-    assert re.fullmatch(re.escape(base) + r'/v1/documents/\d+/file#page=' + page, href), \
-        f'the PDF link {href!r} does not open page {page}'
-    assert text == f'Open PDF at page {page}', f'the PDF link says {text!r}'
+    page_number = re.search(r'\bpage (\d+)', shown_meta).group(1)
+    links = page.locator('#popover-body a.popover-link')
+    assert links.count(), 'the popover of a PDF citation has no link to the PDF'
+    href = links.first.evaluate('a => a.href')  # resolved against the page, like a click
+    text = links.first.inner_text()
+    assert re.fullmatch(re.escape(base) + r'/v1/documents/\d+/file#page=' + page_number, href), \
+        f'the PDF link {href!r} does not open page {page_number}'
+    assert text == f'Open PDF at page {page_number}', f'the PDF link says {text!r}'
     with urllib.request.urlopen(href.split('#')[0], timeout=timeout) as r, open(pdf, 'rb') as f:
         assert r.headers.get('Content-Type') == 'application/pdf', r.headers.get('Content-Type')
         assert r.read() == f.read(), 'the PDF link does not serve the uploaded file'
     print(f'popover link: {text!r} -> {href}')
-    if artifacts:
-        os.makedirs(artifacts, exist_ok=True)
-        driver.save_screenshot(os.path.join(artifacts, 'web_page_popover.png'))
+    page.screenshot(path=os.path.join(artifacts, 'web_page_popover.png'))
 
     # Escape closes the popover and returns focus to the marker.
-    driver.switch_to.active_element.send_keys(Keys.ESCAPE)
-    wait_until('the popover to close on Escape', 5, 0.1, lambda: not popover.is_displayed())
+    page.keyboard.press('Escape')
+    popover.wait_for(state='hidden', timeout=5000)
+    assert page.evaluate('() => document.activeElement.classList.contains("cite-marker")'), \
+        'focus did not return to the citation marker after Escape'
 
     # The page's SSE parser gives the same events however the stream is cut into chunks.
-    want, bad = driver.execute_script(SSE_PARSER_CHECK)
+    want, bad = page.evaluate(SSE_PARSER_CHECK)
     assert bad == 0 and len(json.loads(want)) == 4, f'the SSE parser depends on chunk boundaries ({bad} bad splits): {want}'
     # Unsupported sentences are marked (dotted underline via CSS, tooltip, no citation).
-    cited, unsupported_text, tip, n_markers = driver.execute_script(RENDER_UNSUPPORTED_CHECK)
+    cited, unsupported_text, tip, n_markers = page.evaluate(RENDER_UNSUPPORTED_CHECK)
     assert cited == 'Alpha beta gamma.' and unsupported_text == 'Delta epsilon zeta.', \
         f'code-point spans rendered wrongly: cited={cited!r} unsupported={unsupported_text!r}'
     assert tip == 'not supported by the retrieved passages' and n_markers == 1, f'tooltip {tip!r}, {n_markers} markers'
@@ -311,18 +361,15 @@ def run_browser_checks(driver, base, pdf, question, timeout, health, log_path, a
     if model_mode:
         # A model answers slowly enough to be stopped: Stop aborts the stream, the partial answer
         # stays, and the server notices the hang-up and cancels the answer.
-        box = driver.find_element(By.ID, 'question')
-        box.clear()
-        box.send_keys('Why does SQLite flush writes to persistent storage?')
-        box.send_keys(Keys.ENTER)
+        page.fill('#question', 'Why does SQLite flush writes to persistent storage?')
+        page.press('#question', 'Enter')
         wait_until('the second answer to start streaming', timeout, 0.1,
-                   lambda: int(result.get_attribute('data-token-events') or 0) >= 1
-                   and result.get_attribute('data-stream-state') == 'streaming')
-        driver.find_element(By.ID, 'stop-button').click()
-        wait_until('the stream to stop', 10, 0.1, lambda: result.get_attribute('data-stream-state') == 'stopped')
-        status = driver.find_element(By.ID, 'ask-status').text
+                   lambda: page.evaluate(STREAM_STATE)[1] >= 1 and page.evaluate(STREAM_STATE)[0] == 'streaming')
+        page.click('#stop-button')
+        wait_until('the stream to stop', 10, 0.1, lambda: page.evaluate(STREAM_STATE)[0] == 'stopped')
+        status = page.inner_text('#ask-status')
         assert 'Stopped' in status, f'the status after Stop is {status!r}'
-        assert driver.find_element(By.ID, 'ask-button').is_enabled(), 'Ask is disabled after Stop'
+        assert page.is_enabled('#ask-button'), 'Ask is disabled after Stop'
 
         def cancelled():
             with open(log_path, 'rb') as f:
@@ -330,53 +377,243 @@ def run_browser_checks(driver, base, pdf, question, timeout, health, log_path, a
         wait_until('the server to log the cancelled answer', 60, 0.5, cancelled)
         print(f'stop: {status!r}; the server cancelled the answer')
 
-    # No JavaScript errors on the page.
+    assert not console_errors, 'JavaScript errors in the console: ' + '; '.join(console_errors)
+
+
+# Every control the user can operate must have an accessible name, given by a label, aria-label,
+# aria-labelledby or (buttons, links) its text: read from Chromium's own accessibility tree (what
+# a screen reader gets), not recomputed here. A name that only comes from a placeholder or a
+# title (gone once the user types; a tooltip) does not count. Ignored (hidden) nodes are not in
+# the tree.
+CONTROL_ROLES = {'button', 'textbox', 'searchbox', 'combobox', 'listbox', 'spinbutton', 'checkbox',
+                 'radio', 'slider', 'switch', 'menuitem', 'link', 'progressbar'}
+WEAK_NAME_SOURCES = {'placeholder', 'title'}
+
+
+def name_source(name):
+    """How Chromium named a node: the first name source that gave a value and was not
+    superseded, as 'placeholder', 'title', 'label', 'aria-label', 'contents', ...; None if none."""
+    for source in name.get('sources', []):
+        if source.get('superseded') or not ((source.get('value') or {}).get('value') or '').strip():
+            continue
+        if source.get('type') == 'placeholder' or source.get('attribute') == 'title':
+            return source.get('type') if source.get('type') == 'placeholder' else 'title'
+        return source.get('attribute') or source.get('nativeSource') or source.get('type')
+    return None
+
+
+def unnamed_controls(page):
+    """([description of each operable node without a proper accessible name], number checked)."""
+    cdp = page.context.new_cdp_session(page)
     try:
-        logs = driver.get_log('browser')
-    except Exception:  # not every driver offers logs
-        logs = []
-    severe = [entry['message'] for entry in logs
-              if entry.get('level') == 'SEVERE' and entry.get('source') != 'network']
-    assert not severe, 'JavaScript errors in the console: ' + '; '.join(severe)
+        checked, unnamed = 0, []
+        for node in cdp.send('Accessibility.getFullAXTree')['nodes']:
+            role = (node.get('role') or {}).get('value')
+            if node.get('ignored') or role not in CONTROL_ROLES:
+                continue
+            checked += 1
+            name = node.get('name') or {}
+            source = name_source(name)
+            if (name.get('value') or '').strip() and source not in WEAK_NAME_SOURCES:
+                continue
+            where = '?'
+            if node.get('backendDOMNodeId'):
+                described = cdp.send('DOM.describeNode', {'backendNodeId': node['backendDOMNodeId']})['node']
+                attrs = described.get('attributes', [])
+                attrs = dict(zip(attrs[::2], attrs[1::2]))
+                where = f"<{described.get('localName')} id={attrs.get('id')!r} class={attrs.get('class')!r}>"
+            unnamed.append(f'{role} {where} named {name.get("value")!r} by {source}')
+        return unnamed, checked
+    finally:
+        cdp.detach()
+
+
+# Horizontal overflow of the page (`wide`: the first elements reaching past `width`), and the
+# boxes of the controls that must be usable on a phone (in CSS pixels of the layout viewport;
+# `covered` names what sits on top of the control's centre).
+LAYOUT_CHECK = r"""([ids, width]) => {
+const root = document.documentElement;
+const boxes = {};
+for (const id of ids) {
+  const node = document.getElementById(id);
+  node.scrollIntoView({ block: 'center' });
+  const r = node.getBoundingClientRect();
+  const top = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+  boxes[id] = { left: r.left, right: r.right, width: r.width, height: r.height,
+                covered: top && top !== node && !node.contains(top) && !(top.control === node)
+                  ? `${top.tagName.toLowerCase()}#${top.id}.${top.className}` : null };
+}
+window.scrollTo(0, 0);
+const wide = [...document.querySelectorAll('body *')].filter((n) => n.getBoundingClientRect().right > width + 0.5
+  && getComputedStyle(n).position !== 'fixed' && !n.closest('.visually-hidden, .skip-link'))
+  .slice(0, 5).map((n) => `${n.tagName.toLowerCase()}#${n.id}.${n.className}`);
+return { scrollWidth: root.scrollWidth, clientWidth: root.clientWidth, innerWidth: window.innerWidth,
+         boxes, wide };
+}"""
+
+# Each citation marker of the answer must take a tap anywhere within 12 px of its centre (a
+# 24x24 px target, WCAG 2.5.8): the markers whose surroundings hit something else.
+MARKER_TARGETS = r"""() => {
+const small = [];
+for (const m of document.querySelectorAll('#answer .cite-marker')) {
+  m.scrollIntoView({ block: 'center' });
+  const r = m.getBoundingClientRect();
+  const cx = r.left + r.width / 2, cy = r.top + r.height / 2;
+  const misses = [[0, -12], [0, 12], [-12, 0], [12, 0]].filter(([dx, dy]) => {
+    const hit = document.elementFromPoint(cx + dx, cy + dy);
+    return !(hit === m || m.contains(hit));
+  });
+  if (misses.length) small.push(`${m.textContent} (${r.width.toFixed(0)}x${r.height.toFixed(0)} px)`);
+}
+window.scrollTo(0, 0);
+return [document.querySelectorAll('#answer .cite-marker').length, small];
+}"""
+
+# Records the clicks on the file input (whether each was the browser's own, isTrusted) and
+# keeps them from opening the file chooser.
+FILE_INPUT_CLICKS = """() => {
+window.fileInputClicks = [];
+document.getElementById('file-input').addEventListener('click', (e) => {
+  window.fileInputClicks.push(e.isTrusted);
+  e.preventDefault();
+});
+}"""
+
+# The visible controls a phone user needs: the drop zone (the file input's label), the question
+# box and the Ask button.
+PHONE_CONTROLS = ['dropzone', 'question', 'ask-button']
+
+
+def check_phone_layout(page, when):
+    layout = page.evaluate(LAYOUT_CHECK, [PHONE_CONTROLS, PHONE['width']])
+    # A mobile browser widens the layout viewport to fit content that is too wide (and zooms
+    # out), so there scrollWidth == clientWidth even when something overflows: the width of the
+    # layout itself must be the phone's.
+    assert layout['clientWidth'] == PHONE['width'] == layout['innerWidth'], \
+        f'{when}: the page is laid out {layout["innerWidth"]} px wide on a {PHONE["width"]} px phone ' \
+        f'(no viewport meta, or content too wide: {layout["wide"]})'
+    assert layout['scrollWidth'] <= layout['clientWidth'], \
+        f'{when}: the page scrolls sideways on a phone: scrollWidth {layout["scrollWidth"]} > ' \
+        f'clientWidth {layout["clientWidth"]} (too wide: {layout["wide"]})'
+    for control, box in layout['boxes'].items():
+        assert box['width'] > 0 and box['height'] > 0, f'{when}: #{control} is not visible on a phone'
+        assert box['left'] >= 0 and box['right'] <= layout['clientWidth'], \
+            f'{when}: #{control} is cut off on a phone ({box["left"]:.0f}..{box["right"]:.0f} px)'
+        assert box['height'] >= 24 and box['width'] >= 24, \
+            f'{when}: #{control} is a {box["width"]:.0f}x{box["height"]:.0f} px target, under 24x24 (WCAG 2.5.8)'
+        assert not box['covered'], f'{when}: #{control} is covered by {box["covered"]}'
+    return layout
+
+
+def tab_to(page, element_id, limit=60):
+    """Presses Tab until #element_id has the focus; returns the number of presses."""
+    for presses in range(1, limit + 1):
+        page.keyboard.press('Tab')
+        if page.evaluate('() => document.activeElement && document.activeElement.id') == element_id:
+            return presses
+    raise AssertionError(f'Tab does not reach #{element_id} within {limit} presses')
+
+
+def run_phone_checks(page, question, timeout, artifacts):
+    """The page on a phone: layout, reachability, accessible names and the keyboard path."""
+    console_errors = watch_console(page)
+    page.goto('/')  # the context's base_url: the server
+    wait_until('the health line on the phone', 30, 0.2, lambda: page.get_attribute('#health', 'data-state') == 'ok')
+    wait_until('the document list on the phone', 30, 0.2,
+               lambda: page.locator('#doc-rows tr[data-status="ready"]').count() > 0)
+    check_phone_layout(page, 'after loading')
+    for locator, what in ((page.get_by_label('Your question'), 'the question box'),
+                          (page.get_by_role('button', name='Ask', exact=True), 'the Ask button')):
+        assert locator.is_visible(), f'{what} is not visible on a phone'
+
+    # Keyboard only, from the top of the page: Tab reaches the file input (Enter or Space opens
+    # the file chooser), then the question box; Enter there sends the question.
+    page.evaluate('() => { document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); }')
+    to_file = tab_to(page, 'file-input')
+    outline = page.evaluate("() => getComputedStyle(document.getElementById('dropzone')).outlineStyle")
+    assert outline != 'none', 'the drop zone shows no focus outline while its file input has the focus'
+    # Enter and Space on the focused input activate it: the browser clicks it, which opens the
+    # file chooser. The clicks are caught (and the chooser kept shut) rather than waiting for
+    # Playwright's "filechooser" event: with Chromium 156 it never came for the first chooser
+    # of a page, whether opened by a key or by a mouse click.
+    page.evaluate(FILE_INPUT_CLICKS)
+    for key in ('Enter', ' '):
+        page.keyboard.press(key)
+        wait_until(f'{key!r} on the file input to click it (opening the file chooser)', 10, 0.1,
+                   lambda: page.evaluate('() => window.fileInputClicks.length') > 0)
+        clicks = page.evaluate('() => window.fileInputClicks.splice(0)')
+        assert clicks == [True], f'{key!r} on the file input gave the clicks {clicks} (trusted?), not one'
+    assert page.evaluate('() => document.getElementById("file-input").multiple'), 'the file input takes one file only'
+    to_question = to_file + tab_to(page, 'question')
+    page.keyboard.type(question)
+    page.keyboard.press('Enter')
+    wait_for_answer(page, timeout)
+    to_ask = tab_to(page, 'ask-button', limit=10)
+    print(f'phone keyboard: Tab x{to_file} reaches the file input, x{to_question} the question box; '
+          f'Enter sent the question; Ask is {to_ask} Tab(s) further')
+
+    layout = check_phone_layout(page, 'with an answer')
+    n_markers, small = page.evaluate(MARKER_TARGETS)
+    assert not small, f'citation markers too small to tap (under 24x24 px): {small}'
+    # A tapped citation shows its source docked inside the screen.
+    page.locator('#answer .cite-marker').first.tap()
+    popover = page.locator('#source-popover')
+    popover.wait_for(state='visible', timeout=10000)
+    box = popover.bounding_box()
+    assert box and box['x'] >= 0 and box['x'] + box['width'] <= PHONE['width'] \
+        and box['y'] >= 0 and box['y'] + box['height'] <= PHONE['height'], f'the source popover is off screen: {box}'
+    unnamed, checked = unnamed_controls(page)
+    assert not unnamed, f'controls without an accessible name: {unnamed}'
+    page.screenshot(path=os.path.join(artifacts, 'web_page_phone.png'))
+    page.keyboard.press('Escape')
+    popover.wait_for(state='hidden', timeout=5000)
+    page.screenshot(path=os.path.join(artifacts, 'web_page_phone_full.png'), full_page=True)
+    assert not console_errors, 'JavaScript errors in the console on the phone: ' + '; '.join(console_errors)
+    print(f'phone: {PHONE["width"]}x{PHONE["height"]}, scrollWidth {layout["scrollWidth"]} <= clientWidth '
+          f'{layout["clientWidth"]}; {", ".join(PHONE_CONTROLS)} on screen; {n_markers} citation markers '
+          f'with 24x24 px targets; {checked} controls, all named by labels or text')
 
 
 TEST_KEY = 'e2e-web-page-key-0123456789'
 
 
-def run_key_checks(driver, base, pdf, timeout):
+def run_key_checks(page, base, pdf, timeout):
     """Against a server with API keys: the page asks for a key when the API answers 401, sends
     the key entered on uploads and reads, and opens a PDF through a blob: URL fetched with it."""
-    from selenium.webdriver.common.by import By
-
-    driver.get(base + '/')
+    page.goto(base + '/')
     wait_until('the page to ask for an API key', 30, 0.2,
-               lambda: driver.find_element(By.ID, 'key-form').is_displayed()
-               and 'needs an API key' in driver.find_element(By.ID, 'key-status').text)
-    error = driver.find_element(By.ID, 'doc-error').text
+               lambda: page.is_visible('#key-form') and 'needs an API key' in page.inner_text('#key-status'))
+    error = page.inner_text('#doc-error')
     assert 'API key' in error, f'the document list shows {error!r} instead of asking for a key'
-    driver.find_element(By.ID, 'api-key').send_keys(TEST_KEY)
-    driver.find_element(By.CSS_SELECTOR, '#key-form button[type="submit"]').click()
+    unnamed, _ = unnamed_controls(page)
+    assert not unnamed, f'controls without an accessible name with the key field shown: {unnamed}'
+    page.fill('#api-key', TEST_KEY)
+    page.click('#key-form button[type="submit"]')
     wait_until('the document list to load with the key', 30, 0.2,
-               lambda: not driver.find_element(By.ID, 'doc-error').is_displayed()
-               and driver.find_element(By.ID, 'doc-empty').is_displayed())
-    assert driver.execute_script('return sessionStorage.getItem("rag.apiKey")') == TEST_KEY
+               lambda: not page.is_visible('#doc-error') and page.is_visible('#doc-empty'))
+    assert page.evaluate('() => sessionStorage.getItem("rag.apiKey")') == TEST_KEY
 
-    driver.find_element(By.ID, 'file-input').send_keys(pdf)
+    page.set_input_files('#file-input', pdf)
     wait_until('the upload (with the key) to be ingested', timeout, 0.5,
-               lambda: driver.find_elements(By.CSS_SELECTOR, '#doc-rows tr[data-status="ready"]'))
-    doc_id = driver.find_element(By.CSS_SELECTOR, '#doc-rows tr').get_attribute('data-id')
+               lambda: page.locator('#doc-rows tr[data-status="ready"]').count() > 0)
+    doc_id = page.get_attribute('#doc-rows tr', 'data-id')
     # A link cannot send the key: the click fetches the file with it and opens a blob: URL.
-    before = set(driver.window_handles)
-    driver.execute_script(
-        'document.body.append(originalLink({filename: "x.pdf", document_id: Number(arguments[0]), page: 2}));'
-        'document.querySelector("body > a.popover-link").click();', doc_id)
-    new = wait_until('the PDF to open in a new window', 30, 0.2, lambda: set(driver.window_handles) - before)
-    main_window = driver.current_window_handle
-    driver.switch_to.window(new.pop())
-    url = wait_until('the new window to show the blob', 30, 0.2,
-                     lambda: driver.current_url if driver.current_url.startswith('blob:') else None)
-    driver.close()
-    driver.switch_to.window(main_window)
+    page.evaluate('(id) => document.body.append(originalLink({filename: "x.pdf", document_id: Number(id), page: 2}))',
+                  doc_id)
+    with page.expect_popup(timeout=30000) as popup:
+        page.click('body > a.popover-link')
+    window = popup.value
+
+    def blob_url():
+        # Read in the window, not from window.url: the frames of Chromium's PDF viewer can leave
+        # Playwright's record of the URL behind.
+        try:
+            url = window.evaluate('() => location.href')
+        except Exception:  # the window is between two documents
+            return None
+        return url if url.startswith('blob:') else None
+    url = wait_until('the new window to show the blob', 30, 0.2, blob_url)
+    window.close()
     assert url.endswith('#page=2'), f'the PDF opened at {url!r}, not at page 2'
     print(f'keys: the page asked for a key, uploaded with it and opened the PDF at {url}')
 
@@ -398,9 +635,10 @@ def stop_server(proc):
         proc.wait()
 
 
-def main():
+def main(reexec=True):
     try:
-        chromium, chromedriver = find_tools()
+        sync_playwright = import_playwright(reexec)
+        chromium = find_chromium()
         binary = find_binary()
     except Skip as e:
         print(f'SKIP: {e}')
@@ -411,19 +649,29 @@ def main():
         raise AssertionError(f'test PDF {pdf} does not exist')
     question = os.environ.get('RAG_TEST_QUESTION') or DEFAULT_QUESTION
     timeout = float(os.environ.get('RAG_E2E_TIMEOUT') or 300)
-    artifacts = os.environ.get('RAG_E2E_ARTIFACTS')
+    artifacts = artifacts_dir(binary)
+    os.makedirs(artifacts, exist_ok=True)
 
-    with tempfile.TemporaryDirectory(prefix='rag-web-e2e-') as tmp:
+    with tempfile.TemporaryDirectory(prefix='rag-web-e2e-') as tmp, sync_playwright() as playwright:
         port = free_port()
         base = f'http://127.0.0.1:{port}'
         log_path = os.path.join(tmp, 'server.log')
         proc = start_server(binary, os.path.join(tmp, 'data'), port, log_path, [])
-        driver = None
+        browser = None
+        page = None  # the page whose screenshot is kept as web_page_test.png
         ok = False
         try:
             health = wait_for_health(base, proc, timeout)
-            driver = make_driver(chromium, chromedriver)
-            run_browser_checks(driver, base, pdf, question, timeout, health, log_path, artifacts)
+            browser = launch(playwright, chromium)
+            print(f'browser: {chromium} (Chromium {browser.version}), playwright driving it headless')
+            page = browser.new_context(viewport=DESKTOP).new_page()
+            page.set_default_timeout(30000)
+            run_browser_checks(page, base, pdf, question, timeout, health, log_path, artifacts)
+            phone = browser.new_context(viewport=PHONE, device_scale_factor=3, is_mobile=True,
+                                        has_touch=True, base_url=base)
+            page = phone.new_page()
+            page.set_default_timeout(30000)
+            run_phone_checks(page, question, timeout, artifacts)
             stop_server(proc)
             # The same page against a server with API keys (a fresh data folder and port).
             keys_path = os.path.join(tmp, 'keys.json')
@@ -435,42 +683,41 @@ def main():
             proc = start_server(binary, os.path.join(tmp, 'data-keys'), port, log_path,
                                 ['--keys', keys_path])
             wait_for_health(base, proc, timeout)
-            run_key_checks(driver, base, pdf, timeout)
+            page = browser.new_context(viewport=DESKTOP).new_page()
+            page.set_default_timeout(30000)
+            run_key_checks(page, base, pdf, timeout)
             ok = True
         finally:
-            if artifacts or not ok:
-                # On failure the screenshot goes to a folder that outlives the temporary one.
-                out_dir = artifacts or tempfile.mkdtemp(prefix='rag-web-e2e-failure-')
-                os.makedirs(out_dir, exist_ok=True)
-                if driver is not None:
-                    try:
-                        driver.save_screenshot(os.path.join(out_dir, 'web_page_test.png'))
-                        print(f'screenshot: {os.path.join(out_dir, "web_page_test.png")}', file=sys.stderr)
-                    except Exception:
-                        pass
-            if driver is not None:
-                driver.quit()
+            if page is not None:
+                try:
+                    page.screenshot(path=os.path.join(artifacts, 'web_page_test.png'))
+                except Exception as e:  # the browser may be gone; the failure itself is reported
+                    print(f'no final screenshot: {e}', file=sys.stderr)
+            if browser is not None:
+                browser.close()
             stop_server(proc)
             if not ok:
                 with open(log_path, 'rb') as f:
                     tail = f.read()[-4000:].decode('utf-8', 'replace')
                 print('--- server log (tail) ---\n' + tail + '\n---', file=sys.stderr)
-            if artifacts:
-                shutil.copy(log_path, os.path.join(artifacts, 'web_page_test.server.log'))
+            shutil.copy(log_path, os.path.join(artifacts, 'web_page_test.server.log'))
+            print(f'artifacts (screenshots, server log): {artifacts}', file=sys.stderr)
     print('PASS: web page upload, streamed answer with citations, source popover with the support span '
-          'and the PDF link; with API keys: key field, upload and PDF through the key')
+          'and the PDF link; on a phone: no sideways scrolling, controls on screen and named, Tab and '
+          'Enter; with API keys: key field, upload and PDF through the key')
     return 0
 
 
 def test_web_page():
-    """pytest entry point: the same test; a missing tool is a pytest skip."""
+    """pytest entry point: the same test (in the running Python); a missing tool is a pytest skip."""
     import pytest
     try:
-        find_tools()
+        import_playwright(reexec=False)
+        find_chromium()
         find_binary()
     except Skip as e:
         pytest.skip(str(e))
-    assert main() == 0
+    assert main(reexec=False) == 0
 
 
 if __name__ == '__main__':

@@ -1,6 +1,8 @@
 // The dense half of hybrid retrieval: a sentence embedder and the vector index of a data folder
 // (data/vectors.faiss), kept in step with the document store, which stays the source of truth.
 //
+// Each chunk is embedded as windows of words (retrieval/passage_windows.h), one vector each.
+//
 // Consistency. The index is saved (atomically) after every change; a crash between a store
 // commit and the index save leaves the index behind the store, and Open repairs it: chunks of
 // ready documents that the index lacks are embedded and added, and an index holding vectors of
@@ -46,12 +48,13 @@ class DenseIndex {
   // Removes the chunks' vectors (absent ids are ignored), then saves.
   Status RemoveChunks(const std::vector<int64_t>& chunk_ids);
 
-  // The k chunks most similar to the query, best first; filter as VectorIndex::Search's.
+  // The k chunks most similar to the query, best first, each scored by its best window
+  // (retrieval/passage_windows.h); filter (on chunk ids) as VectorIndex::Search's.
   StatusOr<std::vector<VectorHit>> Search(const std::string& query, int k,
                                           const std::function<bool(int64_t)>& filter = {}) const;
 
   const Embedder& embedder() const { return *embedder_; }
-  int64_t size() const { return index_->size(); }
+  int64_t size() const { return index_->size(); }  // vectors: windows, not chunks
 
  private:
   DenseIndex(std::string path, std::unique_ptr<Embedder> embedder, DocumentStore* store)

@@ -14,7 +14,9 @@ inline constexpr double kRrfK = 60.0;
 
 // The items of all rankings, best first, with their fused scores; ties keep the order of first
 // appearance (ranking 0 first). Duplicates within one ranking count once (their best rank).
+// weights[i], when given, multiplies ranking i's contributions (weighted RRF; missing: 1).
 std::vector<std::pair<int64_t, double>> ReciprocalRankFusion(
-    const std::vector<std::vector<int64_t>>& rankings, double k = kRrfK);
+    const std::vector<std::vector<int64_t>>& rankings, double k = kRrfK,
+    const std::vector<double>& weights = {});
 
 }  // namespace rag

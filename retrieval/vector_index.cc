@@ -505,6 +505,15 @@ bool VectorIndex::Contains(int64_t id) const {
   return id >= 0 && impl_->index->rev_map.count(id) > 0;
 }
 
+std::vector<int64_t> VectorIndex::Ids() const {
+  std::shared_lock lock(impl_->mu);
+  std::vector<int64_t> ids;
+  ids.reserve(impl_->index->rev_map.size());
+  for (const auto& [id, pos] : impl_->index->rev_map) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
 int64_t VectorIndex::size() const {
   std::shared_lock lock(impl_->mu);
   return impl_->live();

@@ -92,6 +92,7 @@ class VectorIndex {
   Status Save(const std::string& path) const;
 
   bool Contains(int64_t id) const;
+  std::vector<int64_t> Ids() const;  // the live ids, ascending
   int64_t size() const;        // live vectors (tombstones not counted)
   int64_t tombstones() const;  // removed vectors still held by a non-removable index
   int dim() const { return dim_; }

@@ -42,7 +42,10 @@ int RunReindexCommand(const CommonFlags& common) {
                                    });
   bar.Finish();
   if (!index.ok()) return fail(index.status());
-  std::printf("reindexed %lld chunks with %s\n", static_cast<long long>((*index)->size()),
+  auto counts = (*store)->CountAll();
+  if (!counts.ok()) return fail(counts.status());
+  std::printf("reindexed %lld chunks (%lld window vectors) with %s\n",
+              static_cast<long long>(counts->chunks), static_cast<long long>((*index)->size()),
               (*index)->embedder().name().c_str());
   return 0;
 }

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "retrieval/passage_windows.h"
 #include "tests/testing/temp_dir.h"
 
 namespace rag {
@@ -116,6 +117,51 @@ TEST_F(DenseIndexTest, FindsPassagesByMeaningAndFollowsTheStore) {
   ASSERT_TRUE(chunks.ok());
   ASSERT_TRUE((*index)->RemoveChunks({(*chunks)[0].id}).ok());
   EXPECT_EQ((*index)->size(), 2);
+}
+
+// A long passage is embedded as windows (retrieval/passage_windows.h): a sentence past the
+// encoder's 256 word pieces, which one vector for the whole chunk would have cut off, is found;
+// every window is a vector, removal and re-adding take all of them, and an index made with
+// another vector layout is rebuilt on open.
+TEST_F(DenseIndexTest, LongPassagesAreEmbeddedAsWindows) {
+  std::string filler;
+  const char* kFiller[] = {"Tomatoes", "need", "full", "sun,", "rich", "compost", "and", "steady",
+                           "watering", "through", "the", "summer", "months", "in", "the", "garden."};
+  for (int i = 0; i < 240; ++i) filler += std::string(kFiller[i % 16]) + " ";
+  const std::string tail = "The lighthouse keeper climbed the spiral stairs each evening to light "
+                           "the great lamp that warns ships away from the rocks.";
+  const int64_t long_doc = AddDocument("long", {filler + tail});
+  AddDocument("sea", {"Fishing boats return to the harbour at dawn with their catch of cod."});
+  AddDocument("bird", {"Seagulls nest on the cliffs and dive for fish along the shore."});
+  auto index = Open();
+  ASSERT_TRUE(index.ok()) << index.status().ToString();
+  const int64_t windows = static_cast<int64_t>(PassageWindows(filler + tail).size());
+  ASSERT_GT(windows, 4);
+  EXPECT_EQ((*index)->size(), windows + 2);
+  EXPECT_EQ(TopDocument(**index, "Who keeps the beacon burning for sailors at night?"), long_doc);
+  auto hits = (*index)->Search("Who keeps the beacon burning for sailors at night?", 3);
+  ASSERT_TRUE(hits.ok());
+  ASSERT_EQ(hits->size(), 3u);  // three chunks, each once, though one has many windows
+  EXPECT_NE((*hits)[0].id, (*hits)[1].id);
+  EXPECT_NE((*hits)[1].id, (*hits)[2].id);
+
+  auto chunks = store_->GetDocumentChunks(long_doc);
+  ASSERT_TRUE(chunks.ok());
+  ASSERT_TRUE((*index)->AddDocument(long_doc).ok());  // replaced, not duplicated
+  EXPECT_EQ((*index)->size(), windows + 2);
+  ASSERT_TRUE((*index)->RemoveChunks({(*chunks)[0].id}).ok());
+  EXPECT_EQ((*index)->size(), 2);
+  ASSERT_TRUE((*index)->AddDocument(long_doc).ok());
+
+  // An index of another layout (one vector a chunk, as before windows): rebuilt on open.
+  index->reset();
+  ASSERT_TRUE(store_->SetMeta("vector_layout", "one vector a chunk").ok());
+  index = Open();
+  ASSERT_TRUE(index.ok()) << index.status().ToString();
+  EXPECT_EQ((*index)->size(), windows + 2);
+  auto layout = store_->GetMeta("vector_layout");
+  ASSERT_TRUE(layout.ok() && layout->has_value());
+  EXPECT_NE(**layout, "one vector a chunk");
 }
 
 TEST_F(DenseIndexTest, AnotherEmbedderNeedsAReindex) {

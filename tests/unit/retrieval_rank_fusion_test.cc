@@ -31,5 +31,21 @@ TEST(RankFusion, TiesKeepFirstAppearanceAndDuplicatesCountOnce) {
   EXPECT_TRUE(ReciprocalRankFusion({{}, {}}).empty());
 }
 
+// Weighted: the first ranking at half weight (as BM25 in the assistant's fusion).
+TEST(RankFusion, WeightsScaleEachRankingsContribution) {
+  const auto fused = ReciprocalRankFusion({{7, 3}, {3, 5, 7}}, 60, {0.5, 1.0});
+  ASSERT_EQ(fused.size(), 3u);
+  // 3: 0.5/62 + 1/61; 7: 0.5/61 + 1/63; 5: 1/62.
+  EXPECT_EQ(fused[0].first, 3);
+  EXPECT_DOUBLE_EQ(fused[0].second, 0.5 / 62 + 1.0 / 61);
+  EXPECT_EQ(fused[1].first, 7);
+  EXPECT_DOUBLE_EQ(fused[1].second, 0.5 / 61 + 1.0 / 63);
+  EXPECT_EQ(fused[2].first, 5);
+  EXPECT_DOUBLE_EQ(fused[2].second, 1.0 / 62);
+  // A ranking without a weight counts fully.
+  const auto partial = ReciprocalRankFusion({{7, 3}, {3, 5, 7}}, 60, {0.5});
+  EXPECT_DOUBLE_EQ(partial[0].second, 0.5 / 62 + 1.0 / 61);
+}
+
 }  // namespace
 }  // namespace rag

@@ -100,7 +100,7 @@ void Engine::Loop() {
       stopping = stopping_;
     }
     for (auto& [id, active] : incoming) {
-      Status st = scheduler_.Add(id, active->request.prompt);
+      Status st = scheduler_.Add(id, active->request.prompt, active->request.cache_scope);
       TokenEvent event;
       event.request_id = id;
       if (!st.ok()) {

@@ -31,6 +31,10 @@ struct GenerationRequest {
   SamplingParams sampling;
   int max_tokens = 256;                  // generated tokens at most
   std::vector<int32_t> stop_token_ids;   // besides the model's eos ids (e.g. <|im_end|>)
+  // Prefix-cache scope: cached prompt blocks are shared only among requests of one scope (the
+  // server gives each API key its own, so a cache hit's speed says nothing about other keys'
+  // prompts). 0: the shared scope.
+  uint64_t cache_scope = 0;
 };
 
 enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };

@@ -19,6 +19,9 @@ uint64_t Mix(uint64_t x) {
   return x;
 }
 
+// The "parent" hash of a scope's first blocks.
+uint64_t RootHash(uint64_t scope) { return scope == 0 ? kRootHash : Mix(kRootHash ^ Mix(scope)); }
+
 // The chain hash of a block: depends on every token before it through `parent`.
 uint64_t HashBlock(uint64_t parent, const int32_t* tokens, int n) {
   uint64_t h = Mix(parent);
@@ -79,9 +82,11 @@ void KvBlockManager::Unregister(int32_t b) {
   }
 }
 
-bool KvBlockManager::Holds(int32_t candidate, int32_t parent, const int32_t* tokens) const {
+bool KvBlockManager::Holds(int32_t candidate, int32_t parent, const int32_t* tokens,
+                           uint64_t scope) const {
   const Block& c = blocks_[static_cast<size_t>(candidate)];
   if (c.parent != parent) return false;
+  if (parent < 0 && c.scope != scope) return false;
   if (parent >= 0 && c.parent_generation != blocks_[static_cast<size_t>(parent)].generation) return false;
   return std::equal(c.tokens.begin(), c.tokens.end(), tokens);
 }
@@ -94,22 +99,26 @@ bool KvBlockManager::Reserve(int64_t seq, int tokens) {
   return true;
 }
 
-int KvBlockManager::MatchPrefix(int64_t seq, const std::vector<int32_t>& tokens) {
+int KvBlockManager::MatchPrefix(int64_t seq, const std::vector<int32_t>& tokens, uint64_t scope) {
   RAG_CHECK(!tokens.empty());
   RAG_CHECK(Table(seq).empty());
   const int max_blocks = (static_cast<int>(tokens.size()) - 1) / block_size_;  // last-token rule
   SequenceBlocks s;
-  uint64_t hash = kRootHash;
+  s.scope = scope;
+  uint64_t hash = RootHash(scope);
   for (int i = 0; i < max_blocks; ++i) {
     const int32_t* span = tokens.data() + static_cast<size_t>(i) * block_size_;
     hash = HashBlock(hash, span, block_size_);
     auto found = index_.find(hash);
     if (found == index_.end()) break;
-    if (!Holds(found->second, s.table.empty() ? -1 : s.table.back(), span)) break;
+    if (!Holds(found->second, s.table.empty() ? -1 : s.table.back(), span, scope)) break;
     s.table.push_back(found->second);
     s.hashes.push_back(hash);
   }
-  if (s.table.empty()) return 0;
+  if (s.table.empty()) {
+    sequences_[seq].scope = scope;  // its blocks, computed later, are registered in its scope
+    return 0;
+  }
   for (int32_t b : s.table) {
     Block& block = blocks_[static_cast<size_t>(b)];
     if (block.ref++ == 0) evictable_.erase(block.lru);
@@ -128,7 +137,7 @@ void KvBlockManager::MarkComputed(int64_t seq, const std::vector<int32_t>& token
   const size_t full = static_cast<size_t>(computed / block_size_);
   for (size_t i = s.hashes.size(); i < full; ++i) {
     const int32_t* span = tokens.data() + i * static_cast<size_t>(block_size_);
-    const uint64_t hash = HashBlock(i == 0 ? kRootHash : s.hashes[i - 1], span, block_size_);
+    const uint64_t hash = HashBlock(i == 0 ? RootHash(s.scope) : s.hashes[i - 1], span, block_size_);
     s.hashes.push_back(hash);
     const int32_t parent = i == 0 ? -1 : s.table[i - 1];
     int32_t& mine = s.table[i];
@@ -136,7 +145,7 @@ void KvBlockManager::MarkComputed(int64_t seq, const std::vector<int32_t>& token
     auto found = index_.find(hash);
     if (found != index_.end()) {
       const int32_t other = found->second;
-      if (Holds(other, parent, span)) {
+      if (Holds(other, parent, span, s.scope)) {
         Block& o = blocks_[static_cast<size_t>(other)];
         if (o.ref++ == 0) evictable_.erase(o.lru);
         Unref(mine);  // its only holder was seq: back to the free list
@@ -152,6 +161,7 @@ void KvBlockManager::MarkComputed(int64_t seq, const std::vector<int32_t>& token
     block.parent = parent;
     block.parent_generation = parent < 0 ? 0 : blocks_[static_cast<size_t>(parent)].generation;
     block.tokens.assign(span, span + block_size_);
+    block.scope = s.scope;
     index_[hash] = mine;
   }
 }

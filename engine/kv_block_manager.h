@@ -10,6 +10,11 @@
 // registered prefix is not wiped: it waits in an LRU list of evictable blocks, and is evicted
 // (forgotten, then reused) only when the free list is empty.
 //
+// Scopes: a sequence matches only prefixes computed by sequences of its own scope (the chain's
+// root hash and its first block carry the scope). A cache hit is measurably faster, so shared
+// blocks would tell one API key that another recently sent the same prompt; per-key scopes keep
+// that from leaking, at the price of not sharing the system prompt's blocks across keys.
+//
 // Exactness: the hash only finds a candidate. A hit also needs the candidate's tokens to equal
 // the sequence's and its parent to be the very block matched one level up (block id and
 // generation, which changes whenever a block is reused), so the whole prefix is verified by
@@ -54,7 +59,8 @@ class KvBlockManager {
   // lands in is never shared, so a prompt that ends exactly on a block boundary does not match
   // its last block (that block is recomputed rather than copied on write). Every block seq writes
   // into is therefore its own.
-  int MatchPrefix(int64_t seq, const std::vector<int32_t>& tokens);
+  // Only blocks of sequences of the same `scope` match; seq keeps its scope for MarkComputed.
+  int MatchPrefix(int64_t seq, const std::vector<int32_t>& tokens, uint64_t scope = 0);
 
   // Records that the keys and values of seq's first `computed` tokens are in the cache (a
   // forward pass wrote them); `tokens` are seq's token ids, at least `computed` of them. Each
@@ -86,18 +92,21 @@ class KvBlockManager {
     int32_t parent = -1;         // block before it in the chain it was computed in; -1: first
     uint32_t parent_generation = 0;
     std::vector<int32_t> tokens;  // (block_size) while registered
+    uint64_t scope = 0;          // of the sequence that computed it (checked on first blocks)
     std::list<int32_t>::iterator lru;  // in evictable_ while registered and ref == 0
   };
   struct SequenceBlocks {
     std::vector<int32_t> table;
     std::vector<uint64_t> hashes;  // chain hashes of table's first hashes.size() (registered) blocks
+    uint64_t scope = 0;            // MatchPrefix's
   };
 
   int32_t Allocate();
   void Unref(int32_t block);
   void Unregister(int32_t block);
-  // Whether registered block `candidate` holds `tokens` right after block `parent` (-1: first).
-  bool Holds(int32_t candidate, int32_t parent, const int32_t* tokens) const;
+  // Whether registered block `candidate` holds `tokens` right after block `parent` (-1: first,
+  // computed in `scope`; later blocks inherit their parent's scope).
+  bool Holds(int32_t candidate, int32_t parent, const int32_t* tokens, uint64_t scope) const;
 
   int num_blocks_;
   int block_size_;

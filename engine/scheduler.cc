@@ -7,14 +7,14 @@ namespace rag {
 Scheduler::Scheduler(KvBlockManager* blocks, SchedulerOptions options)
     : blocks_(blocks), options_(options) {}
 
-Status Scheduler::Add(int64_t id, std::vector<int32_t> prompt) {
+Status Scheduler::Add(int64_t id, std::vector<int32_t> prompt, uint64_t cache_scope) {
   if (prompt.empty()) return InvalidArgument("the prompt has no tokens");
   if (blocks_->BlocksFor(static_cast<int>(prompt.size()) + 1) > blocks_->num_blocks()) {
     return ResourceExhausted("the prompt (" + std::to_string(prompt.size()) +
                              " tokens) does not fit in the KV cache");
   }
   if (sequences_.count(id)) return AlreadyExists("sequence " + std::to_string(id) + " exists");
-  sequences_[id] = Sequence{std::move(prompt), 0};
+  sequences_[id] = Sequence{std::move(prompt), 0, cache_scope};
   waiting_.push_back(id);
   return Status::Ok();
 }
@@ -93,7 +93,7 @@ std::vector<ScheduledSequence> Scheduler::Schedule() {
   while (!waiting_.empty() && budget > 0 && static_cast<int>(running_.size()) < options_.max_running) {
     const int64_t id = waiting_.front();
     Sequence& s = sequences_[id];
-    const int cached = options_.prefix_caching ? blocks_->MatchPrefix(id, s.tokens) : 0;
+    const int cached = options_.prefix_caching ? blocks_->MatchPrefix(id, s.tokens, s.cache_scope) : 0;
     s.computed = cached;
     if (!feed(id, s, options_.prefill_chunk)) {
       blocks_->Release(id);  // gives the matched blocks back; it waits with nothing computed

@@ -55,7 +55,9 @@ class Scheduler {
   Scheduler(KvBlockManager* blocks, SchedulerOptions options);
 
   // Queues a sequence. InvalidArgument when it is empty or could never fit in the cache.
-  Status Add(int64_t id, std::vector<int32_t> prompt);
+  // cache_scope: it shares cached prefix blocks only with sequences of the same scope
+  // (KvBlockManager::MatchPrefix).
+  Status Add(int64_t id, std::vector<int32_t> prompt, uint64_t cache_scope = 0);
   // Plans one step; empty when there is nothing to run. Reserves the blocks it needs and marks
   // the fed tokens computed (they are not fed again).
   std::vector<ScheduledSequence> Schedule();
@@ -80,6 +82,7 @@ class Scheduler {
   struct Sequence {
     std::vector<int32_t> tokens;
     int computed = 0;
+    uint64_t cache_scope = 0;
   };
   void Preempt(int64_t id);
 

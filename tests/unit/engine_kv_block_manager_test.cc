@@ -103,6 +103,23 @@ TEST(KvBlockManager, LastTokenRuleKeepsTheWrittenBlockPrivate) {
   EXPECT_EQ(m.MatchPrefix(6, {100}), 0);
 }
 
+// Scopes (one per API key in the server): a prefix computed in one scope is found only in that
+// scope, and the scope a sequence matched in is the one its own blocks are registered in.
+TEST(KvBlockManager, PrefixesAreSharedOnlyWithinAScope) {
+  KvBlockManager m(32, 4);
+  const std::vector<int32_t> a = Range(9, 10);  // two full blocks and one token
+  EXPECT_EQ(m.MatchPrefix(1, a, /*scope=*/7), 0);
+  Compute(m, 1, a);                              // registered in scope 7
+  EXPECT_EQ(m.MatchPrefix(2, a, 7), 8);
+  EXPECT_EQ(m.MatchPrefix(3, a, 8), 0);          // another key: nothing, though the tokens match
+  EXPECT_EQ(m.MatchPrefix(4, a), 0);             // nor the shared scope 0
+  Compute(m, 3, a);                              // scope 8 computes its own copy
+  EXPECT_EQ(m.MatchPrefix(5, a, 8), 8);
+  EXPECT_NE(m.Table(5)[0], m.Table(2)[0]);       // ... in blocks of its own
+  EXPECT_EQ(m.Table(5)[0], m.Table(3)[0]);
+  EXPECT_EQ(m.Table(2)[0], m.Table(1)[0]);
+}
+
 TEST(KvBlockManager, TheSameBlockAfterADifferentPrefixDoesNotMatch) {
   KvBlockManager m(16, 4);
   const std::vector<int32_t> x = Range(4, 100), y = Range(4, 200), z = Range(4, 300);

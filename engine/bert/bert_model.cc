@@ -113,6 +113,14 @@ StatusOr<BertHostWeights> LoadBertWeights(const std::string& dir) {
   BertHostWeights w;
   RAG_ASSIGN_OR_RETURN(w.config, LoadBertConfig(dir + "/config.json"));
   if (!std::filesystem::exists(dir + "/model.safetensors")) {
+    // Older Hugging Face encoders ship only PyTorch's pickle; it is converted once, outside the
+    // C++ (which never unpickles), by a torch-free script.
+    if (std::filesystem::exists(dir + "/pytorch_model.bin")) {
+      return NotFound(dir +
+                      "/model.safetensors: no such file; the directory has pytorch_model.bin: "
+                      "convert it once with `python3 tools/convert_bert_weights.py " +
+                      dir + "`");
+    }
     return NotFound(dir + "/model.safetensors: no such file");
   }
   RAG_ASSIGN_OR_RETURN(auto st, BertTensorFile::Open(dir + "/model.safetensors"));

@@ -46,7 +46,8 @@ struct BertHostWeights {
   std::vector<Layer> layers;
 };
 
-// Reads config.json and model.safetensors of dir (names with or without "bert.").
+// Reads config.json and model.safetensors of dir (names with or without "bert."). When only
+// pytorch_model.bin is there, NotFound names tools/convert_bert_weights.py, which converts it.
 StatusOr<BertHostWeights> LoadBertWeights(const std::string& dir);
 
 // Checks a packed batch against the model (ids inside the vocabulary, 1..max_positions tokens a

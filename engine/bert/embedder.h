@@ -36,9 +36,12 @@ using BertEncoderFactory =
 // modules.json (a Normalize module turns on L2 normalisation), 1_Pooling/config.json (mean or
 // CLS pooling; mean when absent) and sentence_bert_config.json (max_seq_length; 512 when absent,
 // capped by the model's positions). NotFound naming the missing file; Unsupported for models or
-// pooling modes we do not run. num_threads <= 0 means all cores. The name is the directory's
-// last component (the same on every device: the vectors agree). With device_encoder the
-// encoder runs there (a GPU) instead of on num_threads CPU threads.
+// pooling modes we do not run. Only safetensors weights are read: a directory that has just
+// pytorch_model.bin (older e5/gte/bge revisions) is converted once with
+// `python3 tools/convert_bert_weights.py DIR` (no torch needed), which the NotFound names.
+// num_threads <= 0 means all cores. The name is the directory's last component (the same on every
+// device: the vectors agree). With device_encoder the encoder runs there (a GPU) instead of on
+// num_threads CPU threads.
 StatusOr<std::unique_ptr<Embedder>> LoadBertEmbedder(const std::string& dir, int num_threads,
                                                      const BertEncoderFactory& device_encoder = {});
 

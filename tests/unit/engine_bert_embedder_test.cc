@@ -142,6 +142,21 @@ TEST_F(BertEmbedderDirTest, MissingFilesAreNamed) {
       << e.status().message();
 }
 
+TEST_F(BertEmbedderDirTest, PytorchOnlyWeightsNameTheConverter) {
+  Write("config.json",
+        R"({"vocab_size":10,"hidden_size":4,"num_hidden_layers":1,"num_attention_heads":2,
+      "intermediate_size":8,"max_position_embeddings":16,"type_vocab_size":2,"hidden_act":"gelu"})");
+  Write("tokenizer.json", "{}");
+  Write("pytorch_model.bin", "PK");  // never opened: only its presence matters
+  auto e = LoadBertEmbedder(dir_, 1);
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().code(), StatusCode::kNotFound);
+  const std::string& m = e.status().message();
+  EXPECT_NE(m.find(dir_ + "/model.safetensors: no such file"), std::string::npos) << m;
+  EXPECT_NE(m.find("python3 tools/convert_bert_weights.py " + dir_), std::string::npos) << m;
+  EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+}
+
 TEST_F(BertEmbedderDirTest, UnsupportedActivationIsRefused) {
   Write("config.json",
         R"({"vocab_size":10,"hidden_size":4,"num_hidden_layers":1,"num_attention_heads":2,

@@ -3,7 +3,8 @@
 // lm_head, RmsNormGemvSwiGlu for gate|up, DecodeGemvAccumulate for o and down), cuBLAS
 // (cublasGemmEx, bf16 in, fp32 out) and a device-to-device copy of the same bytes.
 // Weights rotate among enough copies (>= 2 GB in all) that the 50 MB L2 cannot serve them, as
-// ../shared/peers/gemv_probe.py does. Prints a table, then one JSON line per shape.
+// ../shared/peers/gemv_probe.py does. Prints a table, then one JSON line per shape. Then the
+// decode forms on the 70B shapes with bf16 and with FP8 weights (BenchFp8).
 //   gemv_bench [iterations]   (default 200 timed calls after 20 warm-up calls)
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -15,6 +16,8 @@
 #include <functional>
 #include <string>
 #include <vector>
+
+#include <cuda_fp8.h>
 
 #include "kernels/cuda_check.h"
 #include "kernels/kernels.h"
@@ -61,6 +64,74 @@ float TimeUs(int warmup, int iters, const std::function<void(int)>& fn) {
   CUDA_CHECK(cudaEventDestroy(a));
   CUDA_CHECK(cudaEventDestroy(b));
   return ms * 1000.0f / iters;
+}
+
+// The decode forms on the Llama-3.1-70B projection shapes with bf16 and with FP8 (e4m3, one
+// scale a row) weights: the time of each and the weight bytes it streams per microsecond against
+// the copy bandwidth. FP8 halves the bytes; the question is whether the kernels still stream
+// them at the same fraction of the bandwidth (twice the arithmetic per byte).
+void BenchFp8(int warmup, int iters, double copy_gbs) {
+  struct Shape70 { const char* name; int64_t n, k; int form; };  // form 0 norm, 1 swiglu, 2 acc
+  const Shape70 shapes[] = {{"70b.qkv", 10240, 8192, 0}, {"70b.o", 8192, 8192, 2},
+                            {"70b.gate_up", 57344, 8192, 1}, {"70b.down", 8192, 28672, 2}};
+  std::printf("\n%-12s %10s %10s %8s %10s %10s %8s\n", "shape", "bf16_MB", "bf16_us", "of_copy",
+              "fp8_MB", "fp8_us", "of_copy");
+  for (const Shape70& s : shapes) {
+    const size_t elems = static_cast<size_t>(s.n) * s.k;
+    float times[2];
+    for (int fp8 = 0; fp8 < 2; ++fp8) {
+      const size_t w_bytes = elems * (fp8 ? 1 : 2);
+      const int copies = static_cast<int>(std::max<size_t>(2, size_t{2000000000} / w_bytes));
+      std::vector<void*> ws(copies);
+      for (int c = 0; c < copies; ++c) {
+        CUDA_CHECK(cudaMalloc(&ws[c], w_bytes));
+        // Random bytes: as bf16 or as e4m3 codes (NaN codes included: timing only).
+        FillBf16<<<1024, 256>>>(static_cast<__nv_bfloat16*>(ws[c]), w_bytes / 2, 31u + c);
+      }
+      float *x32, *y, *scale;
+      __nv_bfloat16 *x, *act;
+      CUDA_CHECK(cudaMalloc(&x32, s.k * 4));
+      CUDA_CHECK(cudaMalloc(&x, s.k * 2));
+      CUDA_CHECK(cudaMalloc(&y, s.n * 4));
+      CUDA_CHECK(cudaMalloc(&scale, s.n * 4));
+      CUDA_CHECK(cudaMalloc(&act, s.n * 2));
+      CUDA_CHECK(cudaMemset(x32, 0, s.k * 4));
+      CUDA_CHECK(cudaMemset(x, 0, s.k * 2));
+      CUDA_CHECK(cudaMemset(scale, 0, s.n * 4));
+      auto run = [&](int i) {
+        void* w = ws[i % copies];
+        rag::Status st;
+        const auto* w8 = static_cast<const __nv_fp8_e4m3*>(w);
+        const auto* w16 = static_cast<const __nv_bfloat16*>(w);
+        if (s.form == 0) {
+          st = fp8 ? rag::RmsNormGemv(x32, x, 1e-5f, w8, scale, s.n, s.k, y, nullptr)
+                   : rag::RmsNormGemv(x32, x, 1e-5f, w16, s.n, s.k, y, nullptr);
+        } else if (s.form == 1) {
+          st = fp8 ? rag::RmsNormGemvSwiGlu(x32, x, 1e-5f, w8, scale, s.n / 2, s.k, act, nullptr)
+                   : rag::RmsNormGemvSwiGlu(x32, x, 1e-5f, w16, s.n / 2, s.k, act, nullptr);
+        } else {
+          st = fp8 ? rag::DecodeGemvAccumulate(x, w8, scale, s.n, s.k, y, nullptr)
+                   : rag::DecodeGemvAccumulate(x, w16, s.n, s.k, y, nullptr);
+        }
+        if (!st.ok()) {
+          std::fprintf(stderr, "%s\n", st.ToString().c_str());
+          std::abort();
+        }
+      };
+      times[fp8] = TimeUs(warmup, iters, run);
+      for (void* w : ws) CUDA_CHECK(cudaFree(w));
+      for (void* p : {static_cast<void*>(x32), static_cast<void*>(x), static_cast<void*>(y),
+                      static_cast<void*>(scale), static_cast<void*>(act)}) {
+        CUDA_CHECK(cudaFree(p));
+      }
+    }
+    const double mb16 = elems * 2 / 1e6, mb8 = elems / 1e6;
+    const double f16 = mb16 * 1e6 / (times[0] * 1e3) / copy_gbs, f8 = mb8 * 1e6 / (times[1] * 1e3) / copy_gbs;
+    std::printf("%-12s %10.1f %10.1f %7.0f%% %10.1f %10.1f %7.0f%%\n", s.name, mb16, times[0],
+                100 * f16, mb8, times[1], 100 * f8);
+    std::printf("{\"shape\":\"%s\",\"bf16_us\":%.2f,\"bf16_frac_of_copy\":%.3f,\"fp8_us\":%.2f,"
+                "\"fp8_frac_of_copy\":%.3f}\n", s.name, times[0], f16, times[1], f8);
+  }
 }
 
 }  // namespace
@@ -205,5 +276,6 @@ int main(int argc, char** argv) {
   std::printf("{\"gpu\":\"%s\",\"copy_gbs\":%.0f,\"iterations\":%d}\n", prop.name, copy_gbs, iters);
   for (const auto& l : lines) std::printf("%s\n", l.c_str());
   CUBLAS_CHECK(cublasDestroy(handle));
+  BenchFp8(warmup, iters, copy_gbs);
   return 0;
 }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -95,6 +96,10 @@ Status GemvAccumulate(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t m,
 // y (n) += w (n, k) x, x (k) bf16 (the o and down projections into the residual stream).
 Status DecodeGemvAccumulate(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t n, int64_t k,
                             float* y, cudaStream_t stream);
+// FP8 weights (every form below has this overload too): w (n, k) e4m3 with w_scale (n) fp32, row
+// r standing for w_scale[r] * w[r] (`rag quantize`'s per-output-channel scales); k % 16 == 0.
+Status DecodeGemvAccumulate(const __nv_bfloat16* x, const __nv_fp8_e4m3* w, const float* w_scale,
+                            int64_t n, int64_t k, float* y, cudaStream_t stream);
 // Benchmarks: how many blocks an SM DecodeGemvAccumulate aims at when it splits K (default 8,
 // <= 0 restores it); process-wide.
 void SetDecodeGemvBlocksPerSm(int blocks);
@@ -102,6 +107,8 @@ void SetDecodeGemvBlocksPerSm(int blocks);
 // to bf16), x (k) the fp32 residual stream.
 Status RmsNormGemv(const float* x, const __nv_bfloat16* norm_w, float eps, const __nv_bfloat16* w,
                    int64_t n, int64_t k, float* y, cudaStream_t stream);
+Status RmsNormGemv(const float* x, const __nv_bfloat16* norm_w, float eps, const __nv_fp8_e4m3* w,
+                   const float* w_scale, int64_t n, int64_t k, float* y, cudaStream_t stream);
 // RmsNormGemv of the fused q|k|v weight (n = (n_q_heads + 2 n_kv_heads) * head_dim rows) for
 // one token, then RopeKvAppend's rotation and append of it (position, slot: one int32 and one
 // int64 on the device, as RopeKvAppend's for n_tokens = 1): qkv (n) fp32 gets the rotated row,
@@ -112,11 +119,20 @@ Status RmsNormGemvRopeKv(const float* x, const __nv_bfloat16* norm_w, float eps,
                          const float* inv_freq, const int64_t* slot, int64_t block_size,
                          __nv_bfloat16* k_cache, __nv_bfloat16* v_cache, float* qkv,
                          cudaStream_t stream);
+Status RmsNormGemvRopeKv(const float* x, const __nv_bfloat16* norm_w, float eps,
+                         const __nv_fp8_e4m3* w_qkv, const float* w_scale, int64_t k,
+                         int64_t n_q_heads, int64_t n_kv_heads, int64_t head_dim,
+                         const int32_t* position, const float* inv_freq, const int64_t* slot,
+                         int64_t block_size, __nv_bfloat16* k_cache, __nv_bfloat16* v_cache,
+                         float* qkv, cudaStream_t stream);
 // act (inter) bf16 = silu(gate) * up with gate = w_gate_up[0, inter) xn and up = w_gate_up[inter,
 // 2 inter) xn (xn as RmsNormGemv's): the fused gate|up projection, its norm and its SwiGLU.
 Status RmsNormGemvSwiGlu(const float* x, const __nv_bfloat16* norm_w, float eps,
                          const __nv_bfloat16* w_gate_up, int64_t inter, int64_t k,
                          __nv_bfloat16* act, cudaStream_t stream);
+Status RmsNormGemvSwiGlu(const float* x, const __nv_bfloat16* norm_w, float eps,
+                         const __nv_fp8_e4m3* w_gate_up, const float* w_scale, int64_t inter,
+                         int64_t k, __nv_bfloat16* act, cudaStream_t stream);
 
 // --- launch.cu -------------------------------------------------------------------------------
 // Programmatic dependent launch of the decode-path kernels (kernels/launch.cuh): on by default

@@ -21,6 +21,12 @@ Json PassageToJson(const Passage& p) {
               {"end", c.end},           {"text", c.text},         {"score", p.score}};
 }
 
+Json PassagesToJson(const std::vector<Passage>& passages) {
+  Json list = Json::array();
+  for (const Passage& p : passages) list.push_back(PassageToJson(p));
+  return list;
+}
+
 Json CitationToJson(const VerifiedCitation& c) {
   Json support = Json::array();
   for (const SpanSupport& s : c.support) {
@@ -53,8 +59,7 @@ Json QueryResultToJson(const QueryResult& r) {
   for (const auto& u : r.answer.unsupported) {
     unsupported.push_back({{"start", u.start}, {"end", u.end}, {"text", u.text}});
   }
-  Json passages = Json::array();
-  for (const auto& p : r.passages) passages.push_back(PassageToJson(p));
+  Json passages = PassagesToJson(r.passages);
   Json usage = {{"passages", r.passages.size()}, {"citations", r.answer.citations.size()}};
   Json j{{"answer", r.answer.answer},
          {"citations", std::move(citations)},
@@ -76,9 +81,7 @@ Json QueryResultToJson(const QueryResult& r) {
 }
 
 Json RetrieveResultToJson(const std::string& question, const std::vector<Passage>& passages) {
-  Json list = Json::array();
-  for (const auto& p : passages) list.push_back(PassageToJson(p));
-  return Json{{"question", question}, {"passages", std::move(list)}};
+  return Json{{"question", question}, {"passages", PassagesToJson(passages)}};
 }
 
 }  // namespace rag

@@ -9,6 +9,8 @@ namespace rag {
 
 Json DocumentToJson(const DocumentRecord& doc);
 Json PassageToJson(const Passage& passage);
+// The array of PassageToJson of each passage, in order.
+Json PassagesToJson(const std::vector<Passage>& passages);
 // {"start","end","text","sources","support":[{"source","passage_start","passage_end","score"}],
 // "verified_tag"} (QueryResultToJson adds document_id and page to each support entry).
 Json CitationToJson(const VerifiedCitation& citation);

@@ -130,7 +130,11 @@ class Assistant {
   // Deletes the document, its chunks and its saved file (when no other document shares it).
   Status DeleteDocument(int64_t id);
 
-  // Top passages for a question (BM25 for now), best first, indices 0..n-1.
+  // Top passages for a question, best first, indices 0..n-1: BM25 hits fused with the dense
+  // index's when there is one, filtered by the request's collection, document and allowed
+  // collections before near-duplicates are merged. The retrieval of Query, alone (`rag
+  // retrieve`, POST /v1/retrieve). InvalidArgument for an empty or over-long question or a bad
+  // top_k.
   StatusOr<std::vector<Passage>> Retrieve(const QueryRequest& request);
 
   // Retrieve + answer with citations. InvalidArgument for an empty question or a bad top_k.

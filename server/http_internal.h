@@ -112,6 +112,9 @@ void AddEventStreamHeaders(Pistache::Http::ResponseWriter& writer);
 bool PeerGone(const std::shared_ptr<Pistache::Tcp::Peer>& peer);
 HttpReply HandleQuery(ServerContext& ctx, const Pistache::Http::Request& request,
                       const Access& access);
+// POST /v1/retrieve: the passages of HandleQuery's retrieval, without an answer.
+HttpReply HandleRetrieve(ServerContext& ctx, const Pistache::Http::Request& request,
+                         const Access& access);
 // Liveness for everyone; the counts of documents, chunks and jobs only for admin access (they
 // are totals over every collection).
 HttpReply HandleHealth(ServerContext& ctx, const Access& access);

@@ -16,8 +16,9 @@ std::string Number(double v) {
 
 std::string RouteLabel(std::string_view path, bool is_static) {
   constexpr std::string_view kDocuments = "/v1/documents/", kJobs = "/v1/jobs/";
-  if (path == "/v1/documents" || path == "/v1/query" || path == "/healthz" || path == "/metrics" ||
-      path == "/v1/chat/completions" || path == "/v1/models") {
+  if (path == "/v1/documents" || path == "/v1/query" || path == "/v1/retrieve" ||
+      path == "/healthz" || path == "/metrics" || path == "/v1/chat/completions" ||
+      path == "/v1/models") {
     return std::string(path);
   }
   auto under = [](std::string_view p, std::string_view prefix) {

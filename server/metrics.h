@@ -20,9 +20,9 @@ namespace rag {
 
 // The route a path belongs to, as a label of bounded cardinality: "/v1/documents",
 // "/v1/documents/{id}", "/v1/documents/{id}/file", "/v1/jobs/{id}", "/v1/query",
-// "/v1/chat/completions", "/v1/models", "/healthz", "/metrics", "static" (the web page and its
-// files) or "other" (no route: 404, and any other path under /v1/, e.g. one refused with 401
-// before routing).
+// "/v1/retrieve", "/v1/chat/completions", "/v1/models", "/healthz", "/metrics", "static" (the web
+// page and its files) or "other" (no route: 404, and any other path under /v1/, e.g. one refused
+// with 401 before routing).
 std::string RouteLabel(std::string_view path, bool is_static);
 
 class HttpMetrics {

@@ -100,6 +100,9 @@ HttpReply RouteWithAccess(ServerContext& ctx, const Pistache::Http::Request& req
   if (path == "/v1/query") {
     return only(Method::Post, "POST", [&] { return HandleQuery(ctx, request, access); });
   }
+  if (path == "/v1/retrieve") {
+    return only(Method::Post, "POST", [&] { return HandleRetrieve(ctx, request, access); });
+  }
   if (path == "/v1/chat/completions") {
     return only(Method::Post, "POST", [&] { return HandleChatCompletions(ctx, request, access); });
   }

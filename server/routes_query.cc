@@ -1,5 +1,7 @@
 // POST /v1/query: strict request parsing, then Assistant::Query (JSON) or Retrieve + Answer
-// streamed as server-sent events.
+// streamed as server-sent events. POST /v1/retrieve: the same request (without "stream"), then
+// Assistant::Retrieve alone: the passages a query would be answered from, for callers that
+// bring their own language model.
 //
 // Streaming (`"stream": true`) sends server-sent events in this order:
 //   event: passages   data: {"passages":[...]}            (as in the JSON answer)
@@ -27,6 +29,7 @@
 #include <poll.h>
 
 #include <cctype>
+#include <chrono>
 
 #include "common/logging.h"
 #include "server/api_json.h"
@@ -45,9 +48,7 @@ int StreamQueryEvents(ServerContext& ctx, const QueryRequest& query, std::vector
   AddEventStreamHeaders(writer);
   try {
     SseWriter sse(writer.stream(Pistache::Http::Code::Ok));
-    Json list = Json::array();
-    for (const auto& p : passages) list.push_back(PassageToJson(p));
-    sse.Send("passages", DumpJson({{"passages", std::move(list)}}));
+    sse.Send("passages", DumpJson({{"passages", PassagesToJson(passages)}}));
     StatusOr<QueryResult> result =
         ctx.assistant.Answer(query, std::move(passages), [&sse, &peer](const QueryEvent& e) {
           if (e.kind != QueryEvent::Kind::kToken) return !sse.failed();
@@ -94,8 +95,20 @@ bool PeerGone(const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
   return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0;
 }
 
-HttpReply HandleQuery(ServerContext& ctx, const Pistache::Http::Request& request,
-                      const Access& access) {
+namespace {
+
+struct QueryBody {
+  QueryRequest query;
+  bool stream = false;
+};
+
+// The JSON body of POST /v1/query and POST /v1/retrieve: {"question", "top_k"?, "collection"?,
+// "document_id"?} and, where `stream_allowed`, "stream"?. Unknown fields, wrong types, a blank
+// question, top_k outside 1..50, a bad collection name or document id are InvalidArgument, a
+// Content-Type other than JSON (or curl's form label) Unsupported. The question's length is
+// checked by Assistant::Retrieve. Retrieval is limited to `access`'s collections.
+StatusOr<QueryBody> ParseQueryBody(const Pistache::Http::Request& request, const Access& access,
+                                   bool stream_allowed) {
   if (std::optional<std::string> type = HeaderValue(request, "Content-Type")) {
     std::string media = type->substr(0, type->find(';'));
     while (!media.empty() && media.back() == ' ') media.pop_back();
@@ -103,49 +116,63 @@ HttpReply HandleQuery(ServerContext& ctx, const Pistache::Http::Request& request
     // `curl -d '{...}'` labels its body application/x-www-form-urlencoded; the body must still
     // be a JSON object, so accepting that label only spares users a -H flag.
     if (media != "application/json" && media != "application/x-www-form-urlencoded") {
-      return ErrorReply(Unsupported("Content-Type must be application/json"));
+      return Unsupported("Content-Type must be application/json");
     }
   }
-  StatusOr<Json> body =
-      ParseJsonObject(request.body(), {"question", "collection", "top_k", "document_id", "stream"});
-  if (!body.ok()) return ErrorReply(body.status());
+  RAG_ASSIGN_OR_RETURN(
+      Json body,
+      stream_allowed
+          ? ParseJsonObject(request.body(),
+                            {"question", "collection", "top_k", "document_id", "stream"})
+          : ParseJsonObject(request.body(), {"question", "collection", "top_k", "document_id"}));
 
-  QueryRequest query;
-  StatusOr<std::string> question = GetString(*body, "question");
-  if (!question.ok()) return ErrorReply(question.status());
+  QueryBody out;
+  QueryRequest& query = out.query;
+  RAG_ASSIGN_OR_RETURN(query.question, GetString(body, "question"));
   bool blank = true;
-  for (char c : *question) blank = blank && std::isspace(static_cast<unsigned char>(c));
-  if (blank) return ErrorReply(InvalidArgument("question must not be empty"));
-  query.question = std::move(*question);
+  for (char c : query.question) blank = blank && std::isspace(static_cast<unsigned char>(c));
+  if (blank) return InvalidArgument("question must not be empty");
 
-  StatusOr<std::optional<std::string>> collection = GetOptionalString(*body, "collection");
-  if (!collection.ok()) return ErrorReply(collection.status());
-  if (*collection) {
-    Status valid = ValidateCollection(**collection);
-    if (!valid.ok()) return ErrorReply(valid);
-    query.collection = **collection;
+  RAG_ASSIGN_OR_RETURN(std::optional<std::string> collection,
+                       GetOptionalString(body, "collection"));
+  if (collection) {
+    RAG_RETURN_IF_ERROR(ValidateCollection(*collection));
+    query.collection = std::move(*collection);
   }
-  StatusOr<std::optional<long long>> top_k = GetOptionalInt(*body, "top_k");
-  if (!top_k.ok()) return ErrorReply(top_k.status());
-  if (*top_k) {
-    if (**top_k < 1 || **top_k > kMaxTopK) {
-      return ErrorReply(InvalidArgument("top_k must be between 1 and " + std::to_string(kMaxTopK)));
+  RAG_ASSIGN_OR_RETURN(std::optional<long long> top_k, GetOptionalInt(body, "top_k"));
+  if (top_k) {
+    if (*top_k < 1 || *top_k > kMaxTopK) {
+      return InvalidArgument("top_k must be between 1 and " + std::to_string(kMaxTopK));
     }
-    query.top_k = static_cast<int>(**top_k);
+    query.top_k = static_cast<int>(*top_k);
   }
-  StatusOr<std::optional<long long>> document_id = GetOptionalInt(*body, "document_id");
-  if (!document_id.ok()) return ErrorReply(document_id.status());
-  if (*document_id) {
-    if (**document_id < 1) return ErrorReply(InvalidArgument("document_id must be positive"));
-    query.document_id = **document_id;
+  RAG_ASSIGN_OR_RETURN(std::optional<long long> document_id, GetOptionalInt(body, "document_id"));
+  if (document_id) {
+    if (*document_id < 1) return InvalidArgument("document_id must be positive");
+    query.document_id = *document_id;
   }
-  StatusOr<std::optional<bool>> stream = GetOptionalBool(*body, "stream");
-  if (!stream.ok()) return ErrorReply(stream.status());
+  if (stream_allowed) {
+    RAG_ASSIGN_OR_RETURN(std::optional<bool> stream, GetOptionalBool(body, "stream"));
+    out.stream = stream.value_or(false);
+  }
   // Retrieval itself keeps to the caller's collections, so a "collection" or "document_id" it
   // may not see finds nothing, exactly like one that does not exist.
   if (!access.all_collections) query.allowed_collections = access.collections;
+  return out;
+}
 
-  if (!stream->value_or(false)) {
+double MillisSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+HttpReply HandleQuery(ServerContext& ctx, const Pistache::Http::Request& request,
+                      const Access& access) {
+  StatusOr<QueryBody> body = ParseQueryBody(request, access, /*stream_allowed=*/true);
+  if (!body.ok()) return ErrorReply(body.status());
+  QueryRequest& query = body->query;
+  if (!body->stream) {
     StatusOr<QueryResult> result = ctx.assistant.Query(query);
     if (!result.ok()) return ErrorReply(result.status());
     return JsonReply(200, QueryResultToJson(*result));
@@ -158,6 +185,20 @@ HttpReply HandleQuery(ServerContext& ctx, const Pistache::Http::Request& request
     return StreamQueryEvents(ctx, query, std::move(passages), std::move(writer));
   };
   return reply;
+}
+
+HttpReply HandleRetrieve(ServerContext& ctx, const Pistache::Http::Request& request,
+                         const Access& access) {
+  const auto t0 = std::chrono::steady_clock::now();
+  StatusOr<QueryBody> body = ParseQueryBody(request, access, /*stream_allowed=*/false);
+  if (!body.ok()) return ErrorReply(body.status());
+  const auto t1 = std::chrono::steady_clock::now();
+  StatusOr<std::vector<Passage>> passages = ctx.assistant.Retrieve(body->query);
+  if (!passages.ok()) return ErrorReply(passages.status());
+  const double retrieve_ms = MillisSince(t1);
+  Json answer = {{"passages", PassagesToJson(*passages)}};
+  answer["timings"] = {{"retrieve_ms", retrieve_ms}, {"total_ms", MillisSince(t0)}};
+  return JsonReply(200, answer);
 }
 
 }  // namespace rag

@@ -214,6 +214,7 @@ TEST_F(ApiKeysHttpTest, MissingOrUnknownKeysGet401OnEveryApiRoute) {
                 {"GET", "/v1/documents/" + id + "/file"},
                 {"GET", "/v1/jobs/" + doc.job},
                 {"POST", "/v1/query"},
+                {"POST", "/v1/retrieve"},
                 {"POST", "/v1/chat/completions"},
                 {"GET", "/v1/models"},
                 {"GET", "/metrics"},
@@ -321,6 +322,10 @@ TEST_F(ApiKeysHttpTest, EachKeySeesOnlyItsOwnCollections) {
     ASSERT_EQ(q.status, 200) << q.body;
     expect_own(q.json(), q.body);
     EXPECT_NE(q.json()["answer"].get<std::string>().find("seven"), std::string::npos) << q.body;
+    Response retrieved = PostJsonAs(port_, "/v1/retrieve", {{"question", question}}, key);
+    ASSERT_EQ(retrieved.status, 200) << retrieved.body;
+    expect_own(retrieved.json(), retrieved.body);
+    EXPECT_EQ(retrieved.json()["passages"], q.json()["passages"]);
 
     Response streamed =
         PostJsonAs(port_, "/v1/query", {{"question", question}, {"stream", true}}, key);
@@ -357,6 +362,9 @@ TEST_F(ApiKeysHttpTest, EachKeySeesOnlyItsOwnCollections) {
       ASSERT_EQ(none.status, 200) << none.body;
       EXPECT_TRUE(none.json()["passages"].empty()) << none.body;
       EXPECT_TRUE(none.json()["citations"].empty()) << none.body;
+      Response retrieved_none = PostJsonAs(port_, "/v1/retrieve", body, key);
+      ASSERT_EQ(retrieved_none.status, 200) << retrieved_none.body;
+      EXPECT_TRUE(retrieved_none.json()["passages"].empty()) << retrieved_none.body;
       Json rag = filter;
       Response chat_none =
           PostJsonAs(port_, "/v1/chat/completions", {{"messages", messages}, {"rag", rag}}, key);
@@ -382,6 +390,10 @@ TEST_F(ApiKeysHttpTest, NearDuplicatesAcrossCollectionsStayWithTheirKeys) {
     ASSERT_EQ(q.status, 200) << q.body;
     ASSERT_EQ(q.json()["passages"].size(), 1u) << q.body;
     EXPECT_EQ(q.json()["passages"][0]["document_id"], own) << q.body;
+    Response r = PostJsonAs(port_, "/v1/retrieve", question, key);
+    ASSERT_EQ(r.status, 200) << r.body;
+    ASSERT_EQ(r.json()["passages"].size(), 1u) << r.body;
+    EXPECT_EQ(r.json()["passages"][0]["document_id"], own) << r.body;
   }
   Response all = PostJsonAs(port_, "/v1/query", question, kAdminKey);
   ASSERT_EQ(all.status, 200);

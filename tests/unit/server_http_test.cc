@@ -45,6 +45,10 @@ Response PostJson(int port, const Json& body) {
   return Do(port, "POST", "/v1/query", body.dump(), {"Content-Type: application/json"});
 }
 
+Response PostRetrieve(int port, const Json& body) {
+  return Do(port, "POST", "/v1/retrieve", body.dump(), {"Content-Type: application/json"});
+}
+
 Response Upload(int port, const std::vector<FormPart>& parts) {
   return Do(port, "POST", "/v1/documents", Multipart(parts),
             {std::string("Content-Type: multipart/form-data; boundary=") + kBoundary});
@@ -448,6 +452,114 @@ TEST_F(HttpServerTest, QueryRequestsAreStrict) {
   Response ok = PostJson(port_, {{"question", "anything at all?"}, {"top_k", 50}});
   EXPECT_EQ(ok.status, 200) << ok.body;
   EXPECT_TRUE(ok.json()["passages"].is_array());
+}
+
+// POST /v1/retrieve: the passages /v1/query would answer from, ranked, filtered by collection
+// and document, with no answer composed; counted in /metrics under its own route.
+TEST_F(HttpServerTest, RetrieveReturnsRankedPassagesWithoutAnAnswer) {
+  const int64_t ferry = AddDocument("ferry.md", kFerryNotes);
+  Response up = Upload(port_, {{"file", "museum.md",
+                                "# Harbour museum\n\nThe museum shows an old ferry ticket and a "
+                                "model of the lighthouse.\n"},
+                               {"collection", std::nullopt, "travel"}});
+  ASSERT_EQ(up.status, 202) << up.body;
+  ASSERT_EQ(WaitForJob(up.json().value("job_id", "")).value("state", ""), "done");
+  const int64_t museum = up.json()["document_id"];
+
+  const std::string question = "When does the island ferry depart?";
+  Response r = PostRetrieve(port_, {{"question", question}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("content-type"), "application/json");
+  const Json j = r.json();
+  EXPECT_EQ(j.size(), 2u) << "only passages and timings: " << r.body;
+  ASSERT_EQ(j["passages"].size(), 2u) << r.body;
+  EXPECT_EQ(j["passages"][0]["document_id"], ferry) << r.body;
+  EXPECT_EQ(j["passages"][1]["document_id"], museum) << r.body;
+  EXPECT_GT(j["passages"][0]["score"].get<double>(), j["passages"][1]["score"].get<double>());
+  for (size_t i = 0; i < j["passages"].size(); ++i) {
+    const Json& p = j["passages"][i];
+    EXPECT_EQ(p["index"], i);
+    for (const char* field : {"chunk_id", "title", "filename", "collection", "page", "section",
+                              "start", "end", "text"}) {
+      EXPECT_TRUE(p.contains(field)) << field << " missing: " << r.body;
+    }
+  }
+  EXPECT_NE(j["passages"][0]["text"].get<std::string>().find("seven o'clock"), std::string::npos);
+  const double retrieve_ms = j["timings"]["retrieve_ms"], total_ms = j["timings"]["total_ms"];
+  EXPECT_GE(retrieve_ms, 0);
+  EXPECT_GE(total_ms, retrieve_ms);
+  // Exactly the passages POST /v1/query answers from.
+  Response q = PostJson(port_, {{"question", question}});
+  ASSERT_EQ(q.status, 200) << q.body;
+  EXPECT_EQ(q.json()["passages"], j["passages"]);
+
+  auto documents = [&](Json body) {
+    body["question"] = question;
+    Response f = PostRetrieve(port_, body);
+    EXPECT_EQ(f.status, 200) << f.body;
+    std::vector<int64_t> ids;
+    for (const Json& p : f.json().value("passages", Json::array())) ids.push_back(p["document_id"]);
+    return ids;
+  };
+  EXPECT_EQ(documents({{"top_k", 1}}), std::vector<int64_t>{ferry});
+  EXPECT_EQ(documents({{"collection", "travel"}}), std::vector<int64_t>{museum});
+  EXPECT_EQ(documents({{"collection", "default"}}), std::vector<int64_t>{ferry});
+  EXPECT_EQ(documents({{"document_id", museum}}), std::vector<int64_t>{museum});
+  EXPECT_EQ(documents({{"collection", "travel"}, {"document_id", ferry}}), std::vector<int64_t>{});
+  EXPECT_EQ(documents({{"collection", "nowhere"}}), std::vector<int64_t>{});
+  EXPECT_EQ(documents({{"document_id", 999999}}), std::vector<int64_t>{});
+  // A question that matches nothing: an empty list, not an error.
+  Response none = PostRetrieve(port_, {{"question", "xylophone quandary?"}});
+  ASSERT_EQ(none.status, 200) << none.body;
+  EXPECT_EQ(none.json()["passages"], Json::array()) << none.body;
+
+  Response m = Do(port_, "GET", "/metrics");
+  EXPECT_NE(
+      m.body.find("rag_http_requests_total{route=\"/v1/retrieve\",method=\"POST\",code=\"200\"} 9"),
+      std::string::npos)
+      << m.body;
+  EXPECT_NE(m.body.find("rag_http_request_duration_seconds_count{route=\"/v1/retrieve\"} 9"),
+            std::string::npos)
+      << m.body;
+}
+
+// The same validation and limits as POST /v1/query, and no "stream".
+TEST_F(HttpServerTest, RetrieveRequestsAreStrict) {
+  ExpectError(
+      Do(port_, "POST", "/v1/retrieve", "{\"question\": ", {"Content-Type: application/json"}), 400,
+      "malformed JSON");
+  ExpectError(PostRetrieve(port_, {{"question", "hi"}, {"colour", "red"}}), 400, "colour");
+  ExpectError(PostRetrieve(port_, {{"question", "hi"}, {"stream", true}}), 400, "stream");
+  ExpectError(PostRetrieve(port_, {{"question", "  \t\n"}}), 400, "empty");
+  ExpectError(PostRetrieve(port_, Json::object()), 400, "question");
+  ExpectError(PostRetrieve(port_, {{"question", 42}}), 400, "question");
+  ExpectError(PostRetrieve(port_, {{"question", std::string(8193, 'a')}}), 400, "longer");
+  ExpectError(PostRetrieve(port_, {{"question", "hi"}, {"top_k", 0}}), 400, "top_k");
+  ExpectError(PostRetrieve(port_, {{"question", "hi"}, {"top_k", 51}}), 400, "top_k");
+  ExpectError(PostRetrieve(port_, {{"question", "hi"}, {"top_k", "5"}}), 400, "top_k");
+  ExpectError(PostRetrieve(port_, {{"question", "hi"}, {"top_k", 2.5}}), 400, "top_k");
+  ExpectError(PostRetrieve(port_, {{"question", "hi"}, {"collection", "../x"}}), 400, "collection");
+  ExpectError(PostRetrieve(port_, {{"question", "hi"}, {"document_id", 0}}), 400, "document_id");
+  ExpectError(PostRetrieve(port_, Json::array({1, 2})), 400);
+  ExpectError(Do(port_, "POST", "/v1/retrieve", R"({"question": "anything?"})",
+                 {"Content-Type: text/plain"}),
+              415);
+  ExpectError(
+      Do(port_, "POST", "/v1/retrieve", std::string(3, '[') + std::string((1 << 20) + 10, ' '),
+         {"Content-Type: application/json"}),
+      413);
+  for (const char* method : {"GET", "PUT", "DELETE"}) {
+    Response wrong = Do(port_, method, "/v1/retrieve");
+    ExpectError(wrong, 405, "not allowed");
+    EXPECT_EQ(wrong.header("allow"), "POST");
+  }
+  Response curl_style = Do(port_, "POST", "/v1/retrieve", R"({"question": "anything?"})",
+                           {"Content-Type: application/x-www-form-urlencoded"});
+  EXPECT_EQ(curl_style.status, 200) << curl_style.body;
+  Response ok = PostRetrieve(port_, {{"question", std::string(8192, 'a')}, {"top_k", 50}});
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_TRUE(ok.json()["passages"].is_array());
+  ExpectHealthy();
 }
 
 TEST_F(HttpServerTest, UploadRequestsAreStrict) {
@@ -896,6 +1008,12 @@ TEST(HttpHybridRetrievalTest, UploadsAreEmbeddedAndHealthzSaysSo) {
   ASSERT_EQ(q.status, 200) << q.body;
   ASSERT_EQ(q.json()["passages"].size(), 1u) << q.body;
   EXPECT_EQ(q.json()["passages"][0].value("filename", ""), "bread.txt") << q.body;
+  // POST /v1/retrieve does the same hybrid retrieval.
+  Response r = Do(port, "POST", "/v1/retrieve",
+                  Json{{"question", "How do I make bread?"}, {"top_k", 1}}.dump(),
+                  {"Content-Type: application/json"});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json()["passages"], q.json()["passages"]) << r.body;
 }
 
 }  // namespace

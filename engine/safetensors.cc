@@ -7,6 +7,7 @@
 
 #include "common/file_util.h"
 #include "common/json_reader.h"
+#include "engine/fp8.h"
 
 namespace rag {
 
@@ -15,11 +16,18 @@ const char* TensorDTypeName(TensorDType dtype) {
     case TensorDType::kBF16: return "BF16";
     case TensorDType::kF16: return "F16";
     case TensorDType::kF32: return "F32";
+    case TensorDType::kF8E4M3: return "F8_E4M3";
   }
   return "?";
 }
 
-size_t TensorDTypeSize(TensorDType dtype) { return dtype == TensorDType::kF32 ? 4 : 2; }
+size_t TensorDTypeSize(TensorDType dtype) {
+  switch (dtype) {
+    case TensorDType::kF32: return 4;
+    case TensorDType::kF8E4M3: return 1;
+    default: return 2;
+  }
+}
 
 int64_t TensorView::numel() const {
   int64_t n = 1;
@@ -84,6 +92,9 @@ void SafetensorsReader::ToFloat(const TensorView& t, float* out) {
         out[i] = F16ToFloat(b);
       }
       return;
+    case TensorDType::kF8E4M3:
+      for (size_t i = 0; i < n; ++i) out[i] = Fp8E4m3ToFloat(t.data[i]);
+      return;
   }
 }
 
@@ -94,9 +105,10 @@ Status ParseDType(const std::string& name, const std::string& tensor, const std:
   if (name == "BF16") *out = TensorDType::kBF16;
   else if (name == "F16") *out = TensorDType::kF16;
   else if (name == "F32") *out = TensorDType::kF32;
+  else if (name == "F8_E4M3") *out = TensorDType::kF8E4M3;
   else
     return Unsupported(file + ": tensor \"" + tensor + "\" has dtype " + name +
-                       "; supported: BF16, F16, F32");
+                       "; supported: BF16, F16, F32, F8_E4M3");
   return Status::Ok();
 }
 

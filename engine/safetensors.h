@@ -18,9 +18,11 @@
 
 namespace rag {
 
-enum class TensorDType { kBF16, kF16, kF32 };
+// F8_E4M3: `rag quantize`'s projection weights (engine/fp8.h), each with an F32 "<name>_scale"
+// tensor of one scale per row beside it.
+enum class TensorDType { kBF16, kF16, kF32, kF8E4M3 };
 
-const char* TensorDTypeName(TensorDType dtype);  // "BF16", "F16", "F32"
+const char* TensorDTypeName(TensorDType dtype);  // "BF16", "F16", "F32", "F8_E4M3"
 size_t TensorDTypeSize(TensorDType dtype);
 
 // One tensor of a mapped file; `data` points into the mapping and lives as long as the reader.
@@ -54,7 +56,8 @@ class SafetensorsReader {
   bool Has(const std::string& name) const { return tensors_.count(name) > 0; }
   std::vector<std::string> Names() const;
 
-  // Converts the tensor to fp32 into out (numel() floats). BF16 and F16 convert exactly.
+  // Converts the tensor to fp32 into out (numel() floats). BF16, F16 and F8_E4M3 convert
+  // exactly (F8_E4M3 without its scales).
   static void ToFloat(const TensorView& t, float* out);
 
  private:

@@ -22,6 +22,13 @@ std::string ResolveEmbedder(const CommonFlags& common);
 
 int RunReindexCommand(const CommonFlags& common);
 
+// `rag quantize --model DIR --out DIR [--force]`: FP8 weights (engine/quantize.h).
+struct QuantizeFlags {
+  std::string model_dir, out_dir;
+  bool force = false;
+};
+int RunQuantizeCommand(const QuantizeFlags& flags);
+
 // --model and --mode of query, serve and eval-answers.
 struct AnswerFlags {
   std::string model_path;  // a model directory or .gguf file; "" = the default model if present

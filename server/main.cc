@@ -102,6 +102,13 @@ int main(int argc, char** argv) {
   generate_cmd->add_option("--device", generate.device, device_help)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   generate_cmd->add_option("--threads", generate.threads, "CPU threads (default: one per core)")->default_val(0)->check(CLI::NonNegativeNumber);
 
+  rag::QuantizeFlags quantize;
+  auto* quantize_cmd = app.add_subcommand(
+      "quantize", "write a model's decoder projections as FP8 (e4m3, a scale per output row)");
+  quantize_cmd->add_option("--model", quantize.model_dir, "a Hugging Face model directory (bf16, f16 or f32 safetensors)")->required();
+  quantize_cmd->add_option("--out", quantize.out_dir, "the directory to write the FP8 model to")->required();
+  quantize_cmd->add_flag("--force", quantize.force, "replace a model.safetensors already in --out");
+
   auto* bench_cmd = app.add_subcommand(
       "bench", "time to first token and decode tokens/s of the CUDA backend (rag bench --help)");
   // Every argument after `bench` goes to the bench's own parser (engine/cuda/bench_command.cc,
@@ -140,5 +147,6 @@ int main(int argc, char** argv) {
   if (*reindex_cmd) return rag::RunReindexCommand(common);
   if (*tokenize_cmd) return rag::RunTokenizeCommand(tokenizer_path);
   if (*generate_cmd) return rag::RunGenerateCommand(generate);
+  if (*quantize_cmd) return rag::RunQuantizeCommand(quantize);
   return rag::RunServeCommand(common, serve);
 }

@@ -5,13 +5,27 @@
 namespace rag {
 namespace {
 
-// Appends the tensor `name` (shape `shape`) converted to fp32 to *out.
+// Appends the tensor `name` (shape `shape`) converted to fp32 to *out. An F8_E4M3 matrix (`rag
+// quantize`) is dequantised with its "<name>_scale" tensor: row r times scale[r].
 Status Append(const SafetensorsReader& reader, const std::string& name,
               const std::vector<int64_t>& shape, std::vector<float>* out) {
   RAG_ASSIGN_OR_RETURN(const TensorView* t, reader.Get(name, shape));
   size_t offset = out->size();
   out->resize(offset + static_cast<size_t>(t->numel()));
-  SafetensorsReader::ToFloat(*t, out->data() + offset);
+  float* dst = out->data() + offset;
+  SafetensorsReader::ToFloat(*t, dst);
+  if (t->dtype == TensorDType::kF8E4M3) {
+    if (shape.size() != 2) return InvalidArgument(t->file + ": F8_E4M3 tensor \"" + name + "\" is not a matrix");
+    RAG_ASSIGN_OR_RETURN(const TensorView* s, reader.Get(name + "_scale", {shape[0]}));
+    if (s->dtype != TensorDType::kF32) {
+      return InvalidArgument(s->file + ": \"" + s->name + "\" must be F32 (one scale a row)");
+    }
+    std::vector<float> scale(static_cast<size_t>(shape[0]));
+    SafetensorsReader::ToFloat(*s, scale.data());
+    for (int64_t r = 0; r < shape[0]; ++r) {
+      for (int64_t c = 0; c < shape[1]; ++c) dst[r * shape[1] + c] *= scale[static_cast<size_t>(r)];
+    }
+  }
   return Status::Ok();
 }
 

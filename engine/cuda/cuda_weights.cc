@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common/logging.h"
+#include "engine/fp8.h"
 #include "kernels/kernels.h"
 
 namespace rag {
@@ -95,9 +96,19 @@ class Uploader {
   PinnedBuffer staging_;
 };
 
-Status UploadTensor(Uploader& up, const TensorView& t, void* dst) {
-  return up.Upload(t.numel(), dst, [&t](int64_t first, int64_t n, uint16_t* out) {
-    if (t.dtype == TensorDType::kBF16) {
+// row_scale: F8_E4M3 matrices only (`rag quantize`): element i of row r is code * row_scale[r].
+// They are widened to bf16 here: the FP8 decode kernels (kernels/decode_gemv.cu) are not wired
+// into the backend yet, so an FP8 model runs with bf16 weights in memory (correct, not smaller).
+Status UploadTensor(Uploader& up, const TensorView& t, void* dst,
+                    const std::vector<float>* row_scale = nullptr) {
+  const int64_t row_len = t.shape.empty() ? 1 : t.shape.back();
+  return up.Upload(t.numel(), dst, [&t, row_scale, row_len](int64_t first, int64_t n, uint16_t* out) {
+    if (t.dtype == TensorDType::kF8E4M3) {
+      for (int64_t i = 0; i < n; ++i) {
+        const float s = (*row_scale)[static_cast<size_t>((first + i) / row_len)];
+        out[i] = FloatToBf16(Fp8E4m3ToFloat(t.data[first + i]) * s);
+      }
+    } else if (t.dtype == TensorDType::kBF16) {
       std::memcpy(out, t.data + first * 2, static_cast<size_t>(n) * 2);
     } else if (t.dtype == TensorDType::kF16) {
       for (int64_t i = 0; i < n; ++i) {
@@ -105,7 +116,7 @@ Status UploadTensor(Uploader& up, const TensorView& t, void* dst) {
         std::memcpy(&h, t.data + (first + i) * 2, 2);
         out[i] = FloatToBf16(F16ToFloat(h));
       }
-    } else {
+    } else {  // F32
       for (int64_t i = 0; i < n; ++i) {
         float f;
         std::memcpy(&f, t.data + (first + i) * 4, 4);
@@ -135,7 +146,15 @@ StatusOr<CudaWeights> LoadCudaWeights(const ModelConfig& c, const SafetensorsRea
   // Uploads tensor `name` of `shape` to element offset `at` of the allocation.
   auto put = [&](const std::string& name, std::vector<int64_t> shape, size_t at) -> Status {
     RAG_ASSIGN_OR_RETURN(const TensorView* t, reader.Get(name, shape));
-    return UploadTensor(up, *t, base + at);
+    if (t->dtype != TensorDType::kF8E4M3) return UploadTensor(up, *t, base + at);
+    RAG_ASSIGN_OR_RETURN(const TensorView* s, reader.Get(name + "_scale", {shape[0]}));
+    if (shape.size() != 2 || s->dtype != TensorDType::kF32) {
+      return InvalidArgument(t->file + ": F8_E4M3 tensor \"" + name + "\" needs an F32 \"" + name +
+                             "_scale\" of one scale a row");
+    }
+    std::vector<float> scale(static_cast<size_t>(shape[0]));
+    SafetensorsReader::ToFloat(*s, scale.data());
+    return UploadTensor(up, *t, base + at, &scale);
   };
   RAG_RETURN_IF_ERROR(put("model.embed_tokens.weight", {c.vocab_size, dim}, layout.embedding));
   RAG_RETURN_IF_ERROR(put("model.norm.weight", {dim}, layout.final_norm));

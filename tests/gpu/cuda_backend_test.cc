@@ -27,9 +27,11 @@
 #include "engine/cuda/cuda_backend.h"
 #include "engine/engine.h"
 #include "engine/model_shapes.h"
+#include "engine/quantize.h"
 #include "engine/safetensors.h"
 #include "tests/gpu/gpu_test_util.h"
 #include "tests/testing/golden_json.h"
+#include "tests/testing/temp_dir.h"
 
 namespace rag {
 namespace {
@@ -133,6 +135,42 @@ TEST_F(CudaBackendTest, PrefillLogitsMatchTransformersAndTheCpuBackend) {
       ASSERT_TRUE(oracle.ok()) << oracle.status().ToString();
       EXPECT_LE(RelError(got->data() + (rows - 1) * vocab, oracle->data(), vocab), kTolerance)
           << "against the CPU backend";
+    }
+  }
+}
+
+// An FP8 model written by `rag quantize` (engine/quantize.h) loads on the GPU (its e4m3 rows
+// times their scales, widened to bf16 for now) and answers as the CPU backend does on the same
+// files (which dequantises them to fp32).
+TEST_F(CudaBackendTest, QuantizedFp8ModelsMatchTheCpuBackendOnTheSameFiles) {
+  for (const std::string& name : ModelNames()) {
+    SCOPED_TRACE(name);
+    testing::TempDir dir;
+    auto report = QuantizeModelFp8(GoldenDir(name), dir.path(), /*force=*/false);
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    CudaBackendOptions options;
+    options.block_size = kBlockSize;
+    options.max_seq_len = 1024;
+    options.num_blocks = 256;
+    options.max_batch_tokens = 1024;
+    auto cuda = CreateCudaBackend(dir.path(), options);
+    ASSERT_TRUE(cuda.ok()) << cuda.status().ToString();
+    CpuBackendOptions cpu_options;
+    cpu_options.block_size = kBlockSize;
+    cpu_options.num_blocks = 64;
+    auto cpu = CreateCpuBackend(dir.path(), cpu_options);
+    ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
+    const int64_t vocab = (*cuda)->config().vocab_size;
+    const JsonValue golden = testing::LoadJsonFile(GoldenDir(name) + "/golden.json");
+    for (const JsonValue& p : golden.Find("prompts")->items()) {
+      const std::vector<int32_t> ids = JsonInts(*p.Find("ids"));
+      std::vector<int32_t> table;
+      for (int b = 0; b * kBlockSize < static_cast<int>(ids.size()); ++b) table.push_back(b);
+      auto got = (*cuda)->Forward({{{ids, 0, table, false}}});
+      auto want = (*cpu)->Forward({{{ids, 0, table, false}}});
+      ASSERT_TRUE(got.ok() && want.ok());
+      ASSERT_EQ(got->size(), static_cast<size_t>(vocab));
+      EXPECT_LE(RelError(got->data(), want->data(), vocab), kTolerance) << ids.size() << " tokens";
     }
   }
 }

@@ -127,8 +127,8 @@ TEST_F(SafetensorsTest, DamagedFilesAreClearErrors) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("exceeds the limit"), std::string::npos);
   // Unknown dtype, named.
-  msg = OpenError(R"({"q": {"dtype": "F8_E4M3", "shape": [8], "data_offsets": [0, 8]}})", Floats({1, 2}));
-  EXPECT_NE(msg.find("\"q\" has dtype F8_E4M3"), std::string::npos) << msg;
+  msg = OpenError(R"({"q": {"dtype": "F8_E5M2", "shape": [8], "data_offsets": [0, 8]}})", Floats({1, 2}));
+  EXPECT_NE(msg.find("\"q\" has dtype F8_E5M2"), std::string::npos) << msg;
   // Byte count not matching the shape.
   msg = OpenError(R"({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}})", Floats({1, 2}));
   EXPECT_NE(msg.find("\"w\": 8 bytes of data for shape [3]"), std::string::npos) << msg;

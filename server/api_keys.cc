@@ -68,6 +68,13 @@ bool Access::MaySee(std::string_view collection) const {
          std::find(collections.begin(), collections.end(), collection) != collections.end();
 }
 
+uint64_t Access::CacheScope() const {
+  if (key_name.empty()) return 0;
+  uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a: stable across runs and builds
+  for (unsigned char c : key_name) h = (h ^ c) * 0x100000001b3ULL;
+  return h == 0 ? 1 : h;  // 0 is the shared scope of a server without keys
+}
+
 StatusOr<std::shared_ptr<const ApiKeys>> ApiKeys::Parse(std::string_view json_text) {
   StatusOr<Json> root = ParseJsonObject(json_text, {"keys"});
   if (!root.ok()) return root.status();

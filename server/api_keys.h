@@ -33,6 +33,9 @@ struct Access {
   std::vector<std::string> collections;  // when !all_collections: the only ones visible (non-empty)
 
   bool MaySee(std::string_view collection) const;
+  // The key's prefix-cache scope (GenerationRequest::cache_scope): 0 without keys, else a hash of
+  // the key's name, so that no key can time another's cached prompts.
+  uint64_t CacheScope() const;
   // Admin keys (and servers without keys) may read server-wide figures such as /metrics.
   bool admin() const { return all_collections; }
 };

@@ -449,6 +449,7 @@ Status Assistant::Generate(const QueryRequest& request, const std::vector<Passag
   for (const Passage& p : passages) grounding.push_back({p.chunk.title, p.chunk.text});
   GenerationRequest g;
   g.max_tokens = options_.max_answer_tokens;
+  g.cache_scope = request.cache_scope;
   // The weakest passages go first when the prompt and the answer do not fit the context.
   for (;;) {
     RAG_ASSIGN_OR_RETURN(g.prompt, EncodeChatPrompt(*m.tokenizer, m.chat, *m.im_start, *m.im_end,
@@ -461,7 +462,8 @@ Status Assistant::Generate(const QueryRequest& request, const std::vector<Passag
 }
 
 StatusOr<QueryResult> Assistant::Chat(const std::vector<ChatMessage>& messages, int max_tokens,
-                                      const SamplingParams& sampling, const QueryEventFn& on_event) {
+                                      const SamplingParams& sampling, const QueryEventFn& on_event,
+                                      uint64_t cache_scope) {
   if (!model_) return FailedPrecondition("no model is loaded: chat needs one (rag serve --model)");
   if (messages.empty()) return InvalidArgument("messages must not be empty");
   for (const ChatMessage& msg : messages) {
@@ -475,6 +477,7 @@ StatusOr<QueryResult> Assistant::Chat(const std::vector<ChatMessage>& messages, 
   GenerationRequest g;
   g.max_tokens = max_tokens;
   g.sampling = sampling;
+  g.cache_scope = cache_scope;
   RAG_ASSIGN_OR_RETURN(g.prompt, EncodeChatPrompt(*m.tokenizer, m.chat, *m.im_start, *m.im_end, messages));
   if (static_cast<int64_t>(g.prompt.size()) + max_tokens > context) {
     return InvalidArgument("the conversation (" + std::to_string(g.prompt.size()) + " tokens) and " +

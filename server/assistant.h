@@ -60,6 +60,7 @@ struct QueryRequest {
   std::optional<std::string> collection;          // only this collection
   std::optional<int64_t> document_id;             // only this document
   std::vector<std::string> allowed_collections;   // non-empty: the caller may see only these
+  uint64_t cache_scope = 0;  // prefix-cache scope (GenerationRequest's): one per API key
 };
 
 struct QueryResult {
@@ -156,8 +157,10 @@ class Assistant {
   // `sampling`. The reply is result.answer.answer (no citations); kToken events as Answer's.
   // FailedPrecondition without a model; InvalidArgument for no messages, a role other than
   // system/user/assistant, bad sampling values or a conversation longer than the context.
+  // cache_scope as QueryRequest's.
   StatusOr<QueryResult> Chat(const std::vector<ChatMessage>& messages, int max_tokens,
-                             const SamplingParams& sampling, const QueryEventFn& on_event);
+                             const SamplingParams& sampling, const QueryEventFn& on_event,
+                             uint64_t cache_scope = 0);
 
   const std::string& mode() const { return mode_; }
   const std::string& model_name() const;  // "" without a model

@@ -224,7 +224,8 @@ int StreamChat(ServerContext& ctx, const ChatCall& call, std::vector<Passage> pa
     };
     StatusOr<QueryResult> result =
         call.rag ? ctx.assistant.Answer(call.query, std::move(passages), on_event)
-                 : ctx.assistant.Chat(call.messages, call.max_tokens, call.sampling, on_event);
+                 : ctx.assistant.Chat(call.messages, call.max_tokens, call.sampling, on_event,
+                                      call.query.cache_scope);
     if (result.ok()) {
       Json last = Chunk(call, model, Json::object(), FinishReason(*result));
       if (call.rag) AddRagFields(*result, &last);
@@ -264,6 +265,7 @@ HttpReply HandleChatCompletions(ServerContext& ctx, const Pistache::Http::Reques
   if (!call.ok()) return ErrorReply(call.status());
   // As in POST /v1/query: retrieval keeps to the caller's collections.
   if (!access.all_collections) call->query.allowed_collections = access.collections;
+  call->query.cache_scope = access.CacheScope();
   std::vector<Passage> passages;
   if (call->rag) {  // retrieval errors are ordinary JSON errors, before any stream starts
     StatusOr<std::vector<Passage>> found = ctx.assistant.Retrieve(call->query);
@@ -273,7 +275,8 @@ HttpReply HandleChatCompletions(ServerContext& ctx, const Pistache::Http::Reques
   if (!call->stream) {
     StatusOr<QueryResult> result =
         call->rag ? ctx.assistant.Answer(call->query, std::move(passages), nullptr)
-                  : ctx.assistant.Chat(call->messages, call->max_tokens, call->sampling, nullptr);
+                  : ctx.assistant.Chat(call->messages, call->max_tokens, call->sampling, nullptr,
+                                       call->query.cache_scope);
     if (!result.ok()) return ErrorReply(result.status());
     return JsonReply(200, Completion(*call, ModelId(ctx.assistant), *result));
   }

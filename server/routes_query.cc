@@ -158,6 +158,7 @@ StatusOr<QueryBody> ParseQueryBody(const Pistache::Http::Request& request, const
   // Retrieval itself keeps to the caller's collections, so a "collection" or "document_id" it
   // may not see finds nothing, exactly like one that does not exist.
   if (!access.all_collections) query.allowed_collections = access.collections;
+  query.cache_scope = access.CacheScope();
   return out;
 }
 

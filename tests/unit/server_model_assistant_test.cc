@@ -56,6 +56,22 @@ TEST_F(ModelAssistantTest, AnswersWithTheModelAndReportsIt) {
   EXPECT_EQ(static_cast<int>(r->answer.unsupported.size()), r->answer.claim_sentences);
 }
 
+// The same question twice reuses the cached blocks of the first prompt, but only within one
+// cache scope (one API key in the server): another scope computes its own, so the speed of an
+// answer never tells one key what another asked.
+TEST_F(ModelAssistantTest, CachedPromptsAreSharedOnlyWithinAScope) {
+  QueryRequest a{.question = "When does the island ferry depart?"};
+  a.cache_scope = 11;
+  ASSERT_TRUE(assistant_->Query(a).ok());
+  const int64_t hits0 = assistant_->prefix_cache_stats().hits;
+  QueryRequest other = a;
+  other.cache_scope = 12;
+  ASSERT_TRUE(assistant_->Query(other).ok());
+  EXPECT_EQ(assistant_->prefix_cache_stats().hits, hits0) << "scope 12 reused scope 11's blocks";
+  ASSERT_TRUE(assistant_->Query(a).ok());
+  EXPECT_GT(assistant_->prefix_cache_stats().hits, hits0 + 64) << "scope 11 did not reuse its own prompt";
+}
+
 TEST_F(ModelAssistantTest, StreamsPassagesThenPiecesThenTheResult) {
   std::vector<QueryEvent::Kind> kinds;
   std::string streamed;

@@ -26,28 +26,21 @@ the running one lacks `openai`). Environment: RAG_BINARY (default build/rag), RA
 """
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-# sys.prefix tells the environment apart: its bin/python is a link to the very interpreter
-# that created it, so comparing executables cannot.
-VENV_DIR = os.path.join(REPO, '.venv-test')
-VENV_PYTHON = os.path.join(VENV_DIR, 'bin', 'python')
+# e2e_common sits beside this script: importable however it runs (as a script, after the
+# re-exec with .venv-test's Python, collected by pytest in any import mode).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_common import (REPO, SKIP_EXIT_CODE, Skip, find_binary, free_port, print_log_tail,  # noqa: E402
+                        reexec_in_venv, run_as_script, serve_command, spawn_server, stop_server,
+                        wait_for_health)
+
 PDF = os.path.join(REPO, 'tests', 'data', 'ingest', 'report.pdf')
 QUESTION = 'When was the harbour lighthouse built?'
 ALICE_KEY = 'openai-e2e-alice-0123456789'
 BOB_KEY = 'openai-e2e-bob-0123456789ab'
-SKIP_EXIT_CODE = 77
-
-
-class Skip(Exception):
-    """The test cannot run here (no openai package, no server binary)."""
 
 
 def import_openai():
@@ -57,41 +50,8 @@ def import_openai():
         return openai
     except ImportError:
         pass
-    if os.access(VENV_PYTHON, os.X_OK) and os.path.realpath(sys.prefix) != os.path.realpath(VENV_DIR) \
-            and not os.environ.get('RAG_OPENAI_TEST_REEXEC'):
-        os.environ['RAG_OPENAI_TEST_REEXEC'] = '1'
-        os.execv(VENV_PYTHON, [VENV_PYTHON, os.path.abspath(__file__)] + sys.argv[1:])
+    reexec_in_venv(__file__, 'RAG_OPENAI_TEST_REEXEC')
     raise Skip('the openai package is not installed (run scripts/setup.sh --test)')
-
-
-def find_binary():
-    binary = os.environ.get('RAG_BINARY') or os.path.join(REPO, 'build', 'rag')
-    if not os.access(binary, os.X_OK):
-        if os.environ.get('RAG_BINARY'):
-            raise AssertionError(f'RAG_BINARY={binary} is not an executable file')
-        raise Skip('no server binary: set RAG_BINARY or build build/rag')
-    return binary
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def wait_for_health(base, proc, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f'the server exited with status {proc.returncode}')
-        try:
-            with urllib.request.urlopen(base + '/healthz', timeout=2) as r:
-                if json.loads(r.read().decode('utf-8')).get('status') == 'ok':
-                    return
-        except (urllib.error.URLError, OSError, ValueError):
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f'/healthz did not answer within {timeout}s')
 
 
 class Server:
@@ -100,27 +60,18 @@ class Server:
     def __init__(self, binary, data, log_path, extra, timeout):
         self.port = free_port()
         self.base = f'http://127.0.0.1:{self.port}'
-        cmd = [binary, 'serve', '--data', data, '--host', '127.0.0.1', '--port', str(self.port),
-               '--mode', 'extractive'] + extra
         self.log_path = log_path
-        with open(log_path, 'wb') as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.proc = spawn_server(serve_command(binary, data, self.port, ['--mode', 'extractive'] + extra),
+                                 log_path)
         wait_for_health(self.base, self.proc, timeout)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_server(self.proc)
         if exc[0] is not None:
-            with open(self.log_path, 'rb') as f:
-                tail = f.read()[-3000:].decode('utf-8', 'replace')
-            print('--- server log (tail) ---\n' + tail + '\n---', file=sys.stderr)
+            print_log_tail(self.log_path, 3000)
 
 
 def messages():
@@ -231,8 +182,4 @@ def main():
 
 
 if __name__ == '__main__':
-    try:
-        sys.exit(main())
-    except AssertionError as e:
-        print(f'FAIL: {e}', file=sys.stderr)
-        sys.exit(1)
+    run_as_script(main)

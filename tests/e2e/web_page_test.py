@@ -59,28 +59,22 @@ import os
 import re
 import shlex
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-# sys.prefix tells the environment apart: its bin/python is a link to the very interpreter
-# that created it, so comparing executables cannot.
-VENV_DIR = os.path.join(REPO, '.venv-test')
-VENV_PYTHON = os.path.join(VENV_DIR, 'bin', 'python')
+# e2e_common sits beside this script: importable however it runs (as a script, after the
+# re-exec with .venv-test's Python, collected by pytest in any import mode).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_common import (REPO, SKIP_EXIT_CODE, Skip, find_binary, free_port, print_log_tail,  # noqa: E402
+                        reexec_in_venv, run_as_script, serve_command, spawn_server, stop_server,
+                        wait_for_health)
+
 DEFAULT_PDF = os.path.join(REPO, 'corpora', 'sample', 'sqlite-how-to-corrupt.pdf')
 DEFAULT_QUESTION = 'What happens if a hot journal is deleted?'
-SKIP_EXIT_CODE = 77
 DESKTOP = {'width': 1280, 'height': 1000}
 PHONE = {'width': 390, 'height': 844}  # CSS pixels of a current phone in portrait
-
-
-class Skip(Exception):
-    """The test cannot run here (missing browser, playwright or binary)."""
 
 
 def import_playwright(reexec):
@@ -91,12 +85,8 @@ def import_playwright(reexec):
         return sync_playwright
     except ImportError:
         pass
-    if reexec and os.access(VENV_PYTHON, os.X_OK) \
-            and os.path.realpath(sys.prefix) != os.path.realpath(VENV_DIR) \
-            and not os.environ.get('RAG_WEB_TEST_REEXEC'):
-        os.environ['RAG_WEB_TEST_REEXEC'] = '1'
-        sys.stdout.flush()
-        os.execv(VENV_PYTHON, [VENV_PYTHON, os.path.abspath(__file__)] + sys.argv[1:])
+    if reexec:
+        reexec_in_venv(__file__, 'RAG_WEB_TEST_REEXEC')
     raise Skip('playwright is not installed (run scripts/setup.sh --test)')
 
 
@@ -112,45 +102,9 @@ def find_chromium():
     return chromium
 
 
-def find_binary():
-    binary = os.environ.get('RAG_BINARY')
-    if binary:
-        if not os.access(binary, os.X_OK):
-            raise AssertionError(f'RAG_BINARY={binary} is not an executable file')
-        return binary
-    default = os.path.join(REPO, 'build', 'rag')
-    if os.access(default, os.X_OK):
-        return default
-    raise Skip('no server binary: set RAG_BINARY or build build/rag')
-
-
 def artifacts_dir(binary):
     return os.path.abspath(os.environ.get('RAG_E2E_ARTIFACTS') or
                            os.path.join(os.path.dirname(binary), 'test-artifacts', 'web_page'))
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def wait_for_health(base, proc, timeout):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f'the server exited with status {proc.returncode} before /healthz answered')
-        try:
-            with urllib.request.urlopen(base + '/healthz', timeout=2) as r:
-                body = json.loads(r.read().decode('utf-8'))
-                if body.get('status') == 'ok':
-                    return body
-                last = body
-        except (urllib.error.URLError, OSError, ValueError) as e:
-            last = e
-        time.sleep(0.25)
-    raise AssertionError(f'/healthz did not answer "ok" within {timeout}s (last: {last})')
 
 
 def wait_until(what, timeout, poll, check):
@@ -619,20 +573,9 @@ def run_key_checks(page, base, pdf, timeout):
 
 
 def start_server(binary, data, port, log_path, extra):
-    cmd = [binary, 'serve', '--data', data, '--host', '127.0.0.1', '--port', str(port)] + extra + \
-        shlex.split(os.environ.get('RAG_SERVE_ARGS', ''))
+    cmd = serve_command(binary, data, port, extra + shlex.split(os.environ.get('RAG_SERVE_ARGS', '')))
     print('starting:', ' '.join(shlex.quote(c) for c in cmd))
-    with open(log_path, 'wb') as log:
-        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-
-def stop_server(proc):
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    return spawn_server(cmd, log_path)
 
 
 def main(reexec=True):
@@ -697,9 +640,7 @@ def main(reexec=True):
                 browser.close()
             stop_server(proc)
             if not ok:
-                with open(log_path, 'rb') as f:
-                    tail = f.read()[-4000:].decode('utf-8', 'replace')
-                print('--- server log (tail) ---\n' + tail + '\n---', file=sys.stderr)
+                print_log_tail(log_path, 4000)
             shutil.copy(log_path, os.path.join(artifacts, 'web_page_test.server.log'))
             print(f'artifacts (screenshots, server log): {artifacts}', file=sys.stderr)
     print('PASS: web page upload, streamed answer with citations, source popover with the support span '
@@ -721,8 +662,4 @@ def test_web_page():
 
 
 if __name__ == '__main__':
-    try:
-        sys.exit(main())
-    except AssertionError as e:
-        print(f'FAIL: {e}', file=sys.stderr)
-        sys.exit(1)
+    run_as_script(main)

@@ -31,7 +31,36 @@ __global__ void FillNormalKernel(__nv_bfloat16* __restrict__ out, int64_t n, uin
   }
 }
 
+// FP8 dummy weights: code i = e4m3(z_i * 448 / 4) (normal, saturating past 4 sigma), and
+// every row's scale stddev * 4 / 448, so that scale * code is about normal(0, stddev).
+__global__ void FillNormalFp8Kernel(__nv_fp8_e4m3* __restrict__ codes, float* __restrict__ scales,
+                                    int64_t rows, int64_t cols, uint64_t seed, float stddev) {
+  const int64_t n = rows * cols;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const uint64_t h = SplitMix64(seed * 0x100000001b3ull ^ static_cast<uint64_t>(i));
+    const float u1 = (static_cast<float>(h >> 40) + 1.0f) * (1.0f / 16777217.0f);
+    const float u2 = static_cast<float>((h >> 16) & 0xffffffu) * (1.0f / 16777216.0f);
+    const float z = sqrtf(-2.0f * logf(u1)) * cospif(2.0f * u2);
+    codes[i] = __nv_fp8_e4m3(z * (448.0f / 4.0f));  // satfinite
+    if (i < rows) scales[i] = stddev * (4.0f / 448.0f);
+  }
+}
+
 }  // namespace
+
+Status FillNormalFp8(__nv_fp8_e4m3* codes, float* scales, int64_t rows, int64_t cols, uint64_t seed,
+                     float stddev, cudaStream_t stream) {
+  if (rows <= 0 || cols <= 0 || !(stddev >= 0.0f) || codes == nullptr || scales == nullptr) {
+    return InvalidArgument("FillNormalFp8: bad shape or pointer");
+  }
+  const int threads = 256;
+  const int64_t blocks = std::min<int64_t>((rows * cols + threads - 1) / threads, 65536);
+  FillNormalFp8Kernel<<<static_cast<unsigned>(blocks), threads, 0, stream>>>(codes, scales, rows,
+                                                                              cols, seed, stddev);
+  RAG_CUDA_RETURN_IF_LAUNCH_FAILED();
+  return Status::Ok();
+}
 
 Status FillNormalBf16(__nv_bfloat16* out, int64_t n, uint64_t seed, float mean, float stddev,
                       cudaStream_t stream) {

@@ -144,6 +144,16 @@ void SetProgrammaticLaunch(bool enabled);
 // weights drawn on the device (reproducible for a seed, whatever the launch geometry).
 Status FillNormalBf16(__nv_bfloat16* out, int64_t n, uint64_t seed, float mean, float stddev,
                       cudaStream_t stream);
+// FP8 dummy weights of (rows, cols): codes e4m3(z * 112) with z standard normal, every row's scale
+// stddev / 112, so scale * code ~ normal(0, stddev) (saturating past 4 sigma).
+Status FillNormalFp8(__nv_fp8_e4m3* codes, float* scales, int64_t rows, int64_t cols, uint64_t seed,
+                     float stddev, cudaStream_t stream);
+
+// --- dequantize.cu ---------------------------------------------------------------------------
+// out (rows, cols) bf16 = scales[r] * codes[r][c]: an FP8 projection widened for a cuBLAS GEMM
+// (prefill and batched decode steps of an FP8 model; one-token steps read the codes directly).
+Status DequantizeFp8Rows(const __nv_fp8_e4m3* codes, const float* scales, int64_t rows,
+                         int64_t cols, __nv_bfloat16* out, cudaStream_t stream);
 
 // --- gather_rows.cu --------------------------------------------------------------------------
 // out (n_rows, dim) = in[rows[i]] for each i; rows (n_rows) int32 on the device, each a valid

@@ -32,6 +32,7 @@ constexpr const char* kUsage =
     "  --attn-splits N   decode attention aims at N (split, head) pairs a step (default 2048)\n"
     "  --gemv-split N    batch-1 o/down GEMVs split K up to N blocks an SM (default 8)\n"
     "  --prefill-rows N  prefill attention: query rows a warp, 16 or 32 (default 32)\n"
+    "  --fp8             dummy weights: decoder projections as FP8 e4m3 with row scales\n"
     "  --gemv-max-rows N steps of up to N tokens use our GEMV, cuBLAS above (0-8, default 1)\n"
     "  --json FILE       also write the JSON report to FILE\n";
 
@@ -40,7 +41,7 @@ struct BenchFlags {
   int prompt = 2000, new_tokens = 200, runs = 5, chunk = 4096, device = 0, gemv_max_rows = 1;
   int attn_splits = 2048, gemv_split = 8, prefill_rows = 32;
   std::vector<int> batches = {1, 8, 32, 64};
-  bool graphs = true, pdl = true, fused_gemv = true;
+  bool graphs = true, pdl = true, fused_gemv = true, fp8 = false;
   std::string json_path;
 };
 
@@ -90,6 +91,8 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
       if (f->batches.empty()) return "--batch: no sizes";
     } else if (a == "--gemv-split") {
       if (!value(&v) || !ParseInt(v, 1, 64, &f->gemv_split)) return "--gemv-split takes 1..64";
+    } else if (a == "--fp8") {
+      f->fp8 = true;
     } else if (a == "--prefill-rows") {
       if (!value(&v) || !ParseInt(v, 16, 32, &f->prefill_rows) ||
           (f->prefill_rows != 16 && f->prefill_rows != 32)) {
@@ -217,7 +220,7 @@ Status Run(const BenchFlags& f) {
   const double t_load = NowSeconds();
   if (f.load_format == "dummy") {
     RAG_ASSIGN_OR_RETURN(ModelConfig config, LlamaShapeConfig(f.shape));
-    RAG_ASSIGN_OR_RETURN(CudaWeights weights, DummyCudaWeights(config, 1));
+    RAG_ASSIGN_OR_RETURN(CudaWeights weights, DummyCudaWeights(config, 1, f.fp8));
     RAG_ASSIGN_OR_RETURN(backend, CreateCudaBackend(config, std::move(weights), options));
   } else {
     RAG_ASSIGN_OR_RETURN(backend, CreateCudaBackend(f.model_dir, options));
@@ -263,7 +266,13 @@ Status Run(const BenchFlags& f) {
   }
 
   // Decode: `batch` prompts prefilled, then new_tokens - 1 greedy steps on the device.
-  const double weight_bytes = 2.0 * static_cast<double>(LlamaParameterCount(c) - c.vocab_size * c.hidden_size);
+  // Bytes a step reads (the embedding excluded, as gpt-fast's script counts): the FP8 model's
+  // decoder projections at one byte a weight, the rest (lm_head, norms) at two.
+  const double params = static_cast<double>(LlamaParameterCount(c) - c.vocab_size * c.hidden_size);
+  const double projection_params = static_cast<double>(c.num_hidden_layers) * c.hidden_size *
+      ((c.num_attention_heads + 2 * c.num_key_value_heads) * c.head_dim +
+       c.num_attention_heads * c.head_dim + 3.0 * c.intermediate_size);
+  const double weight_bytes = backend->fp8_weights() ? 2.0 * params - projection_params : 2.0 * params;
   const double kv_bytes_per_token = 2.0 * 2.0 * static_cast<double>(c.num_hidden_layers * c.num_key_value_heads * c.head_dim);
   std::vector<DecodeResult> results;
   for (int batch : f.batches) {
@@ -291,9 +300,10 @@ Status Run(const BenchFlags& f) {
   }
 
   const std::string model = f.load_format == "dummy" ? "dummy:" + f.shape : f.model_dir;
-  std::printf("\nrag bench: %s on %s (%.0f GB/s device copy bandwidth), %s, bf16, prompt %d, new %d, "
+  std::printf("\nrag bench: %s on %s (%.0f GB/s device copy bandwidth), %s, %s, prompt %d, new %d, "
               "graphs %s, PDL %s, our GEMV up to %d rows, fused GEMV %s\n", model.c_str(), prop.name,
-              copy_bw / 1e9, Today().c_str(), f.prompt, f.new_tokens, f.graphs ? "on" : "off",
+              copy_bw / 1e9, Today().c_str(), backend->fp8_weights() ? "fp8 projections" : "bf16",
+              f.prompt, f.new_tokens, f.graphs ? "on" : "off",
               f.pdl ? "on" : "off", f.gemv_max_rows, f.fused_gemv ? "on" : "off");
   std::printf("load %.1f s; weights %.2f GB, KV cache %.2f GB (%d blocks of %d)\n", load_s,
               backend->weight_bytes() / 1e9, backend->kv_cache_bytes() / 1e9, backend->info().num_blocks,
@@ -314,7 +324,7 @@ Status Run(const BenchFlags& f) {
      << ",\"gemv_max_rows\":" << f.gemv_max_rows << ",\"pdl\":" << (f.pdl ? "true" : "false")
      << ",\"fused_gemv\":" << (f.fused_gemv ? "true" : "false")
      << ",\"attn_splits\":" << f.attn_splits << ",\"gemv_split\":" << f.gemv_split
-     << ",\"prefill_rows\":" << f.prefill_rows
+     << ",\"prefill_rows\":" << f.prefill_rows << ",\"fp8\":" << (backend->fp8_weights() ? "true" : "false")
      << ",\"ttft_ms\":"
      << Median(ttft) * 1e3 << ",\"ttft_runs_ms\":[";
   for (size_t i = 0; i < ttft.size(); ++i) js << (i ? "," : "") << ttft[i] * 1e3;

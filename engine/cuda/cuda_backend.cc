@@ -124,6 +124,11 @@ Status CudaBackend::Init() {
   const size_t sampling = a.Add<int32_t>(4 * R);  // ForwardSample's per-row parameters
   const size_t inv = a.Add<float>(hd / 2), rope_table = a.Add<float2>(T * (hd / 2));
   RAG_ASSIGN_OR_RETURN(activations_, DeviceBuffer::Allocate(a.total(), "activation buffers"));
+  if (weights_.fp8) {
+    const int64_t largest = std::max({(q_dim + 2 * kv_dim) * dim, dim * q_dim, 2 * inter * dim, dim * inter});
+    RAG_ASSIGN_OR_RETURN(fp8_scratch_, DeviceBuffer::Allocate(static_cast<size_t>(largest) * 2,
+                                                              "the FP8 dequantisation buffer"));
+  }
   char* base = activations_.as<char>();
   x_ = reinterpret_cast<float*>(base + x);
   xn_ = reinterpret_cast<__nv_bfloat16*>(base + xn);
@@ -167,14 +172,15 @@ Status CudaBackend::Init() {
     blocks = std::min<int64_t>(blocks, static_cast<int64_t>(S) * max_blocks_per_seq_);
     if (blocks < 1) {
       return ResourceExhausted("cuda backend: no device memory left for the KV cache after " +
-                               std::to_string(weights_.storage.bytes() >> 20) + " MiB of weights (" +
+                               std::to_string(weight_bytes() >> 20) + " MiB of weights (" +
                                std::to_string(free_bytes >> 20) + " MiB free of " +
                                std::to_string(total >> 20) + ")");
     }
   }
   num_blocks_ = static_cast<int>(std::min<int64_t>(blocks, INT32_MAX));
   RAG_ASSIGN_OR_RETURN(kv_cache_, DeviceBuffer::Allocate(block_bytes * num_blocks_, "the KV cache"));
-  RAG_LOG(INFO) << "cuda backend: weights " << (weights_.storage.bytes() >> 20) << " MiB, KV cache "
+  RAG_LOG(INFO) << "cuda backend: weights " << (weight_bytes() >> 20) << " MiB"
+                << (weights_.fp8 ? " (FP8 projections)" : "") << ", KV cache "
                 << num_blocks_ << " blocks of " << o.block_size << " tokens ("
                 << (kv_cache_.bytes() >> 20) << " MiB), buffers " << (a.total() >> 20) << " MiB";
   return Status::Ok();
@@ -320,8 +326,10 @@ Status CudaBackend::EnqueueLayers(const StepPlan& p) {
   // staging of x had measured slower, every block repeating the prologue), and RoPE + KV
   // append into the qkv one: 5 kernels a layer instead of 9.
   const bool gemv = n <= options_.gemv_max_rows;
-  const bool fused = gemv && n == 1 && options_.fused_gemv && dim % 8 == 0 && q_dim % 8 == 0 &&
-                     inter % 8 == 0 && hd % 4 == 0;
+  const int64_t vec = weights_.fp8 ? 16 : 8;  // weights of one 16-byte load
+  const bool fused = gemv && n == 1 && options_.fused_gemv && dim % vec == 0 && q_dim % vec == 0 &&
+                     inter % vec == 0 && hd % 4 == 0;
+  const bool fp8 = weights_.fp8;
   // Prefill: after the last layer's attention only the rows whose logits are returned go on
   // (their o projection, MLP, norm and logits): the other rows' K/V are cached, the rest of their
   // last layer feeds nothing. 1/32 of an 8B prefill's GEMMs.
@@ -338,13 +346,18 @@ Status CudaBackend::EnqueueLayers(const StepPlan& p) {
   }
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const CudaLayerWeights& w = weights_.layers[static_cast<size_t>(l)];
-    if (fused) {
+    if (fused && fp8) {
+      RAG_RETURN_IF_ERROR(RmsNormGemvRopeKv(x_, w.attn_norm, eps, w.wqkv8.codes, w.wqkv8.scale, dim,
+                                            nq, nkv, hd, positions, inv_freq_, slots, bs, KCache(l),
+                                            VCache(l), qkv_, st));
+    } else if (fused) {
       RAG_RETURN_IF_ERROR(RmsNormGemvRopeKv(x_, w.attn_norm, eps, w.wqkv, dim, nq, nkv, hd,
                                             positions, inv_freq_, slots, bs, KCache(l), VCache(l),
                                             qkv_, st));
     } else {
       RAG_RETURN_IF_ERROR(AddRmsNorm(x_, nullptr, w.attn_norm, n, dim, eps, xn_, st));
-      RAG_RETURN_IF_ERROR(matmul_->Run(xn_, n, w.wqkv, qkv_dim, dim, qkv_));
+      RAG_ASSIGN_OR_RETURN(const __nv_bfloat16* wqkv, Bf16Weight(w.wqkv, w.wqkv8, qkv_dim, dim));
+      RAG_RETURN_IF_ERROR(matmul_->Run(xn_, n, wqkv, qkv_dim, dim, qkv_));
       RAG_RETURN_IF_ERROR(RopeKvAppend(qkv_, n, qkv_dim, nq, nkv, hd, positions, inv_freq_, slots,
                                        bs, KCache(l), VCache(l), st,
                                        /*rotate_q=*/!attention_rotates_q, rope_table));
@@ -360,17 +373,25 @@ Status CudaBackend::EnqueueLayers(const StepPlan& p) {
                                                 nq, nkv, hd, bs, attn_, st,
                                                 rope_table));
     }
-    if (fused) {
+    if (fused && fp8) {
+      RAG_RETURN_IF_ERROR(DecodeGemvAccumulate(attn_, w.wo8.codes, w.wo8.scale, dim, q_dim, x_, st));
+      RAG_RETURN_IF_ERROR(RmsNormGemvSwiGlu(x_, w.mlp_norm, eps, w.w_gate_up8.codes,
+                                            w.w_gate_up8.scale, inter, dim, act_, st));
+      RAG_RETURN_IF_ERROR(DecodeGemvAccumulate(act_, w.w_down8.codes, w.w_down8.scale, dim, inter,
+                                               x_, st));
+    } else if (fused) {
       RAG_RETURN_IF_ERROR(DecodeGemvAccumulate(attn_, w.wo, dim, q_dim, x_, st));
       RAG_RETURN_IF_ERROR(RmsNormGemvSwiGlu(x_, w.mlp_norm, eps, w.w_gate_up, inter, dim, act_, st));
       RAG_RETURN_IF_ERROR(DecodeGemvAccumulate(act_, w.w_down, dim, inter, x_, st));
     } else if (prune_last && l == last) {
       RAG_RETURN_IF_ERROR(GatherRows(attn_, q_dim, logit_rows, R, attn_rows_, st));
       RAG_RETURN_IF_ERROR(GatherRows(x_, dim, logit_rows, R, x_rows_, st));
-      RAG_RETURN_IF_ERROR(matmul_->Run(attn_rows_, R, w.wo, dim, q_dim, x_rows_, /*accumulate=*/true));
+      RAG_ASSIGN_OR_RETURN(const __nv_bfloat16* wo, Bf16Weight(w.wo, w.wo8, dim, q_dim));
+      RAG_RETURN_IF_ERROR(matmul_->Run(attn_rows_, R, wo, dim, q_dim, x_rows_, /*accumulate=*/true));
       RAG_RETURN_IF_ERROR(EnqueueMlp(w, x_rows_, R, R <= options_.gemv_max_rows));
     } else {
-      RAG_RETURN_IF_ERROR(matmul_->Run(attn_, n, w.wo, dim, q_dim, x_, /*accumulate=*/true));
+      RAG_ASSIGN_OR_RETURN(const __nv_bfloat16* wo, Bf16Weight(w.wo, w.wo8, dim, q_dim));
+      RAG_RETURN_IF_ERROR(matmul_->Run(attn_, n, wo, dim, q_dim, x_, /*accumulate=*/true));
       RAG_RETURN_IF_ERROR(EnqueueMlp(w, x_, n, gemv));
     }
   }
@@ -402,14 +423,24 @@ Status CudaBackend::EnqueueMlp(const CudaLayerWeights& w, float* x, int64_t n, b
   const float eps = static_cast<float>(c.rms_norm_eps);
   cudaStream_t st = stream_;
   RAG_RETURN_IF_ERROR(AddRmsNorm(x, nullptr, w.mlp_norm, n, dim, eps, xn_, st));
+  RAG_ASSIGN_OR_RETURN(const __nv_bfloat16* w_gate_up, Bf16Weight(w.w_gate_up, w.w_gate_up8, 2 * inter, dim));
   if (gemv) {  // fp32 gate|up straight from the GEMV
-    RAG_RETURN_IF_ERROR(matmul_->Run(xn_, n, w.w_gate_up, 2 * inter, dim, gate_up_));
+    RAG_RETURN_IF_ERROR(matmul_->Run(xn_, n, w_gate_up, 2 * inter, dim, gate_up_));
     RAG_RETURN_IF_ERROR(SwiGlu(gate_up_, n, inter, act_, st));
   } else {  // bf16 from cuBLAS: the prefill's largest activation, read once by SwiGlu
-    RAG_RETURN_IF_ERROR(matmul_->Run(xn_, n, w.w_gate_up, 2 * inter, dim, gate_up_bf16()));
+    RAG_RETURN_IF_ERROR(matmul_->Run(xn_, n, w_gate_up, 2 * inter, dim, gate_up_bf16()));
     RAG_RETURN_IF_ERROR(SwiGlu(gate_up_bf16(), n, inter, act_, st));
   }
-  return matmul_->Run(act_, n, w.w_down, dim, inter, x, /*accumulate=*/true);
+  RAG_ASSIGN_OR_RETURN(const __nv_bfloat16* w_down, Bf16Weight(w.w_down, w.w_down8, dim, inter));
+  return matmul_->Run(act_, n, w_down, dim, inter, x, /*accumulate=*/true);
+}
+
+StatusOr<const __nv_bfloat16*> CudaBackend::Bf16Weight(const __nv_bfloat16* w, const CudaFp8Matrix& m,
+                                                       int64_t rows, int64_t cols) {
+  if (w != nullptr) return w;
+  __nv_bfloat16* out = fp8_scratch_.as<__nv_bfloat16>();
+  RAG_RETURN_IF_ERROR(DequantizeFp8Rows(m.codes, m.scale, rows, cols, out, stream_));
+  return static_cast<const __nv_bfloat16*>(out);
 }
 
 Status CudaBackend::RunStep(const StepPlan& p) {

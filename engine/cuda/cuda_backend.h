@@ -76,7 +76,8 @@ class CudaBackend : public Backend {
                                                const std::vector<DeviceSampling>& rows) override;
 
   // Device memory taken by weights, KV cache and buffers.
-  size_t weight_bytes() const { return weights_.storage.bytes(); }
+  size_t weight_bytes() const { return weights_.storage.bytes() + weights_.fp8_storage.bytes(); }
+  bool fp8_weights() const { return weights_.fp8; }
   size_t kv_cache_bytes() const { return kv_cache_.bytes(); }
   int max_seq_len() const { return max_seq_len_; }
 
@@ -101,6 +102,10 @@ class CudaBackend : public Backend {
   Status Enqueue(const StepPlan& plan);  // layers, logits and argmax
   Status EnqueueLayers(const StepPlan& plan);
   Status EnqueueMlp(const CudaLayerWeights& w, float* x, int64_t n, bool gemv);
+  // A projection as bf16 for a GEMM: `w` itself, or (FP8 model) m widened into fp8_scratch_,
+  // which the next call overwrites (stream order keeps the GEMM in between safe).
+  StatusOr<const __nv_bfloat16*> Bf16Weight(const __nv_bfloat16* w, const CudaFp8Matrix& m,
+                                            int64_t rows, int64_t cols);
   Status RunStep(const StepPlan& plan);  // graph replay or Enqueue
   __nv_bfloat16* KCache(int64_t layer) const;
   __nv_bfloat16* VCache(int64_t layer) const;
@@ -115,6 +120,7 @@ class CudaBackend : public Backend {
   std::unique_ptr<CudaMatMul> matmul_;
   DeviceBuffer kv_cache_;     // (layers, 2, num_blocks, n_kv_heads, block_size, head_dim) bf16
   DeviceBuffer activations_;  // the per-token buffers below
+  DeviceBuffer fp8_scratch_;  // FP8 model: the largest projection in bf16 (Bf16Weight)
   float* x_ = nullptr;             // (T, dim) residual stream
   __nv_bfloat16* xn_ = nullptr;    // (T, dim) normed, the projections' input
   float* qkv_ = nullptr;           // (T, q_dim + 2 kv_dim)

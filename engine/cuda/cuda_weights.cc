@@ -6,7 +6,6 @@
 #include <string>
 
 #include "common/logging.h"
-#include "engine/fp8.h"
 #include "kernels/kernels.h"
 
 namespace rag {
@@ -23,7 +22,8 @@ struct Layout {
   std::vector<Layer> layers;
   size_t total = 0;  // elements
 
-  explicit Layout(const ModelConfig& c) {
+  // fp8: the projections live in Fp8Layout's allocation instead (their offsets here unused).
+  Layout(const ModelConfig& c, bool fp8) {
     const int64_t dim = c.hidden_size, q_dim = c.num_attention_heads * c.head_dim;
     const int64_t kv_dim = c.num_key_value_heads * c.head_dim, inter = c.intermediate_size;
     embedding = Take(c.vocab_size * dim);
@@ -32,9 +32,10 @@ struct Layout {
     layers.resize(static_cast<size_t>(c.num_hidden_layers));
     for (Layer& l : layers) {
       l.attn_norm = Take(dim);
+      l.mlp_norm = Take(dim);
+      if (fp8) continue;
       l.wqkv = Take((q_dim + 2 * kv_dim) * dim);
       l.wo = Take(dim * q_dim);
-      l.mlp_norm = Take(dim);
       l.w_gate_up = Take(2 * inter * dim);
       l.w_down = Take(dim * inter);
     }
@@ -48,16 +49,79 @@ struct Layout {
   }
 };
 
-StatusOr<CudaWeights> Allocate(const ModelConfig& c, const Layout& layout) {
+// Byte offsets of an FP8 model's projections (codes, then the row scales, of each matrix).
+struct Fp8Layout {
+  struct Matrix {
+    size_t codes, scale;
+    int64_t rows, cols;
+  };
+  struct Layer {
+    Matrix wqkv, wo, w_gate_up, w_down;
+  };
+  std::vector<Layer> layers;
+  size_t total = 0;  // bytes
+
+  explicit Fp8Layout(const ModelConfig& c) {
+    const int64_t dim = c.hidden_size, q_dim = c.num_attention_heads * c.head_dim;
+    const int64_t kv_dim = c.num_key_value_heads * c.head_dim, inter = c.intermediate_size;
+    layers.resize(static_cast<size_t>(c.num_hidden_layers));
+    for (Layer& l : layers) {
+      l.wqkv = Take(q_dim + 2 * kv_dim, dim);
+      l.wo = Take(dim, q_dim);
+      l.w_gate_up = Take(2 * inter, dim);
+      l.w_down = Take(dim, inter);
+    }
+  }
+
+ private:
+  size_t Bytes(size_t n) {
+    const size_t at = total;
+    total += (n + kAlign - 1) / kAlign * kAlign;
+    return at;
+  }
+  Matrix Take(int64_t rows, int64_t cols) {
+    Matrix m;
+    m.rows = rows;
+    m.cols = cols;
+    m.codes = Bytes(static_cast<size_t>(rows * cols));
+    m.scale = Bytes(static_cast<size_t>(rows) * 4);
+    return m;
+  }
+};
+
+StatusOr<CudaWeights> Allocate(const ModelConfig& c, const Layout& layout, const Fp8Layout* fp8) {
   CudaWeights w;
   RAG_ASSIGN_OR_RETURN(w.storage, DeviceBuffer::Allocate(layout.total * 2, "the model weights"));
+  if (fp8 != nullptr) {
+    RAG_ASSIGN_OR_RETURN(w.fp8_storage, DeviceBuffer::Allocate(fp8->total, "the FP8 projections"));
+    w.fp8 = true;
+  }
   const __nv_bfloat16* base = w.storage.as<__nv_bfloat16>();
+  const char* base8 = fp8 != nullptr ? w.fp8_storage.as<char>() : nullptr;
+  auto matrix8 = [base8](const Fp8Layout::Matrix& m) {
+    return CudaFp8Matrix{reinterpret_cast<const __nv_fp8_e4m3*>(base8 + m.codes),
+                         reinterpret_cast<const float*>(base8 + m.scale)};
+  };
   w.embedding = base + layout.embedding;
   w.final_norm = base + layout.final_norm;
   w.lm_head = base + layout.lm_head;
-  for (const Layout::Layer& l : layout.layers) {
-    w.layers.push_back({base + l.attn_norm, base + l.wqkv, base + l.wo, base + l.mlp_norm,
-                        base + l.w_gate_up, base + l.w_down});
+  for (size_t i = 0; i < layout.layers.size(); ++i) {
+    const Layout::Layer& l = layout.layers[i];
+    CudaLayerWeights lw{base + l.attn_norm, nullptr, nullptr, base + l.mlp_norm, nullptr, nullptr,
+                        {}, {}, {}, {}};
+    if (fp8 != nullptr) {
+      const Fp8Layout::Layer& f = fp8->layers[i];
+      lw.wqkv8 = matrix8(f.wqkv);
+      lw.wo8 = matrix8(f.wo);
+      lw.w_gate_up8 = matrix8(f.w_gate_up);
+      lw.w_down8 = matrix8(f.w_down);
+    } else {
+      lw.wqkv = base + l.wqkv;
+      lw.wo = base + l.wo;
+      lw.w_gate_up = base + l.w_gate_up;
+      lw.w_down = base + l.w_down;
+    }
+    w.layers.push_back(lw);
   }
   return w;
 }
@@ -96,19 +160,13 @@ class Uploader {
   PinnedBuffer staging_;
 };
 
-// row_scale: F8_E4M3 matrices only (`rag quantize`): element i of row r is code * row_scale[r].
-// They are widened to bf16 here: the FP8 decode kernels (kernels/decode_gemv.cu) are not wired
-// into the backend yet, so an FP8 model runs with bf16 weights in memory (correct, not smaller).
-Status UploadTensor(Uploader& up, const TensorView& t, void* dst,
-                    const std::vector<float>* row_scale = nullptr) {
-  const int64_t row_len = t.shape.empty() ? 1 : t.shape.back();
-  return up.Upload(t.numel(), dst, [&t, row_scale, row_len](int64_t first, int64_t n, uint16_t* out) {
-    if (t.dtype == TensorDType::kF8E4M3) {
-      for (int64_t i = 0; i < n; ++i) {
-        const float s = (*row_scale)[static_cast<size_t>((first + i) / row_len)];
-        out[i] = FloatToBf16(Fp8E4m3ToFloat(t.data[first + i]) * s);
-      }
-    } else if (t.dtype == TensorDType::kBF16) {
+Status UploadTensor(Uploader& up, const TensorView& t, void* dst) {
+  if (t.dtype == TensorDType::kF8E4M3) {
+    return InvalidArgument(t.file + ": tensor \"" + t.name + "\" is F8_E4M3, which only decoder "
+                           "projections may be (rag quantize)");
+  }
+  return up.Upload(t.numel(), dst, [&t](int64_t first, int64_t n, uint16_t* out) {
+    if (t.dtype == TensorDType::kBF16) {
       std::memcpy(out, t.data + first * 2, static_cast<size_t>(n) * 2);
     } else if (t.dtype == TensorDType::kF16) {
       for (int64_t i = 0; i < n; ++i) {
@@ -134,27 +192,41 @@ Status UploadFloats(Uploader& up, const float* src, int64_t count, void* dst) {
 
 }  // namespace
 
-size_t CudaWeightBytes(const ModelConfig& config) { return Layout(config).total * 2; }
+size_t CudaWeightBytes(const ModelConfig& config, bool fp8) {
+  return Layout(config, fp8).total * 2 + (fp8 ? Fp8Layout(config).total : 0);
+}
 
 StatusOr<CudaWeights> LoadCudaWeights(const ModelConfig& c, const SafetensorsReader& reader) {
   const int64_t dim = c.hidden_size, q_dim = c.num_attention_heads * c.head_dim;
   const int64_t kv_dim = c.num_key_value_heads * c.head_dim, inter = c.intermediate_size;
-  const Layout layout(c);
-  RAG_ASSIGN_OR_RETURN(CudaWeights w, Allocate(c, layout));
+  // An FP8 model has every decoder projection in F8_E4M3 (rag quantize writes all or none).
+  RAG_ASSIGN_OR_RETURN(const TensorView* q0, reader.Get("model.layers.0.self_attn.q_proj.weight"));
+  const bool fp8 = q0->dtype == TensorDType::kF8E4M3;
+  const Layout layout(c, fp8);
+  const Fp8Layout fp8_layout(c);
+  RAG_ASSIGN_OR_RETURN(CudaWeights w, Allocate(c, layout, fp8 ? &fp8_layout : nullptr));
   RAG_ASSIGN_OR_RETURN(Uploader up, Uploader::Create());
   __nv_bfloat16* base = w.storage.as<__nv_bfloat16>();
+  char* base8 = fp8 ? w.fp8_storage.as<char>() : nullptr;
   // Uploads tensor `name` of `shape` to element offset `at` of the allocation.
   auto put = [&](const std::string& name, std::vector<int64_t> shape, size_t at) -> Status {
     RAG_ASSIGN_OR_RETURN(const TensorView* t, reader.Get(name, shape));
-    if (t->dtype != TensorDType::kF8E4M3) return UploadTensor(up, *t, base + at);
+    return UploadTensor(up, *t, base + at);
+  };
+  // An FP8 projection (and its scales) to rows [row0, row0 + shape[0]) of matrix m.
+  auto put8 = [&](const std::string& name, std::vector<int64_t> shape, const Fp8Layout::Matrix& m,
+                  int64_t row0) -> Status {
+    RAG_ASSIGN_OR_RETURN(const TensorView* t, reader.Get(name, shape));
     RAG_ASSIGN_OR_RETURN(const TensorView* s, reader.Get(name + "_scale", {shape[0]}));
-    if (shape.size() != 2 || s->dtype != TensorDType::kF32) {
-      return InvalidArgument(t->file + ": F8_E4M3 tensor \"" + name + "\" needs an F32 \"" + name +
-                             "_scale\" of one scale a row");
+    if (t->dtype != TensorDType::kF8E4M3 || s->dtype != TensorDType::kF32) {
+      return InvalidArgument(t->file + ": \"" + name + "\" must be F8_E4M3 with an F32 \"" + name +
+                             "_scale\" (an FP8 model quantizes every decoder projection)");
     }
-    std::vector<float> scale(static_cast<size_t>(shape[0]));
-    SafetensorsReader::ToFloat(*s, scale.data());
-    return UploadTensor(up, *t, base + at, &scale);
+    RAG_CUDA_RETURN_IF_ERROR(cudaMemcpy(base8 + m.codes + row0 * m.cols, t->data, t->nbytes,
+                                        cudaMemcpyHostToDevice));
+    RAG_CUDA_RETURN_IF_ERROR(cudaMemcpy(base8 + m.scale + row0 * 4, s->data, s->nbytes,
+                                        cudaMemcpyHostToDevice));
+    return Status::Ok();
   };
   RAG_RETURN_IF_ERROR(put("model.embed_tokens.weight", {c.vocab_size, dim}, layout.embedding));
   RAG_RETURN_IF_ERROR(put("model.norm.weight", {dim}, layout.final_norm));
@@ -165,12 +237,23 @@ StatusOr<CudaWeights> LoadCudaWeights(const ModelConfig& c, const SafetensorsRea
     const std::string p = "model.layers." + std::to_string(i) + ".";
     const Layout::Layer& l = layout.layers[static_cast<size_t>(i)];
     RAG_RETURN_IF_ERROR(put(p + "input_layernorm.weight", {dim}, l.attn_norm));
+    RAG_RETURN_IF_ERROR(put(p + "post_attention_layernorm.weight", {dim}, l.mlp_norm));
+    if (fp8) {
+      const Fp8Layout::Layer& f = fp8_layout.layers[static_cast<size_t>(i)];
+      RAG_RETURN_IF_ERROR(put8(p + "self_attn.q_proj.weight", {q_dim, dim}, f.wqkv, 0));
+      RAG_RETURN_IF_ERROR(put8(p + "self_attn.k_proj.weight", {kv_dim, dim}, f.wqkv, q_dim));
+      RAG_RETURN_IF_ERROR(put8(p + "self_attn.v_proj.weight", {kv_dim, dim}, f.wqkv, q_dim + kv_dim));
+      RAG_RETURN_IF_ERROR(put8(p + "self_attn.o_proj.weight", {dim, q_dim}, f.wo, 0));
+      RAG_RETURN_IF_ERROR(put8(p + "mlp.gate_proj.weight", {inter, dim}, f.w_gate_up, 0));
+      RAG_RETURN_IF_ERROR(put8(p + "mlp.up_proj.weight", {inter, dim}, f.w_gate_up, inter));
+      RAG_RETURN_IF_ERROR(put8(p + "mlp.down_proj.weight", {dim, inter}, f.w_down, 0));
+      continue;
+    }
     RAG_RETURN_IF_ERROR(put(p + "self_attn.q_proj.weight", {q_dim, dim}, l.wqkv));
     RAG_RETURN_IF_ERROR(put(p + "self_attn.k_proj.weight", {kv_dim, dim}, l.wqkv + q_dim * dim));
     RAG_RETURN_IF_ERROR(put(p + "self_attn.v_proj.weight", {kv_dim, dim},
                             l.wqkv + (q_dim + kv_dim) * dim));
     RAG_RETURN_IF_ERROR(put(p + "self_attn.o_proj.weight", {dim, q_dim}, l.wo));
-    RAG_RETURN_IF_ERROR(put(p + "post_attention_layernorm.weight", {dim}, l.mlp_norm));
     RAG_RETURN_IF_ERROR(put(p + "mlp.gate_proj.weight", {inter, dim}, l.w_gate_up));
     RAG_RETURN_IF_ERROR(put(p + "mlp.up_proj.weight", {inter, dim}, l.w_gate_up + inter * dim));
     RAG_RETURN_IF_ERROR(put(p + "mlp.down_proj.weight", {dim, inter}, l.w_down));
@@ -179,12 +262,12 @@ StatusOr<CudaWeights> LoadCudaWeights(const ModelConfig& c, const SafetensorsRea
 }
 
 StatusOr<CudaWeights> UploadCudaWeights(const ModelConfig& c, const CpuWeights& cpu) {
-  const Layout layout(c);
+  const Layout layout(c, /*fp8=*/false);
   if (cpu.layers.size() != layout.layers.size()) {
     return InvalidArgument("cuda weights: " + std::to_string(cpu.layers.size()) +
                            " layers given, the config has " + std::to_string(layout.layers.size()));
   }
-  RAG_ASSIGN_OR_RETURN(CudaWeights w, Allocate(c, layout));
+  RAG_ASSIGN_OR_RETURN(CudaWeights w, Allocate(c, layout, nullptr));
   RAG_ASSIGN_OR_RETURN(Uploader up, Uploader::Create());
   __nv_bfloat16* base = w.storage.as<__nv_bfloat16>();
   auto put = [&](const std::vector<float>& v, size_t at) {
@@ -206,11 +289,12 @@ StatusOr<CudaWeights> UploadCudaWeights(const ModelConfig& c, const CpuWeights& 
   return w;
 }
 
-StatusOr<CudaWeights> DummyCudaWeights(const ModelConfig& c, uint64_t seed) {
+StatusOr<CudaWeights> DummyCudaWeights(const ModelConfig& c, uint64_t seed, bool fp8) {
   const int64_t dim = c.hidden_size, q_dim = c.num_attention_heads * c.head_dim;
   const int64_t kv_dim = c.num_key_value_heads * c.head_dim, inter = c.intermediate_size;
-  const Layout layout(c);
-  RAG_ASSIGN_OR_RETURN(CudaWeights w, Allocate(c, layout));
+  const Layout layout(c, fp8);
+  const Fp8Layout fp8_layout(c);
+  RAG_ASSIGN_OR_RETURN(CudaWeights w, Allocate(c, layout, fp8 ? &fp8_layout : nullptr));
   __nv_bfloat16* base = w.storage.as<__nv_bfloat16>();
   uint64_t tensor = 0;  // each tensor its own stream of the hash
   auto matrix = [&](size_t at, int64_t n) {
@@ -220,11 +304,25 @@ StatusOr<CudaWeights> DummyCudaWeights(const ModelConfig& c, uint64_t seed) {
   RAG_RETURN_IF_ERROR(matrix(layout.embedding, c.vocab_size * dim));
   RAG_RETURN_IF_ERROR(norm(layout.final_norm));
   if (!c.tie_word_embeddings) RAG_RETURN_IF_ERROR(matrix(layout.lm_head, c.vocab_size * dim));
-  for (const Layout::Layer& l : layout.layers) {
+  char* base8 = fp8 ? w.fp8_storage.as<char>() : nullptr;
+  auto matrix8 = [&](const Fp8Layout::Matrix& m) {
+    return FillNormalFp8(reinterpret_cast<__nv_fp8_e4m3*>(base8 + m.codes),
+                         reinterpret_cast<float*>(base8 + m.scale), m.rows, m.cols,
+                         seed * 1000003u + ++tensor, 0.02f, nullptr);
+  };
+  for (size_t i = 0; i < layout.layers.size(); ++i) {
+    const Layout::Layer& l = layout.layers[i];
     RAG_RETURN_IF_ERROR(norm(l.attn_norm));
+    RAG_RETURN_IF_ERROR(norm(l.mlp_norm));
+    if (fp8) {
+      const Fp8Layout::Layer& f = fp8_layout.layers[i];
+      for (const Fp8Layout::Matrix* m : {&f.wqkv, &f.wo, &f.w_gate_up, &f.w_down}) {
+        RAG_RETURN_IF_ERROR(matrix8(*m));
+      }
+      continue;
+    }
     RAG_RETURN_IF_ERROR(matrix(l.wqkv, (q_dim + 2 * kv_dim) * dim));
     RAG_RETURN_IF_ERROR(matrix(l.wo, dim * q_dim));
-    RAG_RETURN_IF_ERROR(norm(l.mlp_norm));
     RAG_RETURN_IF_ERROR(matrix(l.w_gate_up, 2 * inter * dim));
     RAG_RETURN_IF_ERROR(matrix(l.w_down, dim * inter));
   }

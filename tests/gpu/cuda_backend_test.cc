@@ -139,9 +139,10 @@ TEST_F(CudaBackendTest, PrefillLogitsMatchTransformersAndTheCpuBackend) {
   }
 }
 
-// An FP8 model written by `rag quantize` (engine/quantize.h) loads on the GPU (its e4m3 rows
-// times their scales, widened to bf16 for now) and answers as the CPU backend does on the same
-// files (which dequantises them to fp32).
+// An FP8 model written by `rag quantize` (engine/quantize.h) runs on the GPU with its projections
+// as e4m3 codes and row scales (prefill: widened to bf16 for cuBLAS; one-token steps: the FP8
+// decode GEMVs) and answers as the CPU backend does on the same files (which dequantises them to
+// fp32), prefill and 8 greedy steps.
 TEST_F(CudaBackendTest, QuantizedFp8ModelsMatchTheCpuBackendOnTheSameFiles) {
   for (const std::string& name : ModelNames()) {
     SCOPED_TRACE(name);
@@ -155,6 +156,7 @@ TEST_F(CudaBackendTest, QuantizedFp8ModelsMatchTheCpuBackendOnTheSameFiles) {
     options.max_batch_tokens = 1024;
     auto cuda = CreateCudaBackend(dir.path(), options);
     ASSERT_TRUE(cuda.ok()) << cuda.status().ToString();
+    EXPECT_TRUE((*cuda)->fp8_weights());
     CpuBackendOptions cpu_options;
     cpu_options.block_size = kBlockSize;
     cpu_options.num_blocks = 64;
@@ -166,11 +168,23 @@ TEST_F(CudaBackendTest, QuantizedFp8ModelsMatchTheCpuBackendOnTheSameFiles) {
       const std::vector<int32_t> ids = JsonInts(*p.Find("ids"));
       std::vector<int32_t> table;
       for (int b = 0; b * kBlockSize < static_cast<int>(ids.size()); ++b) table.push_back(b);
+      for (int b = 0; b * kBlockSize < static_cast<int>(ids.size()) + 8; ++b) {
+        if (b >= static_cast<int>(table.size())) table.push_back(b);
+      }
       auto got = (*cuda)->Forward({{{ids, 0, table, false}}});
       auto want = (*cpu)->Forward({{{ids, 0, table, false}}});
       ASSERT_TRUE(got.ok() && want.ok());
       ASSERT_EQ(got->size(), static_cast<size_t>(vocab));
       EXPECT_LE(RelError(got->data(), want->data(), vocab), kTolerance) << ids.size() << " tokens";
+      int32_t next = Argmax(want->data(), vocab);  // the CPU's token is fed to both
+      for (int step = 0; step < 8; ++step) {
+        const int pos = static_cast<int>(ids.size()) + step;
+        auto g = (*cuda)->Forward({{{{next}, pos, table, false}}});
+        auto w = (*cpu)->Forward({{{{next}, pos, table, false}}});
+        ASSERT_TRUE(g.ok() && w.ok()) << g.status().ToString() << w.status().ToString();
+        EXPECT_LE(RelError(g->data(), w->data(), vocab), kTolerance) << "decode step " << step;
+        next = Argmax(w->data(), vocab);
+      }
     }
   }
 }

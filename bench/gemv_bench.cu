@@ -19,10 +19,13 @@
 
 #include <cuda_fp8.h>
 
+#include "bench/event_timer.cuh"
 #include "kernels/cuda_check.h"
 #include "kernels/kernels.h"
 
 namespace {
+
+using rag_bench::TimeUs;
 
 #define CUBLAS_CHECK(expr)                                                   \
   do {                                                                       \
@@ -47,23 +50,6 @@ __global__ void FillBf16(__nv_bfloat16* p, size_t count, uint32_t seed) {
     h ^= h >> 15;
     p[i] = __float2bfloat16((static_cast<float>(h & 0xffff) / 65535.0f - 0.5f) * 0.1f);
   }
-}
-
-// Median-free mean over `iters` calls of fn(i), timed with events, after `warmup` calls.
-float TimeUs(int warmup, int iters, const std::function<void(int)>& fn) {
-  for (int i = 0; i < warmup; ++i) fn(i);
-  cudaEvent_t a, b;
-  CUDA_CHECK(cudaEventCreate(&a));
-  CUDA_CHECK(cudaEventCreate(&b));
-  CUDA_CHECK(cudaEventRecord(a));
-  for (int i = 0; i < iters; ++i) fn(i);
-  CUDA_CHECK(cudaEventRecord(b));
-  CUDA_CHECK(cudaEventSynchronize(b));
-  float ms = 0;
-  CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-  CUDA_CHECK(cudaEventDestroy(a));
-  CUDA_CHECK(cudaEventDestroy(b));
-  return ms * 1000.0f / iters;
 }
 
 // The decode forms on the Llama-3.1-70B projection shapes with bf16 and with FP8 (e4m3, one

@@ -15,10 +15,13 @@
 #include <functional>
 #include <vector>
 
+#include "bench/event_timer.cuh"
 #include "kernels/cuda_check.h"
 #include "kernels/kernels.h"
 
 namespace {
+
+using rag_bench::TimeUs;
 
 __global__ void FillUniform(float* p, size_t count, uint32_t seed, float scale) {
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < count;
@@ -29,22 +32,6 @@ __global__ void FillUniform(float* p, size_t count, uint32_t seed, float scale) 
     h ^= h >> 15;
     p[i] = (static_cast<float>(h & 0xffff) / 65535.0f - 0.5f) * scale;
   }
-}
-
-float TimeUs(int warmup, int iters, const std::function<void()>& fn) {
-  for (int i = 0; i < warmup; ++i) fn();
-  cudaEvent_t a, b;
-  CUDA_CHECK(cudaEventCreate(&a));
-  CUDA_CHECK(cudaEventCreate(&b));
-  CUDA_CHECK(cudaEventRecord(a));
-  for (int i = 0; i < iters; ++i) fn();
-  CUDA_CHECK(cudaEventRecord(b));
-  CUDA_CHECK(cudaEventSynchronize(b));
-  float ms = 0;
-  CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-  CUDA_CHECK(cudaEventDestroy(a));
-  CUDA_CHECK(cudaEventDestroy(b));
-  return ms * 1000.0f / iters;
 }
 
 void Check(const rag::Status& s, const char* what) {
@@ -134,7 +121,7 @@ int main(int argc, char** argv) {
       CUDA_CHECK(cudaMemcpy(qkv, qkv_src, L * qkv_dim * 4, cudaMemcpyDeviceToDevice));
       rope(!in_kernel);
       rag::SetPrefillAttentionRowsPerWarp(rows);
-      const float us = TimeUs(5, iters, [&] { attention(in_kernel, out); });
+      const float us = TimeUs(5, iters, [&](int) { attention(in_kernel, out); });
       const float diff = max_diff(out, out_ref);
       char name[64];
       std::snprintf(name, sizeof(name), "attention %d rows/warp%s", rows,
@@ -150,10 +137,10 @@ int main(int argc, char** argv) {
     std::printf("{\"variant\":\"%s\",\"tokens\":%lld,\"us\":%.1f}\n", name, (long long)L, us);
   };
   // Re-rotating rotated rows costs what rotating fresh ones does.
-  report("RoPE + KV append (q and k)", TimeUs(5, iters, [&] { rope(true); }));
-  report("RoPE + KV append (k only)", TimeUs(5, iters, [&] { rope(false); }));
-  report("RoPE + KV append (k, table)", TimeUs(5, iters, [&] { rope(false, true); }));
-  report("angle table (once a step)", TimeUs(5, iters, [&] {
+  report("RoPE + KV append (q and k)", TimeUs(5, iters, [&](int) { rope(true); }));
+  report("RoPE + KV append (k only)", TimeUs(5, iters, [&](int) { rope(false); }));
+  report("RoPE + KV append (k, table)", TimeUs(5, iters, [&](int) { rope(false, true); }));
+  report("angle table (once a step)", TimeUs(5, iters, [&](int) {
            Check(rag::RopeCosSinTable(d_pos, L, d_inv, hd / 2, d_angles, nullptr), "table");
          }));
   CUDA_CHECK(cudaDeviceSynchronize());

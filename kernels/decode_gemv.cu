@@ -27,9 +27,6 @@
 // 16-byte loads a lane) and two batches are in flight at any time. The arithmetic is fp32;
 // the norm is applied as x * g inside the dot products and rsqrt(mean + eps) after them (no bf16 rounding of the
 // normed x, unlike AddRmsNorm + Gemv: the results differ from those by bf16 rounding noise).
-#include <cuda_fp16.h>
-#include <cuda_fp8.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -108,10 +105,8 @@ __device__ __forceinline__ float DotWeights(const float (&x)[16], const uint4 w)
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {  // two fp8 at a time, the lower address in the low byte
-      const __half2_raw raw = __nv_cvt_fp8x2_to_halfraw2(
-          static_cast<__nv_fp8x2_storage_t>((v[i] >> (16 * h)) & 0xffffu), __NV_E4M3);
-      const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&raw));
+    for (int h = 0; h < 2; ++h) {  // two fp8 at a time
+      const float2 f = Fp8x2ToFloat2(v[i] >> (16 * h));
       s = fmaf(x[4 * i + 2 * h], f.x, s);
       s = fmaf(x[4 * i + 2 * h + 1], f.y, s);
     }

@@ -1,12 +1,10 @@
 // DequantizeFp8Rows: an FP8 (e4m3, one scale a row) matrix to bf16, 16 codes a thread (one
 // 16-byte load, two 16-byte stores). Memory-bound: reads 1 byte and writes 2 an element.
-#include <cuda_fp16.h>
-#include <cuda_fp8.h>
-
 #include <algorithm>
 #include <string>
 
 #include "kernels/cuda_check.h"
+#include "kernels/device_util.cuh"
 #include "kernels/kernels.h"
 
 namespace rag {
@@ -25,9 +23,7 @@ __global__ void DequantizeFp8Kernel(const uint4* __restrict__ codes, const float
     for (int i = 0; i < 4; ++i) {
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        const __half2_raw raw = __nv_cvt_fp8x2_to_halfraw2(
-            static_cast<__nv_fp8x2_storage_t>((v[i] >> (16 * h)) & 0xffffu), __NV_E4M3);
-        const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&raw));
+        const float2 f = Fp8x2ToFloat2(v[i] >> (16 * h));
         const __nv_bfloat162 b = __floats2bfloat162_rn(f.x * s, f.y * s);
         packed[2 * i + h] = *reinterpret_cast<const uint32_t*>(&b);
       }

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
 
 #include <cstdint>
 
@@ -36,6 +38,14 @@ __device__ __forceinline__ void RopeRotateCs(float x1, float x2, float2 cs, floa
 __device__ __forceinline__ void RopeRotate(float x1, float x2, float inv_freq_i, float pos,
                                            float& y1, float& y2) {
   RopeRotateCs(x1, x2, RopeCosSinAt(inv_freq_i, pos), y1, y2);
+}
+
+// Two e4m3 codes (the lower address in the low byte of `pair`) as floats; exact (through fp16,
+// one instruction on sm_89+).
+__device__ __forceinline__ float2 Fp8x2ToFloat2(uint32_t pair) {
+  const __half2_raw raw =
+      __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(pair & 0xffffu), __NV_E4M3);
+  return __half22float2(*reinterpret_cast<const __half2*>(&raw));
 }
 
 __device__ __forceinline__ float WarpSum(float v) {

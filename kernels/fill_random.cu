@@ -18,16 +18,19 @@ __device__ __forceinline__ uint64_t SplitMix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-// Normal(0, stddev) by Box-Muller from the two 32-bit halves of one hash.
+// Standard normal z_i of (seed, i) by Box-Muller from the two 32-bit halves of one hash.
+__device__ __forceinline__ float HashNormal(uint64_t seed, int64_t i) {
+  const uint64_t h = SplitMix64(seed * 0x100000001b3ull ^ static_cast<uint64_t>(i));
+  const float u1 = (static_cast<float>(h >> 40) + 1.0f) * (1.0f / 16777217.0f);  // (0, 1]
+  const float u2 = static_cast<float>((h >> 16) & 0xffffffu) * (1.0f / 16777216.0f);
+  return sqrtf(-2.0f * logf(u1)) * cospif(2.0f * u2);
+}
+
 __global__ void FillNormalKernel(__nv_bfloat16* __restrict__ out, int64_t n, uint64_t seed,
                                  float mean, float stddev) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const uint64_t h = SplitMix64(seed * 0x100000001b3ull ^ static_cast<uint64_t>(i));
-    const float u1 = (static_cast<float>(h >> 40) + 1.0f) * (1.0f / 16777217.0f);  // (0, 1]
-    const float u2 = static_cast<float>((h >> 16) & 0xffffffu) * (1.0f / 16777216.0f);
-    const float z = sqrtf(-2.0f * logf(u1)) * cospif(2.0f * u2);
-    out[i] = __float2bfloat16_rn(mean + stddev * z);
+    out[i] = __float2bfloat16_rn(mean + stddev * HashNormal(seed, i));
   }
 }
 
@@ -38,11 +41,7 @@ __global__ void FillNormalFp8Kernel(__nv_fp8_e4m3* __restrict__ codes, float* __
   const int64_t n = rows * cols;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const uint64_t h = SplitMix64(seed * 0x100000001b3ull ^ static_cast<uint64_t>(i));
-    const float u1 = (static_cast<float>(h >> 40) + 1.0f) * (1.0f / 16777217.0f);
-    const float u2 = static_cast<float>((h >> 16) & 0xffffffu) * (1.0f / 16777216.0f);
-    const float z = sqrtf(-2.0f * logf(u1)) * cospif(2.0f * u2);
-    codes[i] = __nv_fp8_e4m3(z * (448.0f / 4.0f));  // satfinite
+    codes[i] = __nv_fp8_e4m3(HashNormal(seed, i) * (448.0f / 4.0f));  // satfinite
     if (i < rows) scales[i] = stddev * (4.0f / 448.0f);
   }
 }

@@ -1,0 +1,31 @@
+// Timing for the GPU micro-benchmarks (bench/*.cu): the mean time of a call, measured with CUDA
+// events on the default stream.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <functional>
+
+#include "kernels/cuda_check.h"
+
+namespace rag_bench {
+
+// Mean microseconds over `iters` calls of fn(i) (i counts from 0, so callers can rotate
+// buffers), after `warmup` untimed calls.
+inline float TimeUs(int warmup, int iters, const std::function<void(int)>& fn) {
+  for (int i = 0; i < warmup; ++i) fn(i);
+  cudaEvent_t a, b;
+  CUDA_CHECK(cudaEventCreate(&a));
+  CUDA_CHECK(cudaEventCreate(&b));
+  CUDA_CHECK(cudaEventRecord(a));
+  for (int i = 0; i < iters; ++i) fn(i);
+  CUDA_CHECK(cudaEventRecord(b));
+  CUDA_CHECK(cudaEventSynchronize(b));
+  float ms = 0;
+  CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+  CUDA_CHECK(cudaEventDestroy(a));
+  CUDA_CHECK(cudaEventDestroy(b));
+  return ms * 1000.0f / iters;
+}
+
+}  // namespace rag_bench

@@ -42,31 +42,49 @@ Status WriteAll(int fd, std::string_view data, const std::string& path) {
 }
 }  // namespace
 
-Status WriteFileAtomic(const std::string& path, std::string_view data) {
+StatusOr<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::Create(const std::string& path) {
   // Unique per call: two threads writing the same path must not share a temporary file.
   static std::atomic<unsigned long> counter{0};
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return InvalidArgument("cannot create " + tmp + ": " + std::strerror(errno));
-  Status st = WriteAll(fd, data, tmp);
-  if (st.ok() && ::fsync(fd) != 0) st = ResourceExhausted("fsync " + tmp + ": " + std::strerror(errno));
-  ::close(fd);
-  if (!st.ok()) {
-    ::unlink(tmp.c_str());
-    return st;
+  return std::unique_ptr<AtomicFileWriter>(new AtomicFileWriter(path, std::move(tmp), fd));
+}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(tmp_.c_str());
+}
+
+Status AtomicFileWriter::Write(std::string_view data) {
+  if (fd_ < 0) return FailedPrecondition(tmp_ + ": written after Commit");
+  return WriteAll(fd_, data, tmp_);
+}
+
+Status AtomicFileWriter::Commit() {
+  if (fd_ < 0) return FailedPrecondition(tmp_ + ": committed twice");
+  const bool synced = ::fsync(fd_) == 0;
+  const std::string sync_error = synced ? "" : std::strerror(errno);
+  ::close(fd_);
+  fd_ = -1;
+  if (!synced) return ResourceExhausted("fsync " + tmp_ + ": " + sync_error);
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    return Internal("rename " + tmp_ + " -> " + path_ + ": " + std::strerror(errno));
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string err = std::strerror(errno);
-    ::unlink(tmp.c_str());
-    return Internal("rename " + tmp + " -> " + path + ": " + err);
-  }
-  const std::string dir = std::filesystem::path(path).parent_path().string();
+  committed_ = true;
+  const std::string dir = std::filesystem::path(path_).parent_path().string();
   const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     ::fsync(dfd);
     ::close(dfd);
   }
   return Status::Ok();
+}
+
+Status WriteFileAtomic(const std::string& path, std::string_view data) {
+  RAG_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFileWriter> file, AtomicFileWriter::Create(path));
+  RAG_RETURN_IF_ERROR(file->Write(data));
+  return file->Commit();
 }
 
 Status MakeDirs(const std::string& path) {

@@ -1,6 +1,7 @@
 // Files: whole-file reads, crash-safe writes, content hashes.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -14,6 +15,28 @@ StatusOr<std::string> ReadFileToString(const std::string& path);
 // Writes data so that a crash leaves either the old file or the new one, never a mix:
 // write to "path.tmp.<pid>.<n>" (unique per call), fsync, rename over path, fsync the directory.
 Status WriteFileAtomic(const std::string& path, std::string_view data);
+
+// WriteFileAtomic in pieces, for files too large to hold in memory (a quantized model): Create,
+// Write any number of times, Commit. Destroyed without a successful Commit, the temporary file
+// is removed and path is left as it was.
+class AtomicFileWriter {
+ public:
+  static StatusOr<std::unique_ptr<AtomicFileWriter>> Create(const std::string& path);
+  ~AtomicFileWriter();
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+
+  Status Write(std::string_view data);
+  // fsync, rename over path, fsync the directory.
+  Status Commit();
+
+ private:
+  AtomicFileWriter(std::string path, std::string tmp, int fd)
+      : path_(std::move(path)), tmp_(std::move(tmp)), fd_(fd) {}
+  std::string path_, tmp_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
 
 // Creates the directory and its parents (like mkdir -p).
 Status MakeDirs(const std::string& path);

@@ -1,14 +1,9 @@
 #include "engine/quantize.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -110,55 +105,6 @@ StatusOr<std::string> QuantizedConfig(const std::string& in_dir) {
          "\"weight_scales\": \"per_output_row\", \"scale_suffix\": \"_scale\"}\n}\n";
 }
 
-// A file written through a temporary name and renamed into place when Commit succeeds.
-class AtomicFile {
- public:
-  static StatusOr<std::unique_ptr<AtomicFile>> Create(const std::string& path) {
-    std::unique_ptr<AtomicFile> f(new AtomicFile(path));
-    f->fd_ = ::open(f->tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (f->fd_ < 0) return Internal("cannot create " + f->tmp_ + ": " + std::strerror(errno));
-    return f;
-  }
-  ~AtomicFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(tmp_.c_str());
-  }
-  Status Write(const void* data, size_t n) {
-    const char* p = static_cast<const char*>(data);
-    while (n > 0) {
-      const ssize_t w = ::write(fd_, p, n);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        return Internal("writing " + tmp_ + ": " + std::strerror(errno));
-      }
-      p += w;
-      n -= static_cast<size_t>(w);
-    }
-    return Status::Ok();
-  }
-  Status Commit() {
-    if (::fsync(fd_) != 0) return Internal("fsync " + tmp_ + ": " + std::strerror(errno));
-    ::close(fd_);
-    fd_ = -1;
-    if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
-      return Internal("rename " + tmp_ + " to " + path_ + ": " + std::strerror(errno));
-    }
-    committed_ = true;
-    const int dir = ::open(std::filesystem::path(path_).parent_path().c_str(), O_RDONLY | O_DIRECTORY);
-    if (dir >= 0) {
-      ::fsync(dir);
-      ::close(dir);
-    }
-    return Status::Ok();
-  }
-
- private:
-  explicit AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp") {}
-  std::string path_, tmp_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
-
 }  // namespace
 
 StatusOr<QuantizeReport> QuantizeModelFp8(const std::string& in_dir, const std::string& out_dir,
@@ -204,11 +150,12 @@ StatusOr<QuantizeReport> QuantizeModelFp8(const std::string& in_dir, const std::
   header.append((8 - header.size() % 8) % 8, ' ');  // the data starts 8-byte aligned
 
   RAG_RETURN_IF_ERROR(MakeDirs(out_dir));
-  RAG_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> file, AtomicFile::Create(out_dir + "/model.safetensors"));
-  uint8_t size_le[8];
-  for (int i = 0; i < 8; ++i) size_le[i] = static_cast<uint8_t>(static_cast<uint64_t>(header.size()) >> (8 * i));
-  RAG_RETURN_IF_ERROR(file->Write(size_le, 8));
-  RAG_RETURN_IF_ERROR(file->Write(header.data(), header.size()));
+  RAG_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFileWriter> file,
+                       AtomicFileWriter::Create(out_dir + "/model.safetensors"));
+  char size_le[8];
+  for (int i = 0; i < 8; ++i) size_le[i] = static_cast<char>(static_cast<uint64_t>(header.size()) >> (8 * i));
+  RAG_RETURN_IF_ERROR(file->Write({size_le, 8}));
+  RAG_RETURN_IF_ERROR(file->Write(header));
 
   QuantizeReport report;
   double err = 0, norm = 0;
@@ -221,17 +168,17 @@ StatusOr<QuantizeReport> QuantizeModelFp8(const std::string& in_dir, const std::
     if (t.scale) {
       auto it = pending_scales.find(t.source->name);
       if (it == pending_scales.end()) return Internal("quantize: scales of " + t.source->name + " before its codes");
-      RAG_RETURN_IF_ERROR(file->Write(it->second.data(), it->second.size() * 4));
+      RAG_RETURN_IF_ERROR(file->Write({reinterpret_cast<const char*>(it->second.data()), it->second.size() * 4}));
       pending_scales.erase(it);
     } else if (t.dtype == TensorDType::kF8E4M3) {
       std::vector<float> scales;
       QuantizeMatrix(*t.source, &codes, &scales, &err, &norm);
-      RAG_RETURN_IF_ERROR(file->Write(codes.data(), codes.size()));
+      RAG_RETURN_IF_ERROR(file->Write({reinterpret_cast<const char*>(codes.data()), codes.size()}));
       pending_scales[t.name] = std::move(scales);
       report.bytes_in += t.source->nbytes;
       ++report.quantized;
     } else {
-      RAG_RETURN_IF_ERROR(file->Write(t.source->data, t.source->nbytes));
+      RAG_RETURN_IF_ERROR(file->Write({reinterpret_cast<const char*>(t.source->data), t.source->nbytes}));
       report.bytes_in += t.source->nbytes;
       ++report.copied;
     }

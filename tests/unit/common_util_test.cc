@@ -45,6 +45,32 @@ TEST(FileUtil, AtomicWriteReplacesWholeFileAndLeavesNoTemp) {
   EXPECT_EQ(entries, 1);
 }
 
+// The streaming form: pieces appear only at Commit; a writer dropped before it leaves the old
+// file and no temporary behind.
+TEST(FileUtil, AtomicFileWriterReplacesOnlyOnCommit) {
+  testing::TempDir dir;
+  const std::string path = dir.file("big.bin");
+  ASSERT_TRUE(WriteFileAtomic(path, "old").ok());
+  {
+    auto w = AtomicFileWriter::Create(path);
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Write("never ").ok());
+    ASSERT_TRUE((*w)->Write("committed").ok());
+  }
+  EXPECT_EQ(*ReadFileToString(path), "old");
+  auto w = AtomicFileWriter::Create(path);
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Write("new ").ok());
+  ASSERT_TRUE((*w)->Write(std::string("pie\0ces", 7)).ok());
+  EXPECT_EQ(*ReadFileToString(path), "old");
+  ASSERT_TRUE((*w)->Commit().ok());
+  EXPECT_EQ(*ReadFileToString(path), std::string("new pie\0ces", 11));
+  EXPECT_FALSE((*w)->Write("late").ok());
+  int entries = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir.path())) entries += e.is_regular_file();
+  EXPECT_EQ(entries, 1);
+}
+
 TEST(FileUtil, ErrorsNameThePath) {
   auto missing = ReadFileToString("/nonexistent/rag/file.txt");
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);

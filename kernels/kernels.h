@@ -323,4 +323,30 @@ Status SampleRows(const float* logits, int64_t rows, int64_t vocab, const float*
                   const int32_t* top_k, const float* top_p, const float* uniforms,
                   float* workspace, int32_t* ids, cudaStream_t stream);
 
+// --- peer_collectives.cu -----------------------------------------------------------------------
+// Tensor parallelism's collectives over peer memory (the GPUs of one process, peer access on):
+// ranks 0..world-1, each with a signal area of TpSignalBytes() zeroed device bytes that every
+// rank can write. Every rank calls the same collective with the same shapes in the same order.
+constexpr int kMaxTpWorld = 8;
+constexpr int kTpSignalBlocks = 64;  // blocks a collective uses at most
+struct TpPeerSignals {
+  int rank = 0, world = 1;
+  uint32_t* signals[kMaxTpWorld] = {};  // every rank's signal area
+};
+struct TpPeerBuffers {
+  float* p[kMaxTpWorld] = {};  // one buffer of each rank (the same role on every rank)
+};
+size_t TpSignalBytes();
+// x (count) += partial_0 + ... + partial_{world-1} (summed in rank order: every rank gets the
+// same bits); then zero (zero_count floats of this rank, or null) is zeroed, which is safe for a
+// buffer the peers read in the previous collective.
+Status PeerAllReduceAdd(const TpPeerSignals& signals, const TpPeerBuffers& partial, float* x,
+                        int64_t count, float* zero, int64_t zero_count, cudaStream_t stream);
+// out (rows, out_cols) = the ranks' local (rows, cols) side by side, cropped to out_cols
+// (the vocabulary-split logits gathered; the last rank's slice may be padded).
+Status PeerGatherColumns(const TpPeerSignals& signals, const TpPeerBuffers& local, float* out,
+                         int64_t rows, int64_t cols, int64_t out_cols, cudaStream_t stream);
+// x (count) += y (the residual add after NCCL's all-reduce).
+Status AddInPlace(float* x, const float* y, int64_t count, cudaStream_t stream);
+
 }  // namespace rag

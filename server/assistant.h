@@ -44,6 +44,7 @@ struct AssistantOptions {
   // dense_index.h); "" = BM25 only. The command line fills in the bundled default.
   std::string embedder_path;
   std::string device = "auto";  // cpu, cuda, or auto (cuda when a GPU is present)
+  int tp = 1;                   // GPUs the model is split over (tensor parallel; cuda only)
   AttributionOptions attribution;
 };
 

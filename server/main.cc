@@ -40,7 +40,9 @@ int main(int argc, char** argv) {
   query_cmd->add_option("--model", query.answer.model_path, model_help);
   query_cmd->add_option("--mode", query.answer.mode, mode_help)->check(CLI::IsMember({"model", "extractive"}));
   const std::string device_help = "cpu, cuda, or auto: cuda when this build has it and a GPU is present (default)";
+  const std::string tp_help = "split the model over GPUs 0..N-1 (tensor parallel over NCCL; default 1)";
   query_cmd->add_option("--device", query.answer.device, device_help)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  query_cmd->add_option("--tp", query.answer.tp, tp_help)->check(CLI::Range(1, 8));
 
   rag::RetrieveFlags retrieve;
   auto* retrieve_cmd = app.add_subcommand("retrieve", "questions on stdin, one a line; JSON lines out");
@@ -61,6 +63,7 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--model", serve.answer.model_path, model_help);
   serve_cmd->add_option("--mode", serve.answer.mode, mode_help)->check(CLI::IsMember({"model", "extractive"}));
   serve_cmd->add_option("--device", serve.answer.device, device_help)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  serve_cmd->add_option("--tp", serve.answer.tp, tp_help)->check(CLI::Range(1, 8));
 
   rag::EvalAnswersFlags eval_answers;
   auto* eval_cmd = app.add_subcommand("eval-answers", "answer QA.jsonl questions; report answer support and citation precision/recall");
@@ -71,6 +74,7 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--model", eval_answers.answer.model_path, model_help);
   eval_cmd->add_option("--mode", eval_answers.answer.mode, mode_help)->check(CLI::IsMember({"model", "extractive"}));
   eval_cmd->add_option("--device", eval_answers.answer.device, device_help)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  eval_cmd->add_option("--tp", eval_answers.answer.tp, tp_help)->check(CLI::Range(1, 8));
 
   rag::EvalRetrievalFlags eval_retrieval;
   auto* eval_retrieval_cmd = app.add_subcommand(
@@ -100,6 +104,7 @@ int main(int argc, char** argv) {
   generate_cmd->add_option("--seed", generate.seed, "random seed for sampling")->default_val(0);
   generate_cmd->add_option("--stop", generate.stop, "stop before this text (repeatable)");
   generate_cmd->add_option("--device", generate.device, device_help)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  generate_cmd->add_option("--tp", generate.tp, tp_help)->check(CLI::Range(1, 8));
   generate_cmd->add_option("--threads", generate.threads, "CPU threads (default: one per core)")->default_val(0)->check(CLI::NonNegativeNumber);
 
   rag::QuantizeFlags quantize;

@@ -4,21 +4,45 @@
 #include "engine/cuda/cuda_backend.h"
 #include "engine/cuda/cuda_bert.h"
 #endif
+#ifdef RAG_HAVE_NCCL
+#include "engine/dist/tp_backend.h"
+#endif
 
 namespace rag {
 
 StatusOr<ModelLoadOptions> ModelLoadOptionsFor(const std::string& device,
-                                               const CpuBackendOptions& cpu) {
+                                               const CpuBackendOptions& cpu, int tp) {
   if (device != "auto" && device != "cpu" && device != "cuda") {
     return InvalidArgument("--device must be auto, cpu or cuda, not \"" + device + "\"");
   }
+  if (tp < 1 || tp > 8) return InvalidArgument("--tp takes 1 to 8 GPUs, not " + std::to_string(tp));
+  if (tp > 1 && device == "cpu") return InvalidArgument("--tp " + std::to_string(tp) + " needs --device cuda");
   ModelLoadOptions options;
   options.cpu = cpu;
   if (device == "cpu") return options;
 #ifdef RAG_HAVE_CUDA
   if (!CudaDeviceAvailable()) {
-    if (device == "cuda") return Unavailable("--device cuda: no CUDA device is present");
+    if (device == "cuda" || tp > 1) return Unavailable("--device cuda: no CUDA device is present");
     return options;
+  }
+  if (tp > 1) {
+#ifdef RAG_HAVE_NCCL
+    TensorParallelOptions parallel;
+    parallel.world = tp;
+    options.from_dir = [parallel](const std::string& dir) -> StatusOr<std::unique_ptr<Backend>> {
+      RAG_ASSIGN_OR_RETURN(std::unique_ptr<TensorParallelBackend> b,
+                           TensorParallelBackend::Create(dir, CudaBackendOptions{}, parallel));
+      return std::unique_ptr<Backend>(std::move(b));
+    };
+    options.from_weights = [tp](ModelConfig, CpuWeights) -> StatusOr<std::unique_ptr<Backend>> {
+      return InvalidArgument("--tp " + std::to_string(tp) + " needs a safetensors model directory "
+                             "(a GGUF file runs on one GPU)");
+    };
+    return options;
+#else
+    return Unavailable("--tp " + std::to_string(tp) + ": this build has no tensor parallelism "
+                       "(NCCL was not found when it was configured)");
+#endif
   }
   options.from_dir = [](const std::string& dir) -> StatusOr<std::unique_ptr<Backend>> {
     RAG_ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> b, CreateCudaBackend(dir, CudaBackendOptions{}));
@@ -33,8 +57,9 @@ StatusOr<ModelLoadOptions> ModelLoadOptionsFor(const std::string& device,
   };
   return options;
 #else
-  if (device == "cuda") {
-    return Unavailable("--device cuda: this build has no CUDA backend (configure with -DRAG_CUDA=ON)");
+  if (device == "cuda" || tp > 1) {
+    return Unavailable(std::string(tp > 1 ? "--tp" : "--device cuda") +
+                       ": this build has no CUDA backend (configure with -DRAG_CUDA=ON)");
   }
   return options;
 #endif

@@ -12,9 +12,11 @@
 namespace rag {
 
 // "cpu"; "cuda" (Unavailable when this build has no CUDA backend or no GPU is present); "auto"
-// (cuda when possible, else cpu). InvalidArgument for another name.
+// (cuda when possible, else cpu). InvalidArgument for another name. tp > 1: the model split
+// over GPUs 0..tp-1 (engine/dist/tp_backend.h; a safetensors model directory, a build with
+// NCCL and that many GPUs; InvalidArgument with --device cpu).
 StatusOr<ModelLoadOptions> ModelLoadOptionsFor(const std::string& device,
-                                               const CpuBackendOptions& cpu);
+                                               const CpuBackendOptions& cpu, int tp = 1);
 
 // Where the sentence embedder's encoder runs for the same `device`: the CUDA BERT encoder on
 // GPU 0 when cuda or auto finds one (an empty factory otherwise: the CPU encoder); the same

@@ -10,7 +10,9 @@ std 0.02; rounding every nn.Linear input to bf16 in transformers gives the same 
 std 0.25 models amplify it to ~2e-2). A greedy path that passes closer to a tie than 2e-2 would
 make greedy parity meaningless, so prompts are drawn until their greedy paths keep that margin.
 
-Usage: python3 tools/make_golden_gpu_llama.py [OUT_DIR]   (default tests/data/golden-gpu)
+Usage: python3 tools/make_golden_gpu_llama.py [OUT_DIR [NAME]]   (default tests/data/golden-gpu;
+NAME builds that model alone: tp8_gqa_hd64_bf16 draws its prompts from its own generator, so it
+comes out the same either way; the first two share one and are always built together)
 """
 import os
 import sys
@@ -71,6 +73,20 @@ def main():
         os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "golden-gpu")
     os.makedirs(out_root, exist_ok=True)
     torch.set_num_threads(2)
+    only = sys.argv[2] if len(sys.argv) > 2 else None
+    if only in (None, "tp8_gqa_hd64_bf16"):
+        # Tensor parallelism up to 8 ranks (issue 8, issue 10): 16 query and 8 KV heads, the
+        # intermediate size and the vocabulary all divide by 8; tied embeddings (the lm_head
+        # slice of each rank is rows of the embedding).
+        build_with_fresh_prompts(
+            "tp8_gqa_hd64_bf16", out_root, 13,
+            dict(vocab_size=512, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+                 num_attention_heads=16, num_key_value_heads=8, head_dim=64,
+                 max_position_embeddings=16384, rms_norm_eps=1e-5, rope_parameters=LLAMA3_ROPE,
+                 tie_word_embeddings=True, bos_token_id=0, eos_token_id=1),
+            [40, 260], np.random.default_rng(91011), all_logits_first=True, init_std=0.02)
+    if only is not None:
+        return
     rng = np.random.default_rng(5678)
     # GQA 2:1, head_dim 64, untied, Llama 3.1 rope; prompts across several 16-token KV blocks
     # (300 tokens: prefill attention over many tiles, decode over a long paged context).

@@ -12,6 +12,9 @@
 
 #include "common/logging.h"
 #include "engine/cuda/cuda_backend.h"
+#ifdef RAG_HAVE_NCCL
+#include "engine/dist/tp_backend.h"
+#endif
 #include "engine/model_shapes.h"
 #include "kernels/kernels.h"
 
@@ -33,13 +36,17 @@ constexpr const char* kUsage =
     "  --gemv-split N    batch-1 o/down GEMVs split K up to N blocks an SM (default 8)\n"
     "  --prefill-rows N  prefill attention: query rows a warp, 16 or 32 (default 32)\n"
     "  --fp8             dummy weights: decoder projections as FP8 e4m3 with row scales\n"
+    "  --tp N            tensor parallel over GPUs 0..N-1 (NCCL; 1 = one GPU, default)\n"
+    "  --allreduce MODE  tensor parallel all-reduces: peer (decode-sized ones through peer\n"
+    "                    memory, the rest NCCL; default) or nccl (all through NCCL)\n"
     "  --gemv-max-rows N steps of up to N tokens use our GEMV, cuBLAS above (0-8, default 1)\n"
     "  --json FILE       also write the JSON report to FILE\n";
 
 struct BenchFlags {
   std::string model_dir, load_format = "auto", shape;
   int prompt = 2000, new_tokens = 200, runs = 5, chunk = 4096, device = 0, gemv_max_rows = 1;
-  int attn_splits = 2048, gemv_split = 8, prefill_rows = 32;
+  int attn_splits = 2048, gemv_split = 8, prefill_rows = 32, tp = 1;
+  std::string allreduce = "peer";
   std::vector<int> batches = {1, 8, 32, 64};
   bool graphs = true, pdl = true, fused_gemv = true, fp8 = false;
   std::string json_path;
@@ -91,6 +98,11 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
       if (f->batches.empty()) return "--batch: no sizes";
     } else if (a == "--gemv-split") {
       if (!value(&v) || !ParseInt(v, 1, 64, &f->gemv_split)) return "--gemv-split takes 1..64";
+    } else if (a == "--tp") {
+      if (!value(&v) || !ParseInt(v, 1, 8, &f->tp)) return "--tp takes 1..8";
+    } else if (a == "--allreduce") {
+      if (!value(&f->allreduce) || (f->allreduce != "peer" && f->allreduce != "nccl"))
+        return "--allreduce takes peer or nccl";
     } else if (a == "--fp8") {
       f->fp8 = true;
     } else if (a == "--prefill-rows") {
@@ -172,7 +184,7 @@ class BlockPool {
 };
 
 // Prefills one prompt (in chunks of `chunk` tokens) and returns its first token.
-StatusOr<int32_t> Prefill(CudaBackend& b, const std::vector<int32_t>& prompt,
+StatusOr<int32_t> Prefill(GpuBackend& b, const std::vector<int32_t>& prompt,
                           const std::vector<int32_t>& table, int chunk) {
   int32_t first = -1;
   for (size_t at = 0; at < prompt.size(); at += static_cast<size_t>(chunk)) {
@@ -216,9 +228,23 @@ Status Run(const BenchFlags& f) {
   options.cuda_graphs = f.graphs;
   options.gemv_max_rows = f.gemv_max_rows;
   options.fused_gemv = f.fused_gemv;
-  std::unique_ptr<CudaBackend> backend;
+  std::unique_ptr<GpuBackend> backend;
   const double t_load = NowSeconds();
-  if (f.load_format == "dummy") {
+  if (f.tp > 1) {
+#ifdef RAG_HAVE_NCCL
+    TensorParallelOptions tp;
+    tp.world = f.tp;
+    if (f.allreduce == "nccl") tp.peer_allreduce_max_bytes = 0;
+    if (f.load_format == "dummy") {
+      RAG_ASSIGN_OR_RETURN(ModelConfig config, LlamaShapeConfig(f.shape));
+      RAG_ASSIGN_OR_RETURN(backend, TensorParallelBackend::CreateDummy(config, 1, f.fp8, options, tp));
+    } else {
+      RAG_ASSIGN_OR_RETURN(backend, TensorParallelBackend::Create(f.model_dir, options, tp));
+    }
+#else
+    return Unavailable("bench: --tp needs a build with NCCL (tensor parallelism)");
+#endif
+  } else if (f.load_format == "dummy") {
     RAG_ASSIGN_OR_RETURN(ModelConfig config, LlamaShapeConfig(f.shape));
     RAG_ASSIGN_OR_RETURN(CudaWeights weights, DummyCudaWeights(config, 1, f.fp8));
     RAG_ASSIGN_OR_RETURN(backend, CreateCudaBackend(config, std::move(weights), options));
@@ -300,22 +326,25 @@ Status Run(const BenchFlags& f) {
   }
 
   const std::string model = f.load_format == "dummy" ? "dummy:" + f.shape : f.model_dir;
-  std::printf("\nrag bench: %s on %s (%.0f GB/s device copy bandwidth), %s, %s, prompt %d, new %d, "
-              "graphs %s, PDL %s, our GEMV up to %d rows, fused GEMV %s\n", model.c_str(), prop.name,
+  const int gpus = backend->gpus();
+  std::printf("\nrag bench: %s on %d x %s (%.0f GB/s device copy bandwidth), %s, %s, prompt %d, new %d, "
+              "graphs %s, PDL %s, our GEMV up to %d rows, fused GEMV %s%s\n", model.c_str(), gpus, prop.name,
               copy_bw / 1e9, Today().c_str(), backend->fp8_weights() ? "fp8 projections" : "bf16",
               f.prompt, f.new_tokens, f.graphs ? "on" : "off",
-              f.pdl ? "on" : "off", f.gemv_max_rows, f.fused_gemv ? "on" : "off");
-  std::printf("load %.1f s; weights %.2f GB, KV cache %.2f GB (%d blocks of %d)\n", load_s,
+              f.pdl ? "on" : "off", f.gemv_max_rows, f.fused_gemv ? "on" : "off",
+              gpus > 1 ? (f.allreduce == "peer" ? ", all-reduce: peer memory up to 1 MiB, NCCL above"
+                                                : ", all-reduce: NCCL") : "");
+  std::printf("load %.1f s; weights %.2f GB a GPU, KV cache %.2f GB a GPU (%d blocks of %d)\n", load_s,
               backend->weight_bytes() / 1e9, backend->kv_cache_bytes() / 1e9, backend->info().num_blocks,
               block_size);
   std::printf("first token (prompt %d, median of %d): %.1f ms back to back, %.1f ms a request "
               "(each prompt followed by its %d-token answer)\n",
               f.prompt, f.runs, Median(ttft) * 1e3, Median(ttft_request) * 1e3, f.new_tokens);
   std::printf("%6s %10s %12s %12s %14s %14s\n", "batch", "step ms", "tok/s/seq", "tok/s total",
-              "weights GB/s", "% of copy bw");
+              "weights GB/s", "% of copy bw");  // bandwidth: of all GPUs together
   for (const DecodeResult& d : results) {
     std::printf("%6d %10.3f %12.1f %12.1f %14.0f %13.0f%%\n", d.batch, d.step_ms, d.tok_s_per_seq,
-                d.tok_s_total, d.weight_gb_s, 100.0 * d.weight_gb_s * 1e9 / copy_bw);
+                d.tok_s_total, d.weight_gb_s, 100.0 * d.weight_gb_s * 1e9 / (copy_bw * gpus));
   }
   std::ostringstream js;
   js << "{\"bench\":\"rag\",\"model\":\"" << model << "\",\"gpu\":\"" << prop.name << "\",\"date\":\""
@@ -324,7 +353,8 @@ Status Run(const BenchFlags& f) {
      << ",\"gemv_max_rows\":" << f.gemv_max_rows << ",\"pdl\":" << (f.pdl ? "true" : "false")
      << ",\"fused_gemv\":" << (f.fused_gemv ? "true" : "false")
      << ",\"attn_splits\":" << f.attn_splits << ",\"gemv_split\":" << f.gemv_split
-     << ",\"prefill_rows\":" << f.prefill_rows << ",\"fp8\":" << (backend->fp8_weights() ? "true" : "false")
+     << ",\"prefill_rows\":" << f.prefill_rows << ",\"tp\":" << gpus << ",\"allreduce\":\""
+     << (gpus > 1 ? f.allreduce : "none") << "\"" << ",\"fp8\":" << (backend->fp8_weights() ? "true" : "false")
      << ",\"ttft_ms\":"
      << Median(ttft) * 1e3 << ",\"ttft_runs_ms\":[";
   for (size_t i = 0; i < ttft.size(); ++i) js << (i ? "," : "") << ttft[i] * 1e3;

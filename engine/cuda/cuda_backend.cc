@@ -118,6 +118,12 @@ Status CudaBackend::Init() {
   const size_t act = a.Add<__nv_bfloat16>(T * inter), xl = a.Add<__nv_bfloat16>(R * dim);
   const size_t x_rows = a.Add<float>(R * dim), attn_rows = a.Add<__nv_bfloat16>(R * q_dim);
   const size_t logits = a.Add<float>(R * c.vocab_size), argmax = a.Add<int32_t>(R);
+  lm_rows_ = weights_.lm_head_rows > 0 ? weights_.lm_head_rows : c.vocab_size;
+  const bool tp = tensor_parallel();
+  const int64_t partial_rows = std::max(T, R);
+  const size_t partial_o = tp ? a.Add<float>(partial_rows * dim) : 0;
+  const size_t partial_down = tp ? a.Add<float>(partial_rows * dim) : 0;
+  const size_t logits_local = tp ? a.Add<float>(R * lm_rows_) : 0;
   const size_t ws = a.Add<float>(PagedDecodeAttentionWorkspace(
       bucket_s, c.num_attention_heads, hd, max_blocks_per_seq_, o.block_size));
   const size_t counters = a.Add<int32_t>(bucket_s * c.num_attention_heads);
@@ -146,6 +152,15 @@ Status CudaBackend::Init() {
   rope_table_ = reinterpret_cast<float2*>(base + rope_table);
   attn_split_counters_ = reinterpret_cast<int32_t*>(base + counters);
   sampling_ = base + sampling;
+  if (tp) {  // registered in this order on every rank
+    partial_o_ = reinterpret_cast<float*>(base + partial_o);
+    partial_down_ = reinterpret_cast<float*>(base + partial_down);
+    logits_local_ = reinterpret_cast<float*>(base + logits_local);
+    TpCollectives& comm = *options_.collectives;
+    RAG_RETURN_IF_ERROR(comm.Register(partial_o_, static_cast<size_t>(partial_rows * dim) * 4));
+    RAG_RETURN_IF_ERROR(comm.Register(partial_down_, static_cast<size_t>(partial_rows * dim) * 4));
+    RAG_RETURN_IF_ERROR(comm.Register(logits_local_, static_cast<size_t>(R * lm_rows_) * 4));
+  }
   RAG_CUDA_RETURN_IF_ERROR(
       cudaMemset(attn_split_counters_, 0, static_cast<size_t>(bucket_s * c.num_attention_heads) * 4));
   const std::vector<float> inv_freq = ComputeRopeInvFreq(c);
@@ -340,6 +355,12 @@ Status CudaBackend::EnqueueLayers(const StepPlan& p) {
   // are computed once for all layers (the precise sin/cos cost more than the rotation).
   const bool attention_rotates_q = !p.decode && !fused;
   const float2* rope_table = attention_rotates_q ? rope_table_ : nullptr;
+  const bool tp = tensor_parallel();
+  // Tensor parallel: o and down write this rank's partial sums (the fused split-K GEMVs add
+  // into a zeroed buffer: the first here, the rest zeroed by the all-reduces).
+  float* o_out = tp ? partial_o_ : x_;
+  float* down_out = tp ? partial_down_ : x_;
+  if (tp && fused) RAG_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(partial_o_, 0, static_cast<size_t>(dim) * 4, st));
   RAG_RETURN_IF_ERROR(EmbeddingGather(weights_.embedding, c.vocab_size, dim, tokens, n, x_, st));
   if (rope_table != nullptr) {
     RAG_RETURN_IF_ERROR(RopeCosSinTable(positions, n, inv_freq_, hd / 2, rope_table_, st));
@@ -373,46 +394,73 @@ Status CudaBackend::EnqueueLayers(const StepPlan& p) {
                                                 nq, nkv, hd, bs, attn_, st,
                                                 rope_table));
     }
-    if (fused && fp8) {
-      RAG_RETURN_IF_ERROR(DecodeGemvAccumulate(attn_, w.wo8.codes, w.wo8.scale, dim, q_dim, x_, st));
-      RAG_RETURN_IF_ERROR(RmsNormGemvSwiGlu(x_, w.mlp_norm, eps, w.w_gate_up8.codes,
-                                            w.w_gate_up8.scale, inter, dim, act_, st));
-      RAG_RETURN_IF_ERROR(DecodeGemvAccumulate(act_, w.w_down8.codes, w.w_down8.scale, dim, inter,
-                                               x_, st));
-    } else if (fused) {
-      RAG_RETURN_IF_ERROR(DecodeGemvAccumulate(attn_, w.wo, dim, q_dim, x_, st));
-      RAG_RETURN_IF_ERROR(RmsNormGemvSwiGlu(x_, w.mlp_norm, eps, w.w_gate_up, inter, dim, act_, st));
-      RAG_RETURN_IF_ERROR(DecodeGemvAccumulate(act_, w.w_down, dim, inter, x_, st));
+    if (fused) {
+      if (fp8) {
+        RAG_RETURN_IF_ERROR(DecodeGemvAccumulate(attn_, w.wo8.codes, w.wo8.scale, dim, q_dim, o_out, st));
+      } else {
+        RAG_RETURN_IF_ERROR(DecodeGemvAccumulate(attn_, w.wo, dim, q_dim, o_out, st));
+      }
+      RAG_RETURN_IF_ERROR(ReduceInto(partial_o_, x_, 1, partial_down_));
+      if (fp8) {
+        RAG_RETURN_IF_ERROR(RmsNormGemvSwiGlu(x_, w.mlp_norm, eps, w.w_gate_up8.codes,
+                                              w.w_gate_up8.scale, inter, dim, act_, st));
+        RAG_RETURN_IF_ERROR(DecodeGemvAccumulate(act_, w.w_down8.codes, w.w_down8.scale, dim, inter,
+                                                 down_out, st));
+      } else {
+        RAG_RETURN_IF_ERROR(RmsNormGemvSwiGlu(x_, w.mlp_norm, eps, w.w_gate_up, inter, dim, act_, st));
+        RAG_RETURN_IF_ERROR(DecodeGemvAccumulate(act_, w.w_down, dim, inter, down_out, st));
+      }
+      RAG_RETURN_IF_ERROR(ReduceInto(partial_down_, x_, 1, partial_o_));
     } else if (prune_last && l == last) {
       RAG_RETURN_IF_ERROR(GatherRows(attn_, q_dim, logit_rows, R, attn_rows_, st));
       RAG_RETURN_IF_ERROR(GatherRows(x_, dim, logit_rows, R, x_rows_, st));
       RAG_ASSIGN_OR_RETURN(const __nv_bfloat16* wo, Bf16Weight(w.wo, w.wo8, dim, q_dim));
-      RAG_RETURN_IF_ERROR(matmul_->Run(attn_rows_, R, wo, dim, q_dim, x_rows_, /*accumulate=*/true));
+      RAG_RETURN_IF_ERROR(matmul_->Run(attn_rows_, R, wo, dim, q_dim, tp ? o_out : x_rows_,
+                                       /*accumulate=*/!tp));
+      RAG_RETURN_IF_ERROR(ReduceInto(partial_o_, x_rows_, R, nullptr));
       RAG_RETURN_IF_ERROR(EnqueueMlp(w, x_rows_, R, R <= options_.gemv_max_rows));
     } else {
       RAG_ASSIGN_OR_RETURN(const __nv_bfloat16* wo, Bf16Weight(w.wo, w.wo8, dim, q_dim));
-      RAG_RETURN_IF_ERROR(matmul_->Run(attn_, n, wo, dim, q_dim, x_, /*accumulate=*/true));
+      RAG_RETURN_IF_ERROR(matmul_->Run(attn_, n, wo, dim, q_dim, o_out, /*accumulate=*/!tp));
+      RAG_RETURN_IF_ERROR(ReduceInto(partial_o_, x_, n, nullptr));
       RAG_RETURN_IF_ERROR(EnqueueMlp(w, x_, n, gemv));
     }
   }
   if (prune_last) {  // x_rows_ holds exactly the logit rows
     RAG_RETURN_IF_ERROR(AddRmsNorm(x_rows_, nullptr, weights_.final_norm, R, dim, eps, xl_, st));
-    RAG_RETURN_IF_ERROR(matmul_->Run(xl_, R, weights_.lm_head, c.vocab_size, dim, logits_));
-    return ArgmaxRows(logits_, R, c.vocab_size, argmax_, st);
+    return EnqueueLogits(xl_, nullptr, R);
   }
-  if (fused && p.n_logit_rows == 1) {  // the one row there is: the final norm folded in too
-    RAG_RETURN_IF_ERROR(RmsNormGemv(x_, weights_.final_norm, eps, weights_.lm_head, c.vocab_size,
-                                    dim, logits_, st));
-    return ArgmaxRows(logits_, 1, c.vocab_size, argmax_, st);
-  }
+  if (fused && p.n_logit_rows == 1) return EnqueueLogits(nullptr, x_, 1);  // final norm folded in
   RAG_RETURN_IF_ERROR(AddRmsNorm(x_, nullptr, weights_.final_norm, n, dim, eps, xn_, st));
   const __nv_bfloat16* rows = xn_;
   if (p.gather) {
     RAG_RETURN_IF_ERROR(GatherRows(xn_, dim, logit_rows, p.n_logit_rows, xl_, st));
     rows = xl_;
   }
-  RAG_RETURN_IF_ERROR(matmul_->Run(rows, p.n_logit_rows, weights_.lm_head, c.vocab_size, dim, logits_));
-  return ArgmaxRows(logits_, p.n_logit_rows, c.vocab_size, argmax_, st);
+  return EnqueueLogits(rows, nullptr, p.n_logit_rows);
+}
+
+Status CudaBackend::EnqueueLogits(const __nv_bfloat16* rows, const float* x_fused, int64_t R) {
+  const ModelConfig& c = config_;
+  const int64_t dim = c.hidden_size;
+  float* out = tensor_parallel() ? logits_local_ : logits_;
+  if (x_fused != nullptr) {
+    RAG_RETURN_IF_ERROR(RmsNormGemv(x_fused, weights_.final_norm, static_cast<float>(c.rms_norm_eps),
+                                    weights_.lm_head, lm_rows_, dim, out, stream_));
+  } else {
+    RAG_RETURN_IF_ERROR(matmul_->Run(rows, R, weights_.lm_head, lm_rows_, dim, out));
+  }
+  if (tensor_parallel()) {
+    RAG_RETURN_IF_ERROR(options_.collectives->GatherColumns(logits_local_, logits_, R, lm_rows_,
+                                                            c.vocab_size, stream_));
+  }
+  return ArgmaxRows(logits_, R, c.vocab_size, argmax_, stream_);
+}
+
+Status CudaBackend::ReduceInto(float* partial, float* x, int64_t n, float* zero_next) {
+  if (!tensor_parallel()) return Status::Ok();
+  const int64_t count = n * config_.hidden_size;
+  return options_.collectives->AllReduceAdd(partial, x, count, zero_next, stream_);
 }
 
 // o projection done: x += MLP(RMSNorm(x)) of n rows of the residual stream x, as separate
@@ -432,7 +480,10 @@ Status CudaBackend::EnqueueMlp(const CudaLayerWeights& w, float* x, int64_t n, b
     RAG_RETURN_IF_ERROR(SwiGlu(gate_up_bf16(), n, inter, act_, st));
   }
   RAG_ASSIGN_OR_RETURN(const __nv_bfloat16* w_down, Bf16Weight(w.w_down, w.w_down8, dim, inter));
-  return matmul_->Run(act_, n, w_down, dim, inter, x, /*accumulate=*/true);
+  const bool tp = tensor_parallel();
+  RAG_RETURN_IF_ERROR(matmul_->Run(act_, n, w_down, dim, inter, tp ? partial_down_ : x,
+                                   /*accumulate=*/!tp));
+  return ReduceInto(partial_down_, x, n, nullptr);
 }
 
 StatusOr<const __nv_bfloat16*> CudaBackend::Bf16Weight(const __nv_bfloat16* w, const CudaFp8Matrix& m,
@@ -473,6 +524,10 @@ StatusOr<std::vector<float>> CudaBackend::Forward(const ForwardBatch& batch) {
   RAG_ASSIGN_OR_RETURN(StepPlan p, Plan(batch, false));
   RAG_RETURN_IF_ERROR(Upload(p));
   RAG_RETURN_IF_ERROR(RunStep(p));
+  if (tensor_parallel() && options_.collectives->rank() != 0) {  // rank 0 returns the logits
+    RAG_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+    return std::vector<float>{};
+  }
   const size_t count = static_cast<size_t>(p.real_logit_rows * config_.vocab_size);
   RAG_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(logits_host_.as<float>(), logits_, count * sizeof(float),
                                            cudaMemcpyDeviceToHost, stream_));

@@ -26,6 +26,7 @@
 #include "engine/cuda/cuda_weights.h"
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/matmul.h"
+#include "engine/cuda/tp_collectives.h"
 
 namespace rag {
 
@@ -49,9 +50,31 @@ struct CudaBackendOptions {
   // One-token steps fold the RMSNorms and the SwiGLU into the GEMVs (kernels/decode_gemv.cu);
   // off: the separate kernels (benchmark comparisons).
   bool fused_gemv = true;
+  // A rank of a tensor-parallel group (engine/dist/tp_backend.h; not owned): the config and
+  // weights are then this rank's slices (engine/dist/tp_plan.h's RankConfig), the o and down
+  // projections write partial sums that the collectives add into the residual stream, and the
+  // rank's vocabulary slice of logits is gathered into the whole row. Null: one GPU.
+  TpCollectives* collectives = nullptr;
 };
 
-class CudaBackend : public Backend {
+// What `rag bench`, the tests and the server need of a GPU backend, on one GPU or several.
+class GpuBackend : public Backend {
+ public:
+  // Greedy decoding on the device (benchmarks, parity tests): every sequence of `batch` feeds
+  // one token (its last prompt token or the token sampled from its prefill), then `steps`
+  // decode steps run back to back, each step's argmax fed to the next without a host round
+  // trip. Block tables must cover start_pos + steps positions. Returns, per sequence, the
+  // argmax of each step (steps ids).
+  virtual StatusOr<std::vector<std::vector<int32_t>>> GreedyDecode(const ForwardBatch& batch,
+                                                                   int steps) = 0;
+  // Device memory of one GPU (the first, on several) taken by weights and by the KV cache.
+  virtual size_t weight_bytes() const = 0;
+  virtual size_t kv_cache_bytes() const = 0;
+  virtual bool fp8_weights() const = 0;
+  virtual int gpus() const { return 1; }
+};
+
+class CudaBackend : public GpuBackend {
  public:
   ~CudaBackend() override;
 
@@ -59,12 +82,8 @@ class CudaBackend : public Backend {
   BackendInfo info() const override { return {"cuda", options_.block_size, num_blocks_}; }
   StatusOr<std::vector<float>> Forward(const ForwardBatch& batch) override;
 
-  // Greedy decoding on the device (benchmarks, parity tests): every sequence of `batch` feeds
-  // one token (its last prompt token or the token sampled from its prefill), then `steps`
-  // decode steps run back to back, each step's argmax fed to the next without a host round
-  // trip. Block tables must cover start_pos + steps positions. Returns, per sequence, the
-  // argmax of each step (steps ids).
-  StatusOr<std::vector<std::vector<int32_t>>> GreedyDecode(const ForwardBatch& batch, int steps);
+  StatusOr<std::vector<std::vector<int32_t>>> GreedyDecode(const ForwardBatch& batch,
+                                                           int steps) override;
 
   // Enqueues a forward pass and the argmax of its logit rows and waits for it (prefill timing
   // in benchmarks): returns the argmax ids, one per logit row.
@@ -75,10 +94,11 @@ class CudaBackend : public Backend {
   StatusOr<std::vector<int32_t>> ForwardSample(const ForwardBatch& batch,
                                                const std::vector<DeviceSampling>& rows) override;
 
-  // Device memory taken by weights, KV cache and buffers.
-  size_t weight_bytes() const { return weights_.storage.bytes() + weights_.fp8_storage.bytes(); }
-  bool fp8_weights() const { return weights_.fp8; }
-  size_t kv_cache_bytes() const { return kv_cache_.bytes(); }
+  size_t weight_bytes() const override {
+    return weights_.storage.bytes() + weights_.fp8_storage.bytes();
+  }
+  bool fp8_weights() const override { return weights_.fp8; }
+  size_t kv_cache_bytes() const override { return kv_cache_.bytes(); }
   int max_seq_len() const { return max_seq_len_; }
 
  private:
@@ -102,6 +122,14 @@ class CudaBackend : public Backend {
   Status Enqueue(const StepPlan& plan);  // layers, logits and argmax
   Status EnqueueLayers(const StepPlan& plan);
   Status EnqueueMlp(const CudaLayerWeights& w, float* x, int64_t n, bool gemv);
+  // Tensor parallel: where the o / down projection of n rows writes (its partial buffer; x
+  // itself on one GPU, accumulated into), and the all-reduce that adds the partials into x
+  // (nothing on one GPU).
+  bool tensor_parallel() const { return options_.collectives != nullptr; }
+  Status ReduceInto(float* partial, float* x, int64_t n, float* zero_next);
+  // The vocabulary projection of R normed rows (or, fused, of the residual row x) into logits_,
+  // gathered from the ranks under tensor parallelism, then their argmax.
+  Status EnqueueLogits(const __nv_bfloat16* rows, const float* x_fused, int64_t R);
   // A projection as bf16 for a GEMM: `w` itself, or (FP8 model) m widened into fp8_scratch_,
   // which the next call overwrites (stream order keeps the GEMM in between safe).
   StatusOr<const __nv_bfloat16*> Bf16Weight(const __nv_bfloat16* w, const CudaFp8Matrix& m,
@@ -131,6 +159,10 @@ class CudaBackend : public Backend {
   __nv_bfloat16* xl_ = nullptr;    // (R, dim) rows whose logits are returned
   float* x_rows_ = nullptr;        // (R, dim) their residual stream in the last layer (prefill)
   __nv_bfloat16* attn_rows_ = nullptr;  // (R, q_dim) their attention output there
+  float* partial_o_ = nullptr;     // tensor parallel: (max(T, R), dim) the o projection's part
+  float* partial_down_ = nullptr;  // and the down projection's (peers read them: two in turn)
+  float* logits_local_ = nullptr;  // tensor parallel: (R, lm_rows_) this rank's vocabulary slice
+  int64_t lm_rows_ = 0;            // rows of weights_.lm_head (the vocabulary on one GPU)
   float* logits_ = nullptr;        // (R, vocab)
   int32_t* argmax_ = nullptr;      // (R)
   float* attn_workspace_ = nullptr;

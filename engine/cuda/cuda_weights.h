@@ -13,6 +13,7 @@
 
 #include "common/status.h"
 #include "engine/cpu/cpu_weights.h"
+#include "engine/dist/tp_plan.h"
 #include "engine/cuda/device_buffer.h"
 #include "engine/model_config.h"
 #include "engine/safetensors.h"
@@ -41,7 +42,10 @@ struct CudaWeights {
   bool fp8 = false;
   const __nv_bfloat16* embedding = nullptr;   // (vocab, dim)
   const __nv_bfloat16* final_norm = nullptr;  // (dim)
-  const __nv_bfloat16* lm_head = nullptr;     // (vocab, dim); the embedding when tied
+  const __nv_bfloat16* lm_head = nullptr;     // (lm_head_rows, dim); the embedding when tied
+  // vocab on one GPU; a tensor-parallel rank's slice of the vocabulary (TpSlices::lm_rows, the
+  // last rank's padded with zero rows)
+  int64_t lm_head_rows = 0;
   std::vector<CudaLayerWeights> layers;
 };
 
@@ -53,6 +57,11 @@ size_t CudaWeightBytes(const ModelConfig& config, bool fp8 = false);
 // shape and name checks of LoadCpuWeights. ResourceExhausted when the GPU is too small. A model
 // whose projections are F8_E4M3 (`rag quantize`) keeps them as FP8 codes and scales.
 StatusOr<CudaWeights> LoadCudaWeights(const ModelConfig& config, const SafetensorsReader& reader);
+// A tensor-parallel rank's part (engine/dist/tp_plan.h) of the model of `config` (the whole
+// model's): only those rows and columns of each tensor are read from the files. The weights
+// have the shapes of RankConfig(config, slices.world), lm_head slices.lm_rows rows.
+StatusOr<CudaWeights> LoadCudaWeights(const ModelConfig& config, const SafetensorsReader& reader,
+                                      const TpSlices& slices);
 
 // From weights already in host memory as fp32 (a GGUF file dequantised by LoadCpuWeights).
 StatusOr<CudaWeights> UploadCudaWeights(const ModelConfig& config, const CpuWeights& weights);
@@ -61,5 +70,8 @@ StatusOr<CudaWeights> UploadCudaWeights(const ModelConfig& config, const CpuWeig
 // normal(0, 0.02) as gpt-fast's benchmark and transformers' initializer_range, norms 1. fp8:
 // the decoder projections as FP8 codes and scales of about the same distribution.
 StatusOr<CudaWeights> DummyCudaWeights(const ModelConfig& config, uint64_t seed, bool fp8 = false);
+// The same for a tensor-parallel rank (its own random draws, the shapes of its slices).
+StatusOr<CudaWeights> DummyCudaWeights(const ModelConfig& config, uint64_t seed, bool fp8,
+                                       const TpSlices& slices);
 
 }  // namespace rag

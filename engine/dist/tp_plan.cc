@@ -33,7 +33,16 @@ TpSlices TensorParallelSlices(const ModelConfig& c, int rank, int world) {
   s.inter = part(c.intermediate_size);
   const int64_t per = (c.vocab_size + world - 1) / world;  // the last rank takes what is left
   s.vocab = {std::min(c.vocab_size, per * rank), std::min(c.vocab_size, per * (rank + 1))};
+  s.lm_rows = per;
   return s;
+}
+
+ModelConfig RankConfig(const ModelConfig& config, int world) {
+  ModelConfig c = config;
+  c.num_attention_heads /= world;
+  c.num_key_value_heads /= world;
+  c.intermediate_size /= world;
+  return c;
 }
 
 }  // namespace rag

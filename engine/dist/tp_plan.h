@@ -31,6 +31,11 @@ struct TpSlices {
   TpRange q_rows, k_rows, v_rows;  // rows of q_proj, k_proj, v_proj (= o_proj's columns for q)
   TpRange inter;                   // rows of gate_proj and up_proj, columns of down_proj
   TpRange vocab;                   // rows of lm_head (the last rank takes the remainder)
+  // Rows of lm_head every rank holds and multiplies: ceil(vocab / world), the last rank's
+  // slice padded with zero rows, so the gathered logit slices have one width.
+  int64_t lm_rows = 0;
+  // Whether the rank's slice is a view of the whole (world 1) or a part of it.
+  bool whole() const { return world == 1; }
 };
 
 // Ok when the config splits over `world` ranks: query and KV heads and the intermediate size
@@ -39,5 +44,9 @@ Status CheckTensorParallel(const ModelConfig& config, int world);
 
 // The slices of `rank` (0 <= rank < world); the config must pass CheckTensorParallel.
 TpSlices TensorParallelSlices(const ModelConfig& config, int rank, int world);
+
+// The config a rank's backend runs: the query and KV heads and the intermediate size divided by
+// `world`; hidden size, head size, vocabulary (the embedding stays whole) and the rest as is.
+ModelConfig RankConfig(const ModelConfig& config, int world);
 
 }  // namespace rag

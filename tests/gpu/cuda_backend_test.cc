@@ -29,6 +29,7 @@
 #include "engine/model_shapes.h"
 #include "engine/quantize.h"
 #include "engine/safetensors.h"
+#include "tests/gpu/golden_gpu.h"
 #include "tests/gpu/gpu_test_util.h"
 #include "tests/testing/golden_json.h"
 #include "tests/testing/temp_dir.h"
@@ -45,19 +46,6 @@ constexpr int kBlockSize = 16;
 const std::vector<std::string>& ModelNames() {
   static const std::vector<std::string> names = {"gqa_hd64_bf16", "gqa_hd128_tied_bf16"};
   return names;
-}
-
-std::string GoldenDir(const std::string& name) {
-  return std::string(RAG_TEST_DATA_DIR) + "/golden-gpu/" + name;
-}
-
-double RelError(const float* a, const float* b, size_t n) {
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < n; ++i) {
-    diff = std::max(diff, std::abs(static_cast<double>(a[i]) - b[i]));
-    scale = std::max(scale, std::abs(static_cast<double>(b[i])));
-  }
-  return diff / scale;
 }
 
 int32_t Argmax(const float* row, int64_t n) {
@@ -349,47 +337,6 @@ TEST_F(CudaBackendTest, FusedOneTokenStepsMatchTheSeparateKernels) {
       next[0] = Argmax(b->data(), vocab);
     }
   }
-}
-
-// Runs every golden prompt of `name` through an Engine over the CUDA backend (chunked prefill
-// beside decoding) with `sampling`; returns the generated tokens and the golden greedy tokens,
-// by prompt.
-struct EngineRun {
-  std::vector<std::vector<int32_t>> got, greedy;
-};
-EngineRun RunEngine(std::unique_ptr<CudaBackend> cuda, const JsonValue& golden,
-                    const SamplingParams& sampling) {
-  EngineOptions options;
-  options.scheduler.max_batch_tokens = 64;
-  options.scheduler.prefill_chunk = 48;
-  Engine engine(std::move(cuda), options);
-  std::mutex mu;
-  std::condition_variable cv;
-  std::map<int64_t, std::vector<int32_t>> tokens;
-  size_t finished = 0;
-  std::vector<int64_t> ids;
-  EngineRun run;
-  for (const JsonValue& p : golden.Find("prompts")->items()) {
-    GenerationRequest request;
-    request.prompt = JsonInts(*p.Find("ids"));
-    request.max_tokens = 32;
-    request.sampling = sampling;
-    auto id = engine.Submit(request, [&](const TokenEvent& e) {
-      std::lock_guard<std::mutex> lock(mu);
-      if (e.token >= 0) tokens[e.request_id].push_back(e.token);
-      if (e.finished) ++finished;
-      cv.notify_all();
-      return true;
-    });
-    EXPECT_TRUE(id.ok()) << id.status().ToString();
-    if (!id.ok()) return run;
-    ids.push_back(*id);
-    run.greedy.push_back(JsonInts(*p.Find("greedy")));
-  }
-  std::unique_lock<std::mutex> lock(mu);
-  EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(120), [&] { return finished == ids.size(); }));
-  for (int64_t id : ids) run.got.push_back(tokens[id]);
-  return run;
 }
 
 TEST_F(CudaBackendTest, TheEngineGeneratesTransformersGreedyTokensOnTheGpu) {

@@ -129,6 +129,14 @@ TEST(TensorParallelPlanTest, SlicesTileEveryDimension) {
       EXPECT_EQ(s.k_rows.begin, kv);
       EXPECT_EQ(s.inter.begin, in);
       EXPECT_EQ(s.vocab.begin, vocab);
+      // Every rank multiplies lm_rows rows (ceil(53 / world)), its slice padded to that.
+      EXPECT_EQ(s.lm_rows, (c.vocab_size + world - 1) / world);
+      EXPECT_LE(s.vocab.size(), s.lm_rows);
+      const ModelConfig rc = RankConfig(c, world);
+      EXPECT_EQ(rc.num_attention_heads * rc.head_dim, s.q_rows.size());
+      EXPECT_EQ(rc.num_key_value_heads * rc.head_dim, s.k_rows.size());
+      EXPECT_EQ(rc.intermediate_size, s.inter.size());
+      EXPECT_EQ(rc.vocab_size, c.vocab_size);  // the embedding stays whole
       q = s.q_rows.end;
       kv = s.k_rows.end;
       in = s.inter.end;

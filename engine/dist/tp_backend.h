@@ -1,0 +1,80 @@
+// Tensor parallelism (issue 8): one model over several GPUs of this machine, as Megatron-LM
+// splits a Llama layer (engine/dist/tp_plan.h). Each rank is a CudaBackend over its slices of
+// the weights (read from the safetensors files rank by rank: each GPU reads only its part), on
+// its own thread (rank_workers.h) with its own NCCL communicator (tp_group.h). Every call runs
+// on all ranks at once: they plan the same step, each computes its heads and its part of the
+// MLP, two all-reduces a layer add the partial sums into the residual stream (identical on every
+// rank), and the vocabulary-split logits are gathered, so every rank takes the same argmax or
+// sample and decode steps feed themselves on every GPU without the host. Decode steps are CUDA
+// graphs with their collectives inside.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/cuda/cuda_backend.h"
+#include "engine/dist/rank_workers.h"
+#include "engine/dist/tp_group.h"
+
+namespace rag {
+
+struct TensorParallelOptions {
+  int world = 2;             // GPUs
+  std::vector<int> devices;  // their CUDA devices; empty: 0 .. world-1
+  // All-reduces up to this size go through peer memory (decode), larger through NCCL; 0: NCCL
+  // for all (`rag bench --allreduce nccl`, to measure both).
+  size_t peer_allreduce_max_bytes = 1u << 20;
+};
+
+class TensorParallelBackend : public GpuBackend {
+ public:
+  // A Hugging Face model directory (bf16 or `rag quantize`'s FP8); options apply to every rank
+  // (options.device and options.collectives are set per rank).
+  static StatusOr<std::unique_ptr<TensorParallelBackend>> Create(const std::string& model_dir,
+                                                                 const CudaBackendOptions& options,
+                                                                 const TensorParallelOptions& tp);
+  // Random weights of `config`'s shapes (benchmarks), bf16 or FP8 projections.
+  static StatusOr<std::unique_ptr<TensorParallelBackend>> CreateDummy(
+      const ModelConfig& config, uint64_t seed, bool fp8, const CudaBackendOptions& options,
+      const TensorParallelOptions& tp);
+  ~TensorParallelBackend() override;
+
+  const ModelConfig& config() const override { return config_; }
+  BackendInfo info() const override;
+  StatusOr<std::vector<float>> Forward(const ForwardBatch& batch) override;
+  bool HasForwardArgmax() const override { return true; }
+  StatusOr<std::vector<int32_t>> ForwardArgmax(const ForwardBatch& batch) override;
+  bool HasForwardSample() const override { return true; }
+  StatusOr<std::vector<int32_t>> ForwardSample(const ForwardBatch& batch,
+                                               const std::vector<DeviceSampling>& rows) override;
+  StatusOr<std::vector<std::vector<int32_t>>> GreedyDecode(const ForwardBatch& batch,
+                                                           int steps) override;
+  size_t weight_bytes() const override { return ranks_[0]->weight_bytes(); }
+  size_t kv_cache_bytes() const override { return ranks_[0]->kv_cache_bytes(); }
+  bool fp8_weights() const override { return ranks_[0]->fp8_weights(); }
+  int gpus() const override { return static_cast<int>(ranks_.size()); }
+  bool peer_access() const { return group_->peer_access(); }
+
+ private:
+  // Loads rank r's weights (on its thread, its device current).
+  using WeightSource = std::function<StatusOr<CudaWeights>(const TpSlices&)>;
+  static StatusOr<std::unique_ptr<TensorParallelBackend>> Build(const ModelConfig& config,
+                                                                const CudaBackendOptions& options,
+                                                                const TensorParallelOptions& tp,
+                                                                const WeightSource& weights);
+  explicit TensorParallelBackend(ModelConfig config) : config_(std::move(config)) {}
+  // Runs call(rank backend, rank) on every rank after checking the batch against the
+  // smallest KV cache of the ranks (so that no rank refuses what the others run).
+  Status OnAllRanks(const ForwardBatch& batch, const std::function<Status(CudaBackend&, int)>& call);
+
+  ModelConfig config_;  // the whole model's
+  int num_blocks_ = 0;  // the smallest KV cache of the ranks
+  int block_size_ = 0;
+  std::shared_ptr<TpGroup> group_;
+  std::unique_ptr<RankWorkers> workers_;
+  std::vector<std::unique_ptr<TpCollectives>> comms_;
+  std::vector<std::unique_ptr<CudaBackend>> ranks_;
+};
+
+}  // namespace rag

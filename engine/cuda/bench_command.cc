@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
+#include <functional>
 #include <numeric>
 #include <random>
 #include <sstream>
@@ -40,12 +41,15 @@ constexpr const char* kUsage =
     "  --allreduce MODE  tensor parallel all-reduces: peer (decode-sized ones through peer\n"
     "                    memory, the rest NCCL; default) or nccl (all through NCCL)\n"
     "  --gemv-max-rows N steps of up to N tokens use our GEMV, cuBLAS above (0-8, default 1)\n"
+    "  --load N          also a RAG-shaped load: N requests of --prompt tokens each answered with\n"
+    "                    --new tokens, as many at once as the KV cache holds (waves); reports\n"
+    "                    output tokens/s over the whole (prefills included)\n"
     "  --json FILE       also write the JSON report to FILE\n";
 
 struct BenchFlags {
   std::string model_dir, load_format = "auto", shape;
   int prompt = 2000, new_tokens = 200, runs = 5, chunk = 4096, device = 0, gemv_max_rows = 1;
-  int attn_splits = 2048, gemv_split = 8, prefill_rows = 32, tp = 1;
+  int attn_splits = 2048, gemv_split = 8, prefill_rows = 32, tp = 1, load = 0;
   std::string allreduce = "peer";
   std::vector<int> batches = {1, 8, 32, 64};
   bool graphs = true, pdl = true, fused_gemv = true, fp8 = false;
@@ -98,6 +102,8 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
       if (f->batches.empty()) return "--batch: no sizes";
     } else if (a == "--gemv-split") {
       if (!value(&v) || !ParseInt(v, 1, 64, &f->gemv_split)) return "--gemv-split takes 1..64";
+    } else if (a == "--load") {
+      if (!value(&v) || !ParseInt(v, 1, 4096, &f->load)) return "--load takes 1..4096 requests";
     } else if (a == "--tp") {
       if (!value(&v) || !ParseInt(v, 1, 8, &f->tp)) return "--tp takes 1..8";
     } else if (a == "--allreduce") {
@@ -197,6 +203,42 @@ StatusOr<int32_t> Prefill(GpuBackend& b, const std::vector<int32_t>& prompt,
   return first;
 }
 
+// The RAG-shaped load: `requests` prompts answered in waves of as many as the KV cache (and the
+// 64-sequence decode batch) holds: each wave's prompts prefilled one after another, then their
+// answers decoded together on the device. Output tokens/s over the whole run, prefills included.
+struct LoadResult {
+  int requests = 0, concurrency = 0, waves = 0;
+  double seconds = 0, prefill_seconds = 0, output_tok_s = 0;
+};
+
+StatusOr<LoadResult> RunLoad(GpuBackend& b, BlockPool& pool, int num_blocks, int block_size,
+                             int requests, int prompt, int new_tokens, int chunk, int max_seqs,
+                             const std::function<std::vector<int32_t>()>& random_prompt) {
+  const int per_request = (prompt + new_tokens + 1 + block_size - 1) / block_size;
+  LoadResult r;
+  r.requests = requests;
+  r.concurrency = std::min({requests, num_blocks / per_request, max_seqs});
+  if (r.concurrency < 1) return ResourceExhausted("bench --load: one request does not fit the KV cache");
+  const double t0 = NowSeconds();
+  for (int done = 0; done < requests; done += r.concurrency) {
+    const int n = std::min(r.concurrency, requests - done);
+    pool.Reset();
+    ForwardBatch answers;
+    const double p0 = NowSeconds();
+    for (int i = 0; i < n; ++i) {
+      RAG_ASSIGN_OR_RETURN(std::vector<int32_t> table, pool.Take(prompt + new_tokens + 1));
+      RAG_ASSIGN_OR_RETURN(int32_t first, Prefill(b, random_prompt(), table, chunk));
+      answers.sequences.push_back({{first}, prompt, std::move(table), false});
+    }
+    r.prefill_seconds += NowSeconds() - p0;
+    RAG_RETURN_IF_ERROR(b.GreedyDecode(answers, new_tokens - 1).status());
+    ++r.waves;
+  }
+  r.seconds = NowSeconds() - t0;
+  r.output_tok_s = static_cast<double>(requests) * new_tokens / r.seconds;
+  return r;
+}
+
 struct DecodeResult {
   int batch;
   double step_ms, tok_s_per_seq, tok_s_total, weight_gb_s, total_gb_s;
@@ -219,7 +261,8 @@ Status Run(const BenchFlags& f) {
   RAG_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&prop, f.device));
   RAG_ASSIGN_OR_RETURN(const double copy_bw, CopyBandwidth());
 
-  const int max_batch = *std::max_element(f.batches.begin(), f.batches.end());
+  const int max_batch = std::max(*std::max_element(f.batches.begin(), f.batches.end()),
+                                 std::min(f.load, 64));
   CudaBackendOptions options;
   options.device = f.device;
   options.max_seq_len = f.prompt + f.new_tokens + 16;
@@ -325,6 +368,13 @@ Status Run(const BenchFlags& f) {
     results.push_back(d);
   }
 
+  LoadResult load;
+  if (f.load > 0) {
+    RAG_ASSIGN_OR_RETURN(load, RunLoad(*backend, pool, backend->info().num_blocks, block_size, f.load,
+                                       f.prompt, f.new_tokens, options.max_batch_tokens,
+                                       options.max_batch_seqs, random_prompt));
+  }
+
   const std::string model = f.load_format == "dummy" ? "dummy:" + f.shape : f.model_dir;
   const int gpus = backend->gpus();
   std::printf("\nrag bench: %s on %d x %s (%.0f GB/s device copy bandwidth), %s, %s, prompt %d, new %d, "
@@ -345,6 +395,11 @@ Status Run(const BenchFlags& f) {
   for (const DecodeResult& d : results) {
     std::printf("%6d %10.3f %12.1f %12.1f %14.0f %13.0f%%\n", d.batch, d.step_ms, d.tok_s_per_seq,
                 d.tok_s_total, d.weight_gb_s, 100.0 * d.weight_gb_s * 1e9 / (copy_bw * gpus));
+  }
+  if (f.load > 0) {
+    std::printf("RAG-shaped load: %d requests (prompt %d, answer %d tokens), %d at once (%d waves): "
+                "%.1f output tok/s, %.1f s (prefills %.1f s)\n", load.requests, f.prompt, f.new_tokens,
+                load.concurrency, load.waves, load.output_tok_s, load.seconds, load.prefill_seconds);
   }
   std::ostringstream js;
   js << "{\"bench\":\"rag\",\"model\":\"" << model << "\",\"gpu\":\"" << prop.name << "\",\"date\":\""
@@ -367,7 +422,13 @@ Status Run(const BenchFlags& f) {
        << ",\"tok_s_per_seq\":" << d.tok_s_per_seq << ",\"tok_s_total\":" << d.tok_s_total
        << ",\"weight_gb_s\":" << d.weight_gb_s << ",\"total_gb_s\":" << d.total_gb_s << "}";
   }
-  js << "]}";
+  js << "]";
+  if (f.load > 0) {
+    js << ",\"load\":{\"requests\":" << load.requests << ",\"concurrency\":" << load.concurrency
+       << ",\"waves\":" << load.waves << ",\"seconds\":" << load.seconds << ",\"prefill_seconds\":"
+       << load.prefill_seconds << ",\"output_tok_s\":" << load.output_tok_s << "}";
+  }
+  js << "}";
   std::printf("%s\n", js.str().c_str());
   if (!f.json_path.empty()) {
     std::ofstream out(f.json_path);

@@ -4,11 +4,13 @@
 // synchronisation is a per-block barrier on flags in each rank's signal area:
 //  - every block of a collective takes the next epoch of its own counter (each rank launches the
 //    same grid for the same call, so block b of every rank is at the same epoch), writes it into
-//    slot [b][rank] of every peer's signal area (st.release.sys) and spins until its own slots
-//    [b][peer] have reached it (ld.acquire.sys); epochs only grow, so a peer already at the next
-//    call (its flag one higher) cannot be missed;
+//    slot [b][rank] of every peer's signal area and spins until its own slots [b][peer] have
+//    reached it; epochs only grow, so a peer already at the next call (its flag one higher)
+//    cannot be missed;
 //  - the data a collective reads was written by earlier kernels of the peer's stream, which had
-//    completed when the peer's block reached the barrier;
+//    completed (and flushed to the peer's memory) before the peer's block could write its flag:
+//    so the flags need no release/acquire ordering of their own, and are plain volatile accesses
+//    (a system-scope release fence costs microseconds, 160 times a 70B token);
 //  - a buffer that peers read may be rewritten once the next collective's barrier has been
 //    passed (the peers have then finished the kernel that read it): the caller keeps two partial
 //    buffers in turn, and each all-reduce zeroes the other one for the next split-K GEMV.
@@ -27,13 +29,13 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kEpochs = kTpSignalBlocks * kMaxTpWorld;  // the epoch counters follow the slots
 
-__device__ __forceinline__ void StoreReleaseSys(uint32_t* p, uint32_t v) {
-  asm volatile("st.release.sys.global.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+__device__ __forceinline__ void StoreVolatile(uint32_t* p, uint32_t v) {
+  asm volatile("st.volatile.global.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }
 
-__device__ __forceinline__ uint32_t LoadAcquireSys(const uint32_t* p) {
+__device__ __forceinline__ uint32_t LoadVolatile(const uint32_t* p) {
   uint32_t v;
-  asm volatile("ld.acquire.sys.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  asm volatile("ld.volatile.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
   return v;
 }
 
@@ -44,9 +46,9 @@ __device__ void PeerBarrier(const TpPeerSignals& s) {
   if (threadIdx.x == 0) epoch = ++mine[kEpochs + blockIdx.x];
   __syncthreads();
   if (threadIdx.x < s.world) {
-    StoreReleaseSys(s.signals[threadIdx.x] + blockIdx.x * kMaxTpWorld + s.rank, epoch);
+    StoreVolatile(s.signals[threadIdx.x] + blockIdx.x * kMaxTpWorld + s.rank, epoch);
     const uint32_t* arrived = mine + blockIdx.x * kMaxTpWorld + threadIdx.x;
-    while (static_cast<int32_t>(LoadAcquireSys(arrived) - epoch) < 0) {
+    while (static_cast<int32_t>(LoadVolatile(arrived) - epoch) < 0) {
     }
   }
   __syncthreads();

@@ -85,46 +85,37 @@ Status TensorParallelBackend::OnAllRanks(const ForwardBatch& batch,
   return workers_->RunAll([&](int r) { return call(*ranks_[static_cast<size_t>(r)], r); });
 }
 
-StatusOr<std::vector<float>> TensorParallelBackend::Forward(const ForwardBatch& batch) {
-  std::vector<float> logits;
+template <typename T>
+StatusOr<T> TensorParallelBackend::RankZeroResult(const ForwardBatch& batch,
+                                                  const std::function<StatusOr<T>(CudaBackend&)>& call) {
+  T result{};
   RAG_RETURN_IF_ERROR(OnAllRanks(batch, [&](CudaBackend& b, int r) -> Status {
-    RAG_ASSIGN_OR_RETURN(std::vector<float> got, b.Forward(batch));
-    if (r == 0) logits = std::move(got);
+    RAG_ASSIGN_OR_RETURN(T got, call(b));
+    if (r == 0) result = std::move(got);
     return Status::Ok();
   }));
-  return logits;
+  return result;
+}
+
+StatusOr<std::vector<float>> TensorParallelBackend::Forward(const ForwardBatch& batch) {
+  return RankZeroResult<std::vector<float>>(batch, [&](CudaBackend& b) { return b.Forward(batch); });
 }
 
 StatusOr<std::vector<int32_t>> TensorParallelBackend::ForwardArgmax(const ForwardBatch& batch) {
-  std::vector<int32_t> ids;
-  RAG_RETURN_IF_ERROR(OnAllRanks(batch, [&](CudaBackend& b, int r) -> Status {
-    RAG_ASSIGN_OR_RETURN(std::vector<int32_t> got, b.ForwardArgmax(batch));
-    if (r == 0) ids = std::move(got);
-    return Status::Ok();
-  }));
-  return ids;
+  return RankZeroResult<std::vector<int32_t>>(batch,
+                                              [&](CudaBackend& b) { return b.ForwardArgmax(batch); });
 }
 
 StatusOr<std::vector<int32_t>> TensorParallelBackend::ForwardSample(
     const ForwardBatch& batch, const std::vector<DeviceSampling>& rows) {
-  std::vector<int32_t> ids;
-  RAG_RETURN_IF_ERROR(OnAllRanks(batch, [&](CudaBackend& b, int r) -> Status {
-    RAG_ASSIGN_OR_RETURN(std::vector<int32_t> got, b.ForwardSample(batch, rows));
-    if (r == 0) ids = std::move(got);
-    return Status::Ok();
-  }));
-  return ids;
+  return RankZeroResult<std::vector<int32_t>>(
+      batch, [&](CudaBackend& b) { return b.ForwardSample(batch, rows); });
 }
 
 StatusOr<std::vector<std::vector<int32_t>>> TensorParallelBackend::GreedyDecode(
     const ForwardBatch& batch, int steps) {
-  std::vector<std::vector<int32_t>> out;
-  RAG_RETURN_IF_ERROR(OnAllRanks(batch, [&](CudaBackend& b, int r) -> Status {
-    RAG_ASSIGN_OR_RETURN(auto got, b.GreedyDecode(batch, steps));
-    if (r == 0) out = std::move(got);
-    return Status::Ok();
-  }));
-  return out;
+  return RankZeroResult<std::vector<std::vector<int32_t>>>(
+      batch, [&](CudaBackend& b) { return b.GreedyDecode(batch, steps); });
 }
 
 }  // namespace rag

@@ -67,6 +67,11 @@ class TensorParallelBackend : public GpuBackend {
   // Runs call(rank backend, rank) on every rank after checking the batch against the
   // smallest KV cache of the ranks (so that no rank refuses what the others run).
   Status OnAllRanks(const ForwardBatch& batch, const std::function<Status(CudaBackend&, int)>& call);
+  // The same for a call with a result: rank 0's (the ranks' results are the same, the logits
+  // only on rank 0).
+  template <typename T>
+  StatusOr<T> RankZeroResult(const ForwardBatch& batch,
+                             const std::function<StatusOr<T>(CudaBackend&)>& call);
 
   ModelConfig config_;  // the whole model's
   int num_blocks_ = 0;  // the smallest KV cache of the ranks

@@ -39,6 +39,17 @@ __device__ __forceinline__ uint32_t LoadVolatile(const uint32_t* p) {
   return v;
 }
 
+__device__ __forceinline__ uint64_t GlobalTimerNs() {
+  uint64_t t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+
+// A peer that never comes (its host thread failed before this step's collectives, its GPU
+// faulted) would leave this rank spinning for ever and its host thread waiting with it: after
+// kBarrierTimeoutNs the kernel traps instead, so the step fails with a CUDA error.
+constexpr uint64_t kBarrierTimeoutNs = 30ull * 1000 * 1000 * 1000;
+
 // Block b of this rank meets block b of every peer.
 __device__ void PeerBarrier(const TpPeerSignals& s) {
   __shared__ uint32_t epoch;
@@ -48,7 +59,11 @@ __device__ void PeerBarrier(const TpPeerSignals& s) {
   if (threadIdx.x < s.world) {
     StoreVolatile(s.signals[threadIdx.x] + blockIdx.x * kMaxTpWorld + s.rank, epoch);
     const uint32_t* arrived = mine + blockIdx.x * kMaxTpWorld + threadIdx.x;
-    while (static_cast<int32_t>(LoadVolatile(arrived) - epoch) < 0) {
+    if (static_cast<int32_t>(LoadVolatile(arrived) - epoch) < 0) {
+      const uint64_t start = GlobalTimerNs();
+      while (static_cast<int32_t>(LoadVolatile(arrived) - epoch) < 0) {
+        if (GlobalTimerNs() - start > kBarrierTimeoutNs) __trap();
+      }
     }
   }
   __syncthreads();

@@ -30,6 +30,9 @@ StatusOr<Json> ParseJson(std::string_view text, int max_depth) {
     return Json::parse(text.begin(), text.end());
   } catch (const Json::parse_error& e) {
     return InvalidArgument("malformed JSON at byte " + std::to_string(e.byte));
+  } catch (const Json::exception& e) {
+    // out_of_range 406: a number that overflows a double ("1e400"); found by tests/fuzz/json_fuzz.
+    return InvalidArgument("malformed JSON: number out of range");
   }
 }
 

@@ -8,7 +8,8 @@
 // source is plain text. Never fails and never crashes, whatever the input.
 //
 // Offsets are in Unicode code points of `answer` (what a browser's Array.from(answer) indexes),
-// half-open [start, end), and trimmed of surrounding whitespace.
+// half-open [start, end), and trimmed of surrounding whitespace. Bytes of `tagged` that are not
+// valid UTF-8 become U+FFFD in the answer, so the answer is always valid UTF-8.
 #pragma once
 
 #include <cstddef>
@@ -32,7 +33,8 @@ struct ParsedAnswer {
 
 ParsedAnswer ParseCitations(std::string_view tagged, int num_passages);
 
-// Number of code points in UTF-8 text (invalid bytes count one each).
+// Number of code points in UTF-8 text (each byte that is not part of a valid character counts
+// one, stray continuation bytes included).
 size_t Utf8Length(std::string_view text);
 
 }  // namespace rag

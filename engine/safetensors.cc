@@ -76,7 +76,9 @@ void SafetensorsReader::ToFloat(const TensorView& t, float* out) {
   const size_t n = static_cast<size_t>(t.numel());
   switch (t.dtype) {
     case TensorDType::kF32:
-      std::memcpy(out, t.data, n * 4);
+      // An empty tensor may come with a null `out` (an empty vector's data()); memcpy must not see
+      // it even for 0 bytes (UBSan, tests/fuzz/safetensors_fuzz).
+      if (n > 0) std::memcpy(out, t.data, n * 4);
       return;
     case TensorDType::kBF16:
       for (size_t i = 0; i < n; ++i) {
@@ -161,8 +163,11 @@ Status SafetensorsReader::AddFile(const std::string& path) {
         return DataLoss(what + ": bad dimension in \"shape\"");
       }
       t.shape.push_back(d.as_int());
-      numel *= static_cast<uint64_t>(d.as_int());
-      if (numel > (uint64_t{1} << 40)) return DataLoss(what + ": shape too large");
+      // Checked before multiplying: two dimensions of 2^40 would wrap around to 0 elements (found
+      // by tests/fuzz/safetensors_fuzz).
+      const auto dim = static_cast<uint64_t>(d.as_int());
+      if (dim != 0 && numel > (uint64_t{1} << 40) / dim) return DataLoss(what + ": shape too large");
+      numel *= dim;
     }
     int64_t begin = offsets->items()[0].as_int(), end = offsets->items()[1].as_int();
     if (begin < 0 || end < begin) return DataLoss(what + ": data_offsets [begin, end] out of order");

@@ -2,9 +2,13 @@
 
 #include <gumbo.h>
 
+#include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "ingest/html_nesting.h"
@@ -14,6 +18,39 @@ namespace rag::ingest_internal {
 namespace {
 
 enum class Break { kNone, kLine, kParagraph };
+
+// gumbo 0.10 accumulates a numeric character reference in an int without a bound, so a long one
+// ("&#xD8aaaaaaad") overflows: it came out as a lone byte 0xAD (invalid UTF-8), as "&", or
+// swallowed the text after it (found by tests/fuzz/markdown_fuzz). HTML says a reference beyond
+// U+10FFFF is U+FFFD, so such references are rewritten to &#xFFFD before gumbo sees them. nullopt
+// when there is none (the common case: no copy).
+std::optional<std::string> ClampCharacterReferences(std::string_view html) {
+  std::optional<std::string> out;
+  size_t copied = 0;  // html[0, copied) is in *out
+  for (size_t amp = html.find("&#"); amp != std::string_view::npos; amp = html.find("&#", amp + 2)) {
+    size_t i = amp + 2;
+    const bool hex = i < html.size() && (html[i] == 'x' || html[i] == 'X');
+    if (hex) ++i;
+    const size_t digits = i;
+    uint32_t value = 0;
+    for (; i < html.size(); ++i) {
+      const char c = html[i];
+      int digit = -1;
+      if (c >= '0' && c <= '9') digit = c - '0';
+      else if (hex && c >= 'a' && c <= 'f') digit = c - 'a' + 10;
+      else if (hex && c >= 'A' && c <= 'F') digit = c - 'A' + 10;
+      if (digit < 0) break;
+      value = std::min<uint32_t>(value * (hex ? 16 : 10) + digit, 0x110000);
+    }
+    if (value <= 0x10FFFF) continue;
+    if (!out) out.emplace().reserve(html.size());
+    out->append(html.substr(copied, digits - copied));
+    out->append(hex ? "FFFD" : "65533");
+    copied = i;
+  }
+  if (out) out->append(html.substr(copied));
+  return out;
+}
 
 bool IsSkipped(GumboTag tag) {
   switch (tag) {
@@ -161,6 +198,8 @@ struct Step {
 }  // namespace
 
 HtmlTextResult AppendHtmlText(std::string_view html, TextBuilder* out) {
+  const std::optional<std::string> clamped = ClampCharacterReferences(html);
+  if (clamped) html = *clamped;
   const std::optional<std::string> flattened = LimitHtmlNesting(html);
   if (flattened) html = *flattened;
   GumboOptions options = kGumboDefaultOptions;

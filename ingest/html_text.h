@@ -23,7 +23,8 @@ struct HtmlTextResult {
 // - block elements (p, div, li, h1-h6, br, tr, section, article, pre, blockquote, table, ...)
 //   end lines or paragraphs; table cells are separated by tabs; pre keeps its layout;
 // - h1..h6 become sections of `out`.
-// Character references are decoded by gumbo. The tree is walked with an explicit stack, never
+// Character references are decoded by gumbo (numeric ones beyond U+10FFFF become U+FFFD first:
+// gumbo would overflow on them). The tree is walked with an explicit stack, never
 // by recursion.
 HtmlTextResult AppendHtmlText(std::string_view html, TextBuilder* out);
 

@@ -88,6 +88,25 @@ TEST(Citations, HugeNumbersAndTruncatedTagsDoNotCrash) {
   EXPECT_TRUE(a.citations.empty());
 }
 
+// Found by tests/fuzz/citations_fuzz: stray continuation bytes counted as no code point, so a
+// span of them was empty ([2, 2)) although its text was not.
+TEST(Citations, InvalidUtf8BecomesReplacementCharacters) {
+  ParsedAnswer a = ParseCitations("x <co:2>\x8a\x8a</co> \xc3 y", 3);
+  EXPECT_EQ(a.answer, "x \uFFFD\uFFFD \uFFFD y");
+  ASSERT_EQ(a.citations.size(), 1u);
+  EXPECT_EQ(a.citations[0].start, 2u);
+  EXPECT_EQ(a.citations[0].end, 4u);
+  EXPECT_EQ(a.citations[0].text, "\uFFFD\uFFFD");
+  EXPECT_EQ(Slice(a, a.citations[0]), a.citations[0].text);
+}
+
+TEST(Citations, Utf8LengthCountsEachInvalidByte) {
+  EXPECT_EQ(Utf8Length("a\xc3\xa9\xe6\x97\xa5\xf0\x9f\x98\x80"), 4u);
+  EXPECT_EQ(Utf8Length("\x8a\x8a"), 2u);        // stray continuation bytes
+  EXPECT_EQ(Utf8Length("\xe6\x97"), 2u);        // truncated character
+  EXPECT_EQ(Utf8Length("\xc0\xaf\xed\xa0\x80"), 5u);  // overlong '/', a surrogate
+}
+
 TEST(Citations, RandomTagSoupKeepsInvariants) {
   const std::vector<std::string> pieces = {"<co:", "<co: 1", ">", "</co>", "</co: 2>", "0", "1, 2",
                                            " ", "\n", "word", "é", "😀", "<", "</", "co", ",",

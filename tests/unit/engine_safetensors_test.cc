@@ -144,6 +144,20 @@ TEST_F(SafetensorsTest, DamagedFilesAreClearErrors) {
   EXPECT_NE(msg.find("malformed JSON"), std::string::npos) << msg;
 }
 
+// Found by tests/fuzz/safetensors_fuzz: the element count wrapped around (2^40 * 2^40 = 2^80 is 0
+// modulo 2^64), so a shape of 2^80 elements was accepted with 0 bytes of data, and numel()
+// overflowed.
+TEST_F(SafetensorsTest, ShapeWhoseElementCountOverflowsIsRefused) {
+  std::string msg = OpenError(
+      R"({"w": {"dtype": "F32", "shape": [1099511627776, 1099511627776], "data_offsets": [0, 0]}})", "");
+  EXPECT_NE(msg.find("\"w\": shape too large"), std::string::npos) << msg;
+  msg = OpenError(
+      R"({"w": {"dtype": "F32", "shape": [4294967296, 4294967296, 0], "data_offsets": [0, 0]}})", "");
+  EXPECT_NE(msg.find("shape too large"), std::string::npos) << msg;
+  // A dimension of 0 after small ones is an empty tensor, as before.
+  EXPECT_EQ(OpenError(R"({"w": {"dtype": "F32", "shape": [1099511627776, 0], "data_offsets": [0, 0]}})", ""), "");
+}
+
 TEST_F(SafetensorsTest, ShardedDirectory) {
   Write("model-1.safetensors",
         MakeFile(R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}})", Floats({1})));

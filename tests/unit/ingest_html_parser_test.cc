@@ -119,6 +119,17 @@ TEST(IngestHtmlParser, DeepInlineAndUnclosedNestingSurvive) {
   }
 }
 
+// Found by tests/fuzz/html_fuzz and markdown_fuzz: gumbo overflowed on long numeric character
+// references, giving a lone byte 0xAD (invalid UTF-8), "&", or dropping the text after them.
+TEST(IngestHtmlParser, OutOfRangeCharacterReferencesBecomeReplacementCharacters) {
+  const ParsedDocument doc = ParseOk(
+      "<p>a &#xD8aaaaaaad b &#xFFFFFFFF c &#x80000000 d &#99999999999; e &#x110000; f "
+      "&#x0000000041; &#233; &#x1F600;</p>");
+  ASSERT_EQ(doc.pages.size(), 1u);
+  EXPECT_EQ(doc.pages[0].text,
+            "a \uFFFD b \uFFFD c \uFFFD d \uFFFD e \uFFFD f A \u00E9 \U0001F600");
+}
+
 TEST(IngestHtmlNesting, LeavesShallowHtmlAlone) {
   EXPECT_FALSE(ingest_internal::LimitHtmlNesting("<div><p>a<p>b</div>", 2).has_value());
 }

@@ -96,6 +96,14 @@ TEST(IngestMarkdownParser, TitleFallsBackToHeadingsThenFirstLine) {
   EXPECT_EQ(ParseOk("\n\nJust a **first** line\nand more.").title, "Just a first line and more.");
 }
 
+// Found by tests/fuzz/markdown_fuzz: in a raw HTML block, gumbo turned "&#xD8aaaaaaad" into a
+// lone byte 0xAD, and the page text was not valid UTF-8.
+TEST(IngestMarkdownParser, HtmlBlockWithOutOfRangeCharacterReference) {
+  const ParsedDocument doc = ParseOk("# Title\n\n<div>\nx &#xD8aaaaaaad y\n</div>\n");
+  ASSERT_EQ(doc.pages.size(), 1u);
+  EXPECT_NE(doc.pages[0].text.find("x \uFFFD y"), std::string::npos) << doc.pages[0].text;
+}
+
 TEST(IngestMarkdownParser, DashesThatAreNotFrontMatterAreKept) {
   const ParsedDocument doc = ParseOk("---\nNot yaml at all\n\nText after.");
   EXPECT_TRUE(Contains(doc.pages[0].text, "Not yaml at all"));

@@ -38,6 +38,13 @@ class AtomicFileWriter {
   bool committed_ = false;
 };
 
+// Removes the temporary files of WriteFileAtomic and AtomicFileWriter ("NAME.tmp.<pid>.<n>")
+// directly in `dir` whose writing process is gone: a process killed mid-write (a crash, SIGKILL)
+// leaves them behind, and nothing else would ever remove them. Files of a running process
+// (another `rag` writing into the same folder) and of this process are kept. Returns how many
+// were removed; a missing or unreadable directory removes nothing.
+int RemoveStaleTempFiles(const std::string& dir);
+
 // Creates the directory and its parents (like mkdir -p).
 Status MakeDirs(const std::string& path);
 

@@ -87,6 +87,11 @@ StatusOr<std::string> GetString(const Json& obj, const std::string& key) {
   return *value;
 }
 
+bool IsDiskFull(const Status& status) {
+  return status.code() == StatusCode::kResourceExhausted &&
+         status.message().find("disk full: ") != std::string::npos;
+}
+
 int HttpCodeFor(const Status& status) {
   switch (status.code()) {
     case StatusCode::kOk: return 200;
@@ -96,7 +101,9 @@ int HttpCodeFor(const Status& status) {
     case StatusCode::kNotFound: return 404;
     case StatusCode::kAlreadyExists:
     case StatusCode::kFailedPrecondition: return 409;
-    case StatusCode::kResourceExhausted: return 413;
+    case StatusCode::kResourceExhausted:
+      // The server's disk is full (file_util.h, sqlite_util.h): not the request's fault.
+      return IsDiskFull(status) ? 507 : 413;
     case StatusCode::kUnsupported: return 415;
     case StatusCode::kDataLoss: return 422;
     case StatusCode::kUnavailable: return 503;
@@ -112,7 +119,7 @@ Json ErrorJson(const Status& status) {
   else if (code == 401 || code == 403) type = "authentication_error";
   else if (code == 404) type = "not_found_error";
   else type = "invalid_request_error";
-  std::string name = StatusCodeName(status.code());
+  std::string name = IsDiskFull(status) ? "insufficient_storage" : StatusCodeName(status.code());
   for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return Json{{"error", {{"message", status.message()}, {"type", type}, {"code", name}}}};
 }

@@ -37,7 +37,12 @@ StatusOr<std::string> GetString(const Json& obj, const std::string& key);
 
 // The JSON error body of DESIGN.md: {"error":{"message","type","code"}}.
 Json ErrorJson(const Status& status);
-// HTTP status code for a Status (400, 404, 409, 413, 415, 401, 403, 422, 500, 503).
+// HTTP status code for a Status (400, 404, 409, 413, 415, 401, 403, 422, 500, 503; 507 for a
+// full disk).
 int HttpCodeFor(const Status& status);
+// A full disk, quota or file size limit: ResourceExhausted whose message has "disk full: " (as
+// the file writers of file_util.h and the document store word it). HTTP 507, error code
+// "insufficient_storage".
+bool IsDiskFull(const Status& status);
 
 }  // namespace rag

@@ -2,7 +2,10 @@
 // exception escaping a parser (bad_alloc on a hostile file, a bug in a library).
 #include "ingest/parser.h"
 
+#include <mutex>
+
 #include "common/file_util.h"
+#include "ingest/pdf_sandbox.h"
 
 namespace rag {
 namespace {
@@ -20,6 +23,21 @@ Parser ParserFor(const std::string& ext) {
 
 }  // namespace
 
+namespace {
+std::mutex limits_mu;
+PdfReadLimits limits;
+}  // namespace
+
+void SetPdfReadLimits(const PdfReadLimits& l) {
+  std::lock_guard<std::mutex> lock(limits_mu);
+  limits = l;
+}
+
+PdfReadLimits GetPdfReadLimits() {
+  std::lock_guard<std::mutex> lock(limits_mu);
+  return limits;
+}
+
 bool IsSupportedFileName(std::string_view filename) {
   return ParserFor(FileExtension(filename)) != nullptr;
 }
@@ -33,6 +51,9 @@ StatusOr<ParsedDocument> ParseDocument(std::string_view bytes, const std::string
     return Unsupported(filename + ": " + what + " (supported: .pdf .txt .md .html)");
   }
   if (bytes.empty()) return InvalidArgument(filename + ": the document has no text");
+  if (parser == ParsePdf && GetPdfReadLimits().isolate) {
+    return ingest_internal::ParsePdfInChildProcess(bytes, filename, GetPdfReadLimits());
+  }
   try {
     return parser(bytes, filename);
   } catch (const std::exception& e) {

@@ -31,6 +31,7 @@
 #include "ingest/parser.h"
 #include "ingest/parser_guard.h"
 #include "ingest/pdf_layout.h"
+#include "ingest/pdf_streams.h"
 #include "ingest/text_util.h"
 
 namespace rag {
@@ -196,6 +197,14 @@ StatusOr<ParsedDocument> ParsePdfUnguarded(std::string_view bytes, const std::st
   if (bytes.size() > static_cast<size_t>(INT_MAX)) {
     return ResourceExhausted(filename + ": PDF larger than 2 GiB");
   }
+  const PdfReadLimits limits = GetPdfReadLimits();
+  // Decompression bombs are refused before poppler decodes anything (pdf_streams.h).
+  if (const uint64_t decoded = ingest_internal::PdfDecodedStreamBytes(bytes, limits.max_decoded_bytes);
+      decoded > limits.max_decoded_bytes) {
+    return ResourceExhausted(filename + ": the PDF's compressed streams expand to more than " +
+                             std::to_string(limits.max_decoded_bytes >> 20) +
+                             " MB (a decompression bomb?); refused");
+  }
   RoutePopplerMessagesToLog();
   // load_from_raw_data reads `bytes` in place: they outlive `doc`.
   std::unique_ptr<poppler::document> doc(
@@ -206,6 +215,10 @@ StatusOr<ParsedDocument> ParsePdfUnguarded(std::string_view bytes, const std::st
   }
   const int page_count = doc->pages();
   if (page_count <= 0) return InvalidArgument(filename + ": corrupt or unreadable PDF (no pages)");
+  if (page_count > limits.max_pages) {
+    return ResourceExhausted(filename + ": the PDF has " + std::to_string(page_count) +
+                             " pages, more than the limit of " + std::to_string(limits.max_pages));
+  }
 
   std::vector<PdfPageLines> lines(static_cast<size_t>(page_count));
   RAG_RETURN_IF_ERROR(ExtractPageLines(*doc, bytes, filename, &lines));

@@ -33,7 +33,9 @@ StatusOr<IngestStats> IngestDocument(DocumentStore& store, int64_t id, std::stri
   p.chunks_total = static_cast<int>(chunks.size());
   if (progress) progress(p);
 
-  Status st = store.StoreChunks(id, parsed->title, parsed->format, p.pages_total, chunks);
+  std::vector<int64_t> removed_chunk_ids;
+  Status st = store.StoreChunks(id, parsed->title, parsed->format, p.pages_total, chunks,
+                                &removed_chunk_ids);
   if (!st.ok()) return fail(st);
   p.chunks_done = p.chunks_total;
   if (progress) progress(p);
@@ -46,6 +48,7 @@ StatusOr<IngestStats> IngestDocument(DocumentStore& store, int64_t id, std::stri
   stats.chunks = p.chunks_total;
   stats.title = parsed->title;
   stats.format = parsed->format;
+  stats.removed_chunk_ids = std::move(removed_chunk_ids);
   return stats;
 }
 

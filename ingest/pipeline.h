@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 #include "ingest/chunker.h"
@@ -26,6 +27,9 @@ struct IngestStats {
   int chunks = 0;
   std::string title;
   std::string format;
+  // Chunks the store deleted when it stored these (DocumentStore::StoreChunks): an earlier
+  // attempt's, and those of the versions of the same file this one replaced.
+  std::vector<int64_t> removed_chunk_ids;
 };
 
 // Parses `bytes` (the file `filename`) and stores the chunks of the queued document `id`:

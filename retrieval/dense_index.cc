@@ -96,26 +96,29 @@ StatusOr<std::unique_ptr<DenseIndex>> DenseIndex::Open(
     RAG_RETURN_IF_ERROR(d->Rebuild(progress));
     return d;
   }
-  // Repair: add what the store has and the index lacks (every chunk has a window 0); rebuild
-  // when the index holds vectors of chunks the store no longer has.
+  // Repair: add what the store has and the index lacks (every chunk has a window 0), and drop
+  // the vectors of chunks the store no longer has (a crash between a deletion's commit and the
+  // index save, or a replaced version whose vectors were not removed). Only those: the other
+  // vectors are still right, and embedding every chunk again would take hours on big folders.
   std::vector<int64_t> missing;
   for (int64_t id : ready) {
     if (!d->index_->Contains(WindowVectorId(id, 0))) missing.push_back(id);
   }
-  int64_t stale = 0;  // ready is ascending (ReadyChunkIds)
+  std::vector<int64_t> stale;  // ready is ascending (ReadyChunkIds)
   for (int64_t vector_id : d->index_->Ids()) {
-    stale += !std::binary_search(ready.begin(), ready.end(), ChunkOfVector(vector_id));
+    if (!std::binary_search(ready.begin(), ready.end(), ChunkOfVector(vector_id))) {
+      stale.push_back(vector_id);
+    }
   }
-  if (stale > 0) {
-    RAG_LOG(WARN) << "dense index: " << stale << " vectors of deleted chunks; rebuilding it";
-    RAG_RETURN_IF_ERROR(d->Rebuild(progress));
-    return d;
+  if (!stale.empty()) {
+    RAG_LOG(WARN) << "dense index: removing " << stale.size() << " vectors of deleted chunks";
+    RAG_RETURN_IF_ERROR(d->index_->Remove(stale));
   }
   if (!missing.empty()) {
     RAG_LOG(INFO) << "dense index: embedding " << missing.size() << " chunks it lacks";
     RAG_RETURN_IF_ERROR(d->EmbedInto(d->index_.get(), missing, progress));
-    RAG_RETURN_IF_ERROR(d->index_->Save(d->path_));
   }
+  if (!stale.empty() || !missing.empty()) RAG_RETURN_IF_ERROR(d->index_->Save(d->path_));
   return d;
 }
 

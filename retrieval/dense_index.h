@@ -5,8 +5,8 @@
 //
 // Consistency. The index is saved (atomically) after every change; a crash between a store
 // commit and the index save leaves the index behind the store, and Open repairs it: chunks of
-// ready documents that the index lacks are embedded and added, and an index holding vectors of
-// chunks the store no longer has is rebuilt. The embedder's name and dimension are recorded in
+// ready documents that the index lacks are embedded and added, and vectors of chunks the store
+// no longer has are removed. The embedder's name and dimension are recorded in
 // the store's meta; opening with another embedder is FailedPrecondition naming `rag reindex`,
 // which rebuilds the index for the new one (Rebuild).
 //

@@ -138,6 +138,14 @@ class DocumentStore::Impl {
     return std::optional<DocumentRecord>(std::move(docs[0]));
   }
 
+  // Appends the ids of a document's chunks to *ids; the caller holds mu.
+  Status ChunkIdsLocked(int64_t id, std::vector<int64_t>* ids) {
+    Statement s(db, "SELECT id FROM chunks WHERE document_id = ?1");
+    s.Bind(1, id);
+    while (s.Step()) ids->push_back(s.Int(0));
+    return s.status();
+  }
+
   // Removes a document's chunks and their FTS rows; the caller holds a transaction.
   Status DeleteChunksLocked(int64_t id) {
     // External-content FTS5 needs the indexed values to delete a row.
@@ -214,14 +222,17 @@ Status DocumentStore::SetStatus(int64_t id, const std::string& status, const std
 }
 
 Status DocumentStore::StoreChunks(int64_t id, const std::string& title, const std::string& format,
-                                  int pages, const std::vector<Chunk>& chunks) {
+                                  int pages, const std::vector<Chunk>& chunks,
+                                  std::vector<int64_t>* removed_chunk_ids) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   Transaction tx(impl_->db);
   RAG_RETURN_IF_ERROR(tx.status());
   RAG_ASSIGN_OR_RETURN(auto doc, impl_->QueryOne("WHERE id = ?1", {std::to_string(id)}));
   if (!doc) return NotFound("document " + std::to_string(id) + " was deleted during ingestion");
+  std::vector<int64_t> removed;
 
   // A retry after a crash may find chunks of an earlier attempt: start clean.
+  RAG_RETURN_IF_ERROR(impl_->ChunkIdsLocked(id, &removed));
   RAG_RETURN_IF_ERROR(impl_->DeleteChunksLocked(id));
 
   Statement ins(impl_->db,
@@ -254,12 +265,15 @@ Status DocumentStore::StoreChunks(int64_t id, const std::string& title, const st
                          impl_->QueryDocuments("WHERE collection = ?1 AND source_path = ?2 AND id != ?3",
                                                {doc->collection, doc->source_path, std::to_string(id)}));
     for (const auto& o : older) {
+      RAG_RETURN_IF_ERROR(impl_->ChunkIdsLocked(o.id, &removed));
       RAG_RETURN_IF_ERROR(impl_->DeleteLocked(o.id));
       RAG_LOG(INFO) << "store: replaced document id=" << o.id << " by id=" << id
                     << " path=" << doc->source_path;
     }
   }
-  return tx.Commit();
+  RAG_RETURN_IF_ERROR(tx.Commit());
+  if (removed_chunk_ids) *removed_chunk_ids = std::move(removed);
+  return Status::Ok();
 }
 
 StatusOr<DocumentRecord> DocumentStore::GetDocument(int64_t id) {

@@ -89,9 +89,12 @@ class DocumentStore {
   // In one transaction: inserts the chunks and their FTS rows, sets title/format/pages/chunks
   // and status "ready", and deletes any other document of the same collection with the same
   // non-empty source_path (a changed file replaces its old version). NotFound when the
-  // document was deleted meanwhile (nothing is written then).
+  // document was deleted meanwhile (nothing is written then). When removed_chunk_ids is given,
+  // it receives the ids of the chunks the call deleted (the document's earlier chunks, and
+  // those of the versions it replaced), whose vectors must leave the vector index too.
   Status StoreChunks(int64_t id, const std::string& title, const std::string& format, int pages,
-                     const std::vector<Chunk>& chunks);
+                     const std::vector<Chunk>& chunks,
+                     std::vector<int64_t>* removed_chunk_ids = nullptr);
 
   StatusOr<DocumentRecord> GetDocument(int64_t id);
   // Newest first. collection == nullopt: all.

@@ -1,9 +1,25 @@
 #include "retrieval/sqlite_util.h"
 
+#include <cerrno>
+#include <cstring>
+
 namespace rag {
 
 Status SqliteError(sqlite3* db, int rc, std::string_view what) {
   std::string msg = std::string(what) + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  // SQLite says SQLITE_FULL only for ENOSPC; a quota or the file size limit (EDQUOT, EFBIG)
+  // come as SQLITE_IOERR_WRITE, often with no errno left to tell (sqlite3_system_errno is 0
+  // after a failed transaction has rolled back). To the user all are a full disk.
+  if ((rc & 0xff) == SQLITE_IOERR && db != nullptr) {
+    const int err = sqlite3_system_errno(db);
+    if (err == ENOSPC || err == EDQUOT || err == EFBIG) {
+      return ResourceExhausted("disk full: " + msg + " (" + std::strerror(err) + ")");
+    }
+    if (sqlite3_extended_errcode(db) == SQLITE_IOERR_WRITE && err == 0) {
+      return ResourceExhausted("disk full: " + msg +
+                               " (a write failed: the disk, a quota or the file size limit is full)");
+    }
+  }
   switch (rc & 0xff) {
     case SQLITE_FULL: return ResourceExhausted("disk full: " + msg);
     case SQLITE_CORRUPT:
@@ -74,7 +90,8 @@ Status ExecSql(sqlite3* db, std::string_view sql) {
   char* err = nullptr;
   const int rc = sqlite3_exec(db, std::string(sql).c_str(), nullptr, nullptr, &err);
   if (rc != SQLITE_OK) {
-    Status st = SqliteError(db, rc, err ? err : "exec");
+    // err is sqlite3_errmsg's text, which SqliteError appends itself.
+    Status st = SqliteError(db, rc, "exec");
     sqlite3_free(err);
     return st;
   }

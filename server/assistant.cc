@@ -97,6 +97,13 @@ StatusOr<std::unique_ptr<Assistant>> Assistant::Open(const AssistantOptions& opt
     return InvalidArgument("model mode needs a model: give --model DIR or FILE.gguf");
   }
   RAG_RETURN_IF_ERROR(MakeDirs(options.data_dir + "/files"));
+  // Uploads and index saves that a killed process left half written (their temporary files;
+  // the files they were replacing are intact).
+  if (const int removed = RemoveStaleTempFiles(options.data_dir + "/files") +
+                          RemoveStaleTempFiles(options.data_dir);
+      removed > 0) {
+    RAG_LOG(INFO) << "data: removed " << removed << " temporary file(s) of interrupted writes";
+  }
   RAG_ASSIGN_OR_RETURN(auto store, DocumentStore::Open(options.data_dir + "/rag.db"));
   std::unique_ptr<Assistant> assistant(new Assistant(options, std::move(store)));
   assistant->mode_ = mode;
@@ -200,7 +207,7 @@ StatusOr<IngestStats> Assistant::ProcessDocument(int64_t id, const IngestProgres
     ++documents_failed_;
     return stats.status();
   }
-  IndexDocument(id);
+  IndexDocument(id, stats->removed_chunk_ids);
   ++documents_ingested_;
   pages_ingested_ += stats->pages;
   chunks_ingested_ += stats->chunks;
@@ -224,12 +231,17 @@ PrefixCacheStats Assistant::prefix_cache_stats() const {
   return model_ ? model_->engine->prefix_cache_stats() : PrefixCacheStats{};
 }
 
-void Assistant::IndexDocument(int64_t id) {
+void Assistant::IndexDocument(int64_t id, const std::vector<int64_t>& removed_chunk_ids) {
   if (!dense_) return;
   // The vectors are derived data: a failure here leaves the document stored and found by BM25,
-  // and the next start embeds what the index lacks.
+  // and the next start embeds what the index lacks and drops what the store no longer has.
   if (Status st = dense_->AddDocument(id); !st.ok()) {
     RAG_LOG(WARN) << "dense index: document id=" << id << " not embedded: " << st.message();
+  }
+  if (removed_chunk_ids.empty()) return;
+  if (Status st = dense_->RemoveChunks(removed_chunk_ids); !st.ok()) {
+    RAG_LOG(WARN) << "dense index: vectors of the replaced version of document id=" << id
+                  << " not removed: " << st.message();
   }
 }
 
@@ -249,29 +261,15 @@ StatusOr<AddResult> Assistant::IngestPath(const std::string& path, const std::st
   doc.filename = filename;
   doc.source_path = absolute;
   doc.bytes = static_cast<int64_t>(bytes.size());
-  // A changed file replaces its old version (StoreChunks deletes it): note the old chunks, whose
-  // vectors go too.
-  std::vector<int64_t> replaced_chunks;
-  if (dense_) {
-    RAG_ASSIGN_OR_RETURN(std::optional<DocumentRecord> old, store_->FindBySourcePath(collection, absolute));
-    if (old && old->content_hash != doc.content_hash) {
-      RAG_ASSIGN_OR_RETURN(std::vector<ChunkRecord> chunks, store_->GetDocumentChunks(old->id));
-      for (const ChunkRecord& c : chunks) replaced_chunks.push_back(c.id);
-    }
-  }
   AddResult result;
   RAG_ASSIGN_OR_RETURN(result.document, store_->CreateDocument(doc, &result.duplicate));
   if (result.duplicate && result.document.status == "ready") return result;
-  // New, or left unfinished (or failed) by an earlier run: (re)process it now.
+  // New, or left unfinished (or failed) by an earlier run: (re)process it now. A changed file
+  // replaces its old versions (StoreChunks deletes them, and reports their chunks, whose vectors
+  // go too: every version, also when a killed run left a newer one queued).
   RAG_ASSIGN_OR_RETURN(IngestStats stats, IngestDocument(*store_, result.document.id, bytes, filename,
                                                          options_.chunking, progress));
-  (void)stats;
-  IndexDocument(result.document.id);
-  if (!replaced_chunks.empty()) {
-    if (Status st = dense_->RemoveChunks(replaced_chunks); !st.ok()) {
-      RAG_LOG(WARN) << "dense index: vectors of the replaced version not removed: " << st.message();
-    }
-  }
+  IndexDocument(result.document.id, stats.removed_chunk_ids);
   RAG_ASSIGN_OR_RETURN(result.document, store_->GetDocument(result.document.id));
   result.duplicate = false;
   return result;

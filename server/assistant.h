@@ -183,9 +183,9 @@ class Assistant {
 
   Assistant(AssistantOptions options, std::unique_ptr<DocumentStore> store);
   std::string StoredFilePath(const std::string& content_hash) const;
-  // Adds a document that just became ready to the dense index (a failure is logged: the next
-  // start repairs the index).
-  void IndexDocument(int64_t id);
+  // Adds a document that just became ready to the dense index and removes the vectors of the
+  // chunks its storing deleted (a failure is logged: the next start repairs the index).
+  void IndexDocument(int64_t id, const std::vector<int64_t>& removed_chunk_ids);
   // BM25 hits fused with the dense index's, for one request.
   StatusOr<std::vector<SearchHit>> FuseWithDense(const QueryRequest& request, const SearchFilter& filter,
                                                  std::vector<SearchHit> bm25);

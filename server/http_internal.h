@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -24,6 +25,7 @@
 #include "server/api_keys.h"
 #include "server/http_server.h"
 #include "server/metrics.h"
+#include "server/response_sender.h"
 
 namespace Pistache::Http {
 class Request;
@@ -41,8 +43,15 @@ class JobQueue;
 // State shared by every HTTP thread. Thread-safety: the references are to thread-safe objects;
 // the counters are atomics.
 struct ServerContext {
+  // Responses left unsent by clients that do not read them, at most (then such clients are
+  // disconnected): response_sender.h.
+  static constexpr size_t kMaxUnsentBytes = 512u << 20;
+
   ServerContext(Assistant& a, JobQueue& j, ServerOptions o)
-      : assistant(a), jobs(j), options(std::move(o)) {}
+      : assistant(a),
+        jobs(j),
+        options(std::move(o)),
+        sender(std::chrono::seconds(options.send_stall_timeout_s), kMaxUnsentBytes) {}
 
   Assistant& assistant;
   JobQueue& jobs;
@@ -50,6 +59,7 @@ struct ServerContext {
   std::atomic<bool> draining{false};  // shutting down: new requests get 503
   std::atomic<int64_t> in_flight{0};  // requests whose response is not yet with the kernel
   HttpMetrics metrics;                // GET /metrics: requests and latencies
+  ResponseSender sender;              // puts every non-streamed response on the wire
 };
 
 // What a handler answers. When `stream` is set, the rest is ignored and `stream` takes over the

@@ -102,6 +102,7 @@ class HttpServer::Impl {
         RAG_LOG(WARN) << "http: shutdown: " << e.what();
       }
     }
+    ctx_->sender.Stop();  // responses still unread by their clients are abandoned
     jobs_.Shutdown();  // lets the running job finish
   }
 

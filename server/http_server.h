@@ -46,6 +46,9 @@ struct ServerOptions {
   int header_timeout_s = 30;      // a request's line and headers must arrive within this
   int body_timeout_s = 600;       // a whole request (large uploads on slow links) within this
   int keepalive_timeout_s = 120;  // idle keep-alive connections (and SSE streams) close after
+  // A client that takes no byte of its response for this long is disconnected (a response it
+  // does not read never holds an HTTP thread: server/response_sender.h).
+  int send_stall_timeout_s = 60;
   int shutdown_grace_ms = 5000;   // how long shutdown waits for responses in flight
   // Called once the socket listens, with the actual port (tests pass port 0).
   std::function<void(int port)> on_listening;

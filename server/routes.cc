@@ -6,6 +6,7 @@
 #include <exception>
 
 #include "common/logging.h"
+#include "common/strings.h"
 #include "server/assistant.h"
 #include "server/http_internal.h"
 #include "server/job_queue.h"
@@ -147,6 +148,15 @@ HttpReply RouteUnchecked(ServerContext& ctx, const Pistache::Http::Request& requ
     } else {
       access.all_collections = false;  // an anonymous caller of /healthz: no totals
     }
+  }
+  // Compressed request bodies are not decoded (so no decompression bomb can come this way):
+  // say so, rather than failing to parse the compressed bytes.
+  if (const std::optional<std::string> encoding = HeaderValue(request, "Content-Encoding");
+      encoding && !encoding->empty() && !EqualsIgnoreCase(*encoding, "identity")) {
+    HttpReply reply = ErrorReply(Unsupported(
+        "Content-Encoding \"" + encoding->substr(0, 32) + "\" is not supported: send the body uncompressed"));
+    reply.caller = access.key_name;
+    return reply;
   }
   HttpReply reply = RouteWithAccess(ctx, request, access);
   reply.caller = access.key_name;

@@ -7,6 +7,8 @@
 // when the job has finished); a queued job is cancelled first, so no worker starts it.
 #include <pistache/http.h>
 
+#include <mutex>
+
 #include "common/logging.h"
 #include "server/api_json.h"
 #include "server/assistant.h"
@@ -21,6 +23,41 @@ HttpReply QueueFull(const Status& status) {
   HttpReply reply = ErrorReply(429, status);
   reply.headers.emplace_back("Retry-After", "10");
   return reply;
+}
+
+// The same bytes uploaded again after their ingestion failed (the disk was full, say): the
+// document is queued again, as `rag ingest` retries a failed file, instead of answering with the
+// failed record forever. One retry at a time per document (two jobs must never ingest it at
+// once); while one is queued or running, the upload answers like any duplicate.
+HttpReply RetryFailed(ServerContext& ctx, const DocumentRecord& doc) {
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  StatusOr<DocumentRecord> now = ctx.assistant.store().GetDocument(doc.id);
+  if (!now.ok()) return ErrorReply(now.status());
+  if (now->status != "failed" || ctx.jobs.ActiveJobFor(doc.id)) {
+    return JsonReply(200, {{"document_id", now->id},
+                           {"job_id", nullptr},
+                           {"status", now->status},
+                           {"duplicate", true},
+                           {"document", DocumentToJson(*now)}});
+  }
+  if (Status st = ctx.assistant.store().SetStatus(doc.id, "queued"); !st.ok()) return ErrorReply(st);
+  StatusOr<JobRecord> job = ctx.jobs.Submit(doc.id, doc.filename);
+  if (!job.ok()) {
+    (void)ctx.assistant.store().SetStatus(doc.id, "failed", now->error);
+    if (job.status().code() == StatusCode::kResourceExhausted) return QueueFull(job.status());
+    return ErrorReply(job.status());
+  }
+  RAG_LOG(INFO) << "http: failed document " << doc.id << " (" << doc.filename
+                << ") uploaded again, queued as " << job->id;
+  DocumentRecord queued = *now;
+  queued.status = "queued";
+  queued.error.clear();
+  return JsonReply(202, {{"document_id", doc.id},
+                         {"job_id", job->id},
+                         {"status", "queued"},
+                         {"duplicate", true},
+                         {"document", DocumentToJson(queued)}});
 }
 
 }  // namespace
@@ -72,6 +109,7 @@ HttpReply HandleUpload(ServerContext& ctx, const Pistache::Http::Request& reques
   StatusOr<AddResult> added = ctx.assistant.AddUpload(file->data, *file->filename, collection);
   if (!added.ok()) return ErrorReply(added.status());
   const DocumentRecord& doc = added->document;
+  if (added->duplicate && doc.status == "failed") return RetryFailed(ctx, doc);
   if (added->duplicate) {
     return JsonReply(200, {{"document_id", doc.id},
                            {"job_id", nullptr},

@@ -1,0 +1,35 @@
+// ParsePdf in a child process (internal to ingest/), for ParseDocument (parser.h).
+//
+// Why: poppler does unbounded work on hostile PDFs that a size check cannot see: a 1.7 KB file
+// whose page draws a one-word form 100000 times made poppler's text extraction grow past 700 MB
+// and run for minutes (measured: still running after 120 s), and nested forms multiply that.
+// Poppler cannot be interrupted from outside, and a crash inside it would end the server. So the
+// parse runs in a fork of this process: the parent waits for its result on a pipe and kills it
+// past PdfReadLimits::max_seconds, or once its resident memory has grown by more than
+// max_memory_bytes (checked every 200 ms); its address space is capped as well (RLIMIT_AS: what
+// it has at the fork plus max_memory_bytes), so it usually fails an allocation first. It dies
+// with the thread that forked it (PR_SET_PDEATHSIG) and keeps no descriptor but its pipe (no
+// listening socket outlives a killed server).
+//
+// The child runs only ParsePdf and writes its ParsedDocument or Status to the pipe; it never
+// logs (a lock another thread held at the fork would never be released in the child) and ends
+// with _exit. Thread-safety: any number of threads may call this at once.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+#include "ingest/document.h"
+#include "ingest/parser.h"
+
+namespace rag::ingest_internal {
+
+// ParsePdf's result from a child process within `limits`. A child killed for time or memory is
+// ResourceExhausted naming the limit; one that crashed (a signal) is InvalidArgument ("the PDF
+// crashed the PDF reader"). When no process can be started (fork fails) it parses in this
+// process instead, with a warning.
+StatusOr<ParsedDocument> ParsePdfInChildProcess(std::string_view bytes, const std::string& filename,
+                                                const PdfReadLimits& limits);
+
+}  // namespace rag::ingest_internal

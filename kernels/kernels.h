@@ -348,5 +348,7 @@ Status PeerGatherColumns(const TpPeerSignals& signals, const TpPeerBuffers& loca
                          int64_t rows, int64_t cols, int64_t out_cols, cudaStream_t stream);
 // x (count) += y (the residual add after NCCL's all-reduce).
 Status AddInPlace(float* x, const float* y, int64_t count, cudaStream_t stream);
+// x (count, fp32) += y (bf16): the residual add after a bf16 all-reduce of prefill partial sums.
+Status AddInPlace(float* x, const __nv_bfloat16* y, int64_t count, cudaStream_t stream);
 
 }  // namespace rag

@@ -14,7 +14,9 @@
 //  - a buffer that peers read may be rewritten once the next collective's barrier has been
 //    passed (the peers have then finished the kernel that read it): the caller keeps two partial
 //    buffers in turn, and each all-reduce zeroes the other one for the next split-K GEMV.
-// Launched with programmatic dependent launch: AwaitPriorGrid before the barrier.
+// Launched with programmatic dependent launch: AwaitPriorGrid before the barrier, and the next
+// kernel allowed to launch at once, so that a projection's first weight loads (issued before its
+// own AwaitPriorGrid) stream in while this rank waits for its peers.
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -72,9 +74,9 @@ __device__ void PeerBarrier(const TpPeerSignals& s) {
 // x[i] += sum over ranks (in rank order, the same on every rank) of partial_r[i]; then zero.
 __global__ void AllReduceAddKernel(TpPeerSignals s, TpPeerBuffers partial, float* x, int64_t n4,
                                    int64_t n, float* zero, int64_t zero_n) {
+  AllowDependentLaunch();  // the next kernel's weight loads overlap this barrier (launch.cuh)
   AwaitPriorGrid();
   PeerBarrier(s);
-  AllowDependentLaunch();
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   const int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   for (int64_t i = first; i < n4; i += stride) {
@@ -106,9 +108,9 @@ __global__ void AllReduceAddKernel(TpPeerSignals s, TpPeerBuffers partial, float
 // out (rows, out_cols): column j comes from rank j / cols, its column j % cols.
 __global__ void GatherColumnsKernel(TpPeerSignals s, TpPeerBuffers local, float* out, int64_t rows,
                                     int64_t cols, int64_t out_cols) {
+  AllowDependentLaunch();  // the next kernel's weight loads overlap this barrier (launch.cuh)
   AwaitPriorGrid();
   PeerBarrier(s);
-  AllowDependentLaunch();
   const int64_t total = rows * out_cols;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
@@ -118,12 +120,13 @@ __global__ void GatherColumnsKernel(TpPeerSignals s, TpPeerBuffers local, float*
   }
 }
 
-__global__ void AddInPlaceKernel(float* x, const float* y, int64_t n) {
+template <typename Y>
+__global__ void AddInPlaceKernel(float* x, const Y* y, int64_t n) {
   AwaitPriorGrid();
   AllowDependentLaunch();
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    x[i] += y[i];
+    x[i] += static_cast<float>(y[i]);
   }
 }
 
@@ -142,6 +145,14 @@ Status CheckPeers(const char* what, const TpPeerSignals& s, const TpPeerBuffers&
       return InvalidArgument(std::string(what) + ": rank " + std::to_string(r) + " has no buffer");
     }
   }
+  return Status::Ok();
+}
+
+template <typename Y>
+Status AddInPlaceOf(float* x, const Y* y, int64_t count, cudaStream_t stream) {
+  if (count <= 0 || x == nullptr || y == nullptr) return InvalidArgument("AddInPlace: empty or null");
+  RAG_CUDA_RETURN_IF_ERROR(LaunchDependent(AddInPlaceKernel<Y>, dim3(Blocks(count, 1024)), dim3(kThreads),
+                                           0, stream, x, y, count));
   return Status::Ok();
 }
 
@@ -177,10 +188,11 @@ Status PeerGatherColumns(const TpPeerSignals& signals, const TpPeerBuffers& loca
 }
 
 Status AddInPlace(float* x, const float* y, int64_t count, cudaStream_t stream) {
-  if (count <= 0 || x == nullptr || y == nullptr) return InvalidArgument("AddInPlace: empty or null");
-  RAG_CUDA_RETURN_IF_ERROR(LaunchDependent(AddInPlaceKernel, dim3(Blocks(count, 1024)), dim3(kThreads),
-                                           0, stream, x, y, count));
-  return Status::Ok();
+  return AddInPlaceOf(x, y, count, stream);
+}
+
+Status AddInPlace(float* x, const __nv_bfloat16* y, int64_t count, cudaStream_t stream) {
+  return AddInPlaceOf(x, y, count, stream);
 }
 
 }  // namespace rag

@@ -40,6 +40,7 @@ constexpr const char* kUsage =
     "  --tp N            tensor parallel over GPUs 0..N-1 (NCCL; 1 = one GPU, default)\n"
     "  --allreduce MODE  tensor parallel all-reduces: peer (decode-sized ones through peer\n"
     "                    memory, the rest NCCL; default) or nccl (all through NCCL)\n"
+    "  --prefill-sums T  tensor parallel prefill partial sums all-reduced as bf16 (default) or fp32\n"
     "  --gemv-max-rows N steps of up to N tokens use our GEMV, cuBLAS above (0-8, default 1)\n"
     "  --load N          also a RAG-shaped load: N requests of --prompt tokens each answered with\n"
     "                    --new tokens, as many at once as the KV cache holds (waves); reports\n"
@@ -50,7 +51,7 @@ struct BenchFlags {
   std::string model_dir, load_format = "auto", shape;
   int prompt = 2000, new_tokens = 200, runs = 5, chunk = 4096, device = 0, gemv_max_rows = 1;
   int attn_splits = 2048, gemv_split = 8, prefill_rows = 32, tp = 1, load = 0;
-  std::string allreduce = "peer";
+  std::string allreduce = "peer", prefill_sums = "bf16";
   std::vector<int> batches = {1, 8, 32, 64};
   bool graphs = true, pdl = true, fused_gemv = true, fp8 = false;
   std::string json_path;
@@ -109,6 +110,9 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
     } else if (a == "--allreduce") {
       if (!value(&f->allreduce) || (f->allreduce != "peer" && f->allreduce != "nccl"))
         return "--allreduce takes peer or nccl";
+    } else if (a == "--prefill-sums") {
+      if (!value(&f->prefill_sums) || (f->prefill_sums != "bf16" && f->prefill_sums != "fp32"))
+        return "--prefill-sums takes bf16 or fp32";
     } else if (a == "--fp8") {
       f->fp8 = true;
     } else if (a == "--prefill-rows") {
@@ -271,6 +275,7 @@ Status Run(const BenchFlags& f) {
   options.cuda_graphs = f.graphs;
   options.gemv_max_rows = f.gemv_max_rows;
   options.fused_gemv = f.fused_gemv;
+  options.tp_bf16_prefill_sums = f.prefill_sums == "bf16";
   std::unique_ptr<GpuBackend> backend;
   const double t_load = NowSeconds();
   if (f.tp > 1) {
@@ -384,6 +389,7 @@ Status Run(const BenchFlags& f) {
               f.pdl ? "on" : "off", f.gemv_max_rows, f.fused_gemv ? "on" : "off",
               gpus > 1 ? (f.allreduce == "peer" ? ", all-reduce: peer memory up to 1 MiB, NCCL above"
                                                 : ", all-reduce: NCCL") : "");
+  if (gpus > 1) std::printf("prefill partial sums all-reduced as %s\n", f.prefill_sums.c_str());
   std::printf("load %.1f s; weights %.2f GB a GPU, KV cache %.2f GB a GPU (%d blocks of %d)\n", load_s,
               backend->weight_bytes() / 1e9, backend->kv_cache_bytes() / 1e9, backend->info().num_blocks,
               block_size);
@@ -409,7 +415,8 @@ Status Run(const BenchFlags& f) {
      << ",\"fused_gemv\":" << (f.fused_gemv ? "true" : "false")
      << ",\"attn_splits\":" << f.attn_splits << ",\"gemv_split\":" << f.gemv_split
      << ",\"prefill_rows\":" << f.prefill_rows << ",\"tp\":" << gpus << ",\"allreduce\":\""
-     << (gpus > 1 ? f.allreduce : "none") << "\"" << ",\"fp8\":" << (backend->fp8_weights() ? "true" : "false")
+     << (gpus > 1 ? f.allreduce : "none") << "\",\"prefill_sums\":\"" << (gpus > 1 ? f.prefill_sums : "none")
+     << "\"" << ",\"fp8\":" << (backend->fp8_weights() ? "true" : "false")
      << ",\"ttft_ms\":"
      << Median(ttft) * 1e3 << ",\"ttft_runs_ms\":[";
   for (size_t i = 0; i < ttft.size(); ++i) js << (i ? "," : "") << ttft[i] * 1e3;

@@ -421,8 +421,13 @@ Status CudaBackend::EnqueueLayers(const StepPlan& p) {
       RAG_RETURN_IF_ERROR(EnqueueMlp(w, x_rows_, R, R <= options_.gemv_max_rows));
     } else {
       RAG_ASSIGN_OR_RETURN(const __nv_bfloat16* wo, Bf16Weight(w.wo, w.wo8, dim, q_dim));
-      RAG_RETURN_IF_ERROR(matmul_->Run(attn_, n, wo, dim, q_dim, o_out, /*accumulate=*/!tp));
-      RAG_RETURN_IF_ERROR(ReduceInto(partial_o_, x_, n, nullptr));
+      if (Bf16Sums(gemv)) {
+        RAG_RETURN_IF_ERROR(matmul_->Run(attn_, n, wo, dim, q_dim, partial_o_bf16()));
+        RAG_RETURN_IF_ERROR(options_.collectives->AllReduceAddBf16(partial_o_bf16(), x_, n * dim, st));
+      } else {
+        RAG_RETURN_IF_ERROR(matmul_->Run(attn_, n, wo, dim, q_dim, o_out, /*accumulate=*/!tp));
+        RAG_RETURN_IF_ERROR(ReduceInto(partial_o_, x_, n, nullptr));
+      }
       RAG_RETURN_IF_ERROR(EnqueueMlp(w, x_, n, gemv));
     }
   }
@@ -480,6 +485,11 @@ Status CudaBackend::EnqueueMlp(const CudaLayerWeights& w, float* x, int64_t n, b
     RAG_RETURN_IF_ERROR(SwiGlu(gate_up_bf16(), n, inter, act_, st));
   }
   RAG_ASSIGN_OR_RETURN(const __nv_bfloat16* w_down, Bf16Weight(w.w_down, w.w_down8, dim, inter));
+  if (Bf16Sums(gemv)) {
+    __nv_bfloat16* partial = reinterpret_cast<__nv_bfloat16*>(partial_down_);
+    RAG_RETURN_IF_ERROR(matmul_->Run(act_, n, w_down, dim, inter, partial));
+    return options_.collectives->AllReduceAddBf16(partial, x, n * dim, st);
+  }
   const bool tp = tensor_parallel();
   RAG_RETURN_IF_ERROR(matmul_->Run(act_, n, w_down, dim, inter, tp ? partial_down_ : x,
                                    /*accumulate=*/!tp));

@@ -55,6 +55,10 @@ struct CudaBackendOptions {
   // projections write partial sums that the collectives add into the residual stream, and the
   // rank's vocabulary slice of logits is gathered into the whole row. Null: one GPU.
   TpCollectives* collectives = nullptr;
+  // Tensor parallel steps that run cuBLAS (prefill): the o and down GEMMs write bf16 partial
+  // sums and the all-reduce moves bf16, added into the fp32 residual stream (half of NCCL's
+  // 64 MB an all-reduce for 2048 tokens at the 70B shape, 160 a prefill); false: fp32 sums.
+  bool tp_bf16_prefill_sums = true;
 };
 
 // What `rag bench`, the tests and the server need of a GPU backend, on one GPU or several.
@@ -155,6 +159,10 @@ class CudaBackend : public GpuBackend {
   __nv_bfloat16* attn_ = nullptr;  // (T, q_dim)
   float* gate_up_ = nullptr;       // (T, 2 inter) fp32 (GEMV path) or bf16 (cuBLAS path)
   __nv_bfloat16* gate_up_bf16() const { return reinterpret_cast<__nv_bfloat16*>(gate_up_); }
+  __nv_bfloat16* partial_o_bf16() const { return reinterpret_cast<__nv_bfloat16*>(partial_o_); }
+  // Whether a step's o and down projections hand bf16 partial sums to the all-reduce (tensor
+  // parallel cuBLAS steps, options_.tp_bf16_prefill_sums).
+  bool Bf16Sums(bool gemv) const { return tensor_parallel() && !gemv && options_.tp_bf16_prefill_sums; }
   __nv_bfloat16* act_ = nullptr;   // (T, inter)
   __nv_bfloat16* xl_ = nullptr;    // (R, dim) rows whose logits are returned
   float* x_rows_ = nullptr;        // (R, dim) their residual stream in the last layer (prefill)

@@ -6,6 +6,7 @@
 // captured in a CUDA graph (decode steps).
 #pragma once
 
+#include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
@@ -32,6 +33,10 @@ class TpCollectives {
   // read in the previous AllReduceAdd, for the next split-K GEMV to accumulate into.
   virtual Status AllReduceAdd(float* partial, float* x, int64_t count, float* zero_next,
                               cudaStream_t stream) = 0;
+
+  // x (count fp32) += the sum over ranks of each rank's bf16 `partial` (prefill-sized sums:
+  // half the bytes of AllReduceAdd on the wire; `partial` is undefined afterwards).
+  virtual Status AllReduceAddBf16(__nv_bfloat16* partial, float* x, int64_t count, cudaStream_t stream) = 0;
 
   // out (rows, out_cols) = every rank's `local` (rows, cols; a registered buffer) side by side
   // in rank order, cropped to out_cols columns.

@@ -57,6 +57,12 @@ class TpGroup::Rank : public TpCollectives {
     return Status::Ok();
   }
 
+  Status AllReduceAddBf16(__nv_bfloat16* partial, float* x, int64_t count, cudaStream_t stream) override {
+    RAG_NCCL_RETURN_IF_ERROR(ncclAllReduce(partial, partial, static_cast<size_t>(count), ncclBfloat16,
+                                           ncclSum, comm_, stream));
+    return AddInPlace(x, partial, count, stream);
+  }
+
   Status GatherColumns(float* local, float* out, int64_t rows, int64_t cols, int64_t out_cols,
                        cudaStream_t stream) override {
     if (group_->peer_access() && group_->options_.peer_gather) {

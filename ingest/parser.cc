@@ -51,7 +51,7 @@ StatusOr<ParsedDocument> ParseDocument(std::string_view bytes, const std::string
     return Unsupported(filename + ": " + what + " (supported: .pdf .txt .md .html)");
   }
   if (bytes.empty()) return InvalidArgument(filename + ": the document has no text");
-  if (parser == ParsePdf && GetPdfReadLimits().isolate) {
+  if (parser == ParsePdf && GetPdfReadLimits().isolate && ingest_internal::PdfChildProcessesAreSafe()) {
     return ingest_internal::ParsePdfInChildProcess(bytes, filename, GetPdfReadLimits());
   }
   try {

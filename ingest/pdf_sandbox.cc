@@ -163,6 +163,20 @@ std::string Megabytes(uint64_t bytes) { return std::to_string(bytes >> 20) + " M
 
 }  // namespace
 
+bool PdfChildProcessesAreSafe() {
+#if defined(__SANITIZE_ADDRESS__)
+  return false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  return false;
+#else
+  return true;
+#endif
+#else
+  return true;
+#endif
+}
+
 StatusOr<ParsedDocument> ParsePdfInChildProcess(std::string_view bytes, const std::string& filename,
                                                 const PdfReadLimits& limits) {
   int fds[2];

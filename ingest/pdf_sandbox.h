@@ -32,4 +32,12 @@ namespace rag::ingest_internal {
 StatusOr<ParsedDocument> ParsePdfInChildProcess(std::string_view bytes, const std::string& filename,
                                                 const PdfReadLimits& limits);
 
+// False in AddressSanitizer builds: their allocator (gcc 12's libasan) is not fork-safe. A
+// thread that allocates while another forks leaves the allocator's lock held in the child, whose
+// first allocation of that size then waits for ever (seen: `rag ingest --jobs 2` of the sample
+// corpus hung in build-asan, both threads of the child in SizeClassAllocator64::GetFromAllocator).
+// ParseDocument then reads PDFs in the process itself, without the time and memory limits;
+// glibc's malloc, in every other build, takes its locks around fork.
+bool PdfChildProcessesAreSafe();
+
 }  // namespace rag::ingest_internal

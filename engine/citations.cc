@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cstdint>
 
+#include "common/utf8.h"
+
 namespace rag {
 namespace {
 
@@ -89,59 +91,11 @@ size_t CodePointsBefore(std::string_view s, size_t byte) {
   return n;
 }
 
-// Length of the valid UTF-8 character that starts at s[i] (1-4), or 0 when none does (a stray
-// continuation byte, an overlong form, a surrogate, a code point above U+10FFFF, a truncated
-// sequence).
-size_t ValidCharLength(std::string_view s, size_t i) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  if (c < 0x80) return 1;
-  size_t n = 0;
-  uint32_t cp = 0;
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2, cp = c & 0x1F;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3, cp = c & 0x0F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4, cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (n > s.size() - i) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    const auto d = static_cast<unsigned char>(s[i + k]);
-    if ((d & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (d & 0x3F);
-  }
-  if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-      (cp >= 0xD800 && cp <= 0xDFFF)) {
-    return 0;
-  }
-  return n;
-}
-
-// text with every byte that is not part of a valid UTF-8 character replaced by U+FFFD, so that
-// code point offsets are well defined (and the JSON of the answer shows what they count).
-std::string ToValidUtf8(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (size_t i = 0; i < text.size();) {
-    const size_t n = ValidCharLength(text, i);
-    if (n == 0) {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    } else {
-      out.append(text.substr(i, n));
-      i += n;
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 size_t Utf8Length(std::string_view text) {
   size_t count = 0;
-  for (size_t i = 0; i < text.size(); ++count) i += std::max<size_t>(1, ValidCharLength(text, i));
+  for (size_t i = 0; i < text.size(); ++count) i += std::max<size_t>(1, Utf8CharLength(text, i));
   return count;
 }
 
@@ -149,7 +103,7 @@ ParsedAnswer ParseCitations(std::string_view tagged, int num_passages) {
   // Offsets count code points of the answer; invalid bytes (possible in raw model output) would
   // make them ambiguous (a stray continuation byte is no code point of its own), so they become
   // U+FFFD first.
-  const std::string valid = ToValidUtf8(tagged);
+  const std::string valid = ReplaceInvalidUtf8Bytes(tagged);
   const std::string text = DropCitedDocumentsLines(valid);
   std::string out;
   out.reserve(text.size());

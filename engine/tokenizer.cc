@@ -2,7 +2,7 @@
 #include <algorithm>
 
 #include "engine/tokenizer.h"
-#include "engine/utf8.h"
+#include "common/utf8.h"
 
 namespace rag {
 

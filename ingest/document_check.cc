@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "common/utf8.h"
 #include "ingest/text_util.h"
 
 namespace rag {
@@ -9,7 +10,6 @@ namespace {
 
 using ingest_internal::IsAsciiSpace;
 using ingest_internal::IsBlank;
-using ingest_internal::IsValidUtf8;
 
 std::string Where(int page, size_t offset) {
   return "page " + std::to_string(page) + " offset " + std::to_string(offset);

@@ -17,6 +17,7 @@
 #include <limits>
 #include <utility>
 
+#include "common/utf8.h"
 #include "ingest/html_text.h"
 #include "ingest/parser.h"
 #include "ingest/parser_guard.h"
@@ -140,23 +141,9 @@ bool StartsWithIgnoreCase(std::string_view s, std::string_view prefix) {
 }
 
 void AppendCodePoint(uint32_t cp, TextBuilder* out) {
-  std::string utf8;
   if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) cp = 0xFFFD;
-  if (cp < 0x80) {
-    utf8 += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    utf8 += static_cast<char>(0xC0 | (cp >> 6));
-    utf8 += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    utf8 += static_cast<char>(0xE0 | (cp >> 12));
-    utf8 += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    utf8 += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    utf8 += static_cast<char>(0xF0 | (cp >> 18));
-    utf8 += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    utf8 += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    utf8 += static_cast<char>(0x80 | (cp & 0x3F));
-  }
+  std::string utf8;
+  AppendUtf8(cp, &utf8);
   out->AppendText(utf8);
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string_view>
 
+#include "common/utf8.h"
 #include "ingest/text_util.h"
 
 namespace rag::ingest_internal {
@@ -134,7 +135,7 @@ std::string NormalizePdfWordText(std::string_view text) {
   if (std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x20 && c < 0x7F; })) {
     return std::string(text);  // printable ASCII, most words: nothing to do
   }
-  const std::string valid = IsValidUtf8(text) ? std::string(text) : SanitizeUtf8(text);
+  const std::string valid = IsValidUtf8(text) ? std::string(text) : ReplaceInvalidUtf8Bytes(text);
   std::string out;
   out.reserve(valid.size());
   for (size_t i = 0; i < valid.size(); ++i) {

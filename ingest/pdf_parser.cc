@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "common/logging.h"
+#include "common/utf8.h"
 #include "ingest/parser.h"
 #include "ingest/parser_guard.h"
 #include "ingest/pdf_layout.h"
@@ -59,7 +60,7 @@ std::string ToUtf8(const poppler::ustring& s) {
 // some producers write ("Microsoft Word - report.docx", "untitled").
 std::string MetadataTitle(const poppler::document& doc) {
   std::string title =
-      ingest_internal::MakeTitle(ingest_internal::SanitizeUtf8(ToUtf8(doc.info_key("Title"))));
+      ingest_internal::MakeTitle(ReplaceInvalidUtf8Bytes(ToUtf8(doc.info_key("Title"))));
   std::string lower = title;
   std::transform(lower.begin(), lower.end(), lower.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });

@@ -3,52 +3,10 @@
 #include <cstdint>
 #include <cstring>
 
+#include "common/utf8.h"
+
 namespace rag::ingest_internal {
 namespace {
-
-constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
-
-void AppendUtf8(uint32_t cp, std::string* out) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
-
-// Length of the valid UTF-8 sequence that starts at s[i], or 0 when the byte there does not
-// start one.
-size_t ValidSequenceLength(std::string_view s, size_t i) {
-  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = b(i);
-  if (c < 0x80) return 1;
-  const size_t left = s.size() - i;
-  const auto cont = [&](size_t k) { return (b(k) & 0xC0) == 0x80; };
-  if (c >= 0xC2 && c <= 0xDF) return left >= 2 && cont(i + 1) ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    if (left < 3 || !cont(i + 1) || !cont(i + 2)) return 0;
-    if (c == 0xE0 && b(i + 1) < 0xA0) return 0;   // overlong
-    if (c == 0xED && b(i + 1) >= 0xA0) return 0;  // surrogate
-    return 3;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    if (left < 4 || !cont(i + 1) || !cont(i + 2) || !cont(i + 3)) return 0;
-    if (c == 0xF0 && b(i + 1) < 0x90) return 0;   // overlong
-    if (c == 0xF4 && b(i + 1) >= 0x90) return 0;  // above U+10FFFF
-    return 4;
-  }
-  return 0;
-}
 
 // Windows-1252 code points of bytes 0x80..0x9F (0 where the code page leaves a byte undefined).
 constexpr uint16_t kCp1252High[32] = {
@@ -68,7 +26,7 @@ std::string DecodeCp1252(std::string_view s) {
       if (cp)
         AppendUtf8(cp, &out);
       else
-        out += kReplacement;
+        out += kUtf8Replacement;
     } else {
       AppendUtf8(c, &out);
     }
@@ -97,7 +55,7 @@ std::string DecodeUtf16(std::string_view s, bool little_endian) {
       }
     }
     if (u >= 0xD800 && u <= 0xDFFF)
-      out += kReplacement;  // unpaired surrogate
+      out += kUtf8Replacement;  // unpaired surrogate
     else
       AppendUtf8(u, &out);
   }
@@ -105,35 +63,6 @@ std::string DecodeUtf16(std::string_view s, bool little_endian) {
 }
 
 }  // namespace
-
-bool IsValidUtf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    if (static_cast<unsigned char>(s[i]) < 0x80) {
-      ++i;
-      continue;
-    }
-    const size_t n = ValidSequenceLength(s, i);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
-}
-
-std::string SanitizeUtf8(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size();) {
-    const size_t n = ValidSequenceLength(s, i);
-    if (n == 0) {
-      out += kReplacement;
-      ++i;
-    } else {
-      out.append(s.data() + i, n);
-      i += n;
-    }
-  }
-  return out;
-}
 
 StatusOr<std::string> DecodeTextFile(std::string_view bytes, const std::string& filename) {
   if (bytes.starts_with("\xEF\xBB\xBF")) bytes.remove_prefix(3);
@@ -149,7 +78,7 @@ StatusOr<std::string> DecodeTextFile(std::string_view bytes, const std::string& 
       ++i;
       continue;
     }
-    const size_t n = ValidSequenceLength(bytes, i);
+    const size_t n = Utf8CharLength(bytes, i);
     if (n == 0) {
       valid = false;
       ++i;
@@ -160,7 +89,7 @@ StatusOr<std::string> DecodeTextFile(std::string_view bytes, const std::string& 
   }
   if (valid) return std::string(bytes);
   if (multibyte == 0) return DecodeCp1252(bytes);
-  return SanitizeUtf8(bytes);
+  return ReplaceInvalidUtf8Bytes(bytes);
 }
 
 std::string NormalizeNewlines(std::string_view s) {
@@ -242,7 +171,7 @@ std::string FirstLineTitle(const ParsedDocument& doc) {
 std::string FileNameTitle(const std::string& filename) {
   const size_t slash = filename.find_last_of('/');
   std::string title = MakeTitle(slash == std::string::npos ? filename : filename.substr(slash + 1));
-  return title.empty() ? "untitled" : SanitizeUtf8(title);
+  return title.empty() ? "untitled" : ReplaceInvalidUtf8Bytes(title);
 }
 
 bool HasNoText(const ParsedDocument& doc) {

@@ -24,12 +24,6 @@ inline constexpr size_t kMaxTitleBytes = 120;
 // file given a text extension).
 StatusOr<std::string> DecodeTextFile(std::string_view bytes, const std::string& filename);
 
-// True when `s` is valid UTF-8 (no overlongs, surrogates or code points above U+10FFFF).
-bool IsValidUtf8(std::string_view s);
-
-// Replaces each invalid byte of `s` with U+FFFD.
-std::string SanitizeUtf8(std::string_view s);
-
 // "\r\n" and lone "\r" become "\n".
 std::string NormalizeNewlines(std::string_view s);
 

@@ -4,6 +4,7 @@
 
 #include "common/file_util.h"
 #include "common/json_reader.h"
+#include "common/utf8.h"
 #include "engine/bert/unicode_tables.h"
 
 namespace rag {
@@ -58,24 +59,6 @@ bool DecodeUtf8(std::string_view s, std::u32string* out, size_t* bad) {
     i += len;
   }
   return true;
-}
-
-void AppendUtf8(char32_t c, std::string* out) {
-  if (c < 0x80) {
-    out->push_back(static_cast<char>(c));
-  } else if (c < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (c >> 6)));
-    out->push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  } else if (c < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (c >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (c >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((c >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  }
 }
 
 Status Field(const std::string& name, const std::string& field, const std::string& why) {

@@ -10,7 +10,7 @@
 #include "common/file_util.h"
 #include "common/json_reader.h"
 #include "engine/tokenizer.h"
-#include "engine/utf8.h"
+#include "common/utf8.h"
 
 namespace rag {
 namespace {

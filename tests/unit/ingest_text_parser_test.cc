@@ -4,6 +4,7 @@
 #include <string>
 
 #include "common/file_util.h"
+#include "common/utf8.h"
 #include "ingest/document_check.h"
 #include "ingest/parser.h"
 #include "ingest/text_util.h"
@@ -63,7 +64,7 @@ TEST(IngestTextParser, TitleIsCappedAtACharacterBoundary) {
   const ParsedDocument doc = ParseOk(line + "\nbody");
   EXPECT_LE(doc.title.size(), ingest_internal::kMaxTitleBytes);
   EXPECT_GE(doc.title.size(), 60u);
-  EXPECT_TRUE(ingest_internal::IsValidUtf8(doc.title));
+  EXPECT_TRUE(IsValidUtf8(doc.title));
   EXPECT_TRUE(doc.title.ends_with("\xC3\xA9t\xC3\xA9"));  // cut at a space
 }
 
@@ -103,9 +104,9 @@ TEST(IngestTextUtil, CollapseWhitespaceAndMakeTitle) {
             "a b c");
   EXPECT_EQ(ingest_internal::MakeTitle("  "), "");
   EXPECT_EQ(ingest_internal::Utf8Prefix("\xC3\xA9\xC3\xA9", 3), "\xC3\xA9");
-  EXPECT_FALSE(ingest_internal::IsValidUtf8("\xED\xA0\x80"));  // a surrogate
-  EXPECT_FALSE(ingest_internal::IsValidUtf8("\xC0\xAF"));      // overlong
-  EXPECT_TRUE(ingest_internal::IsValidUtf8("\xF0\x9F\x98\x80"));
+  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));  // a surrogate
+  EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));      // overlong
+  EXPECT_TRUE(IsValidUtf8("\xF0\x9F\x98\x80"));
 }
 
 }  // namespace

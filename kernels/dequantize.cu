@@ -1,5 +1,7 @@
 // DequantizeFp8Rows: an FP8 (e4m3, one scale a row) matrix to bf16, 16 codes a thread (one
 // 16-byte load, two 16-byte stores). Memory-bound: reads 1 byte and writes 2 an element.
+// QuantizeRowsFp8: the activations of an FP8 GEMM, one scale a row (amax / 448, e4m3's largest
+// finite value): a block a row, the row read twice (the second time from L2).
 #include <algorithm>
 #include <string>
 
@@ -33,7 +35,62 @@ __global__ void DequantizeFp8Kernel(const uint4* __restrict__ codes, const float
   }
 }
 
+constexpr int kQuantizeThreads = 256;
+constexpr float kE4m3Max = 448.0f;
+
+__global__ void __launch_bounds__(kQuantizeThreads)
+    QuantizeRowsFp8Kernel(const uint4* __restrict__ x, int64_t k8, uint2* __restrict__ q,
+                          float* __restrict__ scale) {
+  const int64_t row = blockIdx.x;
+  const uint4* xr = x + row * k8;
+  float amax = 0.0f;
+  for (int64_t i = threadIdx.x; i < k8; i += kQuantizeThreads) {
+    float f[8];
+    UnpackBf16x8(xr[i], f);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf(f[j]));
+  }
+  __shared__ float warp_max[kQuantizeThreads / 32];
+#pragma unroll
+  for (int o = 16; o > 0; o /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = amax;
+  __syncthreads();
+  amax = warp_max[0];
+#pragma unroll
+  for (int w = 1; w < kQuantizeThreads / 32; ++w) amax = fmaxf(amax, warp_max[w]);
+  // An all-zero row keeps scale 1 (its codes are zeros); a non-finite one stays non-finite.
+  const float s = amax > 0.0f ? amax / kE4m3Max : 1.0f;
+  const float inv = 1.0f / s;
+  if (threadIdx.x == 0) scale[row] = s;
+  uint2* qr = q + row * k8;
+  for (int64_t i = threadIdx.x; i < k8; i += kQuantizeThreads) {
+    float f[8];
+    UnpackBf16x8(xr[i], f);
+    uint32_t packed[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const __nv_fp8x4_e4m3 v(make_float4(f[4 * h] * inv, f[4 * h + 1] * inv, f[4 * h + 2] * inv,
+                                          f[4 * h + 3] * inv));
+      packed[h] = v.__x;
+    }
+    qr[i] = make_uint2(packed[0], packed[1]);
+  }
+}
+
 }  // namespace
+
+Status QuantizeRowsFp8(const __nv_bfloat16* x, int64_t rows, int64_t cols, __nv_fp8_e4m3* q,
+                       float* scale, cudaStream_t stream) {
+  if (rows <= 0 || cols <= 0 || cols % 8 != 0 || rows > INT32_MAX || x == nullptr || q == nullptr ||
+      scale == nullptr || reinterpret_cast<uintptr_t>(x) % 16 != 0 || reinterpret_cast<uintptr_t>(q) % 8 != 0) {
+    return InvalidArgument("QuantizeRowsFp8: bad shape " + std::to_string(rows) + "x" + std::to_string(cols) +
+                           " (cols % 8 == 0) or pointer");
+  }
+  QuantizeRowsFp8Kernel<<<static_cast<unsigned>(rows), kQuantizeThreads, 0, stream>>>(
+      reinterpret_cast<const uint4*>(x), cols / 8, reinterpret_cast<uint2*>(q), scale);
+  RAG_CUDA_RETURN_IF_LAUNCH_FAILED();
+  return Status::Ok();
+}
 
 Status DequantizeFp8Rows(const __nv_fp8_e4m3* codes, const float* scales, int64_t rows,
                          int64_t cols, __nv_bfloat16* out, cudaStream_t stream) {

@@ -154,6 +154,11 @@ Status FillNormalFp8(__nv_fp8_e4m3* codes, float* scales, int64_t rows, int64_t 
 // (prefill and batched decode steps of an FP8 model; one-token steps read the codes directly).
 Status DequantizeFp8Rows(const __nv_fp8_e4m3* codes, const float* scales, int64_t rows,
                          int64_t cols, __nv_bfloat16* out, cudaStream_t stream);
+// q (rows, cols) e4m3 and scale (rows): each row of x scaled by scale[r] = max|x[r]| / 448 and
+// rounded to e4m3 (x[r][c] ~= scale[r] * q[r][c]): the activations of an FP8 GEMM
+// (CudaMatMul::RunFp8). cols % 8 == 0.
+Status QuantizeRowsFp8(const __nv_bfloat16* x, int64_t rows, int64_t cols, __nv_fp8_e4m3* q,
+                       float* scale, cudaStream_t stream);
 
 // --- gather_rows.cu --------------------------------------------------------------------------
 // out (n_rows, dim) = in[rows[i]] for each i; rows (n_rows) int32 on the device, each a valid

@@ -33,6 +33,8 @@ constexpr const char* kUsage =
     "  --no-graphs       enqueue every kernel instead of replaying CUDA graphs\n"
     "  --no-pdl          plain launches instead of programmatic dependent launch\n"
     "  --no-fused-gemv   one-token steps run the RMSNorms and SwiGLU as separate kernels\n"
+    "  --no-fp8-gemm     FP8 models: widen each projection to bf16 for its GEMM instead of\n"
+    "                    FP8 GEMMs over per-row quantized activations\n"
     "  --attn-splits N   decode attention aims at N (split, head) pairs a step (default 2048)\n"
     "  --gemv-split N    batch-1 o/down GEMVs split K up to N blocks an SM (default 8)\n"
     "  --prefill-rows N  prefill attention: query rows a warp, 16 or 32 (default 32)\n"
@@ -53,7 +55,7 @@ struct BenchFlags {
   int attn_splits = 2048, gemv_split = 8, prefill_rows = 32, tp = 1, load = 0;
   std::string allreduce = "peer", prefill_sums = "bf16";
   std::vector<int> batches = {1, 8, 32, 64};
-  bool graphs = true, pdl = true, fused_gemv = true, fp8 = false;
+  bool graphs = true, pdl = true, fused_gemv = true, fp8 = false, fp8_gemm = true;
   std::string json_path;
 };
 
@@ -115,6 +117,8 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
         return "--prefill-sums takes bf16 or fp32";
     } else if (a == "--fp8") {
       f->fp8 = true;
+    } else if (a == "--no-fp8-gemm") {
+      f->fp8_gemm = false;
     } else if (a == "--prefill-rows") {
       if (!value(&v) || !ParseInt(v, 16, 32, &f->prefill_rows) ||
           (f->prefill_rows != 16 && f->prefill_rows != 32)) {
@@ -276,6 +280,7 @@ Status Run(const BenchFlags& f) {
   options.gemv_max_rows = f.gemv_max_rows;
   options.fused_gemv = f.fused_gemv;
   options.tp_bf16_prefill_sums = f.prefill_sums == "bf16";
+  options.fp8_gemm = f.fp8_gemm;
   std::unique_ptr<GpuBackend> backend;
   const double t_load = NowSeconds();
   if (f.tp > 1) {
@@ -390,6 +395,7 @@ Status Run(const BenchFlags& f) {
               gpus > 1 ? (f.allreduce == "peer" ? ", all-reduce: peer memory up to 1 MiB, NCCL above"
                                                 : ", all-reduce: NCCL") : "");
   if (gpus > 1) std::printf("prefill partial sums all-reduced as %s\n", f.prefill_sums.c_str());
+  if (backend->fp8_weights()) std::printf("FP8 GEMMs: %s\n", f.fp8_gemm ? "on" : "off (widened to bf16)");
   std::printf("load %.1f s; weights %.2f GB a GPU, KV cache %.2f GB a GPU (%d blocks of %d)\n", load_s,
               backend->weight_bytes() / 1e9, backend->kv_cache_bytes() / 1e9, backend->info().num_blocks,
               block_size);
@@ -417,6 +423,7 @@ Status Run(const BenchFlags& f) {
      << ",\"prefill_rows\":" << f.prefill_rows << ",\"tp\":" << gpus << ",\"allreduce\":\""
      << (gpus > 1 ? f.allreduce : "none") << "\",\"prefill_sums\":\"" << (gpus > 1 ? f.prefill_sums : "none")
      << "\"" << ",\"fp8\":" << (backend->fp8_weights() ? "true" : "false")
+     << ",\"fp8_gemm\":" << (backend->fp8_weights() && f.fp8_gemm ? "true" : "false")
      << ",\"ttft_ms\":"
      << Median(ttft) * 1e3 << ",\"ttft_runs_ms\":[";
   for (size_t i = 0; i < ttft.size(); ++i) js << (i ? "," : "") << ttft[i] * 1e3;

@@ -130,6 +130,14 @@ Status CudaBackend::Init() {
   const size_t sampling = a.Add<int32_t>(4 * R);  // ForwardSample's per-row parameters
   const size_t inv = a.Add<float>(hd / 2), rope_table = a.Add<float2>(T * (hd / 2));
   RAG_ASSIGN_OR_RETURN(activations_, DeviceBuffer::Allocate(a.total(), "activation buffers"));
+  if (weights_.fp8 && o.fp8_gemm) {
+    auto fp8 = Fp8MatMul::Create(stream_, std::max(T, R), std::max({dim, q_dim, inter}));
+    if (fp8.ok()) {
+      fp8_matmul_ = std::move(*fp8);
+    } else {
+      RAG_LOG(WARN) << "cuda backend: FP8 projections widened to bf16 for their GEMMs: " << fp8.status().ToString();
+    }
+  }
   if (weights_.fp8) {
     const int64_t largest = std::max({(q_dim + 2 * kv_dim) * dim, dim * q_dim, 2 * inter * dim, dim * inter});
     RAG_ASSIGN_OR_RETURN(fp8_scratch_, DeviceBuffer::Allocate(static_cast<size_t>(largest) * 2,
@@ -377,8 +385,7 @@ Status CudaBackend::EnqueueLayers(const StepPlan& p) {
                                             qkv_, st));
     } else {
       RAG_RETURN_IF_ERROR(AddRmsNorm(x_, nullptr, w.attn_norm, n, dim, eps, xn_, st));
-      RAG_ASSIGN_OR_RETURN(const __nv_bfloat16* wqkv, Bf16Weight(w.wqkv, w.wqkv8, qkv_dim, dim));
-      RAG_RETURN_IF_ERROR(matmul_->Run(xn_, n, wqkv, qkv_dim, dim, qkv_));
+      RAG_RETURN_IF_ERROR(Project(xn_, n, w.wqkv, w.wqkv8, qkv_dim, dim, qkv_));
       RAG_RETURN_IF_ERROR(RopeKvAppend(qkv_, n, qkv_dim, nq, nkv, hd, positions, inv_freq_, slots,
                                        bs, KCache(l), VCache(l), st,
                                        /*rotate_q=*/!attention_rotates_q, rope_table));
@@ -414,18 +421,16 @@ Status CudaBackend::EnqueueLayers(const StepPlan& p) {
     } else if (prune_last && l == last) {
       RAG_RETURN_IF_ERROR(GatherRows(attn_, q_dim, logit_rows, R, attn_rows_, st));
       RAG_RETURN_IF_ERROR(GatherRows(x_, dim, logit_rows, R, x_rows_, st));
-      RAG_ASSIGN_OR_RETURN(const __nv_bfloat16* wo, Bf16Weight(w.wo, w.wo8, dim, q_dim));
-      RAG_RETURN_IF_ERROR(matmul_->Run(attn_rows_, R, wo, dim, q_dim, tp ? o_out : x_rows_,
-                                       /*accumulate=*/!tp));
+      RAG_RETURN_IF_ERROR(Project(attn_rows_, R, w.wo, w.wo8, dim, q_dim, tp ? o_out : x_rows_,
+                                  /*accumulate=*/!tp));
       RAG_RETURN_IF_ERROR(ReduceInto(partial_o_, x_rows_, R, nullptr));
       RAG_RETURN_IF_ERROR(EnqueueMlp(w, x_rows_, R, R <= options_.gemv_max_rows));
     } else {
-      RAG_ASSIGN_OR_RETURN(const __nv_bfloat16* wo, Bf16Weight(w.wo, w.wo8, dim, q_dim));
       if (Bf16Sums(gemv)) {
-        RAG_RETURN_IF_ERROR(matmul_->Run(attn_, n, wo, dim, q_dim, partial_o_bf16()));
+        RAG_RETURN_IF_ERROR(Project(attn_, n, w.wo, w.wo8, dim, q_dim, partial_o_bf16()));
         RAG_RETURN_IF_ERROR(options_.collectives->AllReduceAddBf16(partial_o_bf16(), x_, n * dim, st));
       } else {
-        RAG_RETURN_IF_ERROR(matmul_->Run(attn_, n, wo, dim, q_dim, o_out, /*accumulate=*/!tp));
+        RAG_RETURN_IF_ERROR(Project(attn_, n, w.wo, w.wo8, dim, q_dim, o_out, /*accumulate=*/!tp));
         RAG_RETURN_IF_ERROR(ReduceInto(partial_o_, x_, n, nullptr));
       }
       RAG_RETURN_IF_ERROR(EnqueueMlp(w, x_, n, gemv));
@@ -476,24 +481,42 @@ Status CudaBackend::EnqueueMlp(const CudaLayerWeights& w, float* x, int64_t n, b
   const float eps = static_cast<float>(c.rms_norm_eps);
   cudaStream_t st = stream_;
   RAG_RETURN_IF_ERROR(AddRmsNorm(x, nullptr, w.mlp_norm, n, dim, eps, xn_, st));
-  RAG_ASSIGN_OR_RETURN(const __nv_bfloat16* w_gate_up, Bf16Weight(w.w_gate_up, w.w_gate_up8, 2 * inter, dim));
   if (gemv) {  // fp32 gate|up straight from the GEMV
-    RAG_RETURN_IF_ERROR(matmul_->Run(xn_, n, w_gate_up, 2 * inter, dim, gate_up_));
+    RAG_RETURN_IF_ERROR(Project(xn_, n, w.w_gate_up, w.w_gate_up8, 2 * inter, dim, gate_up_));
     RAG_RETURN_IF_ERROR(SwiGlu(gate_up_, n, inter, act_, st));
   } else {  // bf16 from cuBLAS: the prefill's largest activation, read once by SwiGlu
-    RAG_RETURN_IF_ERROR(matmul_->Run(xn_, n, w_gate_up, 2 * inter, dim, gate_up_bf16()));
+    RAG_RETURN_IF_ERROR(Project(xn_, n, w.w_gate_up, w.w_gate_up8, 2 * inter, dim, gate_up_bf16()));
     RAG_RETURN_IF_ERROR(SwiGlu(gate_up_bf16(), n, inter, act_, st));
   }
-  RAG_ASSIGN_OR_RETURN(const __nv_bfloat16* w_down, Bf16Weight(w.w_down, w.w_down8, dim, inter));
   if (Bf16Sums(gemv)) {
     __nv_bfloat16* partial = reinterpret_cast<__nv_bfloat16*>(partial_down_);
-    RAG_RETURN_IF_ERROR(matmul_->Run(act_, n, w_down, dim, inter, partial));
+    RAG_RETURN_IF_ERROR(Project(act_, n, w.w_down, w.w_down8, dim, inter, partial));
     return options_.collectives->AllReduceAddBf16(partial, x, n * dim, st);
   }
   const bool tp = tensor_parallel();
-  RAG_RETURN_IF_ERROR(matmul_->Run(act_, n, w_down, dim, inter, tp ? partial_down_ : x,
-                                   /*accumulate=*/!tp));
+  RAG_RETURN_IF_ERROR(Project(act_, n, w.w_down, w.w_down8, dim, inter, tp ? partial_down_ : x,
+                              /*accumulate=*/!tp));
   return ReduceInto(partial_down_, x, n, nullptr);
+}
+
+bool CudaBackend::UseFp8Gemm(const __nv_bfloat16* w, int64_t m, int64_t rows, int64_t cols) const {
+  // cuBLASLt's FP8 GEMMs want leading dimensions that are multiples of 16.
+  return w == nullptr && fp8_matmul_ != nullptr && m > matmul_->gemv_max_rows() && rows % 16 == 0 &&
+         cols % 16 == 0;
+}
+
+Status CudaBackend::Project(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, const CudaFp8Matrix& w8,
+                            int64_t rows, int64_t cols, float* y, bool accumulate) {
+  if (UseFp8Gemm(w, m, rows, cols)) return fp8_matmul_->Run(x, m, w8.codes, w8.scale, rows, cols, y, accumulate);
+  RAG_ASSIGN_OR_RETURN(const __nv_bfloat16* wb, Bf16Weight(w, w8, rows, cols));
+  return matmul_->Run(x, m, wb, rows, cols, y, accumulate);
+}
+
+Status CudaBackend::Project(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, const CudaFp8Matrix& w8,
+                            int64_t rows, int64_t cols, __nv_bfloat16* y) {
+  if (UseFp8Gemm(w, m, rows, cols)) return fp8_matmul_->Run(x, m, w8.codes, w8.scale, rows, cols, y);
+  RAG_ASSIGN_OR_RETURN(const __nv_bfloat16* wb, Bf16Weight(w, w8, rows, cols));
+  return matmul_->Run(x, m, wb, rows, cols, y);
 }
 
 StatusOr<const __nv_bfloat16*> CudaBackend::Bf16Weight(const __nv_bfloat16* w, const CudaFp8Matrix& m,

@@ -25,6 +25,7 @@
 #include "engine/backend.h"
 #include "engine/cuda/cuda_weights.h"
 #include "engine/cuda/device_buffer.h"
+#include "engine/cuda/fp8_matmul.h"
 #include "engine/cuda/matmul.h"
 #include "engine/cuda/tp_collectives.h"
 
@@ -59,6 +60,10 @@ struct CudaBackendOptions {
   // sums and the all-reduce moves bf16, added into the fp32 residual stream (half of NCCL's
   // 64 MB an all-reduce for 2048 tokens at the 70B shape, 160 a prefill); false: fp32 sums.
   bool tp_bf16_prefill_sums = true;
+  // FP8 models: steps that take GEMMs (prefill, batched decode) quantize the activations per row
+  // and run cuBLASLt FP8 GEMMs (engine/cuda/fp8_matmul.h); false: each projection is widened
+  // to bf16 for a bf16 GEMM (the former path; `rag bench --no-fp8-gemm`).
+  bool fp8_gemm = true;
 };
 
 // What `rag bench`, the tests and the server need of a GPU backend, on one GPU or several.
@@ -136,6 +141,13 @@ class CudaBackend : public GpuBackend {
   Status EnqueueLogits(const __nv_bfloat16* rows, const float* x_fused, int64_t R);
   // A projection as bf16 for a GEMM: `w` itself, or (FP8 model) m widened into fp8_scratch_,
   // which the next call overwrites (stream order keeps the GEMM in between safe).
+  // y (m, rows) = x (m, cols) times a projection transposed: bf16 `w` through CudaMatMul, or an
+  // FP8 model's w8 through Fp8MatMul (more than gemv_max_rows rows) or widened by Bf16Weight.
+  Status Project(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, const CudaFp8Matrix& w8, int64_t rows,
+                 int64_t cols, float* y, bool accumulate = false);
+  Status Project(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, const CudaFp8Matrix& w8, int64_t rows,
+                 int64_t cols, __nv_bfloat16* y);
+  bool UseFp8Gemm(const __nv_bfloat16* w, int64_t m, int64_t rows, int64_t cols) const;
   StatusOr<const __nv_bfloat16*> Bf16Weight(const __nv_bfloat16* w, const CudaFp8Matrix& m,
                                             int64_t rows, int64_t cols);
   Status RunStep(const StepPlan& plan);  // graph replay or Enqueue
@@ -150,6 +162,7 @@ class CudaBackend : public GpuBackend {
   int num_blocks_ = 0;
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<CudaMatMul> matmul_;
+  std::unique_ptr<Fp8MatMul> fp8_matmul_;  // FP8 model with options_.fp8_gemm on a GPU that has it
   DeviceBuffer kv_cache_;     // (layers, 2, num_blocks, n_kv_heads, block_size, head_dim) bf16
   DeviceBuffer activations_;  // the per-token buffers below
   DeviceBuffer fp8_scratch_;  // FP8 model: the largest projection in bf16 (Bf16Weight)

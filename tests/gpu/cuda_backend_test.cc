@@ -128,50 +128,62 @@ TEST_F(CudaBackendTest, PrefillLogitsMatchTransformersAndTheCpuBackend) {
 }
 
 // An FP8 model written by `rag quantize` (engine/quantize.h) runs on the GPU with its projections
-// as e4m3 codes and row scales (prefill: widened to bf16 for cuBLAS; one-token steps: the FP8
-// decode GEMVs) and answers as the CPU backend does on the same files (which dequantises them to
-// fp32), prefill and 8 greedy steps.
+// as e4m3 codes and row scales (prefill: FP8 GEMMs over activations quantized per row, or, with
+// fp8_gemm off, the weights widened to bf16 for cuBLAS; one-token steps: the FP8 decode GEMVs)
+// and answers as the CPU backend does on the same files (which dequantises them to fp32, its
+// activations fp32), prefill and 8 greedy steps. The FP8 GEMMs round the activations to e4m3
+// (3 mantissa bits) as well: kFp8GemmTolerance allows for that, in the prefill and in the steps
+// after it (which attend to the K/V it wrote).
+constexpr double kFp8GemmTolerance = 5e-2;
+
 TEST_F(CudaBackendTest, QuantizedFp8ModelsMatchTheCpuBackendOnTheSameFiles) {
   for (const std::string& name : ModelNames()) {
-    SCOPED_TRACE(name);
-    testing::TempDir dir;
-    auto report = QuantizeModelFp8(GoldenDir(name), dir.path(), /*force=*/false);
-    ASSERT_TRUE(report.ok()) << report.status().ToString();
-    CudaBackendOptions options;
-    options.block_size = kBlockSize;
-    options.max_seq_len = 1024;
-    options.num_blocks = 256;
-    options.max_batch_tokens = 1024;
-    auto cuda = CreateCudaBackend(dir.path(), options);
-    ASSERT_TRUE(cuda.ok()) << cuda.status().ToString();
-    EXPECT_TRUE((*cuda)->fp8_weights());
-    CpuBackendOptions cpu_options;
-    cpu_options.block_size = kBlockSize;
-    cpu_options.num_blocks = 64;
-    auto cpu = CreateCpuBackend(dir.path(), cpu_options);
-    ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
-    const int64_t vocab = (*cuda)->config().vocab_size;
-    const JsonValue golden = testing::LoadJsonFile(GoldenDir(name) + "/golden.json");
-    for (const JsonValue& p : golden.Find("prompts")->items()) {
-      const std::vector<int32_t> ids = JsonInts(*p.Find("ids"));
-      std::vector<int32_t> table;
-      for (int b = 0; b * kBlockSize < static_cast<int>(ids.size()); ++b) table.push_back(b);
-      for (int b = 0; b * kBlockSize < static_cast<int>(ids.size()) + 8; ++b) {
-        if (b >= static_cast<int>(table.size())) table.push_back(b);
-      }
-      auto got = (*cuda)->Forward({{{ids, 0, table, false}}});
-      auto want = (*cpu)->Forward({{{ids, 0, table, false}}});
-      ASSERT_TRUE(got.ok() && want.ok());
-      ASSERT_EQ(got->size(), static_cast<size_t>(vocab));
-      EXPECT_LE(RelError(got->data(), want->data(), vocab), kTolerance) << ids.size() << " tokens";
-      int32_t next = Argmax(want->data(), vocab);  // the CPU's token is fed to both
-      for (int step = 0; step < 8; ++step) {
-        const int pos = static_cast<int>(ids.size()) + step;
-        auto g = (*cuda)->Forward({{{{next}, pos, table, false}}});
-        auto w = (*cpu)->Forward({{{{next}, pos, table, false}}});
-        ASSERT_TRUE(g.ok() && w.ok()) << g.status().ToString() << w.status().ToString();
-        EXPECT_LE(RelError(g->data(), w->data(), vocab), kTolerance) << "decode step " << step;
-        next = Argmax(w->data(), vocab);
+    for (const bool fp8_gemm : {true, false}) {
+      SCOPED_TRACE(name + (fp8_gemm ? ", FP8 GEMMs" : ", widened to bf16"));
+      const double tolerance = fp8_gemm ? kFp8GemmTolerance : kTolerance;
+      testing::TempDir dir;
+      auto report = QuantizeModelFp8(GoldenDir(name), dir.path(), /*force=*/false);
+      ASSERT_TRUE(report.ok()) << report.status().ToString();
+      CudaBackendOptions options;
+      options.block_size = kBlockSize;
+      options.max_seq_len = 1024;
+      options.num_blocks = 256;
+      options.max_batch_tokens = 1024;
+      options.fp8_gemm = fp8_gemm;
+      auto cuda = CreateCudaBackend(dir.path(), options);
+      ASSERT_TRUE(cuda.ok()) << cuda.status().ToString();
+      EXPECT_TRUE((*cuda)->fp8_weights());
+      CpuBackendOptions cpu_options;
+      cpu_options.block_size = kBlockSize;
+      cpu_options.num_blocks = 64;
+      auto cpu = CreateCpuBackend(dir.path(), cpu_options);
+      ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
+      const int64_t vocab = (*cuda)->config().vocab_size;
+      const JsonValue golden = testing::LoadJsonFile(GoldenDir(name) + "/golden.json");
+      for (const JsonValue& p : golden.Find("prompts")->items()) {
+        const std::vector<int32_t> ids = JsonInts(*p.Find("ids"));
+        std::vector<int32_t> table;
+        for (int b = 0; b * kBlockSize < static_cast<int>(ids.size()); ++b) table.push_back(b);
+        for (int b = 0; b * kBlockSize < static_cast<int>(ids.size()) + 8; ++b) {
+          if (b >= static_cast<int>(table.size())) table.push_back(b);
+        }
+        auto got = (*cuda)->Forward({{{ids, 0, table, false}}});
+        auto want = (*cpu)->Forward({{{ids, 0, table, false}}});
+        ASSERT_TRUE(got.ok() && want.ok());
+        ASSERT_EQ(got->size(), static_cast<size_t>(vocab));
+        const double prefill_err = RelError(got->data(), want->data(), vocab);
+        EXPECT_LE(prefill_err, tolerance) << ids.size() << " tokens";
+        RecordProperty(name + "_" + std::to_string(ids.size()) + (fp8_gemm ? "_fp8gemm" : "_widened") + "_rel_error",
+                       std::to_string(prefill_err));
+        int32_t next = Argmax(want->data(), vocab);  // the CPU's token is fed to both
+        for (int step = 0; step < 8; ++step) {
+          const int pos = static_cast<int>(ids.size()) + step;
+          auto g = (*cuda)->Forward({{{{next}, pos, table, false}}});
+          auto w = (*cpu)->Forward({{{{next}, pos, table, false}}});
+          ASSERT_TRUE(g.ok() && w.ok()) << g.status().ToString() << w.status().ToString();
+          EXPECT_LE(RelError(g->data(), w->data(), vocab), tolerance) << "decode step " << step;
+          next = Argmax(w->data(), vocab);
+        }
       }
     }
   }

@@ -1,0 +1,54 @@
+// The GEMMs of an FP8 model's prefill and batched decode steps (issue 8): y = x W^T with W an
+// e4m3 matrix of `rag quantize` (one fp32 scale per output row). x (bf16) is quantized per row
+// to e4m3 (kernels: QuantizeRowsFp8) and one cuBLASLt FP8 GEMM multiplies the codes on the
+// tensor cores (twice bf16's rate on Hopper), applying both scale vectors in its epilogue
+// (CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F: y[i][j] = sx[i] * sw[j] * (qx qw^T)[i][j]).
+// Without it every step widened each projection to bf16 first (1 byte read, 2 written a weight).
+// Needs compute capability 8.9 or 9.x and a cuBLASLt that offers the outer-vector scales;
+// Create fails otherwise (the backend then keeps the widening path).
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+#include <cuda_fp8.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <tuple>
+
+#include "common/status.h"
+#include "engine/cuda/device_buffer.h"
+
+namespace rag {
+
+class Fp8MatMul {
+ public:
+  // Activations of up to max_rows x max_cols; every call enqueues on `stream`.
+  static StatusOr<std::unique_ptr<Fp8MatMul>> Create(cudaStream_t stream, int64_t max_rows, int64_t max_cols);
+  ~Fp8MatMul();
+  Fp8MatMul(const Fp8MatMul&) = delete;
+  Fp8MatMul& operator=(const Fp8MatMul&) = delete;
+
+  // y (m, n) = x (m, k) W^T, W = diag(w_scale) * w (n, k) row-major; accumulate: y +=.
+  Status Run(const __nv_bfloat16* x, int64_t m, const __nv_fp8_e4m3* w, const float* w_scale, int64_t n,
+             int64_t k, float* y, bool accumulate = false);
+  Status Run(const __nv_bfloat16* x, int64_t m, const __nv_fp8_e4m3* w, const float* w_scale, int64_t n,
+             int64_t k, __nv_bfloat16* y);
+
+ private:
+  Fp8MatMul() = default;
+  Status Gemm(const __nv_bfloat16* x, int64_t m, const __nv_fp8_e4m3* w, const float* w_scale, int64_t n,
+              int64_t k, void* y, cudaDataType_t y_type, bool accumulate);
+  cudaStream_t stream_ = nullptr;
+  cublasLtHandle_t handle_ = nullptr;
+  int64_t max_rows_ = 0, max_cols_ = 0;
+  DeviceBuffer x_codes_;   // (max_rows, max_cols) e4m3
+  DeviceBuffer x_scales_;  // (max_rows) fp32
+  DeviceBuffer workspace_;
+  // cuBLASLt's heuristic choice for each (m, n, k, output type, accumulate), found once.
+  std::map<std::tuple<int64_t, int64_t, int64_t, int, bool>, cublasLtMatmulAlgo_t> algos_;
+};
+
+}  // namespace rag

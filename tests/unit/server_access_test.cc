@@ -19,6 +19,7 @@
 #include "server/api_keys.h"
 #include "server/assistant.h"
 #include "server/http_server.h"
+#include "tests/testing/api_error.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
@@ -29,7 +30,6 @@ namespace {
 using namespace std::chrono_literals;
 using testing::Do;
 using testing::FormPart;
-using testing::kBoundary;
 using testing::Multipart;
 using testing::ParseSse;
 using testing::Response;
@@ -136,7 +136,7 @@ Response UploadAs(int port, const std::string& key, const std::string& filename,
   std::vector<FormPart> parts = {{"file", filename, data}};
   if (!collection.empty()) parts.push_back({"collection", std::nullopt, collection});
   return Do(port, "POST", "/v1/documents", Multipart(parts),
-            {std::string("Content-Type: multipart/form-data; boundary=") + kBoundary, Bearer(key)});
+            {testing::MultipartContentType(), Bearer(key)});
 }
 
 class ApiKeysHttpTest : public ::testing::Test {
@@ -191,14 +191,9 @@ class ApiKeysHttpTest : public ::testing::Test {
   int port_ = 0;
 };
 
+// The error JSON with `status` and error code `code`.
 void ExpectErrorJson(const Response& r, int status, const std::string& code) {
-  EXPECT_EQ(r.status, status) << r.body;
-  EXPECT_EQ(r.header("content-type"), "application/json") << r.body;
-  const Json j = r.json();
-  ASSERT_TRUE(j.is_object() && j.contains("error")) << r.body;
-  EXPECT_TRUE(j["error"]["message"].is_string()) << r.body;
-  EXPECT_TRUE(j["error"]["type"].is_string()) << r.body;
-  EXPECT_EQ(j["error"].value("code", ""), code) << r.body;
+  testing::ExpectError(r, status, /*message_part=*/"", code);
 }
 
 TEST_F(ApiKeysHttpTest, MissingOrUnknownKeysGet401OnEveryApiRoute) {
@@ -439,7 +434,7 @@ TEST(DocumentFileTest, ServesTheUploadedBytesSafely) {
   const int port = (*server)->port();
   auto upload = [&](const std::string& filename, const std::string& bytes) {
     Response r = Do(port, "POST", "/v1/documents", Multipart({{"file", filename, bytes}}),
-                    {std::string("Content-Type: multipart/form-data; boundary=") + kBoundary});
+                    {testing::MultipartContentType()});
     EXPECT_EQ(r.status, 202) << r.body;
     return std::to_string(r.json().value("document_id", 0));
   };

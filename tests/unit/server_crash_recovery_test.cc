@@ -18,6 +18,7 @@
 #include "common/json_util.h"
 #include "server/assistant.h"
 #include "server/http_server.h"
+#include "tests/testing/api_error.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/temp_dir.h"
 
@@ -26,13 +27,12 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::Do;
-using testing::kBoundary;
 using testing::Multipart;
 using testing::Response;
 
 Response Upload(int port, const std::string& name, const std::string& bytes) {
   return Do(port, "POST", "/v1/documents", Multipart({{"file", name, bytes}}),
-            {std::string("Content-Type: multipart/form-data; boundary=") + kBoundary});
+            {testing::MultipartContentType()});
 }
 
 Json WaitForJob(int port, const std::string& job) {

@@ -27,6 +27,7 @@
 #include "server/api_keys.h"
 #include "server/assistant.h"
 #include "server/http_server.h"
+#include "tests/testing/api_error.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/pdf_writer.h"
 #include "tests/testing/temp_dir.h"
@@ -37,22 +38,12 @@ namespace {
 using namespace std::chrono_literals;
 using testing::Client;
 using testing::Do;
+using testing::ExpectError;
 using testing::FormPart;
 using testing::kBoundary;
 using testing::Multipart;
 using testing::RawRequest;
 using testing::Response;
-
-std::string UploadType() { return std::string("Content-Type: multipart/form-data; boundary=") + kBoundary; }
-
-void ExpectError(const Response& r, int status, const std::string& message_part = "") {
-  EXPECT_EQ(r.status, status) << r.body;
-  const Json j = r.json();
-  ASSERT_TRUE(j.is_object() && j.contains("error")) << r.body;
-  if (!message_part.empty()) {
-    EXPECT_NE(j["error"].value("message", "").find(message_part), std::string::npos) << r.body;
-  }
-}
 
 // Random words, so that no two pages look like running headers to the PDF parser.
 std::vector<std::string> RandomLines(std::mt19937& rng, int lines, int words) {
@@ -98,7 +89,7 @@ class HostileInputTest : public ::testing::Test {
 
   Response Upload(const std::string& filename, const std::string& data,
                   const std::vector<std::string>& headers = {}) {
-    std::vector<std::string> all = {UploadType()};
+    std::vector<std::string> all = {testing::MultipartContentType()};
     all.insert(all.end(), headers.begin(), headers.end());
     return Do(port_, "POST", "/v1/documents", Multipart({{"file", filename, data}}), all);
   }
@@ -159,7 +150,7 @@ TEST_F(HostileInputTest, FileNamesCannotClimbOutOfTheDataFolder) {
                              "\r\nContent-Disposition: form-data; name=\"file\"; " + c.disposition +
                              "\r\n\r\nThe traversal attempt number " + std::to_string(n++) +
                              " about harbours.\r\n--" + kBoundary + "--\r\n";
-    Response r = Do(port_, "POST", "/v1/documents", body, {UploadType()});
+    Response r = Do(port_, "POST", "/v1/documents", body, {testing::MultipartContentType()});
     if (c.stored.empty()) {
       ExpectError(r, 400);
       continue;
@@ -202,7 +193,7 @@ TEST_F(HostileInputTest, FileNamesCannotClimbOutOfTheDataFolder) {
 TEST_F(HostileInputTest, CompressedRequestBodiesAreRefusedNotDecoded) {
   const std::string gz = testing::Deflate(Multipart({{"file", "notes.txt", std::string(1 << 20, 'a')}}));
   for (const std::string encoding : {"gzip", "deflate", "br", "gzip, gzip"}) {
-    ExpectError(Do(port_, "POST", "/v1/documents", gz, {UploadType(), "Content-Encoding: " + encoding}), 415,
+    ExpectError(Do(port_, "POST", "/v1/documents", gz, {testing::MultipartContentType(), "Content-Encoding: " + encoding}), 415,
                 "Content-Encoding");
     ExpectError(Do(port_, "POST", "/v1/query", gz, {"Content-Type: application/json", "Content-Encoding: " + encoding}),
                 415, "Content-Encoding");
@@ -414,7 +405,7 @@ TEST_F(HostileInputTest, SlowClientsDoNotHoldUpOthersAndAreCutOff) {
   Start(options);
   Client body(port_);
   const std::string upload = Multipart({{"file", "slow.txt", std::string(4096, 's')}});
-  ASSERT_TRUE(body.Send(RawRequest("POST", "/v1/documents", "", {UploadType(), "Content-Length: " + std::to_string(upload.size())})));
+  ASSERT_TRUE(body.Send(RawRequest("POST", "/v1/documents", "", {testing::MultipartContentType(), "Content-Length: " + std::to_string(upload.size())})));
   for (int i = 0; i < 20; ++i) {
     body.Send(upload.substr(static_cast<size_t>(i), 1));
     EXPECT_EQ(Do(port_, "GET", "/healthz").status, 200);
@@ -561,7 +552,7 @@ TEST(HostileKeysTest, DuplicateUploadsNeverReachAnotherCollection) {
   auto upload = [&](const std::string& key, const std::string& collection, const std::string& bytes) {
     return Do(port, "POST", "/v1/documents",
               Multipart({{"file", "same.txt", bytes}, {"collection", std::nullopt, collection}}),
-              {UploadType(), "Authorization: Bearer " + key});
+              {testing::MultipartContentType(), "Authorization: Bearer " + key});
   };
   const std::string bytes = "Salaries are reviewed every spring by the harbour board.";
   Response a = upload("alice-0123456789abcdef", "hr", bytes);

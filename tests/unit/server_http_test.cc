@@ -24,6 +24,7 @@
 #include "server/http_server.h"
 #include "server/metrics.h"
 #include "server/web_assets.h"
+#include "tests/testing/api_error.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/temp_dir.h"
 
@@ -33,8 +34,8 @@ namespace {
 using namespace std::chrono_literals;
 using testing::Client;
 using testing::Do;
+using testing::ExpectError;
 using testing::FormPart;
-using testing::kBoundary;
 using testing::Multipart;
 using testing::ParseSse;
 using testing::RawRequest;
@@ -51,26 +52,11 @@ Response PostRetrieve(int port, const Json& body) {
 
 Response Upload(int port, const std::vector<FormPart>& parts) {
   return Do(port, "POST", "/v1/documents", Multipart(parts),
-            {std::string("Content-Type: multipart/form-data; boundary=") + kBoundary});
+            {testing::MultipartContentType()});
 }
 
 Response UploadFile(int port, const std::string& filename, const std::string& data) {
   return Upload(port, {{"file", filename, data}});
-}
-
-// Checks the error JSON of DESIGN.md: {"error":{"message","type","code"}}.
-void ExpectError(const Response& r, int status, const std::string& message_part = "") {
-  EXPECT_EQ(r.status, status) << r.body;
-  EXPECT_EQ(r.header("content-type"), "application/json") << r.body;
-  const Json j = r.json();
-  ASSERT_TRUE(j.is_object() && j.contains("error")) << r.body;
-  EXPECT_TRUE(j["error"]["message"].is_string()) << r.body;
-  EXPECT_TRUE(j["error"]["type"].is_string()) << r.body;
-  EXPECT_TRUE(j["error"]["code"].is_string()) << r.body;
-  if (!message_part.empty()) {
-    EXPECT_NE(j["error"]["message"].get<std::string>().find(message_part), std::string::npos)
-        << r.body;
-  }
 }
 
 // ---- The fixture: a fresh data directory and server per test. ----
@@ -574,7 +560,7 @@ TEST_F(HttpServerTest, UploadRequestsAreStrict) {
   ExpectError(UploadFile(port_, "program.exe", "MZ"), 415);
   ExpectError(UploadFile(port_, "empty.txt", ""), 400, "empty");
   ExpectError(Do(port_, "POST", "/v1/documents", "--nope\r\n",
-                 {std::string("Content-Type: multipart/form-data; boundary=") + kBoundary}),
+                 {testing::MultipartContentType()}),
               400);
   ExpectError(Do(port_, "POST", "/v1/documents", Multipart({{"file", "a.md", "x"}}),
                  {"Content-Type: multipart/form-data"}),
@@ -595,7 +581,7 @@ TEST_F(HttpServerTest, OversizedUploadGets413AndTheServerCarriesOn) {
   Client client(port_);
   ASSERT_TRUE(client.Send(RawRequest(
       "POST", "/v1/documents", "",
-      {std::string("Content-Type: multipart/form-data; boundary=") + kBoundary,
+      {testing::MultipartContentType(),
        "Content-Length: " + std::to_string(Multipart({{"file", "big.txt", big}}).size())})));
   std::optional<Response> r = client.Read();
   ASSERT_TRUE(r);
@@ -614,7 +600,7 @@ TEST_F(HttpServerTest, ExpectContinueIsAnswered) {
   const std::string body = Multipart({{"file", "notes.txt", "continue with the upload"}});
   ASSERT_TRUE(client.Send(
       RawRequest("POST", "/v1/documents", "",
-                 {std::string("Content-Type: multipart/form-data; boundary=") + kBoundary,
+                 {testing::MultipartContentType(),
                   "Expect: 100-continue", "Content-Length: " + std::to_string(body.size())})));
   ASSERT_TRUE(client.ReadAtLeast(25));  // "HTTP/1.1 100 Continue\r\n\r\n" comes before the body
   ASSERT_TRUE(client.Send(body));

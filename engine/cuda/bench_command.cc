@@ -43,6 +43,8 @@ constexpr const char* kUsage =
     "  --allreduce MODE  tensor parallel all-reduces: peer (decode-sized ones through peer\n"
     "                    memory, the rest NCCL; default) or nccl (all through NCCL)\n"
     "  --prefill-sums T  tensor parallel prefill partial sums all-reduced as bf16 (default) or fp32\n"
+    "  --peer-max-kb N   with --allreduce peer: all-reduces up to N KiB through peer memory\n"
+    "                    (default 1024), larger ones through NCCL\n"
     "  --gemv-max-rows N steps of up to N tokens use our GEMV, cuBLAS above (0-8, default 1)\n"
     "  --load N          also a RAG-shaped load: N requests of --prompt tokens each answered with\n"
     "                    --new tokens, as many at once as the KV cache holds (waves); reports\n"
@@ -52,7 +54,7 @@ constexpr const char* kUsage =
 struct BenchFlags {
   std::string model_dir, load_format = "auto", shape;
   int prompt = 2000, new_tokens = 200, runs = 5, chunk = 4096, device = 0, gemv_max_rows = 1;
-  int attn_splits = 2048, gemv_split = 8, prefill_rows = 32, tp = 1, load = 0;
+  int attn_splits = 2048, gemv_split = 8, prefill_rows = 32, tp = 1, load = 0, peer_max_kb = 1024;
   std::string allreduce = "peer", prefill_sums = "bf16";
   std::vector<int> batches = {1, 8, 32, 64};
   bool graphs = true, pdl = true, fused_gemv = true, fp8 = false, fp8_gemm = true;
@@ -112,6 +114,8 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
     } else if (a == "--allreduce") {
       if (!value(&f->allreduce) || (f->allreduce != "peer" && f->allreduce != "nccl"))
         return "--allreduce takes peer or nccl";
+    } else if (a == "--peer-max-kb") {
+      if (!value(&v) || !ParseInt(v, 0, 1 << 20, &f->peer_max_kb)) return "--peer-max-kb takes 0..1048576";
     } else if (a == "--prefill-sums") {
       if (!value(&f->prefill_sums) || (f->prefill_sums != "bf16" && f->prefill_sums != "fp32"))
         return "--prefill-sums takes bf16 or fp32";
@@ -287,7 +291,7 @@ Status Run(const BenchFlags& f) {
 #ifdef RAG_HAVE_NCCL
     TensorParallelOptions tp;
     tp.world = f.tp;
-    if (f.allreduce == "nccl") tp.peer_allreduce_max_bytes = 0;
+    tp.peer_allreduce_max_bytes = f.allreduce == "nccl" ? 0 : static_cast<size_t>(f.peer_max_kb) << 10;
     if (f.load_format == "dummy") {
       RAG_ASSIGN_OR_RETURN(ModelConfig config, LlamaShapeConfig(f.shape));
       RAG_ASSIGN_OR_RETURN(backend, TensorParallelBackend::CreateDummy(config, 1, f.fp8, options, tp));
@@ -392,8 +396,9 @@ Status Run(const BenchFlags& f) {
               copy_bw / 1e9, Today().c_str(), backend->fp8_weights() ? "fp8 projections" : "bf16",
               f.prompt, f.new_tokens, f.graphs ? "on" : "off",
               f.pdl ? "on" : "off", f.gemv_max_rows, f.fused_gemv ? "on" : "off",
-              gpus > 1 ? (f.allreduce == "peer" ? ", all-reduce: peer memory up to 1 MiB, NCCL above"
+              gpus > 1 ? (f.allreduce == "peer" ? ", all-reduce: peer memory up to --peer-max-kb, NCCL above"
                                                 : ", all-reduce: NCCL") : "");
+  if (gpus > 1 && f.allreduce == "peer") std::printf("peer-memory all-reduces up to %d KiB\n", f.peer_max_kb);
   if (gpus > 1) std::printf("prefill partial sums all-reduced as %s\n", f.prefill_sums.c_str());
   if (backend->fp8_weights()) std::printf("FP8 GEMMs: %s\n", f.fp8_gemm ? "on" : "off (widened to bf16)");
   std::printf("load %.1f s; weights %.2f GB a GPU, KV cache %.2f GB a GPU (%d blocks of %d)\n", load_s,

@@ -421,18 +421,11 @@ Status CudaBackend::EnqueueLayers(const StepPlan& p) {
     } else if (prune_last && l == last) {
       RAG_RETURN_IF_ERROR(GatherRows(attn_, q_dim, logit_rows, R, attn_rows_, st));
       RAG_RETURN_IF_ERROR(GatherRows(x_, dim, logit_rows, R, x_rows_, st));
-      RAG_RETURN_IF_ERROR(Project(attn_rows_, R, w.wo, w.wo8, dim, q_dim, tp ? o_out : x_rows_,
-                                  /*accumulate=*/!tp));
-      RAG_RETURN_IF_ERROR(ReduceInto(partial_o_, x_rows_, R, nullptr));
+      RAG_RETURN_IF_ERROR(ProjectIntoResidual(attn_rows_, R, w.wo, w.wo8, q_dim, partial_o_, x_rows_,
+                                              /*bf16_sums=*/false));
       RAG_RETURN_IF_ERROR(EnqueueMlp(w, x_rows_, R, R <= options_.gemv_max_rows));
     } else {
-      if (Bf16Sums(gemv)) {
-        RAG_RETURN_IF_ERROR(Project(attn_, n, w.wo, w.wo8, dim, q_dim, partial_o_bf16()));
-        RAG_RETURN_IF_ERROR(options_.collectives->AllReduceAddBf16(partial_o_bf16(), x_, n * dim, st));
-      } else {
-        RAG_RETURN_IF_ERROR(Project(attn_, n, w.wo, w.wo8, dim, q_dim, o_out, /*accumulate=*/!tp));
-        RAG_RETURN_IF_ERROR(ReduceInto(partial_o_, x_, n, nullptr));
-      }
+      RAG_RETURN_IF_ERROR(ProjectIntoResidual(attn_, n, w.wo, w.wo8, q_dim, partial_o_, x_, Bf16Sums(gemv)));
       RAG_RETURN_IF_ERROR(EnqueueMlp(w, x_, n, gemv));
     }
   }
@@ -488,15 +481,21 @@ Status CudaBackend::EnqueueMlp(const CudaLayerWeights& w, float* x, int64_t n, b
     RAG_RETURN_IF_ERROR(Project(xn_, n, w.w_gate_up, w.w_gate_up8, 2 * inter, dim, gate_up_bf16()));
     RAG_RETURN_IF_ERROR(SwiGlu(gate_up_bf16(), n, inter, act_, st));
   }
-  if (Bf16Sums(gemv)) {
-    __nv_bfloat16* partial = reinterpret_cast<__nv_bfloat16*>(partial_down_);
-    RAG_RETURN_IF_ERROR(Project(act_, n, w.w_down, w.w_down8, dim, inter, partial));
-    return options_.collectives->AllReduceAddBf16(partial, x, n * dim, st);
+  return ProjectIntoResidual(act_, n, w.w_down, w.w_down8, inter, partial_down_, x, Bf16Sums(gemv));
+}
+
+Status CudaBackend::ProjectIntoResidual(const __nv_bfloat16* in, int64_t n, const __nv_bfloat16* w,
+                                        const CudaFp8Matrix& w8, int64_t cols, float* partial, float* x,
+                                        bool bf16_sums) {
+  const int64_t dim = config_.hidden_size;
+  if (bf16_sums) {  // the partial buffer holds the bf16 sums (half its size)
+    __nv_bfloat16* partial_bf16 = reinterpret_cast<__nv_bfloat16*>(partial);
+    RAG_RETURN_IF_ERROR(Project(in, n, w, w8, dim, cols, partial_bf16));
+    return options_.collectives->AllReduceAddBf16(partial_bf16, x, n * dim, stream_);
   }
   const bool tp = tensor_parallel();
-  RAG_RETURN_IF_ERROR(Project(act_, n, w.w_down, w.w_down8, dim, inter, tp ? partial_down_ : x,
-                              /*accumulate=*/!tp));
-  return ReduceInto(partial_down_, x, n, nullptr);
+  RAG_RETURN_IF_ERROR(Project(in, n, w, w8, dim, cols, tp ? partial : x, /*accumulate=*/!tp));
+  return ReduceInto(partial, x, n, nullptr);
 }
 
 bool CudaBackend::UseFp8Gemm(const __nv_bfloat16* w, int64_t m, int64_t rows, int64_t cols) const {

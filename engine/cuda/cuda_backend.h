@@ -148,6 +148,11 @@ class CudaBackend : public GpuBackend {
   Status Project(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, const CudaFp8Matrix& w8, int64_t rows,
                  int64_t cols, __nv_bfloat16* y);
   bool UseFp8Gemm(const __nv_bfloat16* w, int64_t m, int64_t rows, int64_t cols) const;
+  // x (n, dim) += in (n, cols) times a (dim, cols) projection transposed (the o and down
+  // projections): on one GPU straight into x; under tensor parallelism as this rank's partial
+  // sum in `partial` (a registered buffer), all-reduced into x, as bf16 when bf16_sums.
+  Status ProjectIntoResidual(const __nv_bfloat16* in, int64_t n, const __nv_bfloat16* w, const CudaFp8Matrix& w8,
+                             int64_t cols, float* partial, float* x, bool bf16_sums);
   StatusOr<const __nv_bfloat16*> Bf16Weight(const __nv_bfloat16* w, const CudaFp8Matrix& m,
                                             int64_t rows, int64_t cols);
   Status RunStep(const StepPlan& plan);  // graph replay or Enqueue
@@ -172,7 +177,6 @@ class CudaBackend : public GpuBackend {
   __nv_bfloat16* attn_ = nullptr;  // (T, q_dim)
   float* gate_up_ = nullptr;       // (T, 2 inter) fp32 (GEMV path) or bf16 (cuBLAS path)
   __nv_bfloat16* gate_up_bf16() const { return reinterpret_cast<__nv_bfloat16*>(gate_up_); }
-  __nv_bfloat16* partial_o_bf16() const { return reinterpret_cast<__nv_bfloat16*>(partial_o_); }
   // Whether a step's o and down projections hand bf16 partial sums to the all-reduce (tensor
   // parallel cuBLAS steps, options_.tp_bf16_prefill_sums).
   bool Bf16Sums(bool gemv) const { return tensor_parallel() && !gemv && options_.tp_bf16_prefill_sums; }

@@ -100,6 +100,7 @@ struct ViewReader : faiss::IOReader {
   size_t operator()(void* ptr, size_t size, size_t nitems) override {
     if (size == 0) return 0;
     const size_t n = std::min(nitems, (data.size() - pos) / size);
+    if (n == 0) return 0;  // FAISS reads empty vectors into a null data(): no memcpy from/to null
     std::memcpy(ptr, data.data() + pos, n * size);
     pos += n * size;
     return n;

@@ -60,6 +60,7 @@ void Sha256::Compress(const uint8_t* block) {
 }
 
 void Sha256::Update(std::string_view data) {
+  if (data.empty()) return;  // its data() may be null, which memcpy must not see
   const auto* p = reinterpret_cast<const uint8_t*>(data.data());
   size_t n = data.size();
   total_bytes_ += n;

@@ -24,7 +24,7 @@ class Cursor {
       return DataLoss(path_ + ": truncated GGUF file: " + what + " at byte " + std::to_string(pos_) +
                       " needs " + std::to_string(n) + " bytes, " + std::to_string(size_ - pos_) + " left");
     }
-    std::memcpy(out, data_ + pos_, n);
+    if (n > 0) std::memcpy(out, data_ + pos_, n);  // an empty array's out may be null
     pos_ += n;
     return Status::Ok();
   }

@@ -63,7 +63,7 @@ uint64_t Checksum64(std::string_view s) {
     h = ((h << 31) | (h >> 33)) * kM2;
   }
   uint64_t tail = 0;
-  std::memcpy(&tail, s.data() + i, s.size() - i);
+  if (i < s.size()) std::memcpy(&tail, s.data() + i, s.size() - i);  // never from a null data()
   h ^= tail * kM1;
   h ^= h >> 33;
   h *= 0xff51afd7ed558ccdULL;

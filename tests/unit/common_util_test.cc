@@ -8,6 +8,7 @@
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "common/progress_bar.h"
+#include "common/sha256.h"
 #include "common/thread_pool.h"
 #include "tests/testing/temp_dir.h"
 
@@ -83,6 +84,15 @@ TEST(FileUtil, ErrorsNameThePath) {
 TEST(FileUtil, Sha256MatchesKnownVectors) {
   EXPECT_EQ(Sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  // Empty views with a null data(), between and after other data (the sanitizer build checks
+  // that no memcpy sees the null).
+  Sha256 h;
+  h.Update("a");
+  h.Update(std::string_view());
+  h.Update("bc");
+  h.Update(std::string_view());
+  EXPECT_EQ(h.HexDigest(), Sha256Hex("abc"));
+  EXPECT_EQ(Sha256Hex(std::string_view()), Sha256Hex(""));
 }
 
 TEST(FileUtil, NamesAndExtensions) {
@@ -171,8 +181,6 @@ TEST(ProgressBar, OnATerminalLogLinesEraseAndRedrawTheBar) {
 
 }  // namespace
 }  // namespace rag
-
-#include "common/sha256.h"
 
 namespace rag {
 namespace {

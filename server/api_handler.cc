@@ -1,6 +1,8 @@
 #include "server/api_handler.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -67,6 +69,19 @@ void LogRequest(HttpMetrics& metrics, const char* method, const std::string& pat
   metrics.RecordRequest(RouteLabel(path, status != 404), method, status, ms / 1e3);
 }
 
+
+// The bytes of reply on the wire (what Pistache's ResponseWriter would write).
+std::string WireResponse(const HttpReply& reply, bool close) {
+  const char* reason = Http::codeString(static_cast<Http::Code>(reply.status));
+  std::string wire = "HTTP/1.1 " + std::to_string(reply.status) + " " +
+                     (reason != nullptr && *reason != '\0' ? reason : "Status") + "\r\n";
+  wire += close ? "Connection: Close\r\n" : "Connection: Keep-Alive\r\n";
+  if (!reply.content_type.empty()) wire += "Content-Type: " + reply.content_type + "\r\n";
+  for (const auto& [name, value] : reply.headers) wire += name + ": " + value + "\r\n";
+  wire += "Content-Length: " + std::to_string(reply.body.size()) + "\r\n\r\n";
+  wire += reply.body;
+  return wire;
+}
 
 int64_t BodyLimit(const ServerOptions& options, bool upload) {
   return upload ? options.max_body_bytes : options.max_json_bytes;
@@ -301,10 +316,10 @@ void ApiHandler::Dispatch(const Http::Request& request, Http::ResponseWriter wri
     HttpReply reply =
         draining ? ErrorReply(Unavailable("the server is shutting down")) : Route(*ctx_, request);
     caller = reply.caller;
-    if (reply.stream) {
-      writer.headers().add<Http::Header::Connection>(close ? Http::ConnectionControl::Close
-                                                           : Http::ConnectionControl::KeepAlive);
-      status = reply.stream(std::move(writer));
+    if (reply.later || reply.stream) {
+      (void)writer;  // the answer thread writes the response on its own descriptor
+      Defer(std::move(reply), request, peer, start, token);
+      logged = true;  // by the answer thread
     } else {
       status = reply.status;
       // Logged (and counted in /metrics) before the client can have the response and ask again.
@@ -324,6 +339,61 @@ void ApiHandler::Dispatch(const Http::Request& request, Http::ResponseWriter wri
   }
 }
 
+void ApiHandler::Defer(HttpReply reply, const Http::Request& request,
+                       const std::shared_ptr<Tcp::Peer>& peer,
+                       std::chrono::steady_clock::time_point start, std::shared_ptr<void> in_flight) {
+  Connection& conn = ConnectionOf(peer);
+  // Whatever happens next, this connection ends with this request's response: Pistache must
+  // neither parse further input of it nor write to it (its header timer would write a 408 into
+  // the answer: the keep-alive timer, which only closes Pistache's descriptor, applies instead).
+  conn.closing = true;
+  peer->setIdle(true);
+  auto method = std::string(Http::methodString(request.method()));
+  std::string resource = request.resource(), caller = reply.caller;
+  auto answer_now = [&](const HttpReply& error) {
+    LogRequest(ctx_->metrics, method.c_str(), resource, error.status, start, caller);
+    Send(Http::ResponseWriter(request.version(), transport(), this, peer), error, /*close=*/true,
+         peer, in_flight);
+  };
+  if (ctx_->answers_running.fetch_add(1) >= ctx_->options.max_answers) {
+    ctx_->answers_running.fetch_sub(1);
+    HttpReply busy = ErrorReply(429, ResourceExhausted(std::to_string(ctx_->options.max_answers) +
+                                                       " answers are being made; try again shortly"),
+                                "too_many_answers");
+    busy.headers.emplace_back("Retry-After", "5");
+    return answer_now(busy);
+  }
+  // Our own descriptor of the socket: Pistache may close its own (the client hangs up, its
+  // keep-alive timer) and reuse the number for another connection meanwhile.
+  const int fd = ::fcntl(peer->fd(), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) {
+    ctx_->answers_running.fetch_sub(1);
+    return answer_now(ErrorReply(Unavailable("the server is out of file descriptors")));
+  }
+  ctx_->answers->Submit([ctx = ctx_, fd, reply = std::move(reply), method = std::move(method),
+                         resource = std::move(resource), caller = std::move(caller), start,
+                         in_flight = std::move(in_flight)]() mutable {
+    int status = 500;
+    try {
+      if (reply.stream) {
+        SseWriter sse(fd, std::chrono::seconds(ctx->options.send_stall_timeout_s));
+        status = reply.stream(sse);
+        LogRequest(ctx->metrics, method.c_str(), resource, status, start, caller);
+      } else {
+        const HttpReply answer =
+            reply.later([&ctx, fd] { return !ctx->draining.load() && !SocketGone(fd, /*eof_is_gone=*/true); });
+        status = answer.status;
+        LogRequest(ctx->metrics, method.c_str(), resource, status, start, caller);
+        ctx->sender.Send(fd, WireResponse(answer, /*close=*/true), /*close=*/true, [in_flight](bool) {});
+        ::close(fd);  // the sender keeps a duplicate for what it has still to write
+      }
+    } catch (const std::exception& e) {
+      RAG_LOG(ERROR) << "http: could not answer " << method << " " << resource << ": " << e.what();
+    }
+    ctx->answers_running.fetch_sub(1);
+  });
+}
+
 void ApiHandler::Send(Http::ResponseWriter writer, const HttpReply& reply, bool close,
                       const std::shared_ptr<Tcp::Peer>& peer, std::shared_ptr<void> in_flight) {
   // Not through Pistache's writer, whose transport spins on a client that does not read
@@ -332,16 +402,8 @@ void ApiHandler::Send(Http::ResponseWriter writer, const HttpReply& reply, bool 
   // then EOF; its unread upload bytes are drained, not answered with a reset).
   (void)writer;  // never sent: destroying it unsent writes nothing
   peer->setIdle(true);  // as Pistache's send does: the keep-alive timeout applies again
-  const char* reason = Http::codeString(static_cast<Http::Code>(reply.status));
-  std::string wire = "HTTP/1.1 " + std::to_string(reply.status) + " " +
-                     (reason != nullptr && *reason != '\0' ? reason : "Status") + "\r\n";
-  wire += close ? "Connection: Close\r\n" : "Connection: Keep-Alive\r\n";
-  if (!reply.content_type.empty()) wire += "Content-Type: " + reply.content_type + "\r\n";
-  for (const auto& [name, value] : reply.headers) wire += name + ": " + value + "\r\n";
-  wire += "Content-Length: " + std::to_string(reply.body.size()) + "\r\n\r\n";
-  wire += reply.body;
   const bool sent_now =
-      ctx_->sender.Send(peer->fd(), std::move(wire), close, [in_flight](bool) {});
+      ctx_->sender.Send(peer->fd(), WireResponse(reply, close), close, [in_flight](bool) {});
   // The rest goes out from the sender's thread: this connection takes no further request.
   if (!sent_now) ConnectionOf(peer).closing = true;
 }

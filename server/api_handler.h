@@ -12,7 +12,9 @@
 //  - after an error answer the connection is half-closed and its further input discarded
 //    (Pistache would parse the rest of a rejected upload as new requests); a client's
 //    `Connection: close` (or HTTP/1.0 without keep-alive) is honoured the same way.
-// Everything here runs on the connection's transport thread, one request at a time.
+// Everything here runs on the connection's transport thread, one request at a time, except the
+// answers a handler defers (HttpReply::later and ::stream): Defer runs them on the answer
+// threads, which write their response on their own duplicate of the socket's descriptor.
 #pragma once
 
 #include <pistache/http.h>
@@ -53,6 +55,11 @@ class ApiHandler : public Pistache::Http::Handler {
   void Dispatch(const Pistache::Http::Request& request, Pistache::Http::ResponseWriter writer,
                 const std::shared_ptr<Pistache::Tcp::Peer>& peer,
                 std::chrono::steady_clock::time_point start);
+  // Runs reply.later or reply.stream on an answer thread (429 when max_answers are running),
+  // which writes the response, logs the request and ends the connection.
+  void Defer(HttpReply reply, const Pistache::Http::Request& request,
+             const std::shared_ptr<Pistache::Tcp::Peer>& peer,
+             std::chrono::steady_clock::time_point start, std::shared_ptr<void> in_flight);
   // Sends reply; with `close`, half-closes the connection once the response is written.
   // in_flight is released when Pistache has written or dropped the response.
   void Send(Pistache::Http::ResponseWriter writer, const HttpReply& reply, bool close,

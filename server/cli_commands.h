@@ -73,6 +73,7 @@ struct ServeFlags {
   std::string host = "127.0.0.1";
   int port = 8080;
   int threads = 4;
+  int max_answers = 64;
   std::string web_dir;  // "" = the page built into the binary
   bool insecure = false;  // listen on a non-loopback address without API keys
   std::string keys_file;  // API keys (server/api_keys.h); "" = none

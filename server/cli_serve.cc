@@ -36,6 +36,7 @@ int RunServeCommand(const CommonFlags& common, const ServeFlags& flags) {
   server.host = flags.host;
   server.port = flags.port;
   server.threads = flags.threads;
+  server.max_answers = flags.max_answers;
   server.web_dir = flags.web_dir;
   server.insecure = flags.insecure;
   server.api_keys = keys;

@@ -3,9 +3,13 @@
 // Request flow: ApiHandler (api_handler.cc) frames requests and enforces size limits, Route()
 // (routes.cc) picks a handler, the handler returns an HttpReply, and ApiHandler sends it and
 // logs the request. Handlers run on Pistache's threads, must not throw and must not block on
-// anything slower than SQLite and the file system (ingestion is queued, never run here).
+// anything slower than SQLite, the file system and retrieval (ingestion is queued, never run
+// here). A model's answer, which takes seconds to minutes, is not made by the handler: it
+// returns the work as HttpReply::later or ::stream, which ApiHandler runs on the answer threads
+// (ServerContext::answers), so no HTTP thread waits for a model.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -25,7 +29,9 @@
 #include "server/api_keys.h"
 #include "server/http_server.h"
 #include "server/metrics.h"
+#include "common/thread_pool.h"
 #include "server/response_sender.h"
+#include "server/sse_writer.h"
 
 namespace Pistache::Http {
 class Request;
@@ -51,7 +57,8 @@ struct ServerContext {
       : assistant(a),
         jobs(j),
         options(std::move(o)),
-        sender(std::chrono::seconds(options.send_stall_timeout_s), kMaxUnsentBytes) {}
+        sender(std::chrono::seconds(options.send_stall_timeout_s), kMaxUnsentBytes),
+        answers(std::make_unique<ThreadPool>(static_cast<size_t>(std::max(1, options.max_answers)))) {}
 
   Assistant& assistant;
   JobQueue& jobs;
@@ -60,17 +67,27 @@ struct ServerContext {
   std::atomic<int64_t> in_flight{0};  // requests whose response is not yet with the kernel
   HttpMetrics metrics;                // GET /metrics: requests and latencies
   ResponseSender sender;              // puts every non-streamed response on the wire
+  // The answer threads: one per answer being made (options.max_answers; more are refused with
+  // 429 by answers_running). Reset (joined) at shutdown, after `draining` cancelled the answers.
+  std::unique_ptr<ThreadPool> answers;
+  std::atomic<int> answers_running{0};
 };
 
-// What a handler answers. When `stream` is set, the rest is ignored and `stream` takes over the
-// response writer (server-sent events); it runs on the HTTP thread, right after the handler, and
-// returns the HTTP status it sent for the log line.
+// What a handler answers: a response, or the work that makes one on an answer thread. When
+// `later` is set, the rest is ignored and later(goes_on) makes the response there (a model's
+// whole answer); goes_on() turns false once the client is gone or the server shuts down, and
+// the work then stops (cancels its answer in the engine). When `stream` is set, stream() writes
+// server-sent events there (sse_writer.h), stops the same way (AnswerGoesOn) and returns the
+// HTTP status for the log line. Either way the connection ends with the response
+// (`Connection: close`).
+using GoesOnFn = std::function<bool()>;
 struct HttpReply {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  // extra response headers
-  std::function<int(Pistache::Http::ResponseWriter)> stream;
+  std::function<HttpReply(const GoesOnFn& goes_on)> later;
+  std::function<int(SseWriter&)> stream;
   std::string caller;  // the API key's name, for the request's log line ("" without keys)
 };
 
@@ -112,14 +129,9 @@ HttpReply HandleChatCompletions(ServerContext& ctx, const Pistache::Http::Reques
 // missing id) otherwise.
 StatusOr<DocumentRecord> VisibleDocument(ServerContext& ctx, int64_t id, const Access& access);
 
-// The headers of a server-sent event stream (not cached, not buffered by proxies).
-void AddEventStreamHeaders(Pistache::Http::ResponseWriter& writer);
-
-// True once the client's side of the connection is gone (reset, or closed and our next write
-// bounced). Streaming handlers need it because they block the connection's thread: Pistache
-// only notices a hang-up on that thread's event loop, so until the answer ends, ResponseStream
-// writes to a dead peer still "succeed". A client that only half-closes is not gone.
-bool PeerGone(const std::shared_ptr<Pistache::Tcp::Peer>& peer);
+// Whether a streamed answer goes on: false (cancel it in the engine) once the server is
+// shutting down, the client is gone or a write to it failed.
+bool AnswerGoesOn(const ServerContext& ctx, const SseWriter& sse);
 HttpReply HandleQuery(ServerContext& ctx, const Pistache::Http::Request& request,
                       const Access& access);
 // POST /v1/retrieve: the passages of HandleQuery's retrieval, without an answer.

@@ -102,6 +102,9 @@ class HttpServer::Impl {
         RAG_LOG(WARN) << "http: shutdown: " << e.what();
       }
     }
+    // The answers still being made were cancelled by `draining` (their next token); their
+    // threads end, and what they wrote goes to the sender.
+    ctx_->answers.reset();
     ctx_->sender.Stop();  // responses still unread by their clients are abandoned
     jobs_.Shutdown();  // lets the running job finish
   }

@@ -37,7 +37,10 @@ struct ServerOptions {
   // (`rag serve --insecure`). With keys any address is allowed.
   bool insecure = false;
   int port = 8080;                       // 0: any free port; on_listening tells which
-  int threads = 4;                       // HTTP threads
+  int threads = 4;                       // HTTP threads (they never wait for a model)
+  // Model answers (streamed or not) being made at once, each on its own answer thread while
+  // the engine batches them; more at once are refused with 429 and Retry-After.
+  int max_answers = 64;
   int64_t max_body_bytes = 110ll << 20;  // request body of POST /v1/documents (multipart)
   int64_t max_json_bytes = 1ll << 20;    // request body of every other route
   int ingest_workers = 1;                // JobQueue threads
@@ -45,7 +48,7 @@ struct ServerOptions {
   std::string web_dir;            // "" serves the page embedded at build time; else files from here
   int header_timeout_s = 30;      // a request's line and headers must arrive within this
   int body_timeout_s = 600;       // a whole request (large uploads on slow links) within this
-  int keepalive_timeout_s = 120;  // idle keep-alive connections (and SSE streams) close after
+  int keepalive_timeout_s = 120;  // idle keep-alive connections close after
   // A client that takes no byte of its response for this long is disconnected (a response it
   // does not read never holds an HTTP thread: server/response_sender.h).
   int send_stall_timeout_s = 60;

@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--host", serve.host, "address to bind")->default_val("127.0.0.1");
   serve_cmd->add_option("--port", serve.port, "port")->default_val(8080)->check(CLI::Range(1, 65535));
   serve_cmd->add_option("--threads", serve.threads, "HTTP threads")->default_val(4)->check(CLI::Range(1, 256));
+  serve_cmd->add_option("--max-answers", serve.max_answers, "model answers made at once (more get 429)")->default_val(64)->check(CLI::Range(1, 1024));
   serve_cmd->add_option("--web-dir", serve.web_dir, "serve the page from this folder instead of the built-in copy");
   serve_cmd->add_option("--keys", serve.keys_file,
                         "API keys file (JSON, docs/API.md): every /v1 route then needs "

@@ -8,9 +8,8 @@
 // "citations" and "unsupported" beside OpenAI's fields (a streamed answer sends them in its last
 // chunk). Without "rag" the messages go to the model as a conversation (no documents); a server
 // without a model refuses that. Errors keep DESIGN.md's JSON shape, which is OpenAI's
-// {"error":{"message","type","code"}}. Streams follow routes_query.cc's threading rules.
+// {"error":{"message","type","code"}}. Answers follow routes_query.cc's threading rules.
 #include <pistache/http.h>
-#include <pistache/peer.h>
 
 #include <atomic>
 #include <chrono>
@@ -210,42 +209,34 @@ Json Chunk(const ChatCall& call, const std::string& model, Json delta, Json fini
                                     {"finish_reason", std::move(finish_reason)}}})}};
 }
 
-int StreamChat(ServerContext& ctx, const ChatCall& call, std::vector<Passage> passages,
-               Pistache::Http::ResponseWriter writer) {
-  std::shared_ptr<Pistache::Tcp::Peer> peer = writer.getPeer();
-  AddEventStreamHeaders(writer);
+int StreamChat(ServerContext& ctx, const ChatCall& call, std::vector<Passage> passages, SseWriter& sse) {
   const std::string model = ModelId(ctx.assistant);
-  try {
-    SseWriter sse(writer.stream(Pistache::Http::Code::Ok));
-    sse.Send("", DumpJson(Chunk(call, model, {{"role", "assistant"}, {"content", ""}}, nullptr)));
-    auto on_event = [&](const QueryEvent& e) {
-      if (e.kind != QueryEvent::Kind::kToken) return !sse.failed();
-      return !PeerGone(peer) && sse.Send("", DumpJson(Chunk(call, model, {{"content", e.text}}, nullptr)));
-    };
-    StatusOr<QueryResult> result =
-        call.rag ? ctx.assistant.Answer(call.query, std::move(passages), on_event)
-                 : ctx.assistant.Chat(call.messages, call.max_tokens, call.sampling, on_event,
-                                      call.query.cache_scope);
-    if (result.ok()) {
-      Json last = Chunk(call, model, Json::object(), FinishReason(*result));
-      if (call.rag) AddRagFields(*result, &last);
-      sse.Send("", DumpJson(last));
-      if (call.include_usage) {
-        Json usage = Chunk(call, model, Json::object(), nullptr);
-        usage["choices"] = Json::array();
-        usage["usage"] = Usage(*result);
-        sse.Send("", DumpJson(usage));
-      }
-      sse.Send("", "[DONE]");
-    } else if (!sse.failed() && !PeerGone(peer)) {
-      RAG_LOG(WARN) << "http: chat completion failed mid-stream: " << result.status().message();
-      sse.Send("", DumpJson(ErrorJson(result.status())));
+  sse.Send("", DumpJson(Chunk(call, model, {{"role", "assistant"}, {"content", ""}}, nullptr)));
+  auto on_event = [&](const QueryEvent& e) {
+    if (!AnswerGoesOn(ctx, sse)) return false;
+    return e.kind != QueryEvent::Kind::kToken ||
+           sse.Send("", DumpJson(Chunk(call, model, {{"content", e.text}}, nullptr)));
+  };
+  StatusOr<QueryResult> result =
+      call.rag ? ctx.assistant.Answer(call.query, std::move(passages), on_event)
+               : ctx.assistant.Chat(call.messages, call.max_tokens, call.sampling, on_event,
+                                    call.query.cache_scope);
+  if (result.ok()) {
+    Json last = Chunk(call, model, Json::object(), FinishReason(*result));
+    if (call.rag) AddRagFields(*result, &last);
+    sse.Send("", DumpJson(last));
+    if (call.include_usage) {
+      Json usage = Chunk(call, model, Json::object(), nullptr);
+      usage["choices"] = Json::array();
+      usage["usage"] = Usage(*result);
+      sse.Send("", DumpJson(usage));
     }
-    sse.End();
-  } catch (const std::exception& e) {
-    RAG_LOG(WARN) << "http: could not stream the chat completion: " << e.what();
+    sse.Send("", "[DONE]");
+  } else if (AnswerGoesOn(ctx, sse)) {
+    RAG_LOG(WARN) << "http: chat completion failed mid-stream: " << result.status().message();
+    sse.Send("", DumpJson(ErrorJson(result.status())));
   }
-  if (peer) peer->setIdle(true);
+  sse.End();
   return 200;
 }
 
@@ -272,19 +263,25 @@ HttpReply HandleChatCompletions(ServerContext& ctx, const Pistache::Http::Reques
     if (!found.ok()) return ErrorReply(found.status());
     passages = std::move(*found);
   }
-  if (!call->stream) {
-    StatusOr<QueryResult> result =
-        call->rag ? ctx.assistant.Answer(call->query, std::move(passages), nullptr)
-                  : ctx.assistant.Chat(call->messages, call->max_tokens, call->sampling, nullptr,
-                                       call->query.cache_scope);
-    if (!result.ok()) return ErrorReply(result.status());
-    return JsonReply(200, Completion(*call, ModelId(ctx.assistant), *result));
-  }
   HttpReply reply;
-  reply.stream = [&ctx, call = std::move(*call),
-                  passages = std::move(passages)](Pistache::Http::ResponseWriter writer) mutable {
-    return StreamChat(ctx, call, std::move(passages), std::move(writer));
+  if (call->stream) {
+    reply.stream = [&ctx, call = std::move(*call), passages = std::move(passages)](SseWriter& sse) mutable {
+      return StreamChat(ctx, call, std::move(passages), sse);
+    };
+    return reply;
+  }
+  auto answer = [&ctx, call = std::move(*call), passages = std::move(passages)](const GoesOnFn& goes_on) mutable {
+    const QueryEventFn go_on = [&goes_on](const QueryEvent&) { return goes_on(); };
+    StatusOr<QueryResult> result =
+        call.rag ? ctx.assistant.Answer(call.query, std::move(passages), go_on)
+                 : ctx.assistant.Chat(call.messages, call.max_tokens, call.sampling, go_on,
+                                      call.query.cache_scope);
+    if (!result.ok()) return ErrorReply(result.status());
+    return JsonReply(200, Completion(call, ModelId(ctx.assistant), *result));
   };
+  // Extractive answers (no model) are made at once; a model's on an answer thread.
+  if (ctx.assistant.mode() != "model") return answer([] { return true; });
+  reply.later = std::move(answer);
   return reply;
 }
 

@@ -16,17 +16,11 @@
 // Errors found before streaming (bad request, failed retrieval) are ordinary JSON errors with a
 // 4xx/5xx status.
 //
-// Threads: every write stays on the HTTP thread that runs the handler (sse_writer.h says why).
-// The engine's token callback only queues text pieces; Assistant::Answer drains that queue on
-// this thread and we write each piece from there. This blocks the handler's thread for the
-// whole answer (other connections of that thread wait); accepted for now because Pistache 0.0.5
-// offers no safe way to write from another thread, and `--threads` sizes the pool. A client
-// that hung up (PeerGone, or a write that fails) makes on_event return false, which cancels the
-// request in the engine.
+// Threads: the answer is made on an answer thread (http_internal.h), never on Pistache's; a
+// stream is written there by an SseWriter on the connection's socket. A client that hangs up
+// (ClientGone, or a write that fails) or a server that shuts down makes on_event return false,
+// which cancels the request in the engine.
 #include <pistache/http.h>
-#include <pistache/peer.h>
-
-#include <poll.h>
 
 #include <cctype>
 #include <chrono>
@@ -43,56 +37,36 @@ namespace {
 constexpr int kMaxTopK = 50;
 
 int StreamQueryEvents(ServerContext& ctx, const QueryRequest& query, std::vector<Passage> passages,
-                      Pistache::Http::ResponseWriter writer) {
-  std::shared_ptr<Pistache::Tcp::Peer> peer = writer.getPeer();
-  AddEventStreamHeaders(writer);
-  try {
-    SseWriter sse(writer.stream(Pistache::Http::Code::Ok));
-    sse.Send("passages", DumpJson({{"passages", PassagesToJson(passages)}}));
-    StatusOr<QueryResult> result =
-        ctx.assistant.Answer(query, std::move(passages), [&sse, &peer](const QueryEvent& e) {
-          if (e.kind != QueryEvent::Kind::kToken) return !sse.failed();
-          return !PeerGone(peer) && sse.Send("token", DumpJson({{"text", e.text}}));
-        });
-    if (result.ok()) {
-      Json done = QueryResultToJson(*result);
-      sse.Send("citations", DumpJson({{"citations", done["citations"]}, {"unsupported", done["unsupported"]}}));
-      done.erase("passages");
-      sse.Send("done", DumpJson(done));
-    } else if (!sse.failed() && !PeerGone(peer)) {
-      RAG_LOG(WARN) << "http: answer failed mid-stream: " << result.status().message();
-      sse.Send("error", DumpJson({{"error", {{"message", result.status().message()},
-                                            {"type", "server_error"}, {"code", "internal"}}}}));
-    }
-    sse.End();
-    if (sse.failed() || PeerGone(peer)) {
-      RAG_LOG(INFO) << "http: query stream cut short: the client hung up (request cancelled)";
-    }
-  } catch (const std::exception& e) {
-    // writer.stream() throws when the headers do not fit; nothing was sent then.
-    RAG_LOG(WARN) << "http: could not stream the answer: " << e.what();
+                      SseWriter& sse) {
+  sse.Send("passages", DumpJson({{"passages", PassagesToJson(passages)}}));
+  StatusOr<QueryResult> result =
+      ctx.assistant.Answer(query, std::move(passages), [&ctx, &sse](const QueryEvent& e) {
+        if (!AnswerGoesOn(ctx, sse)) return false;
+        return e.kind != QueryEvent::Kind::kToken || sse.Send("token", DumpJson({{"text", e.text}}));
+      });
+  if (result.ok()) {
+    Json done = QueryResultToJson(*result);
+    sse.Send("citations", DumpJson({{"citations", done["citations"]}, {"unsupported", done["unsupported"]}}));
+    done.erase("passages");
+    sse.Send("done", DumpJson(done));
+  } else if (AnswerGoesOn(ctx, sse)) {
+    RAG_LOG(WARN) << "http: answer failed mid-stream: " << result.status().message();
+    sse.Send("error", DumpJson({{"error", {{"message", result.status().message()},
+                                          {"type", "server_error"}, {"code", "internal"}}}}));
   }
-  // The response is complete: let Pistache's keep-alive timer, not its header timer, govern the
-  // connection from now on (ResponseWriter::send does the same for ordinary responses). This
-  // runs on the connection's own thread.
-  if (peer) peer->setIdle(true);
+  sse.End();
+  if (sse.failed() || sse.ClientGone()) {
+    RAG_LOG(INFO) << "http: query stream cut short: the client hung up (request cancelled)";
+  } else if (ctx.draining.load()) {
+    RAG_LOG(INFO) << "http: query stream cut short: the server is shutting down";
+  }
   return 200;
 }
 
 }  // namespace
 
-void AddEventStreamHeaders(Pistache::Http::ResponseWriter& writer) {
-  AddResponseHeader(writer, "Content-Type", "text/event-stream; charset=utf-8");
-  AddResponseHeader(writer, "Cache-Control", "no-cache");
-  AddResponseHeader(writer, "X-Accel-Buffering", "no");
-}
-
-bool PeerGone(const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
-  if (!peer) return false;
-  pollfd p{};
-  p.fd = peer->fd();
-  p.events = 0;  // POLLERR and POLLHUP are always reported
-  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0;
+bool AnswerGoesOn(const ServerContext& ctx, const SseWriter& sse) {
+  return !ctx.draining.load() && !sse.failed() && !sse.ClientGone();
 }
 
 namespace {
@@ -173,18 +147,31 @@ HttpReply HandleQuery(ServerContext& ctx, const Pistache::Http::Request& request
   StatusOr<QueryBody> body = ParseQueryBody(request, access, /*stream_allowed=*/true);
   if (!body.ok()) return ErrorReply(body.status());
   QueryRequest& query = body->query;
-  if (!body->stream) {
+  if (!body->stream && ctx.assistant.mode() != "model") {  // extractive: no model to wait for
     StatusOr<QueryResult> result = ctx.assistant.Query(query);
     if (!result.ok()) return ErrorReply(result.status());
     return JsonReply(200, QueryResultToJson(*result));
   }
+  // Retrieval here (errors are ordinary JSON errors), the answer on an answer thread.
+  const auto t0 = std::chrono::steady_clock::now();
   StatusOr<std::vector<Passage>> passages = ctx.assistant.Retrieve(query);
   if (!passages.ok()) return ErrorReply(passages.status());
+  const double retrieve_ms = MillisSince(t0);
   HttpReply reply;
-  reply.stream = [&ctx, query = std::move(query),
-                  passages = std::move(*passages)](Pistache::Http::ResponseWriter writer) mutable {
-    return StreamQueryEvents(ctx, query, std::move(passages), std::move(writer));
-  };
+  if (body->stream) {
+    reply.stream = [&ctx, query = std::move(query), passages = std::move(*passages)](SseWriter& sse) mutable {
+      return StreamQueryEvents(ctx, query, std::move(passages), sse);
+    };
+  } else {
+    reply.later = [&ctx, query = std::move(query), passages = std::move(*passages),
+                   retrieve_ms](const GoesOnFn& goes_on) mutable {
+      StatusOr<QueryResult> result =
+          ctx.assistant.Answer(query, std::move(passages), [&goes_on](const QueryEvent&) { return goes_on(); });
+      if (!result.ok()) return ErrorReply(result.status());
+      result->retrieve_ms = retrieve_ms;
+      return JsonReply(200, QueryResultToJson(*result));
+    };
+  }
   return reply;
 }
 

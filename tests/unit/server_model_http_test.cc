@@ -4,6 +4,9 @@
 
 #include <chrono>
 #include <fstream>
+#include <memory>
+#include <optional>
+#include <vector>
 #include <thread>
 
 #include "common/json_util.h"
@@ -26,7 +29,7 @@ using testing::SseEvent;
 
 class ModelHttpTest : public ::testing::Test {
  protected:
-  void Start(int max_answer_tokens) {
+  void Start(int max_answer_tokens, int max_answers = 64) {
     const std::string model = testing::MakeChatMlTestModel(dir_.file("chatml-tiny"));
     ASSERT_FALSE(model.empty());
     AssistantOptions options;
@@ -43,6 +46,7 @@ class ModelHttpTest : public ::testing::Test {
     server.host = "127.0.0.1";
     server.port = 0;
     server.threads = 2;
+    server.max_answers = max_answers;
     auto started = HttpServer::Start(*assistant_, server);
     ASSERT_TRUE(started.ok()) << started.status().ToString();
     server_ = std::move(*started);
@@ -195,6 +199,75 @@ TEST_F(ModelHttpTest, ClientHangingUpCancelsTheAnswerAndTheServerGoesOn) {
   Response health = Do(port_, "GET", "/healthz");
   EXPECT_EQ(health.status, 200);
   EXPECT_EQ(health.json()["status"], "ok");
+}
+
+// A raw request for a long model answer on `client`, streamed or not.
+void AskLong(Client& client, bool stream) {
+  ASSERT_TRUE(client.Send(RawRequest(
+      "POST", "/v1/query", Json({{"question", "When does the island ferry depart?"}, {"stream", stream}}).dump(),
+      {"Content-Type: application/json"})));
+}
+
+// Waits until the engine generates `n` answers at once (false after 10 s).
+bool WaitForGenerating(const Assistant& assistant, int n) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (assistant.generating() != n && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  return assistant.generating() == n;
+}
+
+TEST_F(ModelHttpTest, AnswersNeverHoldTheHttpThreads) {
+  // Two HTTP threads, four long answers being made (three streamed, one whole): the server
+  // still answers everyone else at once, and a client that hangs up cancels its answer,
+  // streamed or not.
+  Start(/*max_answer_tokens=*/4000);
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 4; ++i) {
+    clients.push_back(std::make_unique<Client>(port_));
+    AskLong(*clients.back(), /*stream=*/i < 3);
+  }
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(clients[static_cast<size_t>(i)]->ReadAtLeast(1500)) << i;
+  ASSERT_TRUE(WaitForGenerating(*assistant_, 4)) << assistant_->generating() << " answers generating";
+  for (int i = 0; i < 5; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    Response health = Do(port_, "GET", "/healthz");
+    EXPECT_EQ(health.status, 200);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s) << "an HTTP thread waits for a model";
+  }
+  EXPECT_EQ(assistant_->generating(), 4);
+  // The whole answer's client closes politely (FIN); the streams' reset their connections.
+  clients[3].reset();
+  EXPECT_TRUE(WaitForGenerating(*assistant_, 3)) << "a client that closed its connection still has its answer made";
+  for (int i = 0; i < 3; ++i) clients[static_cast<size_t>(i)]->Abort();
+  EXPECT_TRUE(WaitForGenerating(*assistant_, 0)) << assistant_->generating() << " abandoned answers go on";
+}
+
+TEST_F(ModelHttpTest, AnswersOverTheLimitGet429AndShutdownCancelsTheRest) {
+  Start(/*max_answer_tokens=*/4000, /*max_answers=*/2);
+  Client first(port_), second(port_);
+  AskLong(first, /*stream=*/true);
+  AskLong(second, /*stream=*/false);
+  ASSERT_TRUE(WaitForGenerating(*assistant_, 2));
+  Response busy = Do(port_, "POST", "/v1/query",
+                     Json({{"question", "When does the island ferry depart?"}, {"stream", true}}).dump(),
+                     {"Content-Type: application/json"});
+  EXPECT_EQ(busy.status, 429) << busy.body;
+  EXPECT_EQ(busy.header("retry-after"), "5");
+  EXPECT_EQ(busy.json()["error"]["code"], "too_many_answers") << busy.body;
+  // Shutting down cancels both answers at their next token: the stream ends, the whole answer
+  // is a 503, and the server stops within the grace period.
+  const auto t0 = std::chrono::steady_clock::now();
+  server_.reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  EXPECT_EQ(assistant_->generating(), 0);
+  std::optional<Response> whole = second.Read();
+  ASSERT_TRUE(whole);
+  EXPECT_EQ(whole->status, 503) << whole->body;
+  std::optional<Response> streamed = first.Read();
+  ASSERT_TRUE(streamed);
+  EXPECT_EQ(streamed->status, 200);
+  EXPECT_EQ(ParseSse(streamed->body).front().event, "passages");
 }
 
 }  // namespace

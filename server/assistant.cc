@@ -446,7 +446,7 @@ Status Assistant::Generate(const QueryRequest& request, const std::vector<Passag
   std::vector<GroundingPassage> grounding;
   for (const Passage& p : passages) grounding.push_back({p.chunk.title, p.chunk.text});
   GenerationRequest g;
-  g.max_tokens = options_.max_answer_tokens;
+  g.max_tokens = request.max_answer_tokens > 0 ? request.max_answer_tokens : options_.max_answer_tokens;
   g.cache_scope = request.cache_scope;
   // The weakest passages go first when the prompt and the answer do not fit the context.
   for (;;) {

@@ -62,6 +62,7 @@ struct QueryRequest {
   std::optional<int64_t> document_id;             // only this document
   std::vector<std::string> allowed_collections;   // non-empty: the caller may see only these
   uint64_t cache_scope = 0;  // prefix-cache scope (GenerationRequest's): one per API key
+  int max_answer_tokens = 0;  // model mode: at most this many answer tokens; 0: the server's
 };
 
 struct QueryResult {

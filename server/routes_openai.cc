@@ -111,6 +111,7 @@ StatusOr<ChatCall> ParseChatCall(const Assistant& assistant, std::string_view bo
     return InvalidArgument("max_tokens must be between 1 and " + std::to_string(kMaxChatTokens));
   }
   call.max_tokens = static_cast<int>(limit.value_or(assistant.options().max_answer_tokens));
+  call.query.max_answer_tokens = call.max_tokens;  // a grounded answer (rag) keeps to it too
   RAG_ASSIGN_OR_RETURN(std::optional<double> temperature, GetOptionalNumber(body, "temperature"));
   RAG_ASSIGN_OR_RETURN(std::optional<double> top_p, GetOptionalNumber(body, "top_p"));
   RAG_ASSIGN_OR_RETURN(std::optional<long long> seed, GetOptionalInt(body, "seed"));

@@ -171,6 +171,11 @@ TEST_F(ModelHttpTest, ChatCompletionsTalkAndAnswerFromTheDocuments) {
   EXPECT_FALSE(grounded.json()["passages"].empty());
   EXPECT_TRUE(grounded.json()["citations"].is_array());
   EXPECT_GT(grounded.json()["usage"]["completion_tokens"].get<int>(), 0);
+  // max_tokens holds for a grounded answer too (the server's answer length here is 20).
+  Response short_grounded = chat({{"messages", {{{"role", "user"}, {"content", "When does the island ferry depart?"}}}},
+                                  {"rag", true}, {"max_tokens", 3}});
+  ASSERT_EQ(short_grounded.status, 200) << short_grounded.body;
+  EXPECT_LE(short_grounded.json()["usage"]["completion_tokens"].get<int>(), 3) << short_grounded.body;
 
   Response bad = chat({{"messages", messages}, {"temperature", -1}});
   EXPECT_EQ(bad.status, 400) << bad.body;

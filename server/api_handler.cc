@@ -69,7 +69,6 @@ void LogRequest(HttpMetrics& metrics, const char* method, const std::string& pat
   metrics.RecordRequest(RouteLabel(path, status != 404), method, status, ms / 1e3);
 }
 
-
 // The bytes of reply on the wire (what Pistache's ResponseWriter would write).
 std::string WireResponse(const HttpReply& reply, bool close) {
   const char* reason = Http::codeString(static_cast<Http::Code>(reply.status));
@@ -373,17 +372,19 @@ void ApiHandler::Defer(HttpReply reply, const Http::Request& request,
   ctx_->answers->Submit([ctx = ctx_, fd, reply = std::move(reply), method = std::move(method),
                          resource = std::move(resource), caller = std::move(caller), start,
                          in_flight = std::move(in_flight)]() mutable {
-    int status = 500;
     try {
       if (reply.stream) {
-        SseWriter sse(fd, std::chrono::seconds(ctx->options.send_stall_timeout_s));
-        status = reply.stream(sse);
+        SseWriter sse(fd, std::chrono::seconds(ctx->options.send_stall_timeout_s));  // owns fd
+        const int status = reply.stream(sse);
         LogRequest(ctx->metrics, method.c_str(), resource, status, start, caller);
       } else {
-        const HttpReply answer =
-            reply.later([&ctx, fd] { return !ctx->draining.load() && !SocketGone(fd, /*eof_is_gone=*/true); });
-        status = answer.status;
-        LogRequest(ctx->metrics, method.c_str(), resource, status, start, caller);
+        HttpReply answer;
+        try {
+          answer = reply.later([&ctx, fd] { return !ctx->draining.load() && !SocketGone(fd, /*eof_is_gone=*/true); });
+        } catch (const std::exception& e) {
+          answer = ErrorReply(Internal(std::string("the answer failed: ") + e.what()));
+        }
+        LogRequest(ctx->metrics, method.c_str(), resource, answer.status, start, caller);
         ctx->sender.Send(fd, WireResponse(answer, /*close=*/true), /*close=*/true, [in_flight](bool) {});
         ::close(fd);  // the sender keeps a duplicate for what it has still to write
       }

@@ -3,7 +3,12 @@
 // model and the token windows from real documents, and measures the same with transformers.
 //
 //   fp8_accuracy_bench ORIG_DIR FP8_DIR WINDOWS [--threads N] [--greedy-prompt P] [--greedy-tokens G]
+//                      [--device cpu|cuda]
+// --device cuda (builds with the CUDA backend) runs both models on GPU 0: the FP8 model's
+// teacher-forced windows then take the FP8 GEMMs (activations rounded to e4m3 per row), its
+// greedy decode steps the FP8 GEMVs.
 //
+// FP8_DIR is written first (engine/quantize.h, what `rag quantize` runs) when it holds no model.
 // WINDOWS: one token window a line (ids separated by spaces). For every window both models read
 // it teacher-forced (logits at every position); compared at each position: the argmax, the
 // largest logit difference against the largest logit, KL(orig || fp8) of the softmaxes, and each
@@ -23,11 +28,15 @@
 #include <vector>
 
 #include "engine/cpu/cpu_backend.h"
+#include "engine/quantize.h"
+#ifdef RAG_FP8_ACCURACY_CUDA
+#include "engine/cuda/cuda_backend.h"
+#endif
 
 namespace {
 
 struct Args {
-  std::string orig, fp8, windows;
+  std::string orig, fp8, windows, device = "cpu";
   int threads = 2, greedy_prompt = 128, greedy_tokens = 64;
 };
 
@@ -40,9 +49,11 @@ bool ParseArgs(int argc, char** argv, Args* a) {
     if (!std::strcmp(argv[i], "--threads")) a->threads = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--greedy-prompt")) a->greedy_prompt = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--greedy-tokens")) a->greedy_tokens = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--device")) a->device = argv[i + 1];
     else return false;
   }
-  return a->threads > 0 && a->greedy_prompt > 0 && a->greedy_tokens > 0;
+  return a->threads > 0 && a->greedy_prompt > 0 && a->greedy_tokens > 0 &&
+         (a->device == "cpu" || a->device == "cuda");
 }
 
 std::vector<std::vector<int32_t>> ReadWindows(const std::string& path) {
@@ -62,17 +73,36 @@ std::vector<std::vector<int32_t>> ReadWindows(const std::string& path) {
   std::exit(1);
 }
 
-// A model on the CPU backend with a cache for one sequence of up to max_tokens tokens.
+// A model on the CPU (or CUDA) backend with a cache for one sequence of up to max_tokens tokens.
 class Model {
  public:
-  Model(const std::string& dir, int threads, int max_tokens) {
-    rag::CpuBackendOptions options;
-    options.num_threads = threads;
-    options.num_blocks = (max_tokens + options.block_size - 1) / options.block_size;
-    auto created = rag::CreateCpuBackend(dir, options);
+  Model(const std::string& dir, const Args& args, int max_tokens) {
+    constexpr int kBlockSize = 16;
+    const int blocks = (max_tokens + kBlockSize - 1) / kBlockSize;
+    rag::StatusOr<std::unique_ptr<rag::Backend>> created = rag::Unsupported("no backend");
+    if (args.device == "cpu") {
+      rag::CpuBackendOptions options;
+      options.num_threads = args.threads;
+      options.block_size = kBlockSize;
+      options.num_blocks = blocks;
+      created = rag::CreateCpuBackend(dir, options);
+    } else {
+#ifdef RAG_FP8_ACCURACY_CUDA
+      rag::CudaBackendOptions options;
+      options.block_size = kBlockSize;
+      options.num_blocks = blocks;
+      options.max_seq_len = blocks * kBlockSize;
+      options.max_logit_rows = max_tokens;
+      auto cuda = rag::CreateCudaBackend(dir, options);
+      if (cuda.ok()) created = std::unique_ptr<rag::Backend>(std::move(*cuda));
+      else created = cuda.status();
+#else
+      Fail("built without the CUDA backend");
+#endif
+    }
     if (!created.ok()) Fail(dir + ": " + created.status().ToString());
     backend_ = std::move(*created);
-    for (int b = 0; b < options.num_blocks; ++b) table_.push_back(b);
+    for (int b = 0; b < blocks; ++b) table_.push_back(b);
   }
   int64_t vocab() const { return backend_->config().vocab_size; }
 
@@ -129,12 +159,18 @@ int main(int argc, char** argv) {
                  argv[0]);
     return 2;
   }
+  if (!std::ifstream(args.fp8 + "/model.safetensors")) {
+    auto report = rag::QuantizeModelFp8(args.orig, args.fp8, /*force=*/false);
+    if (!report.ok()) Fail(report.status().ToString());
+    std::fprintf(stderr, "quantized %lld matrices to FP8 e4m3 (relative RMS error %.4f) into %s\n",
+                 static_cast<long long>(report->quantized), report->relative_rms_error, args.fp8.c_str());
+  }
   const auto windows = ReadWindows(args.windows);
   if (windows.empty()) Fail(args.windows + ": no token windows");
   size_t longest = 0;
   for (const auto& w : windows) longest = std::max(longest, w.size());
   const int max_tokens = static_cast<int>(std::max<size_t>(longest, args.greedy_prompt + args.greedy_tokens));
-  Model orig(args.orig, args.threads, max_tokens), fp8(args.fp8, args.threads, max_tokens);
+  Model orig(args.orig, args, max_tokens), fp8(args.fp8, args, max_tokens);
   const int64_t V = orig.vocab();
   if (fp8.vocab() != V) Fail("the two models have different vocabularies");
 
@@ -180,11 +216,11 @@ int main(int argc, char** argv) {
   }
 
   std::printf(
-      "{\"impl\": \"rag-cpu\", \"windows\": %zu, \"positions\": %lld, \"top1_agreement\": %.4f, "
+      "{\"impl\": \"rag-%s\", \"windows\": %zu, \"positions\": %lld, \"top1_agreement\": %.4f, "
       "\"logit_rel_error_mean\": %.4f, \"logit_rel_error_max\": %.4f, \"kl_mean\": %.5f, \"kl_max\": %.4f, "
       "\"ppl_orig\": %.3f, \"ppl_fp8\": %.3f, \"greedy_runs\": %d, \"greedy_tokens\": %d, "
       "\"greedy_same_position\": %.4f, \"greedy_mean_identical_prefix\": %.1f, \"greedy_identical_runs\": %lld}\n",
-      windows.size(), static_cast<long long>(positions),
+      args.device.c_str(), windows.size(), static_cast<long long>(positions),
       static_cast<double>(top1_agree) / static_cast<double>(positions), rel_err_sum / positions, rel_err_max,
       kl_sum / positions, kl_max, std::exp(nll_orig / positions), std::exp(nll_fp8 / positions), runs,
       args.greedy_tokens, greedy_total ? static_cast<double>(greedy_same) / greedy_total : 0.0,

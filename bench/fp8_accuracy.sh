@@ -6,19 +6,20 @@
 # dequantised by transformers into a bf16 directory: the "original"); the text is token windows
 # of the sample corpus's plain-text and Markdown documents.
 #
-#   bench/fp8_accuracy.sh [BUILD_DIR] [THREADS] [FILE.gguf]
+#   bench/fp8_accuracy.sh [BUILD_DIR] [THREADS] [FILE.gguf] [cpu|cuda]
 # Needs python3 with torch, transformers and gguf (pip install torch transformers gguf
-# safetensors) and the rag and fp8_accuracy_bench targets (built here if missing). ~5 minutes on
-# 2 cores. Prints one JSON line for ours and one for each transformers emulation.
+# safetensors) and the fp8_accuracy_bench target (built here if missing; it quantizes the model
+# as `rag quantize` does). ~5 minutes on 2 cores. Prints one JSON line for ours and one for each
+# transformers emulation. With cuda (a build with the CUDA backend) ours runs on GPU 0: the FP8
+# model's windows then take the FP8 GEMMs, as the second emulation does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 THREADS=${2:-2}
 GGUF=${3:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
+DEVICE=${4:-cpu}
 [ -f "$GGUF" ] || { echo "no $GGUF (make run or scripts/setup.sh fetches it)" >&2; exit 1; }
-for target in rag fp8_accuracy_bench; do
-  cmake --build "$BUILD" --target "$target" -j"$THREADS" >/dev/null
-done
+cmake --build "$BUILD" --target fp8_accuracy_bench -j"$THREADS" >/dev/null
 BIN="$BUILD/engine/fp8_accuracy_bench"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -27,6 +28,5 @@ python3 bench/fp8_accuracy_reference.py prepare "$GGUF" "$WORK" \
   corpora/sample/gnu-coding-standards.txt corpora/sample/systemd-users-groups-uids-gids.md \
   corpora/sample/xxhash-spec.md 2>&1 | grep -v -i -E "warn|it/s" >&2 || true
 [ -f "$WORK/windows.txt" ] || { echo "preparing the model failed" >&2; exit 1; }
-"$BUILD/rag" quantize --model "$WORK/orig" --out "$WORK/fp8" 2>&1 | tail -1 >&2
-"$BIN" "$WORK/orig" "$WORK/fp8" "$WORK/windows.txt" --threads "$THREADS"
+"$BIN" "$WORK/orig" "$WORK/fp8" "$WORK/windows.txt" --threads "$THREADS" --device "$DEVICE"
 python3 bench/fp8_accuracy_reference.py measure "$WORK" --threads "$THREADS" 2>/dev/null

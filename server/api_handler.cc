@@ -356,11 +356,9 @@ void ApiHandler::Defer(HttpReply reply, const Http::Request& request,
   };
   if (ctx_->answers_running.fetch_add(1) >= ctx_->options.max_answers) {
     ctx_->answers_running.fetch_sub(1);
-    HttpReply busy = ErrorReply(429, ResourceExhausted(std::to_string(ctx_->options.max_answers) +
-                                                       " answers are being made; try again shortly"),
-                                "too_many_answers");
-    busy.headers.emplace_back("Retry-After", "5");
-    return answer_now(busy);
+    return answer_now(BusyReply(ResourceExhausted(std::to_string(ctx_->options.max_answers) +
+                                                  " answers are being made; try again shortly"),
+                                /*retry_after_s=*/5, "too_many_answers"));
   }
   // Our own descriptor of the socket: Pistache may close its own (the client hangs up, its
   // keep-alive timer) and reuse the number for another connection meanwhile.

@@ -100,10 +100,8 @@ HttpReply ErrorReply(const Status& status);
 // another "code" string.
 HttpReply ErrorReply(int http_status, const Status& status, const std::string& code = "");
 
-// Adds a response header that Pistache has no typed class for (Pistache writes only typed
-// headers). A header of the same name already present is kept.
-void AddResponseHeader(Pistache::Http::ResponseWriter& writer, const std::string& name,
-                       const std::string& value);
+// 429 with the error JSON of `status` (and `code`, when given) and `Retry-After: retry_after_s`.
+HttpReply BusyReply(const Status& status, int retry_after_s, const std::string& code = "");
 
 // The reply to one request. Never throws. With API keys, /v1/* and /metrics first need a known
 // `Authorization: Bearer` key (401 otherwise); its Access goes to the handler.

@@ -5,32 +5,6 @@
 
 namespace rag {
 
-namespace {
-
-// A response header with any name: Pistache's header classes are one class per name.
-class ExtraHeader : public Pistache::Http::Header::Header {
- public:
-  ExtraHeader(std::string name, std::string value)
-      : name_(std::move(name)), value_(std::move(value)) {}
-  const char* name() const override { return name_.c_str(); }
-  void write(std::ostream& os) const override { os << value_; }
-#ifdef SAFE_HEADER_CAST
-  // Only Collection::get<T>() compares hashes, and nothing asks for this header by type.
-  uint64_t hash() const override { return 0; }
-#endif
-
- private:
-  std::string name_;
-  std::string value_;
-};
-
-}  // namespace
-
-void AddResponseHeader(Pistache::Http::ResponseWriter& writer, const std::string& name,
-                       const std::string& value) {
-  writer.headers().add(std::make_shared<ExtraHeader>(name, value));
-}
-
 std::string DumpJson(const Json& j) {
   return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
@@ -48,6 +22,12 @@ HttpReply ErrorReply(int http_status, const Status& status, const std::string& c
   Json body = ErrorJson(status);
   if (!code.empty()) body["error"]["code"] = code;
   return JsonReply(http_status, body);
+}
+
+HttpReply BusyReply(const Status& status, int retry_after_s, const std::string& code) {
+  HttpReply reply = ErrorReply(429, status, code);
+  reply.headers.emplace_back("Retry-After", std::to_string(retry_after_s));
+  return reply;
 }
 
 std::optional<std::string> HeaderValue(const Pistache::Http::Request& request,

@@ -12,14 +12,10 @@
 #include "common/logging.h"
 
 namespace rag {
-namespace {
-
-// Writes what the socket takes now; -1 on an error other than "would block".
-ssize_t WriteSome(int fd, const std::string& data, size_t offset) {
+ssize_t WriteAvailable(int fd, std::string_view data) {
   size_t written = 0;
-  while (offset + written < data.size()) {
-    const ssize_t n = ::send(fd, data.data() + offset + written, data.size() - offset - written,
-                             MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (written < data.size()) {
+    const ssize_t n = ::send(fd, data.data() + written, data.size() - written, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
       written += static_cast<size_t>(n);
     } else if (n < 0 && errno == EINTR) {
@@ -32,8 +28,6 @@ ssize_t WriteSome(int fd, const std::string& data, size_t offset) {
   }
   return static_cast<ssize_t>(written);
 }
-
-}  // namespace
 
 ResponseSender::ResponseSender(std::chrono::milliseconds stall_timeout, size_t max_pending_bytes)
     : stall_timeout_(stall_timeout), max_pending_bytes_(max_pending_bytes) {
@@ -54,7 +48,7 @@ void ResponseSender::Finish(Pending& p, bool written) {
 }
 
 bool ResponseSender::Send(int fd, std::string data, bool close, DoneFn done) {
-  const ssize_t n = WriteSome(fd, data, 0);
+  const ssize_t n = WriteAvailable(fd, data);
   if (n >= 0 && static_cast<size_t>(n) == data.size()) {
     if (close) ::shutdown(fd, SHUT_WR);
     if (done) done(true);
@@ -138,7 +132,7 @@ void ResponseSender::Run() {
       const short revents = fds[i + 1].revents;
       bool finished = false, written = false;
       if (revents & (POLLOUT | POLLERR | POLLHUP)) {
-        const ssize_t n = WriteSome(p.fd, p.data, p.offset);
+        const ssize_t n = WriteAvailable(p.fd, std::string_view(p.data).substr(p.offset));
         if (n < 0) {
           finished = true;
         } else if (n > 0) {

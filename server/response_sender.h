@@ -16,6 +16,8 @@
 // Thread-safety: Send may be called from any thread; Stop from one.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -23,9 +25,14 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 
 namespace rag {
+
+// Writes what the non-blocking socket `fd` takes now (never SIGPIPE): the bytes written, or -1
+// on an error other than "would block".
+ssize_t WriteAvailable(int fd, std::string_view data);
 
 class ResponseSender {
  public:

@@ -19,11 +19,7 @@
 namespace rag {
 namespace {
 
-HttpReply QueueFull(const Status& status) {
-  HttpReply reply = ErrorReply(429, status);
-  reply.headers.emplace_back("Retry-After", "10");
-  return reply;
-}
+constexpr int kQueueRetryAfterS = 10;  // a full ingestion queue: Retry-After
 
 // The same bytes uploaded again after their ingestion failed (the disk was full, say): the
 // document is queued again, as `rag ingest` retries a failed file, instead of answering with the
@@ -45,7 +41,9 @@ HttpReply RetryFailed(ServerContext& ctx, const DocumentRecord& doc) {
   StatusOr<JobRecord> job = ctx.jobs.Submit(doc.id, doc.filename);
   if (!job.ok()) {
     (void)ctx.assistant.store().SetStatus(doc.id, "failed", now->error);
-    if (job.status().code() == StatusCode::kResourceExhausted) return QueueFull(job.status());
+    if (job.status().code() == StatusCode::kResourceExhausted) {
+      return BusyReply(job.status(), kQueueRetryAfterS);
+    }
     return ErrorReply(job.status());
   }
   RAG_LOG(INFO) << "http: failed document " << doc.id << " (" << doc.filename
@@ -103,7 +101,8 @@ HttpReply HandleUpload(ServerContext& ctx, const Pistache::Http::Request& reques
   // Refuse before storing the file when the queue is full; Submit below re-checks.
   if (!ctx.jobs.HasRoom()) {
     if (ctx.draining.load()) return ErrorReply(Unavailable("the server is shutting down"));
-    return QueueFull(ResourceExhausted("the ingestion queue is full; try again later"));
+    return BusyReply(ResourceExhausted("the ingestion queue is full; try again later"),
+                     kQueueRetryAfterS);
   }
 
   StatusOr<AddResult> added = ctx.assistant.AddUpload(file->data, *file->filename, collection);
@@ -126,7 +125,9 @@ HttpReply HandleUpload(ServerContext& ctx, const Pistache::Http::Request& reques
       RAG_LOG(WARN) << "http: could not remove unqueued document " << doc.id << ": "
                     << removed.message();
     }
-    if (job.status().code() == StatusCode::kResourceExhausted) return QueueFull(job.status());
+    if (job.status().code() == StatusCode::kResourceExhausted) {
+      return BusyReply(job.status(), kQueueRetryAfterS);
+    }
     return ErrorReply(job.status());
   }
   RAG_LOG(INFO) << "http: document " << doc.id << " (" << doc.filename << ", " << doc.bytes

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "common/logging.h"
+#include "server/response_sender.h"
 
 namespace rag {
 
@@ -28,28 +29,28 @@ SseWriter::~SseWriter() {
 bool SseWriter::Write(std::string_view bytes) {
   auto last_progress = std::chrono::steady_clock::now();
   while (!bytes.empty() && !failed_) {
-    const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    const ssize_t n = WriteAvailable(fd_, bytes);
+    if (n < 0) {
+      RAG_LOG(DEBUG) << "sse: write failed (client gone?): errno " << errno;
+      failed_ = true;
+      break;
+    }
     if (n > 0) {
       bytes.remove_prefix(static_cast<size_t>(n));
       last_progress = std::chrono::steady_clock::now();
       continue;
     }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      const auto waited = std::chrono::steady_clock::now() - last_progress;
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(stall_timeout_ - waited);
-      if (left.count() <= 0) {
-        RAG_LOG(INFO) << "sse: the client took no byte for " << stall_timeout_.count() / 1000
-                      << " s; stream closed";
-        failed_ = true;
-        break;
-      }
-      pollfd p{fd_, POLLOUT, 0};
-      ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
-      continue;
+    // The socket is full: wait for room, up to the stall timeout since the last byte went out.
+    const auto waited = std::chrono::steady_clock::now() - last_progress;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(stall_timeout_ - waited);
+    if (left.count() <= 0) {
+      RAG_LOG(INFO) << "sse: the client took no byte for " << stall_timeout_.count() / 1000
+                    << " s; stream closed";
+      failed_ = true;
+      break;
     }
-    RAG_LOG(DEBUG) << "sse: write failed (client gone?): errno " << errno;
-    failed_ = true;
+    pollfd p{fd_, POLLOUT, 0};
+    ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
   }
   return !failed_;
 }

@@ -27,6 +27,15 @@ using testing::RawRequest;
 using testing::Response;
 using testing::SseEvent;
 
+// Waits until the engine generates `n` answers at once (false after `timeout`).
+bool WaitForGenerating(const Assistant& assistant, int n, std::chrono::milliseconds timeout = 10s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (assistant.generating() != n && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  return assistant.generating() == n;
+}
+
 class ModelHttpTest : public ::testing::Test {
  protected:
   void Start(int max_answer_tokens, int max_answers = 64) {
@@ -196,11 +205,7 @@ TEST_F(ModelHttpTest, ClientHangingUpCancelsTheAnswerAndTheServerGoesOn) {
     client.Abort();
   }
   // The next write fails, the handler cancels the request and the engine drops it.
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (assistant_->generating() > 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(10ms);
-  }
-  EXPECT_EQ(assistant_->generating(), 0) << "the abandoned answer was not cancelled";
+  EXPECT_TRUE(WaitForGenerating(*assistant_, 0, 5s)) << "the abandoned answer was not cancelled";
   Response health = Do(port_, "GET", "/healthz");
   EXPECT_EQ(health.status, 200);
   EXPECT_EQ(health.json()["status"], "ok");
@@ -213,14 +218,6 @@ void AskLong(Client& client, bool stream) {
       {"Content-Type: application/json"})));
 }
 
-// Waits until the engine generates `n` answers at once (false after 10 s).
-bool WaitForGenerating(const Assistant& assistant, int n) {
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (assistant.generating() != n && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(10ms);
-  }
-  return assistant.generating() == n;
-}
 
 TEST_F(ModelHttpTest, AnswersNeverHoldTheHttpThreads) {
   // Two HTTP threads, four long answers being made (three streamed, one whole): the server

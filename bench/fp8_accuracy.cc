@@ -3,10 +3,12 @@
 // model and the token windows from real documents, and measures the same with transformers.
 //
 //   fp8_accuracy_bench ORIG_DIR FP8_DIR WINDOWS [--threads N] [--greedy-prompt P] [--greedy-tokens G]
-//                      [--device cpu|cuda]
+//                      [--device cpu|cuda] [--kv-cache auto|bf16|fp8]
 // --device cuda (builds with the CUDA backend) runs both models on GPU 0: the FP8 model's
 // teacher-forced windows then take the FP8 GEMMs (activations rounded to e4m3 per row), its
-// greedy decode steps the FP8 GEMVs.
+// greedy decode steps the FP8 GEMVs. --kv-cache sets the second model's KV cache there (the
+// original's stays bf16; auto, the default, is FP8 for an FP8 model); FP8_DIR = ORIG_DIR with
+// --kv-cache fp8 measures the FP8 KV cache alone.
 //
 // FP8_DIR is written first (engine/quantize.h, what `rag quantize` runs) when it holds no model.
 // WINDOWS: one token window a line (ids separated by spaces). For every window both models read
@@ -36,7 +38,7 @@
 namespace {
 
 struct Args {
-  std::string orig, fp8, windows, device = "cpu";
+  std::string orig, fp8, windows, device = "cpu", kv_cache = "auto";
   int threads = 2, greedy_prompt = 128, greedy_tokens = 64;
 };
 
@@ -50,10 +52,13 @@ bool ParseArgs(int argc, char** argv, Args* a) {
     else if (!std::strcmp(argv[i], "--greedy-prompt")) a->greedy_prompt = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--greedy-tokens")) a->greedy_tokens = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--device")) a->device = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--kv-cache")) a->kv_cache = argv[i + 1];
     else return false;
   }
   return a->threads > 0 && a->greedy_prompt > 0 && a->greedy_tokens > 0 &&
-         (a->device == "cpu" || a->device == "cuda");
+         (a->device == "cpu" || a->device == "cuda") &&
+         (a->kv_cache == "auto" || a->kv_cache == "bf16" || a->kv_cache == "fp8") &&
+         (a->device == "cuda" || a->kv_cache != "fp8");
 }
 
 std::vector<std::vector<int32_t>> ReadWindows(const std::string& path) {
@@ -76,7 +81,8 @@ std::vector<std::vector<int32_t>> ReadWindows(const std::string& path) {
 // A model on the CPU (or CUDA) backend with a cache for one sequence of up to max_tokens tokens.
 class Model {
  public:
-  Model(const std::string& dir, const Args& args, int max_tokens) {
+  // kv_cache: the CUDA backend's (ParseKvCacheType's names).
+  Model(const std::string& dir, const Args& args, int max_tokens, const std::string& kv_cache) {
     constexpr int kBlockSize = 16;
     const int blocks = (max_tokens + kBlockSize - 1) / kBlockSize;
     rag::StatusOr<std::unique_ptr<rag::Backend>> created = rag::Unsupported("no backend");
@@ -93,6 +99,9 @@ class Model {
       options.num_blocks = blocks;
       options.max_seq_len = blocks * kBlockSize;
       options.max_logit_rows = max_tokens;
+      auto kv = rag::ParseKvCacheType(kv_cache);
+      if (!kv.ok()) Fail(kv.status().ToString());
+      options.kv_cache = *kv;
       auto cuda = rag::CreateCudaBackend(dir, options);
       if (cuda.ok()) created = std::unique_ptr<rag::Backend>(std::move(*cuda));
       else created = cuda.status();
@@ -155,7 +164,8 @@ int main(int argc, char** argv) {
   Args args;
   if (!ParseArgs(argc, argv, &args)) {
     std::fprintf(stderr,
-                 "usage: %s ORIG_DIR FP8_DIR WINDOWS [--threads N] [--greedy-prompt P] [--greedy-tokens G]\n",
+                 "usage: %s ORIG_DIR FP8_DIR WINDOWS [--threads N] [--greedy-prompt P] [--greedy-tokens G]\n"
+                 "       [--device cpu|cuda] [--kv-cache auto|bf16|fp8 (cuda)]\n",
                  argv[0]);
     return 2;
   }
@@ -170,7 +180,7 @@ int main(int argc, char** argv) {
   size_t longest = 0;
   for (const auto& w : windows) longest = std::max(longest, w.size());
   const int max_tokens = static_cast<int>(std::max<size_t>(longest, args.greedy_prompt + args.greedy_tokens));
-  Model orig(args.orig, args, max_tokens), fp8(args.fp8, args, max_tokens);
+  Model orig(args.orig, args, max_tokens, "bf16"), fp8(args.fp8, args, max_tokens, args.kv_cache);
   const int64_t V = orig.vocab();
   if (fp8.vocab() != V) Fail("the two models have different vocabularies");
 
@@ -216,11 +226,11 @@ int main(int argc, char** argv) {
   }
 
   std::printf(
-      "{\"impl\": \"rag-%s\", \"windows\": %zu, \"positions\": %lld, \"top1_agreement\": %.4f, "
+      "{\"impl\": \"rag-%s\", \"kv_cache\": \"%s\", \"same_weights\": %s, \"windows\": %zu, \"positions\": %lld, \"top1_agreement\": %.4f, "
       "\"logit_rel_error_mean\": %.4f, \"logit_rel_error_max\": %.4f, \"kl_mean\": %.5f, \"kl_max\": %.4f, "
       "\"ppl_orig\": %.3f, \"ppl_fp8\": %.3f, \"greedy_runs\": %d, \"greedy_tokens\": %d, "
       "\"greedy_same_position\": %.4f, \"greedy_mean_identical_prefix\": %.1f, \"greedy_identical_runs\": %lld}\n",
-      args.device.c_str(), windows.size(), static_cast<long long>(positions),
+      args.device.c_str(), args.kv_cache.c_str(), args.fp8 == args.orig ? "true" : "false", windows.size(), static_cast<long long>(positions),
       static_cast<double>(top1_agree) / static_cast<double>(positions), rel_err_sum / positions, rel_err_max,
       kl_sum / positions, kl_max, std::exp(nll_orig / positions), std::exp(nll_fp8 / positions), runs,
       args.greedy_tokens, greedy_total ? static_cast<double>(greedy_same) / greedy_total : 0.0,

@@ -11,7 +11,8 @@
 # safetensors) and the fp8_accuracy_bench target (built here if missing; it quantizes the model
 # as `rag quantize` does). ~5 minutes on 2 cores. Prints one JSON line for ours and one for each
 # transformers emulation. With cuda (a build with the CUDA backend) ours runs on GPU 0: the FP8
-# model's windows then take the FP8 GEMMs, as the second emulation does.
+# model's windows then take the FP8 GEMMs, as the second emulation does; three lines for ours
+# there: FP8 weights with the bf16 KV cache, with the FP8 KV cache, and the FP8 KV cache alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -28,5 +29,12 @@ python3 bench/fp8_accuracy_reference.py prepare "$GGUF" "$WORK" \
   corpora/sample/gnu-coding-standards.txt corpora/sample/systemd-users-groups-uids-gids.md \
   corpora/sample/xxhash-spec.md 2>&1 | grep -v -i -E "warn|it/s" >&2 || true
 [ -f "$WORK/windows.txt" ] || { echo "preparing the model failed" >&2; exit 1; }
-"$BIN" "$WORK/orig" "$WORK/fp8" "$WORK/windows.txt" --threads "$THREADS" --device "$DEVICE"
+if [ "$DEVICE" = cuda ]; then
+  # FP8 weights with each KV cache, then the FP8 KV cache alone (the original's weights).
+  "$BIN" "$WORK/orig" "$WORK/fp8" "$WORK/windows.txt" --threads "$THREADS" --device cuda --kv-cache bf16
+  "$BIN" "$WORK/orig" "$WORK/fp8" "$WORK/windows.txt" --threads "$THREADS" --device cuda --kv-cache fp8
+  "$BIN" "$WORK/orig" "$WORK/orig" "$WORK/windows.txt" --threads "$THREADS" --device cuda --kv-cache fp8
+else
+  "$BIN" "$WORK/orig" "$WORK/fp8" "$WORK/windows.txt" --threads "$THREADS" --device cpu
+fi
 python3 bench/fp8_accuracy_reference.py measure "$WORK" --threads "$THREADS" 2>/dev/null

@@ -11,7 +11,11 @@
           (s = max|w_row| / 448), what `rag quantize` stores and the CPU backend and the GPU's
           batch-1 decode GEMVs compute with;
         fp8-weights+activations: the same, and each projection's input rounded to e4m3 with a
-          scale per token row, what the GPU's cuBLASLt FP8 GEMMs (prefill, batched decode) do.
+          scale per token row, what the GPU's cuBLASLt FP8 GEMMs (prefill, batched decode) do;
+        fp8-kv-cache: the original weights, every cached key (after RoPE) and value rounded to
+          e4m3 with a scale per (token, KV head) row: the CUDA backend's FP8 KV cache alone;
+        fp8-weights+activations+kv-cache: all three, what an FP8 model's prefill does on the GPU
+          by default (`--kv-cache auto`).
 """
 import argparse
 import json
@@ -75,17 +79,31 @@ def e4m3_rows(x):
     return ((x.float() / scale).to(torch.float8_e4m3fn).float() * scale).to(x.dtype)
 
 
-def load(orig, mode):
-    from transformers import LlamaForCausalLM
+def fp8_kv_attention(module, query, key, value, *args, **kwargs):
+    """SDPA over keys and values rounded as the FP8 KV cache stores them: key and value are
+    (batch, kv_heads, positions, head_dim), so each last-dimension row is one (token, KV head)
+    row of the cache. Rows cached at earlier steps come back unchanged (their largest element is
+    exactly 448 times the same scale, the rest exact e4m3 values)."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    model = LlamaForCausalLM.from_pretrained(orig, dtype=torch.float32).eval()
-    if mode == "orig":
+    return sdpa_attention_forward(module, query, e4m3_rows(key), e4m3_rows(value), *args, **kwargs)
+
+
+def load(orig, mode):
+    from transformers import AttentionInterface, LlamaForCausalLM
+
+    kv = mode.endswith("kv-cache")
+    if kv:
+        AttentionInterface.register("fp8_kv_cache", fp8_kv_attention)
+    model = LlamaForCausalLM.from_pretrained(
+        orig, dtype=torch.float32, attn_implementation="fp8_kv_cache" if kv else "sdpa").eval()
+    if mode in ("orig", "fp8-kv-cache"):
         return model
     for name, module in model.named_modules():
         if name.split(".")[-1] in PROJECTIONS:
             with torch.no_grad():
                 module.weight.copy_(e4m3_rows(module.weight))
-            if mode == "fp8-weights+activations":
+            if "activations" in mode:
                 module.register_forward_pre_hook(lambda _m, inputs: (e4m3_rows(inputs[0]),))
     return model
 
@@ -107,7 +125,7 @@ def measure(args):
         base_logits = [base(torch.tensor([w])).logits[0].double() for w in windows]
     base_greedy = [greedy(base, w[:args.greedy_prompt], args.greedy_tokens) for w in windows
                    if len(w) >= args.greedy_prompt]
-    for mode in ("fp8-weights", "fp8-weights+activations"):
+    for mode in args.modes.split(","):
         model = load(orig_dir, mode)
         positions = top1 = 0
         nll_a = nll_b = kl_sum = kl_max = rel_sum = rel_max = 0.0
@@ -163,6 +181,9 @@ def main():
     m.add_argument("--threads", type=int, default=2)
     m.add_argument("--greedy-prompt", type=int, default=128)
     m.add_argument("--greedy-tokens", type=int, default=64)
+    m.add_argument("--modes", default="fp8-weights,fp8-weights+activations,fp8-kv-cache,"
+                                     "fp8-weights+activations+kv-cache",
+                   help="the emulations to measure, comma separated")
     args = parser.parse_args()
     prepare(args) if args.command == "prepare" else measure(args)
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 
 #include <cstdint>
 
@@ -35,25 +36,38 @@ __device__ __forceinline__ void CopyAsyncWait() {
 #endif
 }
 
+// A K/V cache element as fp32 (bf16: exact; e4m3: exact, before its row's scale).
+__device__ __forceinline__ float CacheToFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float CacheToFloat(__nv_fp8_e4m3 v) { return static_cast<float>(v); }
+
 // One position of the fp32 online softmax of the simple (fallback) kernels, for one warp: lane l
 // holds kDpl dims of the scaled query (qr) and of the accumulator; k_row and v_row point at the
-// lane's kDpl dims of the position's key and value. Updates the running max m and sum l.
+// lane's kDpl dims of the position's key and value, whose elements stand for k_scale * element
+// and v_scale * element (the FP8 cache's row scales; 1 for bf16, which changes no bit). Updates
+// the running max m and sum l.
+template <int kDpl, typename C>
+__device__ __forceinline__ void OnlineSoftmaxStep(const float (&qr)[kDpl], const C* k_row,
+                                                  const C* v_row, float k_scale, float v_scale,
+                                                  float& m, float& l, float (&acc)[kDpl]) {
+  float s = 0.0f;
+#pragma unroll
+  for (int i = 0; i < kDpl; ++i) s = fmaf(qr[i], CacheToFloat(k_row[i]), s);
+  s = WarpSum(s) * k_scale;
+  const float m_new = fmaxf(m, s);
+  const float corr = expf(m - m_new);  // first position: exp(-inf) = 0
+  const float w = expf(s - m_new);
+  l = l * corr + w;
+  const float wv = w * v_scale;
+#pragma unroll
+  for (int i = 0; i < kDpl; ++i) acc[i] = fmaf(wv, CacheToFloat(v_row[i]), acc[i] * corr);
+  m = m_new;
+}
 template <int kDpl>
 __device__ __forceinline__ void OnlineSoftmaxStep(const float (&qr)[kDpl],
                                                   const __nv_bfloat16* k_row,
                                                   const __nv_bfloat16* v_row, float& m, float& l,
                                                   float (&acc)[kDpl]) {
-  float s = 0.0f;
-#pragma unroll
-  for (int i = 0; i < kDpl; ++i) s = fmaf(qr[i], __bfloat162float(k_row[i]), s);
-  s = WarpSum(s);
-  const float m_new = fmaxf(m, s);
-  const float corr = expf(m - m_new);  // first position: exp(-inf) = 0
-  const float w = expf(s - m_new);
-  l = l * corr + w;
-#pragma unroll
-  for (int i = 0; i < kDpl; ++i) acc[i] = fmaf(w, __bfloat162float(v_row[i]), acc[i] * corr);
-  m = m_new;
+  OnlineSoftmaxStep<kDpl>(qr, k_row, v_row, 1.0f, 1.0f, m, l, acc);
 }
 
 }  // namespace rag

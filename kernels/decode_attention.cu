@@ -1,4 +1,8 @@
-// Paged decode attention, one query token per sequence, over the bf16 paged KV cache.
+// Paged decode attention, one query token per sequence, over the paged KV cache: bf16, or FP8
+// (e4m3 codes with a scale per row: kernels.h, Fp8KvCache). Every kernel is a template over the
+// cache element; FP8 rows are half the bytes, so a CTA keeps three tiles in flight at head_dim
+// 128, and the row scales ride beside the row offsets (scores times the key row's scale,
+// probabilities times the value row's scale before they weigh the codes).
 //
 // Fast path (head_dim 64 or 128, 16-byte aligned caches): split-KV.
 //  - One CTA of 4 warps per (split, group of hp query heads sharing one KV head, sequence), so
@@ -29,6 +33,7 @@
 #include <atomic>
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include "kernels/cuda_check.h"
 #include "kernels/attention_util.cuh"
@@ -56,21 +61,50 @@ constexpr int kMaxHeads = 8;  // query heads per CTA
 constexpr int64_t kDefaultHeadSplits = 2048;
 std::atomic<int64_t> g_target_head_splits{kDefaultHeadSplits};  // SetDecodeAttentionSplitTarget
 constexpr int64_t kMaxSplits = 128;
+// ... but where that leaves few CTAs (under kFewCtas) that each walk a long run of the longest
+// possible context (over kLongRun tiles times heads), the context is cut into runs of at most
+// kDefaultMaxTilesPerSplit tiles instead: a split walks its tiles one after another, and at batch
+// 64 with 5000-token contexts over 2 GPUs (70B: 8 query heads a CTA) one split a sequence left
+// 256 CTAs on 132 SMs each walking 173 tiles, latency-bound. Measured on 2 H100s, 70B FP8 with
+// the FP8 cache, batch-64 steps at 5000 tokens: 76.3 ms unsplit, 51.3 ms in runs of 16 tiles
+// (55.5 at 4, 56.9 at 64). Where the CTAs are already many, splitting more only adds merging:
+// the 8B shape's batch 32 and 64 steps were 2-6% slower split so (2000- and 5000-token contexts).
+constexpr int64_t kDefaultMaxTilesPerSplit = 16;
+constexpr int64_t kFewCtas = 512;  // about 4 CTAs an SM of an H100
+constexpr int64_t kLongRun = 512;  // tiles times query heads one CTA walks
+std::atomic<int64_t> g_max_tiles_per_split{kDefaultMaxTilesPerSplit};  // SetDecodeAttention...
 
 bool FastHeadDim(int64_t head_dim) { return head_dim == 64 || head_dim == 128; }
 
-int64_t NumSplits(int64_t batch, int64_t n_heads, int64_t max_blocks_per_seq, int64_t block_size) {
+// Query heads one CTA takes: the largest divisor of the GQA group up to kMaxHeads.
+int64_t HeadsPerCta(int64_t n_heads, int64_t n_kv_heads) {
+  const int64_t group = n_heads / n_kv_heads;
+  int64_t hp = std::min<int64_t>(group, kMaxHeads);
+  while (group % hp != 0) --hp;
+  return hp;
+}
+
+int64_t NumSplits(int64_t batch, int64_t n_heads, int64_t n_kv_heads, int64_t max_blocks_per_seq,
+                  int64_t block_size) {
   const int64_t max_tiles = (max_blocks_per_seq * block_size + kTile - 1) / kTile;
   const int64_t target = g_target_head_splits.load(std::memory_order_relaxed);
-  const int64_t want = (target + batch * n_heads - 1) / (batch * n_heads);
+  int64_t want = std::min((target + batch * n_heads - 1) / (batch * n_heads), max_tiles);
+  const int64_t hp = HeadsPerCta(n_heads, n_kv_heads);
+  const int64_t run = (max_tiles + want - 1) / want;  // tiles a split walks at most
+  const int64_t tiles_cap = g_max_tiles_per_split.load(std::memory_order_relaxed);
+  if (tiles_cap > 0 && batch * (n_heads / hp) * want < kFewCtas && run * hp > kLongRun) {
+    want = std::max(want, (max_tiles + tiles_cap - 1) / tiles_cap);
+  }
   return std::max<int64_t>(1, std::min({want, max_tiles, kMaxSplits}));
 }
 
 struct DecodeArgs {
   const float* q;  // row b at q + b * q_stride
   int64_t q_stride;
-  const __nv_bfloat16* k_cache;
-  const __nv_bfloat16* v_cache;
+  const void* k_cache;  // bf16, or e4m3 codes (the kernel's C)
+  const void* v_cache;
+  const float* k_scale;  // e4m3: the scale of each cached row (kernels.h, Fp8KvCache); else null
+  const float* v_scale;
   const int32_t* block_tables;  // (batch, max_blocks)
   int64_t max_blocks;
   const int32_t* context_lens;  // (batch)
@@ -104,20 +138,35 @@ __device__ __forceinline__ float WarpMax(float v) {
   return v;
 }
 
-template <int kHeadDim>
-struct DecodeSmem {
-  // Tiles resident in shared memory (what fits in 48 KiB with the rest).
-  static constexpr int kStages = kHeadDim <= 64 ? 3 : 2;
+// The cache element C (bf16, or e4m3 codes with row scales) and the sizes that follow from it.
+// K/V rows are copied in 16-byte chunks (8 bf16 or 16 codes); the score phase takes them a
+// chunk at a time, the PV phase 8 elements at a time (so acc keeps 8 dims a thread either way).
+template <int kHeadDim, typename C>
+struct CacheTile {
+  static constexpr bool kFp8 = std::is_same_v<C, __nv_fp8_e4m3>;
+  static constexpr int kElemBytes = static_cast<int>(sizeof(C));
+  static constexpr int kChunkElems = 16 / kElemBytes;      // elements of one 16-byte chunk
+  static constexpr int kChunks = kHeadDim / kChunkElems;  // 16-byte chunks of a row
   // K/V rows padded by 16 bytes: the 8 rows read by a quarter-warp land in distinct bank groups.
-  static constexpr int kRow = kHeadDim + 8;
+  static constexpr int kRowBytes = kHeadDim * kElemBytes + 16;
+};
+
+template <int kHeadDim, typename C>
+struct DecodeSmem {
+  using Tile = CacheTile<kHeadDim, C>;
+  // Tiles resident in shared memory (what fits in 48 KiB with the rest).
+  static constexpr int kStages = kHeadDim * Tile::kElemBytes <= 128 ? 3 : 2;
   union {
     struct {
-      uint16_t k[kStages][kTile][kRow];  // bf16 bits
-      uint16_t v[kStages][kTile][kRow];
+      uint8_t k[kStages][kTile][Tile::kRowBytes];
+      uint8_t v[kStages][kTile][Tile::kRowBytes];
     } kv;
     float red[kWarps][kMaxHeads][kHeadDim];  // end of split: acc of each warp
   } u;
   int64_t row_off[kStages][kTile];  // cache offset (elements) of each row of a tile; -1 past len
+  // e4m3: the rows' scales (0 past len); a size of 1 for bf16, unused.
+  float k_scale[Tile::kFp8 ? kStages : 1][kTile];
+  float v_scale[Tile::kFp8 ? kStages : 1][kTile];
   float q[kMaxHeads][kHeadDim];     // scaled queries
   float part[kWarps][kMaxHeads][kTile];  // scores: each warp's share of the head_dim sum
   float p[kMaxHeads][kTile];             // probabilities of the current tile
@@ -127,19 +176,51 @@ struct DecodeSmem {
 
 // Copies the K/V rows of the tile of `stage` into shared memory (cp.async), all but row
 // skip_row (-1: none), which the caller fills itself.
-template <int kHeadDim>
-__device__ __forceinline__ void IssueTile(const DecodeArgs& a, DecodeSmem<kHeadDim>& sh,
+template <int kHeadDim, typename C>
+__device__ __forceinline__ void IssueTile(const DecodeArgs& a, DecodeSmem<kHeadDim, C>& sh,
                                           int stage, int skip_row = -1) {
-  constexpr int kChunks = kHeadDim / 8;  // 16-byte chunks per row
+  using Tile = CacheTile<kHeadDim, C>;
+  const uint8_t* kc = static_cast<const uint8_t*>(a.k_cache);
+  const uint8_t* vc = static_cast<const uint8_t*>(a.v_cache);
 #pragma unroll
-  for (int i = 0; i < kTile * kChunks / kThreads; ++i) {
+  for (int i = 0; i < kTile * Tile::kChunks / kThreads; ++i) {
     const int idx = static_cast<int>(threadIdx.x) + i * kThreads;
-    const int r = idx / kChunks, c = idx % kChunks;
+    const int r = idx / Tile::kChunks, c = idx % Tile::kChunks;
     if (r == skip_row) continue;
     const int64_t off = sh.row_off[stage][r];
-    const int64_t src = off >= 0 ? off + c * 8 : 0;
-    CopyAsync16(&sh.u.kv.k[stage][r][c * 8], a.k_cache + src, off >= 0);
-    CopyAsync16(&sh.u.kv.v[stage][r][c * 8], a.v_cache + src, off >= 0);
+    const int64_t src = off >= 0 ? off * Tile::kElemBytes + c * 16 : 0;
+    CopyAsync16(&sh.u.kv.k[stage][r][c * 16], kc + src, off >= 0);
+    CopyAsync16(&sh.u.kv.v[stage][r][c * 16], vc + src, off >= 0);
+  }
+}
+
+// The scale of the cached row at element offset `off` (e4m3; 0 past the end, off < 0).
+template <int kHeadDim>
+__device__ __forceinline__ float RowScale(const float* scales, int64_t off) {
+  return off >= 0 ? scales[off / kHeadDim] : 0.0f;
+}
+
+// kN elements of a shared-memory row (16 bytes: 8 bf16 or 16 codes; 8 bytes: 8 codes) as fp32.
+template <typename C, int kN>
+__device__ __forceinline__ void LoadRowElems(const uint8_t* p, float (&f)[kN]) {
+  if constexpr (std::is_same_v<C, __nv_bfloat16>) {
+    static_assert(kN == 8);
+    UnpackBf16x8(*reinterpret_cast<const uint4*>(p), f);
+  } else {
+    static_assert(kN == 8 || kN == 16);
+    uint32_t w[kN / 4];
+    if constexpr (kN == 16) {
+      const uint4 u = *reinterpret_cast<const uint4*>(p);
+      w[0] = u.x, w[1] = u.y, w[2] = u.z, w[3] = u.w;
+    } else {
+      const uint2 u = *reinterpret_cast<const uint2*>(p);
+      w[0] = u.x, w[1] = u.y;
+    }
+#pragma unroll
+    for (int i = 0; i < kN / 4; ++i) {
+      const float2 lo = Fp8x2ToFloat2(w[i]), hi = Fp8x2ToFloat2(w[i] >> 16);
+      f[4 * i] = lo.x, f[4 * i + 1] = lo.y, f[4 * i + 2] = hi.x, f[4 * i + 3] = hi.y;
+    }
   }
 }
 
@@ -148,20 +229,27 @@ __device__ __forceinline__ void IssueTile(const DecodeArgs& a, DecodeSmem<kHeadD
 // cached K/V of earlier positions) is read before AwaitPriorGrid; the query and the newest
 // position's K/V row after it. At most 128 registers a thread, so that four CTAs fit an SM
 // (batch 1 of the 8B shape launches 512).
-template <int kHeadDim>
+// FP8 cache (C = e4m3): a score is taken over the codes and multiplied by the key row's scale;
+// the probability that weighs a value row's codes is multiplied by that row's scale (the
+// softmax sum l takes the probability itself). The scales of a tile sit beside its row offsets.
+template <int kHeadDim, typename C>
 __global__ void __launch_bounds__(kThreads, 4) SplitKvDecodeKernel(const DecodeArgs a) {
   AllowDependentLaunch();
-  using Smem = DecodeSmem<kHeadDim>;
+  using Smem = DecodeSmem<kHeadDim, C>;
+  using Tile = CacheTile<kHeadDim, C>;
+  constexpr bool kFp8 = Tile::kFp8;
   constexpr int kStages = Smem::kStages;
-  constexpr int kChunks = kHeadDim / 8;
-  constexpr int kChunksPerWarp = kChunks / kWarps;  // score phase: warp w sums these chunks
+  constexpr int kChunks = kHeadDim / 8;                     // PV phase: 8-element chunks
+  constexpr int kScoreElems = Tile::kChunkElems;            // score phase: 16-byte chunks
+  constexpr int kChunksPerWarp = Tile::kChunks / kWarps;  // score phase: warp w sums these
   constexpr int kKeyGroups = kThreads / kChunks;    // PV phase: threads per chunk column
   constexpr int kKeysPerThread = kTile / kKeyGroups;
   constexpr int kHeadsPerWarp = kMaxHeads / kWarps;  // softmax: warp w owns heads w + kWarps * i
-  static_assert(kChunks % kWarps == 0 && kThreads % kChunks == 0 && kTile % kKeyGroups == 0);
+  static_assert(Tile::kChunks % kWarps == 0 && kThreads % kChunks == 0 &&
+                kTile % kKeyGroups == 0);
   static_assert(kMaxHeads % kWarps == 0 && kStages * kTile <= kThreads && kTile == 32);
   static_assert(sizeof(float) * kWarps * kMaxHeads * kHeadDim <=
-                    sizeof(uint16_t) * 2 * kStages * kTile * Smem::kRow,
+                    2 * kStages * kTile * Tile::kRowBytes,
                 "the reduction buffer must fit in the K/V buffers it reuses");
   static_assert(sizeof(float) * 2 * kMaxHeads * kMaxSplits <= sizeof(Smem::u),
                 "the splits' softmax states must fit in the K/V buffers they reuse");
@@ -198,12 +286,19 @@ __global__ void __launch_bounds__(kThreads, 4) SplitKvDecodeKernel(const DecodeA
 
   // Prologue: offsets of the first kStages tiles; the first kStages - 1 tiles but the newest
   // position's row; then (after the previous kernel) the scaled queries and that row.
-  if (tid < kStages * kTile && tid / kTile < n) {
-    sh.row_off[tid / kTile][tid % kTile] = row_offset(tile0 + tid / kTile, tid % kTile);
-  }
-  __syncthreads();
   const int newest_stage = (len - 1) / kTile - tile0;  // stage holding position len - 1, if < kStages - 1
   const int newest_row = (len - 1) % kTile;
+  if (tid < kStages * kTile && tid / kTile < n) {
+    const int stage = tid / kTile, r = tid % kTile;
+    const int64_t off = row_offset(tile0 + stage, r);
+    sh.row_off[stage][r] = off;
+    if constexpr (kFp8) {  // the newest row's scales are the previous kernel's: read below
+      const bool newest = stage == newest_stage && r == newest_row;
+      sh.k_scale[stage][r] = newest ? 0.0f : RowScale<kHeadDim>(a.k_scale, off);
+      sh.v_scale[stage][r] = newest ? 0.0f : RowScale<kHeadDim>(a.v_scale, off);
+    }
+  }
+  __syncthreads();
 #pragma unroll
   for (int i = 0; i < kStages - 1; ++i) {
     if (i < n) IssueTile(a, sh, i, i == newest_stage ? newest_row : -1);
@@ -214,12 +309,20 @@ __global__ void __launch_bounds__(kThreads, 4) SplitKvDecodeKernel(const DecodeA
   for (int e = tid; e < hp * kHeadDim; e += kThreads) {
     sh.q[e / kHeadDim][e % kHeadDim] = qb[e] * a.q_scale;
   }
-  if (newest_stage >= 0 && newest_stage < kStages - 1 && newest_stage < n && tid < kChunks) {
-    const int64_t off = sh.row_off[newest_stage][newest_row] + tid * 8;  // plain loads: just written
-    *reinterpret_cast<uint4*>(&sh.u.kv.k[newest_stage][newest_row][tid * 8]) =
-        *reinterpret_cast<const uint4*>(a.k_cache + off);
-    *reinterpret_cast<uint4*>(&sh.u.kv.v[newest_stage][newest_row][tid * 8]) =
-        *reinterpret_cast<const uint4*>(a.v_cache + off);
+  if (newest_stage >= 0 && newest_stage < kStages - 1 && newest_stage < n &&
+      tid < Tile::kChunks) {  // plain loads: just written
+    const int64_t off = sh.row_off[newest_stage][newest_row] * Tile::kElemBytes + tid * 16;
+    *reinterpret_cast<uint4*>(&sh.u.kv.k[newest_stage][newest_row][tid * 16]) =
+        *reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(a.k_cache) + off);
+    *reinterpret_cast<uint4*>(&sh.u.kv.v[newest_stage][newest_row][tid * 16]) =
+        *reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(a.v_cache) + off);
+  }
+  if constexpr (kFp8) {
+    if (newest_stage >= 0 && newest_stage < kStages && newest_stage < n && tid == 0) {
+      const int64_t off = sh.row_off[newest_stage][newest_row];
+      sh.k_scale[newest_stage][newest_row] = RowScale<kHeadDim>(a.k_scale, off);
+      sh.v_scale[newest_stage][newest_row] = RowScale<kHeadDim>(a.v_scale, off);
+    }
   }
   // (The first barrier of the loop orders these stores before their readers.)
 
@@ -241,28 +344,33 @@ __global__ void __launch_bounds__(kThreads, 4) SplitKvDecodeKernel(const DecodeA
     // Offsets of tile j + kStages (it reuses stage st): loaded now, stored after the math.
     const bool fetch = tid < kTile && j + kStages < n;
     const int64_t next_off = fetch ? row_offset(tile0 + j + kStages, tid) : -1;
+    float next_k_scale = 0.0f, next_v_scale = 0.0f;
+    if constexpr (kFp8) {
+      if (fetch) {
+        next_k_scale = RowScale<kHeadDim>(a.k_scale, next_off);
+        next_v_scale = RowScale<kHeadDim>(a.v_scale, next_off);
+      }
+    }
 
     {  // Scores: warp w sums its chunks of q . k at position `lane` for every head.
       float s[kMaxHeads] = {};
-      const uint16_t* krow = sh.u.kv.k[st][lane];
+      const uint8_t* krow = sh.u.kv.k[st][lane];
 #pragma unroll
       for (int i = 0; i < kChunksPerWarp; ++i) {
         const int c = warp * kChunksPerWarp + i;
-        float kf[8];
-        UnpackBf16x8(*reinterpret_cast<const uint4*>(krow + c * 8), kf);
+        float kf[kScoreElems];
+        LoadRowElems<C, kScoreElems>(krow + c * 16, kf);
 #pragma unroll
         for (int h = 0; h < kMaxHeads; ++h) {
           if (h < hp) {
-            const float4 q0 = *reinterpret_cast<const float4*>(&sh.q[h][c * 8]);
-            const float4 q1 = *reinterpret_cast<const float4*>(&sh.q[h][c * 8 + 4]);
-            s[h] = fmaf(q0.x, kf[0], s[h]);
-            s[h] = fmaf(q0.y, kf[1], s[h]);
-            s[h] = fmaf(q0.z, kf[2], s[h]);
-            s[h] = fmaf(q0.w, kf[3], s[h]);
-            s[h] = fmaf(q1.x, kf[4], s[h]);
-            s[h] = fmaf(q1.y, kf[5], s[h]);
-            s[h] = fmaf(q1.z, kf[6], s[h]);
-            s[h] = fmaf(q1.w, kf[7], s[h]);
+#pragma unroll
+            for (int e = 0; e < kScoreElems; e += 4) {
+              const float4 q4 = *reinterpret_cast<const float4*>(&sh.q[h][c * kScoreElems + e]);
+              s[h] = fmaf(q4.x, kf[e], s[h]);
+              s[h] = fmaf(q4.y, kf[e + 1], s[h]);
+              s[h] = fmaf(q4.z, kf[e + 2], s[h]);
+              s[h] = fmaf(q4.w, kf[e + 3], s[h]);
+            }
           }
         }
       }
@@ -284,13 +392,18 @@ __global__ void __launch_bounds__(kThreads, 4) SplitKvDecodeKernel(const DecodeA
           x = 0.0f;
 #pragma unroll
           for (int w = 0; w < kWarps; ++w) x += sh.part[w][h][lane];
+          if constexpr (kFp8) x *= sh.k_scale[st][lane];
         }
         const float m_new = fmaxf(m_run[i], WarpMax(x));
         const float corr = exp2f(m_run[i] - m_new);  // first tile: exp2(-inf) = 0
         const float p = exp2f(x - m_new);            // masked: 0
         l_run[i] = l_run[i] * corr + WarpSum(p);
         m_run[i] = m_new;
-        sh.p[h][lane] = p;
+        if constexpr (kFp8) {
+          sh.p[h][lane] = p * sh.v_scale[st][lane];
+        } else {
+          sh.p[h][lane] = p;
+        }
         if (lane == 0) sh.corr[h] = corr;
       }
     }
@@ -309,7 +422,7 @@ __global__ void __launch_bounds__(kThreads, 4) SplitKvDecodeKernel(const DecodeA
     for (int i = 0; i < kKeysPerThread; ++i) {
       const int t = kg + kKeyGroups * i;
       float vf[8];
-      UnpackBf16x8(*reinterpret_cast<const uint4*>(&sh.u.kv.v[st][t][dc * 8]), vf);
+      LoadRowElems<C, 8>(&sh.u.kv.v[st][t][dc * 8 * Tile::kElemBytes], vf);
 #pragma unroll
       for (int h = 0; h < kMaxHeads; ++h) {
         if (h < hp) {
@@ -319,7 +432,13 @@ __global__ void __launch_bounds__(kThreads, 4) SplitKvDecodeKernel(const DecodeA
         }
       }
     }
-    if (fetch) sh.row_off[st][tid] = next_off;
+    if (fetch) {
+      sh.row_off[st][tid] = next_off;
+      if constexpr (kFp8) {
+        sh.k_scale[st][tid] = next_k_scale;
+        sh.v_scale[st][tid] = next_v_scale;
+      }
+    }
     __syncthreads();  // stage st and row_off[st] are free for tile j + kStages
   }
   CopyAsyncWait<0>();  // only empty groups remain; the K/V buffers are reused below
@@ -482,13 +601,14 @@ __global__ void CombineSplitsKernel(const float* __restrict__ ws_acc,
 }
 
 // ---- fallback: no split, any head_dim multiple of 32 up to 256 --------------------------------
-template <int kDpl>
+// k_scale, v_scale: the FP8 cache's row scales; null for bf16 (scale 1).
+template <int kDpl, typename C>
 __global__ void __launch_bounds__(kThreads)
-    SimpleDecodeKernel(const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
-                       const __nv_bfloat16* v_cache, const int32_t* __restrict__ block_tables,
-                       int64_t max_blocks, const int32_t* __restrict__ context_lens, int n_heads,
-                       int n_kv_heads, int block_size, float scale,
-                       __nv_bfloat16* __restrict__ out) {
+    SimpleDecodeKernel(const float* q, int64_t q_stride, const C* k_cache, const C* v_cache,
+                       const float* k_scale, const float* v_scale,
+                       const int32_t* __restrict__ block_tables, int64_t max_blocks,
+                       const int32_t* __restrict__ context_lens, int n_heads, int n_kv_heads,
+                       int block_size, float scale, __nv_bfloat16* __restrict__ out) {
   constexpr int kHeadDim = kDpl * 32;
   const int head = blockIdx.x, seq = blockIdx.y;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -506,9 +626,11 @@ __global__ void __launch_bounds__(kThreads)
   float m = -INFINITY, l = 0.0f;
   for (int p = warp; p < len; p += kWarps) {
     const int64_t block = table[p / block_size];
-    const int64_t off =
-        ((block * n_kv_heads + kv_head) * block_size + p % block_size) * kHeadDim + lane * kDpl;
-    OnlineSoftmaxStep<kDpl>(qr, k_cache + off, v_cache + off, m, l, acc);
+    const int64_t row = (block * n_kv_heads + kv_head) * block_size + p % block_size;
+    const int64_t off = row * kHeadDim + lane * kDpl;
+    OnlineSoftmaxStep<kDpl>(qr, k_cache + off, v_cache + off,
+                            k_scale != nullptr ? k_scale[row] : 1.0f,
+                            v_scale != nullptr ? v_scale[row] : 1.0f, m, l, acc);
   }
 
   __shared__ float s_m[kWarps], s_l[kWarps];
@@ -545,9 +667,15 @@ void SetDecodeAttentionSplitTarget(int64_t head_splits) {
   g_target_head_splits.store(head_splits > 0 ? head_splits : kDefaultHeadSplits);
 }
 
-int64_t PagedDecodeAttentionWorkspace(int64_t batch, int64_t n_heads, int64_t head_dim,
-                                      int64_t max_blocks_per_seq, int64_t block_size) {
+void SetDecodeAttentionMaxTilesPerSplit(int64_t tiles) {
+  g_max_tiles_per_split.store(tiles >= 0 ? tiles : kDefaultMaxTilesPerSplit);
+}
+
+int64_t PagedDecodeAttentionWorkspace(int64_t batch, int64_t n_heads, int64_t n_kv_heads,
+                                      int64_t head_dim, int64_t max_blocks_per_seq,
+                                      int64_t block_size) {
   if (!FastHeadDim(head_dim) || batch <= 0 || batch > 65535 || n_heads <= 0 || n_heads > 65535 ||
+      n_kv_heads <= 0 || n_heads % n_kv_heads != 0 ||
       max_blocks_per_seq <= 0 || max_blocks_per_seq > INT32_MAX || block_size <= 0 ||
       block_size > INT32_MAX) {
     return 0;
@@ -556,20 +684,24 @@ int64_t PagedDecodeAttentionWorkspace(int64_t batch, int64_t n_heads, int64_t he
   // b * n_heads < the split target does), so that a buffer sized for a batch bucket serves every
   // smaller batch.
   int64_t most = 0;
-  const int64_t target = g_target_head_splits.load(std::memory_order_relaxed);
-  for (int64_t b = 1; b <= batch && b * n_heads < target; ++b) {
-    const int64_t splits = NumSplits(b, n_heads, max_blocks_per_seq, block_size);
+  for (int64_t b = 1; b <= batch; ++b) {
+    const int64_t splits = NumSplits(b, n_heads, n_kv_heads, max_blocks_per_seq, block_size);
     if (splits > 1) most = std::max(most, b * splits);
   }
   return most * n_heads * (head_dim + 2);
 }
 
-Status PagedDecodeAttention(const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
-                            const __nv_bfloat16* v_cache, const int32_t* block_tables,
-                            int64_t max_blocks_per_seq, const int32_t* context_lens, int64_t batch,
-                            int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
-                            int64_t block_size, float* workspace, __nv_bfloat16* out,
-                            cudaStream_t stream, int32_t* split_counters) {
+namespace {
+
+// Both cache kinds: C = bf16 (scales null) or e4m3 codes with their row scales.
+template <typename C>
+Status DecodeImpl(const float* q, int64_t q_stride, const C* k_cache, const C* v_cache,
+                  const float* k_scale, const float* v_scale, const int32_t* block_tables,
+                  int64_t max_blocks_per_seq, const int32_t* context_lens, int64_t batch,
+                  int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int64_t block_size,
+                  float* workspace, __nv_bfloat16* out, cudaStream_t stream,
+                  int32_t* split_counters) {
+  constexpr bool kFp8 = std::is_same_v<C, __nv_fp8_e4m3>;
   if (batch < 0 || batch > 65535 || n_heads <= 0 || n_heads > 65535 || n_kv_heads <= 0 ||
       n_heads % n_kv_heads != 0 || block_size <= 0 || block_size > INT32_MAX ||
       max_blocks_per_seq <= 0 || max_blocks_per_seq > INT32_MAX || head_dim <= 0 ||
@@ -583,7 +715,8 @@ Status PagedDecodeAttention(const float* q, int64_t q_stride, const __nv_bfloat1
   }
   if (batch == 0) return Status::Ok();
   if (q == nullptr || k_cache == nullptr || v_cache == nullptr || block_tables == nullptr ||
-      context_lens == nullptr || out == nullptr) {
+      context_lens == nullptr || out == nullptr ||
+      (kFp8 && (k_scale == nullptr || v_scale == nullptr))) {
     return InvalidArgument("PagedDecodeAttention: null pointer");
   }
   const int nh = static_cast<int>(n_heads), nkv = static_cast<int>(n_kv_heads),
@@ -594,9 +727,9 @@ Status PagedDecodeAttention(const float* q, int64_t q_stride, const __nv_bfloat1
     const dim3 grid(static_cast<unsigned>(n_heads), static_cast<unsigned>(batch));
 #define RAG_SIMPLE_DECODE_CASE(DPL)                                                                \
   case DPL:                                                                                        \
-    SimpleDecodeKernel<DPL><<<grid, kThreads, 0, stream>>>(q, q_stride, k_cache, v_cache,          \
-                                                           block_tables, max_blocks_per_seq,       \
-                                                           context_lens, nh, nkv, bs, scale, out); \
+    SimpleDecodeKernel<DPL, C><<<grid, kThreads, 0, stream>>>(                                     \
+        q, q_stride, k_cache, v_cache, k_scale, v_scale, block_tables, max_blocks_per_seq,         \
+        context_lens, nh, nkv, bs, scale, out);                                                    \
     break;
     switch (head_dim / 32) {
       RAG_SIMPLE_DECODE_CASE(1)
@@ -613,22 +746,23 @@ Status PagedDecodeAttention(const float* q, int64_t q_stride, const __nv_bfloat1
     return Status::Ok();
   }
 
-  const int64_t n_splits = NumSplits(batch, n_heads, max_blocks_per_seq, block_size);
+  const int64_t n_splits = NumSplits(batch, n_heads, n_kv_heads, max_blocks_per_seq, block_size);
   if (n_splits > 1 && workspace == nullptr) {
     return InvalidArgument("PagedDecodeAttention: these sizes need a workspace of " +
                            std::to_string(PagedDecodeAttentionWorkspace(
-                               batch, n_heads, head_dim, max_blocks_per_seq, block_size)) +
+                               batch, n_heads, n_kv_heads, head_dim, max_blocks_per_seq,
+                               block_size)) +
                            " floats (PagedDecodeAttentionWorkspace)");
   }
-  const int64_t group = n_heads / n_kv_heads;
-  int64_t hp = std::min<int64_t>(group, kMaxHeads);
-  while (group % hp != 0) --hp;
+  const int64_t hp = HeadsPerCta(n_heads, n_kv_heads);
 
   DecodeArgs args{};
   args.q = q;
   args.q_stride = q_stride;
   args.k_cache = k_cache;
   args.v_cache = v_cache;
+  args.k_scale = k_scale;
+  args.v_scale = v_scale;
   args.block_tables = block_tables;
   args.max_blocks = max_blocks_per_seq;
   args.context_lens = context_lens;
@@ -646,7 +780,7 @@ Status PagedDecodeAttention(const float* q, int64_t q_stride, const __nv_bfloat1
   const dim3 grid(static_cast<unsigned>(n_splits), static_cast<unsigned>(n_heads / hp),
                   static_cast<unsigned>(batch));
   RAG_CUDA_RETURN_IF_ERROR(LaunchDependent(
-      head_dim == 64 ? SplitKvDecodeKernel<64> : SplitKvDecodeKernel<128>, grid, dim3(kThreads), 0,
+      head_dim == 64 ? SplitKvDecodeKernel<64, C> : SplitKvDecodeKernel<128, C>, grid, dim3(kThreads), 0,
       stream, args));
   if (n_splits > 1 && args.counters == nullptr) {
     RAG_CUDA_RETURN_IF_ERROR(LaunchDependent(
@@ -657,4 +791,29 @@ Status PagedDecodeAttention(const float* q, int64_t q_stride, const __nv_bfloat1
   return Status::Ok();
 }
 
+
+}  // namespace
+
+Status PagedDecodeAttention(const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
+                            const __nv_bfloat16* v_cache, const int32_t* block_tables,
+                            int64_t max_blocks_per_seq, const int32_t* context_lens, int64_t batch,
+                            int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                            int64_t block_size, float* workspace, __nv_bfloat16* out,
+                            cudaStream_t stream, int32_t* split_counters) {
+  return DecodeImpl(q, q_stride, k_cache, v_cache, nullptr, nullptr, block_tables,
+                    max_blocks_per_seq, context_lens, batch, n_heads, n_kv_heads, head_dim,
+                    block_size, workspace, out, stream, split_counters);
+}
+
+Status PagedDecodeAttention(const float* q, int64_t q_stride, const Fp8KvCache& cache,
+                            const int32_t* block_tables, int64_t max_blocks_per_seq,
+                            const int32_t* context_lens, int64_t batch, int64_t n_heads,
+                            int64_t n_kv_heads, int64_t head_dim, int64_t block_size,
+                            float* workspace, __nv_bfloat16* out, cudaStream_t stream,
+                            int32_t* split_counters) {
+  return DecodeImpl<__nv_fp8_e4m3>(q, q_stride, cache.k, cache.v, cache.k_scale, cache.v_scale,
+                                   block_tables, max_blocks_per_seq, context_lens, batch, n_heads,
+                                   n_kv_heads, head_dim, block_size, workspace, out, stream,
+                                   split_counters);
+}
 }  // namespace rag

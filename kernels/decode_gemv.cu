@@ -259,7 +259,7 @@ __global__ void __launch_bounds__(kThreads) DecodeGemvKernel(const DecodeGemvArg
         if (!is_v) RopeRotate(y1, y2, a.inv_freq[i], pos, y1, y2);  // q and k: the pair (i, i + half)
         a.y[first_out + i] = y1;
         a.y[first_out + i + half] = y2;
-        if (head >= a.n_q && s >= 0) {
+        if (head >= a.n_q && s >= 0 && a.k_cache != nullptr) {
           __nv_bfloat16* cache = is_v ? a.v_cache : a.k_cache;
           cache[cache_off + i] = __float2bfloat16_rn(y1);
           cache[cache_off + i + half] = __float2bfloat16_rn(y2);
@@ -369,7 +369,7 @@ Status NormRopeKvImpl(const float* x, const __nv_bfloat16* norm_w, float eps, co
   RAG_RETURN_IF_ERROR(CheckArgs<W>("RmsNormGemvRopeKv", n, k, {x, norm_w, w_qkv, qkv}));
   if (n_q_heads <= 0 || n_kv_heads <= 0 || head_dim <= 0 || head_dim % 4 != 0 ||
       block_size <= 0 || block_size > INT32_MAX || position == nullptr || inv_freq == nullptr ||
-      slot == nullptr || k_cache == nullptr || v_cache == nullptr ||
+      slot == nullptr || (k_cache == nullptr) != (v_cache == nullptr) ||
       (kIsFp8<W> && w_scale == nullptr)) {
     return InvalidArgument("RmsNormGemvRopeKv: bad heads " + std::to_string(n_q_heads) + "+" +
                            std::to_string(n_kv_heads) + " x " + std::to_string(head_dim) +

@@ -58,7 +58,8 @@ Status RopeCosSinTable(const int32_t* positions, int64_t n_tokens, const float* 
 // same arithmetic as the two. rotate_q false leaves the q heads as they are (prefill: the
 // attention kernel rotates q as it loads it, which saves a read and a write of every q row).
 // cos_sin non-null: RopeCosSinTable's rows for these tokens, read instead of computing the
-// angles (same values, so the same results bit for bit).
+// angles (same values, so the same results bit for bit). k_cache and v_cache both null: rotated
+// only, nothing stored (the FP8 cache: KvAppend's FP8 form stores the rotated rows after it).
 Status RopeKvAppend(float* qkv, int64_t n_tokens, int64_t row_stride, int64_t n_q_heads,
                     int64_t n_kv_heads, int64_t head_dim, const int32_t* positions,
                     const float* inv_freq, const int64_t* slot_mapping, int64_t block_size,
@@ -112,7 +113,8 @@ Status RmsNormGemv(const float* x, const __nv_bfloat16* norm_w, float eps, const
 // RmsNormGemv of the fused q|k|v weight (n = (n_q_heads + 2 n_kv_heads) * head_dim rows) for
 // one token, then RopeKvAppend's rotation and append of it (position, slot: one int32 and one
 // int64 on the device, as RopeKvAppend's for n_tokens = 1): qkv (n) fp32 gets the rotated row,
-// the caches the rotated k and the v. head_dim % 4 == 0.
+// the caches the rotated k and the v (both caches null: nothing stored, as RopeKvAppend's).
+// head_dim % 4 == 0.
 Status RmsNormGemvRopeKv(const float* x, const __nv_bfloat16* norm_w, float eps,
                          const __nv_bfloat16* w_qkv, int64_t k, int64_t n_q_heads,
                          int64_t n_kv_heads, int64_t head_dim, const int32_t* position,
@@ -184,6 +186,27 @@ Status KvAppend(const float* k, int64_t k_stride, const float* v, int64_t v_stri
                 int64_t head_dim, int64_t block_size, __nv_bfloat16* k_cache,
                 __nv_bfloat16* v_cache, cudaStream_t stream);
 
+// FP8 paged KV cache (`--kv-cache fp8`: half the bytes of bf16, so twice the tokens in the same
+// memory and half the bytes each attention step reads). k and v hold e4m3 codes in the bf16
+// cache's layout, and every row of head_dim codes (one token of one KV head) has one fp32 scale:
+// element = code * scale. k_scale and v_scale are (num_blocks, n_kv_heads, block_size), so the
+// scale of the row at cache offset `off` (in elements) is at off / head_dim. A scale per row,
+// not one per tensor: nothing needs calibrating, and a row of small values keeps e4m3's relative
+// precision (a fixed scale of 1 would send values under 2^-6 into the subnormals).
+struct Fp8KvCache {
+  __nv_fp8_e4m3* k;
+  __nv_fp8_e4m3* v;
+  float* k_scale;
+  float* v_scale;
+};
+// KvAppend into the FP8 cache: each (token, KV head) row of k (and of v) gets the scale
+// max |x| / 448 (0 for a row of zeros) and the codes x / scale rounded to nearest even,
+// saturating. Same arguments and checks as the bf16 form otherwise.
+Status KvAppend(const float* k, int64_t k_stride, const float* v, int64_t v_stride,
+                const int64_t* slot_mapping, int64_t n_tokens, int64_t n_kv_heads,
+                int64_t head_dim, int64_t block_size, const Fp8KvCache& cache,
+                cudaStream_t stream);
+
 // --- decode_attention.cu ---------------------------------------------------------------------
 // Decode attention, one query token per sequence, over the bf16 paged cache above:
 // out[b] = softmax(q[b] k^T / sqrt(head_dim)) v over positions [0, context_lens[b]) of sequence
@@ -197,7 +220,7 @@ Status KvAppend(const float* k, int64_t k_stride, const float* v, int64_t v_stri
 // batch, n_heads <= 65535. fp32 arithmetic, online softmax.
 // head_dim 64 and 128 split each context over several CTAs (split-KV) and merge the partial
 // softmax states through `workspace`: PagedDecodeAttentionWorkspace(...) floats on the device
-// (may be null when that is 0). The number of splits depends only on batch, n_heads,
+// (may be null when that is 0). The number of splits depends only on batch, n_heads, n_kv_heads,
 // max_blocks_per_seq and block_size, never on context_lens, and nothing synchronises with the
 // host or allocates: a captured call stays valid when the lengths in device memory change.
 // Other head dims take one CTA per (head, sequence) and no workspace.
@@ -210,17 +233,31 @@ Status KvAppend(const float* k, int64_t k_stride, const float* v, int64_t v_stri
 
 // Workspace (floats) PagedDecodeAttention needs for these sizes (0 when it needs none). It also
 // covers every smaller batch with the same other sizes (size it for the largest batch bucket).
-int64_t PagedDecodeAttentionWorkspace(int64_t batch, int64_t n_heads, int64_t head_dim,
-                                      int64_t max_blocks_per_seq, int64_t block_size);
+int64_t PagedDecodeAttentionWorkspace(int64_t batch, int64_t n_heads, int64_t n_kv_heads,
+                                      int64_t head_dim, int64_t max_blocks_per_seq,
+                                      int64_t block_size);
 // Benchmarks: about how many (split, head) pairs a call aims for (default 2048, <= 0 restores
 // it); process-wide, set before sizing workspaces.
 void SetDecodeAttentionSplitTarget(int64_t head_splits);
+// Benchmarks: where few CTAs would each walk a long run of the context, the most 32-position
+// tiles a split walks (default 16; 0: never cut, the pair target alone; < 0 restores the
+// default). Process-wide, likewise.
+void SetDecodeAttentionMaxTilesPerSplit(int64_t tiles);
 Status PagedDecodeAttention(const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
                             const __nv_bfloat16* v_cache, const int32_t* block_tables,
                             int64_t max_blocks_per_seq, const int32_t* context_lens,
                             int64_t batch, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
                             int64_t block_size, float* workspace, __nv_bfloat16* out,
                             cudaStream_t stream, int32_t* split_counters = nullptr);
+// The same over the FP8 cache (Fp8KvCache above): each score q . k is taken over the codes and
+// multiplied by the key row's scale, each probability by the value row's scale before it weighs
+// the codes of v (the softmax sum uses the probabilities themselves); fp32 throughout.
+Status PagedDecodeAttention(const float* q, int64_t q_stride, const Fp8KvCache& cache,
+                            const int32_t* block_tables, int64_t max_blocks_per_seq,
+                            const int32_t* context_lens, int64_t batch, int64_t n_heads,
+                            int64_t n_kv_heads, int64_t head_dim, int64_t block_size,
+                            float* workspace, __nv_bfloat16* out, cudaStream_t stream,
+                            int32_t* split_counters = nullptr);
 
 // --- prefill_attention.cu --------------------------------------------------------------------
 // Prefill attention over the paged cache: sequence s contributes q_lens[s] query rows
@@ -257,6 +294,24 @@ void SetPrefillAttentionRowsPerWarp(int rows);
 // PagedPrefillAttention's fallback, declared so that tests can hold the fast path against it.
 Status PagedPrefillAttentionSimple(const float* q, int64_t q_stride,
                                    const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache,
+                                   const int32_t* block_tables, int64_t max_blocks_per_seq,
+                                   const int32_t* q_offsets, const int32_t* q_lens,
+                                   const int32_t* start_pos, int64_t n_seqs, int64_t max_q_len,
+                                   int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                                   int64_t block_size, __nv_bfloat16* out, cudaStream_t stream,
+                                   const float2* q_rope_cos_sin = nullptr);
+// Both over the FP8 cache (Fp8KvCache above): K/V elements are code * row scale. The tensor-core
+// path widens each K/V tile to bf16 (code * scale, rounded) as it copies it into shared memory,
+// where the bf16 path copies with cp.async; the rest is unchanged. The simple path computes in
+// fp32 from code * scale.
+Status PagedPrefillAttention(const float* q, int64_t q_stride, const Fp8KvCache& cache,
+                             const int32_t* block_tables, int64_t max_blocks_per_seq,
+                             const int32_t* q_offsets, const int32_t* q_lens,
+                             const int32_t* start_pos, int64_t n_seqs, int64_t max_q_len,
+                             int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                             int64_t block_size, __nv_bfloat16* out, cudaStream_t stream,
+                             const float2* q_rope_cos_sin = nullptr);
+Status PagedPrefillAttentionSimple(const float* q, int64_t q_stride, const Fp8KvCache& cache,
                                    const int32_t* block_tables, int64_t max_blocks_per_seq,
                                    const int32_t* q_offsets, const int32_t* q_lens,
                                    const int32_t* start_pos, int64_t n_seqs, int64_t max_q_len,

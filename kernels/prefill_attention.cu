@@ -1,5 +1,7 @@
-// Prefill attention over the bf16 paged KV cache: causal, GQA, chunked (a sequence's query rows
-// start at start_pos; earlier positions are already in the cache).
+// Prefill attention over the paged KV cache, bf16 or FP8 (e4m3 codes, one fp32 scale per row of
+// head_dim): causal, GQA, chunked (a sequence's query rows start at start_pos; earlier positions
+// are already in the cache). The kernels are templates on the cache kind (Bf16Kv or Fp8KvCache,
+// a kernel parameter beside PrefillArgs); only the code that reads the cache differs.
 //
 // Fast path (head_dim 64 or 128, sm_80+ code, aligned pointers): flash-attention 2 on tensor
 // cores.
@@ -15,6 +17,10 @@
 //    buffered: tile j + 1 loads while tile j is multiplied. Only the tiles up to the CTA's last
 //    query position are visited (causal skip), and a warp skips the math of a tile that lies
 //    wholly past its own last row; positions past the CTA's last are zero-filled, never read.
+//    FP8 cache: the tile loader reads the codes with plain 16-byte loads, multiplies them by
+//    their row's scale and stores them as bf16 in the same layout, so all that follows is the
+//    bf16 path's. These loads are synchronous (tile j + 1 no longer arrives under tile j's math;
+//    the SM's other CTA hides part of the wait): affordable, attention is a few % of a prefill.
 //  - Per tile: S = Q K^T (bf16 in, fp32 accumulate; K fragments by ldmatrix), the causal mask on
 //    tiles that cross the diagonal, online softmax in fp32 on the accumulator fragments (row max
 //    and sum over the 4 lanes of a row: two shuffles; exp2), then O += P V with P rounded to bf16
@@ -27,8 +33,9 @@
 //
 // Simple path: one warp per (query row, head), lane l owns dims [l * kDpl, (l + 1) * kDpl), q . k
 // reduced with shuffles, online softmax with expf, all fp32; any head_dim multiple of 32 up to
-// 256. It is the fallback for shapes the fast path does not take and the second implementation
-// the tests hold the fast one against.
+// 256 (FP8: the score is taken over the codes and multiplied by the key row's scale, the weight
+// by the value row's scale before it weighs the codes). It is the fallback for shapes the fast
+// path does not take and the second implementation the tests hold the fast one against.
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -50,11 +57,11 @@ constexpr int kStages = 2;
 constexpr int kDefaultRowsPerWarp = 32;
 std::atomic<int> g_rows_per_warp{kDefaultRowsPerWarp};  // SetPrefillAttentionRowsPerWarp
 
+// What the kernels share whatever the cache kind; the cache itself is the kernels' second
+// parameter.
 struct PrefillArgs {
   const float* q;  // row i at q + i * q_stride
   int64_t q_stride;
-  const __nv_bfloat16* k_cache;
-  const __nv_bfloat16* v_cache;
   const int32_t* block_tables;  // (n_seqs, max_blocks)
   int64_t max_blocks;
   const int32_t* q_offsets;  // (n_seqs)
@@ -65,6 +72,13 @@ struct PrefillArgs {
   float q_scale;       // fast path: log2(e) / sqrt(head_dim); simple path: 1 / sqrt(head_dim)
   const float2* rope_cos_sin;  // non-null: q rows are unrotated; row i's angles at row i
   __nv_bfloat16* out;  // (rows, n_heads * head_dim)
+};
+
+// The bf16 cache: element `off` of K and V at k + off and v + off. The FP8 cache is kernels.h's
+// Fp8KvCache: the code at k + off, times the scale of its row, k_scale[off / head_dim].
+struct Bf16Kv {
+  const __nv_bfloat16* k;
+  const __nv_bfloat16* v;
 };
 
 // ---- PTX wrappers (sm_80+; the fast kernel is never launched from code built for less) --------
@@ -124,8 +138,10 @@ struct PrefillSmem {
   int64_t row_off[kStages][kBk];  // cache offset (elements) of each row of a tile; -1 past kv_end
 };
 
+// The K/V rows of row_off[stage] from the bf16 cache into k[stage] and v[stage], 16 bytes a
+// cp.async (the caller commits them as one group); rows past kv_end are zero-filled.
 template <int kHeadDim, int kMb>
-__device__ __forceinline__ void IssueKvTile(const PrefillArgs& a, PrefillSmem<kHeadDim, kMb>& sh,
+__device__ __forceinline__ void IssueKvTile(const Bf16Kv& kv, PrefillSmem<kHeadDim, kMb>& sh,
                                             int stage) {
   constexpr int kChunks = kHeadDim / 8;  // 16-byte chunks per row
 #pragma unroll
@@ -134,8 +150,78 @@ __device__ __forceinline__ void IssueKvTile(const PrefillArgs& a, PrefillSmem<kH
     const int r = idx / kChunks, c = idx % kChunks;
     const int64_t off = sh.row_off[stage][r];
     const int64_t src = off >= 0 ? off + c * 8 : 0;
-    CopyAsync16(&sh.k[stage][r][c * 8], a.k_cache + src, off >= 0);
-    CopyAsync16(&sh.v[stage][r][c * 8], a.v_cache + src, off >= 0);
+    CopyAsync16(&sh.k[stage][r][c * 8], kv.k + src, off >= 0);
+    CopyAsync16(&sh.v[stage][r][c * 8], kv.v + src, off >= 0);
+  }
+}
+
+// One 16-byte shared-memory store, as one instruction: left to the compiler, some uint4 stores of
+// the FP8 tile loader became four 4-byte stores (alignment not proven).
+__device__ __forceinline__ void StoreShared16(void* smem, const uint4 v) {
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(a), "r"(v.x), "r"(v.y), "r"(v.z),
+               "r"(v.w)
+               : "memory");
+}
+
+// 16 e4m3 codes (16 bytes, lowest address first) times `scale`, rounded to bf16, into dst[0..15]
+// (16-byte aligned shared memory).
+__device__ __forceinline__ void StoreFp8x16AsBf16(uint16_t* dst, const uint4 codes, float scale) {
+  const uint32_t w[4] = {codes.x, codes.y, codes.z, codes.w};
+  uint32_t b[8];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 x01 = Fp8x2ToFloat2(w[i]), x23 = Fp8x2ToFloat2(w[i] >> 16);
+    b[2 * i] = PackBf16(x01.x * scale, x01.y * scale);
+    b[2 * i + 1] = PackBf16(x23.x * scale, x23.y * scale);
+  }
+  StoreShared16(dst, make_uint4(b[0], b[1], b[2], b[3]));
+  StoreShared16(dst + 8, make_uint4(b[4], b[5], b[6], b[7]));
+}
+
+// Chunk idx of an FP8 tile (kBk rows of kChunks chunks of 16 codes) as (row r, chunk c): each 8
+// consecutive threads (a quarter warp) take 4 consecutive chunks of two consecutive rows. Their
+// 16-byte shared stores then hit all 8 bank groups of 16 bytes (the padded rows lie 9 or 17
+// groups apart, a row's chunks 2 apart), where 8 chunks of one row would hit each group twice.
+template <int kChunks>
+__device__ __forceinline__ void Fp8TileChunk(int idx, int& r, int& c) {
+  constexpr int kQuads = kChunks / 4;  // 4-chunk groups per row
+  r = idx / (8 * kQuads) * 2 + idx / 4 % 2;
+  c = idx / 8 % kQuads * 4 + idx % 4;
+}
+
+// The same tile from the FP8 cache, synchronously: all the thread's loads are issued before the
+// first conversion (in flight together), then each chunk is widened into the bf16 layout; rows
+// past kv_end get code 0 times scale 0. The barrier after CopyAsyncWait orders the stores before
+// the tile's readers, the one that ends an iteration after the stage's previous readers.
+template <int kHeadDim, int kMb>
+__device__ __forceinline__ void IssueKvTile(const Fp8KvCache& kv, PrefillSmem<kHeadDim, kMb>& sh,
+                                            int stage) {
+  constexpr int kChunks = kHeadDim / 16;  // 16-code chunks per row
+  constexpr int kPerThread = kBk * kChunks / kThreads;
+  static_assert(kChunks % 4 == 0 && kPerThread * kThreads == kBk * kChunks, "whole quads");
+  uint4 kc[kPerThread], vc[kPerThread];
+  float ks[kPerThread], vs[kPerThread];
+#pragma unroll
+  for (int i = 0; i < kPerThread; ++i) {
+    int r, c;
+    Fp8TileChunk<kChunks>(static_cast<int>(threadIdx.x) + i * kThreads, r, c);
+    const int64_t off = sh.row_off[stage][r];
+    kc[i] = vc[i] = make_uint4(0u, 0u, 0u, 0u);
+    ks[i] = vs[i] = 0.0f;
+    if (off >= 0) {  // a row start: 16-byte aligned (head_dim 64 or 128 codes, aligned base)
+      kc[i] = __ldcg(reinterpret_cast<const uint4*>(kv.k + off) + c);
+      vc[i] = __ldcg(reinterpret_cast<const uint4*>(kv.v + off) + c);
+      ks[i] = kv.k_scale[off / kHeadDim];
+      vs[i] = kv.v_scale[off / kHeadDim];
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < kPerThread; ++i) {
+    int r, c;
+    Fp8TileChunk<kChunks>(static_cast<int>(threadIdx.x) + i * kThreads, r, c);
+    StoreFp8x16AsBf16(&sh.k[stage][r][c * 16], kc[i], ks[i]);
+    StoreFp8x16AsBf16(&sh.v[stage][r][c * 16], vc[i], vs[i]);
   }
 }
 
@@ -176,8 +262,9 @@ __device__ __forceinline__ void LoadQTile(const PrefillArgs& a, const float* qg,
   }
 }
 
-template <int kHeadDim, int kMb>
-__global__ void __launch_bounds__(kThreads, 2) FlashPrefillKernel(const PrefillArgs a) {
+template <int kHeadDim, int kMb, typename Kv>
+__global__ void __launch_bounds__(kThreads, 2)
+    FlashPrefillKernel(const PrefillArgs a, const Kv kv) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();  // unreachable: the launcher takes the simple path for code built below sm_80
 #endif
@@ -216,7 +303,7 @@ __global__ void __launch_bounds__(kThreads, 2) FlashPrefillKernel(const PrefillA
   // (kMb 1 stages it in k[1], which tile 0 does not use); kMb 1: the Q fragments to registers.
   if (tid / kBk < n_tiles) sh.row_off[tid / kBk][tid % kBk] = row_offset(tid / kBk, tid % kBk);
   __syncthreads();
-  IssueKvTile(a, sh, 0);
+  IssueKvTile(kv, sh, 0);
   CopyAsyncCommit();
   uint16_t* qs = kMb == 1 ? &sh.k[1][0][0] : &sh.q[0][0];
   LoadQTile<kHeadDim, kBq, kRow>(
@@ -247,7 +334,7 @@ __global__ void __launch_bounds__(kThreads, 2) FlashPrefillKernel(const PrefillA
   const int warp_last_pos = warp_first_pos + kWarpRows - 1;
   for (int j = 0; j < n_tiles; ++j) {
     const int st = j % kStages;
-    if (j + 1 < n_tiles) IssueKvTile(a, sh, (j + 1) % kStages);
+    if (j + 1 < n_tiles) IssueKvTile(kv, sh, (j + 1) % kStages);
     CopyAsyncCommit();   // possibly empty: the wait counts groups
     CopyAsyncWait<1>();  // this thread's copies of tile j have landed
     __syncthreads();     // ... and everyone's
@@ -393,7 +480,7 @@ __global__ void __launch_bounds__(kThreads, 2) FlashPrefillKernel(const PrefillA
 bool FlashKernelUsable() {
   static const bool usable = [] {
     cudaFuncAttributes attr{};
-    if (cudaFuncGetAttributes(&attr, FlashPrefillKernel<128, 1>) != cudaSuccess) {
+    if (cudaFuncGetAttributes(&attr, FlashPrefillKernel<128, 1, Bf16Kv>) != cudaSuccess) {
       (void)cudaGetLastError();  // not sticky; leave no error behind for the next launch check
       return false;
     }
@@ -417,26 +504,48 @@ Status AllowDynamicSmem(Kernel kernel, int bytes, std::atomic<uint64_t>* done_de
   return Status::Ok();
 }
 
-template <int kHeadDim, int kMb>
-Status LaunchFlash(const PrefillArgs& args, int64_t n_seqs, int64_t max_q_len,
+template <int kHeadDim, int kMb, typename Kv>
+Status LaunchFlash(const PrefillArgs& args, const Kv& kv, int64_t n_seqs, int64_t max_q_len,
                    cudaStream_t stream) {
   using Smem = PrefillSmem<kHeadDim, kMb>;
   constexpr int kSmem = static_cast<int>(sizeof(Smem));  // 69 KiB (kMb 1), 103 KiB (2) at 128
-  static std::atomic<uint64_t> smem_allowed{0};            // bit d: done on device d
-  RAG_RETURN_IF_ERROR(AllowDynamicSmem(FlashPrefillKernel<kHeadDim, kMb>, kSmem, &smem_allowed));
+  static std::atomic<uint64_t> smem_allowed{0};  // bit d: done on device d (per instantiation)
+  RAG_RETURN_IF_ERROR(
+      AllowDynamicSmem(FlashPrefillKernel<kHeadDim, kMb, Kv>, kSmem, &smem_allowed));
   PrefillArgs a = args;
   a.q_scale = kLog2e / std::sqrt(static_cast<float>(kHeadDim));
   a.n_q_tiles = static_cast<int>((max_q_len + Smem::kBq - 1) / Smem::kBq);
   const dim3 grid(static_cast<unsigned>(a.n_heads), static_cast<unsigned>(a.n_q_tiles),
                   static_cast<unsigned>(n_seqs));
-  FlashPrefillKernel<kHeadDim, kMb><<<grid, kThreads, kSmem, stream>>>(a);
+  FlashPrefillKernel<kHeadDim, kMb, Kv><<<grid, kThreads, kSmem, stream>>>(a, kv);
   RAG_CUDA_RETURN_IF_LAUNCH_FAILED();
   return Status::Ok();
 }
 
 // ---- simple path --------------------------------------------------------------------------------
+// One position of the simple kernel's online softmax (OnlineSoftmaxStep's contract): its K/V are
+// cache row `row` ((block * n_kv_heads + kv_head) * block_size + slot), of which the lane holds
+// dims [lane * kDpl, (lane + 1) * kDpl).
 template <int kDpl>
-__global__ void __launch_bounds__(kThreads) SimplePrefillKernel(const PrefillArgs a) {
+__device__ __forceinline__ void SimpleStep(const Bf16Kv& kv, int64_t row, int lane,
+                                           const float (&qr)[kDpl], float& m, float& l,
+                                           float (&acc)[kDpl]) {
+  const __nv_bfloat16* __restrict__ k_cache = kv.k;
+  const __nv_bfloat16* __restrict__ v_cache = kv.v;
+  const int64_t off = row * (32 * kDpl) + lane * kDpl;
+  OnlineSoftmaxStep<kDpl>(qr, k_cache + off, v_cache + off, m, l, acc);
+}
+// The FP8 form: scores over the codes times the key row's scale, weights times the value row's.
+template <int kDpl>
+__device__ __forceinline__ void SimpleStep(const Fp8KvCache& kv, int64_t row, int lane,
+                                           const float (&qr)[kDpl], float& m, float& l,
+                                           float (&acc)[kDpl]) {
+  const int64_t off = row * (32 * kDpl) + lane * kDpl;
+  OnlineSoftmaxStep<kDpl>(qr, kv.k + off, kv.v + off, kv.k_scale[row], kv.v_scale[row], m, l, acc);
+}
+
+template <int kDpl, typename Kv>
+__global__ void __launch_bounds__(kThreads) SimplePrefillKernel(const PrefillArgs a, const Kv kv) {
   constexpr int kHeadDim = kDpl * 32;
   const int head = blockIdx.y, seq = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -446,8 +555,6 @@ __global__ void __launch_bounds__(kThreads) SimplePrefillKernel(const PrefillArg
   const int64_t q_row = static_cast<int64_t>(a.q_offsets[seq]) + row;
   const int kv_head = head / (a.n_heads / a.n_kv_heads);
   const int32_t* table = a.block_tables + static_cast<int64_t>(seq) * a.max_blocks;
-  const __nv_bfloat16* __restrict__ k_cache = a.k_cache;
-  const __nv_bfloat16* __restrict__ v_cache = a.v_cache;
   const int n_kv_heads = a.n_kv_heads, block_size = a.block_size;
 
   float qr[kDpl], acc[kDpl];
@@ -482,9 +589,8 @@ __global__ void __launch_bounds__(kThreads) SimplePrefillKernel(const PrefillArg
 #pragma unroll 1
   for (int p = 0; p <= pos; ++p) {
     const int64_t block = table[p / block_size];
-    const int64_t off =
-        ((block * n_kv_heads + kv_head) * block_size + p % block_size) * kHeadDim + lane * kDpl;
-    OnlineSoftmaxStep<kDpl>(qr, k_cache + off, v_cache + off, m, l, acc);
+    SimpleStep<kDpl>(kv, (block * n_kv_heads + kv_head) * block_size + p % block_size, lane, qr, m,
+                     l, acc);
   }
   __nv_bfloat16* o = a.out + (q_row * a.n_heads + head) * kHeadDim + lane * kDpl;
   // l >= 1 (the max position contributes exp(0)), where the approximate reciprocal is within
@@ -494,14 +600,15 @@ __global__ void __launch_bounds__(kThreads) SimplePrefillKernel(const PrefillArg
   for (int i = 0; i < kDpl; ++i) o[i] = __float2bfloat16_rn(acc[i] * inv);
 }
 
-Status LaunchSimple(PrefillArgs args, int64_t n_seqs, int64_t max_q_len, int64_t head_dim,
-                    cudaStream_t stream) {
+template <typename Kv>
+Status LaunchSimple(PrefillArgs args, const Kv& kv, int64_t n_seqs, int64_t max_q_len,
+                    int64_t head_dim, cudaStream_t stream) {
   args.q_scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   const dim3 grid(static_cast<unsigned>((max_q_len + kWarps - 1) / kWarps),
                   static_cast<unsigned>(args.n_heads), static_cast<unsigned>(n_seqs));
-#define RAG_SIMPLE_PREFILL_CASE(DPL)                               \
-  case DPL:                                                        \
-    SimplePrefillKernel<DPL><<<grid, kThreads, 0, stream>>>(args); \
+#define RAG_SIMPLE_PREFILL_CASE(DPL)                                       \
+  case DPL:                                                                \
+    SimplePrefillKernel<DPL, Kv><<<grid, kThreads, 0, stream>>>(args, kv); \
     break;
   switch (head_dim / 32) {
     RAG_SIMPLE_PREFILL_CASE(1)
@@ -520,13 +627,33 @@ Status LaunchSimple(PrefillArgs args, int64_t n_seqs, int64_t max_q_len, int64_t
 
 bool Aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
-// Checks the arguments shared by both entry points and fills `args` (q_scale and n_q_tiles are
-// left to the path). `*nothing` is set when there is no work.
-Status PrepareArgs(const char* name, const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
-                   const __nv_bfloat16* v_cache, const int32_t* block_tables,
-                   int64_t max_blocks_per_seq, const int32_t* q_offsets, const int32_t* q_lens,
-                   const int32_t* start_pos, int64_t n_seqs, int64_t max_q_len, int64_t n_heads,
-                   int64_t n_kv_heads, int64_t head_dim, int64_t block_size, __nv_bfloat16* out,
+// The name of a cache's first null pointer, or null when it has none.
+const char* NullCachePointer(const Bf16Kv& kv) {
+  return kv.k == nullptr ? "k_cache" : kv.v == nullptr ? "v_cache" : nullptr;
+}
+const char* NullCachePointer(const Fp8KvCache& kv) {
+  return kv.k == nullptr         ? "cache.k"
+         : kv.v == nullptr       ? "cache.v"
+         : kv.k_scale == nullptr ? "cache.k_scale"
+         : kv.v_scale == nullptr ? "cache.v_scale"
+                                 : nullptr;
+}
+
+// True when the tensor-core kernel's tile loads are aligned: 16-byte copies of bf16 rows, 16-byte
+// loads of code rows and 4-byte loads of scales.
+bool TileLoadsAligned(const Bf16Kv& kv) { return Aligned(kv.k, 16) && Aligned(kv.v, 16); }
+bool TileLoadsAligned(const Fp8KvCache& kv) {
+  return Aligned(kv.k, 16) && Aligned(kv.v, 16) && Aligned(kv.k_scale, 4) && Aligned(kv.v_scale, 4);
+}
+
+// Checks the arguments of every entry point and fills `args` (q_scale and n_q_tiles are left to
+// the path). `*nothing` is set when there is no work.
+template <typename Kv>
+Status PrepareArgs(const char* name, const float* q, int64_t q_stride, const Kv& kv,
+                   const int32_t* block_tables, int64_t max_blocks_per_seq,
+                   const int32_t* q_offsets, const int32_t* q_lens, const int32_t* start_pos,
+                   int64_t n_seqs, int64_t max_q_len, int64_t n_heads, int64_t n_kv_heads,
+                   int64_t head_dim, int64_t block_size, __nv_bfloat16* out,
                    const float2* q_rope_cos_sin, PrefillArgs* args, bool* nothing) {
   if (n_seqs < 0 || n_seqs > 65535 || max_q_len < 0 || max_q_len > INT32_MAX || n_heads <= 0 ||
       n_heads > 65535 || n_kv_heads <= 0 || n_heads % n_kv_heads != 0 || head_dim <= 0 ||
@@ -541,15 +668,16 @@ Status PrepareArgs(const char* name, const float* q, int64_t q_stride, const __n
   }
   *nothing = n_seqs == 0 || max_q_len == 0;
   if (*nothing) return Status::Ok();
-  if (q == nullptr || k_cache == nullptr || v_cache == nullptr || block_tables == nullptr ||
-      q_offsets == nullptr || q_lens == nullptr || start_pos == nullptr || out == nullptr) {
+  if (q == nullptr || block_tables == nullptr || q_offsets == nullptr || q_lens == nullptr ||
+      start_pos == nullptr || out == nullptr) {
     return InvalidArgument(std::string(name) + ": null pointer");
+  }
+  if (const char* member = NullCachePointer(kv)) {
+    return InvalidArgument(std::string(name) + ": null pointer " + member);
   }
   *args = PrefillArgs{};
   args->q = q;
   args->q_stride = q_stride;
-  args->k_cache = k_cache;
-  args->v_cache = v_cache;
   args->block_tables = block_tables;
   args->max_blocks = max_blocks_per_seq;
   args->q_offsets = q_offsets;
@@ -561,6 +689,37 @@ Status PrepareArgs(const char* name, const float* q, int64_t q_stride, const __n
   args->out = out;
   args->rope_cos_sin = q_rope_cos_sin;
   return Status::Ok();
+}
+
+// Every entry point: the checks, then the tensor-core kernel where it applies (never when
+// `simple_only`), else the simple one.
+template <typename Kv>
+Status RunPrefill(const char* name, bool simple_only, const float* q, int64_t q_stride,
+                  const Kv& kv, const int32_t* block_tables, int64_t max_blocks_per_seq,
+                  const int32_t* q_offsets, const int32_t* q_lens, const int32_t* start_pos,
+                  int64_t n_seqs, int64_t max_q_len, int64_t n_heads, int64_t n_kv_heads,
+                  int64_t head_dim, int64_t block_size, __nv_bfloat16* out, cudaStream_t stream,
+                  const float2* q_rope_cos_sin) {
+  PrefillArgs args;
+  bool nothing = false;
+  RAG_RETURN_IF_ERROR(PrepareArgs(
+      name, q, q_stride, kv, block_tables, max_blocks_per_seq, q_offsets, q_lens, start_pos, n_seqs,
+      max_q_len, n_heads, n_kv_heads, head_dim, block_size, out, q_rope_cos_sin, &args, &nothing));
+  if (nothing) return Status::Ok();
+  // float4 loads of q and of the angles, 16-byte tile loads, bf16x2 stores of out; grid.y counts
+  // the query tiles of 64 rows at most.
+  const bool fast = !simple_only && (head_dim == 64 || head_dim == 128) &&
+                    (max_q_len + 63) / 64 <= 65535 && Aligned(q, 16) && q_stride % 4 == 0 &&
+                    TileLoadsAligned(kv) && Aligned(out, 4) && Aligned(q_rope_cos_sin, 16) &&
+                    FlashKernelUsable();
+  if (!fast) return LaunchSimple(args, kv, n_seqs, max_q_len, head_dim, stream);
+  const bool wide = g_rows_per_warp.load(std::memory_order_relaxed) == 32;
+  if (head_dim == 64) {
+    return wide ? LaunchFlash<64, 2>(args, kv, n_seqs, max_q_len, stream)
+                : LaunchFlash<64, 1>(args, kv, n_seqs, max_q_len, stream);
+  }
+  return wide ? LaunchFlash<128, 2>(args, kv, n_seqs, max_q_len, stream)
+              : LaunchFlash<128, 1>(args, kv, n_seqs, max_q_len, stream);
 }
 
 }  // namespace
@@ -577,27 +736,10 @@ Status PagedPrefillAttention(const float* q, int64_t q_stride, const __nv_bfloat
                              int64_t max_q_len, int64_t n_heads, int64_t n_kv_heads,
                              int64_t head_dim, int64_t block_size, __nv_bfloat16* out,
                              cudaStream_t stream, const float2* q_rope_cos_sin) {
-  PrefillArgs args;
-  bool nothing = false;
-  RAG_RETURN_IF_ERROR(PrepareArgs("PagedPrefillAttention", q, q_stride, k_cache, v_cache,
-                                  block_tables, max_blocks_per_seq, q_offsets, q_lens, start_pos,
-                                  n_seqs, max_q_len, n_heads, n_kv_heads, head_dim, block_size, out,
-                                  q_rope_cos_sin, &args, &nothing));
-  if (nothing) return Status::Ok();
-  // float4 loads of q and of the angles, cp.async of 16-byte cache chunks, bf16x2 stores of out;
-  // grid.y counts the query tiles of 64 rows at most.
-  const bool fast = (head_dim == 64 || head_dim == 128) && (max_q_len + 63) / 64 <= 65535 &&
-                    Aligned(q, 16) && q_stride % 4 == 0 && Aligned(k_cache, 16) &&
-                    Aligned(v_cache, 16) && Aligned(out, 4) && Aligned(q_rope_cos_sin, 16) &&
-                    FlashKernelUsable();
-  if (!fast) return LaunchSimple(args, n_seqs, max_q_len, head_dim, stream);
-  const bool wide = g_rows_per_warp.load(std::memory_order_relaxed) == 32;
-  if (head_dim == 64) {
-    return wide ? LaunchFlash<64, 2>(args, n_seqs, max_q_len, stream)
-                : LaunchFlash<64, 1>(args, n_seqs, max_q_len, stream);
-  }
-  return wide ? LaunchFlash<128, 2>(args, n_seqs, max_q_len, stream)
-              : LaunchFlash<128, 1>(args, n_seqs, max_q_len, stream);
+  return RunPrefill("PagedPrefillAttention", /*simple_only=*/false, q, q_stride,
+                    Bf16Kv{k_cache, v_cache}, block_tables, max_blocks_per_seq, q_offsets, q_lens,
+                    start_pos, n_seqs, max_q_len, n_heads, n_kv_heads, head_dim, block_size, out,
+                    stream, q_rope_cos_sin);
 }
 
 Status PagedPrefillAttentionSimple(const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
@@ -607,14 +749,36 @@ Status PagedPrefillAttentionSimple(const float* q, int64_t q_stride, const __nv_
                                    int64_t max_q_len, int64_t n_heads, int64_t n_kv_heads,
                                    int64_t head_dim, int64_t block_size, __nv_bfloat16* out,
                                    cudaStream_t stream, const float2* q_rope_cos_sin) {
-  PrefillArgs args;
-  bool nothing = false;
-  RAG_RETURN_IF_ERROR(PrepareArgs("PagedPrefillAttentionSimple", q, q_stride, k_cache, v_cache,
-                                  block_tables, max_blocks_per_seq, q_offsets, q_lens, start_pos,
-                                  n_seqs, max_q_len, n_heads, n_kv_heads, head_dim, block_size, out,
-                                  q_rope_cos_sin, &args, &nothing));
-  if (nothing) return Status::Ok();
-  return LaunchSimple(args, n_seqs, max_q_len, head_dim, stream);
+  return RunPrefill("PagedPrefillAttentionSimple", /*simple_only=*/true, q, q_stride,
+                    Bf16Kv{k_cache, v_cache}, block_tables, max_blocks_per_seq, q_offsets, q_lens,
+                    start_pos, n_seqs, max_q_len, n_heads, n_kv_heads, head_dim, block_size, out,
+                    stream, q_rope_cos_sin);
+}
+
+Status PagedPrefillAttention(const float* q, int64_t q_stride, const Fp8KvCache& cache,
+                             const int32_t* block_tables, int64_t max_blocks_per_seq,
+                             const int32_t* q_offsets, const int32_t* q_lens,
+                             const int32_t* start_pos, int64_t n_seqs, int64_t max_q_len,
+                             int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                             int64_t block_size, __nv_bfloat16* out, cudaStream_t stream,
+                             const float2* q_rope_cos_sin) {
+  return RunPrefill("PagedPrefillAttention (fp8)", /*simple_only=*/false, q, q_stride, cache,
+                    block_tables, max_blocks_per_seq, q_offsets, q_lens, start_pos, n_seqs,
+                    max_q_len, n_heads, n_kv_heads, head_dim, block_size, out, stream,
+                    q_rope_cos_sin);
+}
+
+Status PagedPrefillAttentionSimple(const float* q, int64_t q_stride, const Fp8KvCache& cache,
+                                   const int32_t* block_tables, int64_t max_blocks_per_seq,
+                                   const int32_t* q_offsets, const int32_t* q_lens,
+                                   const int32_t* start_pos, int64_t n_seqs, int64_t max_q_len,
+                                   int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                                   int64_t block_size, __nv_bfloat16* out, cudaStream_t stream,
+                                   const float2* q_rope_cos_sin) {
+  return RunPrefill("PagedPrefillAttentionSimple (fp8)", /*simple_only=*/true, q, q_stride, cache,
+                    block_tables, max_blocks_per_seq, q_offsets, q_lens, start_pos, n_seqs,
+                    max_q_len, n_heads, n_kv_heads, head_dim, block_size, out, stream,
+                    q_rope_cos_sin);
 }
 
 }  // namespace rag

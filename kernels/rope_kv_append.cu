@@ -50,12 +50,12 @@ __global__ void RopeKvAppendKernel(const RopeKvArgs a) {
       RopeRotateCs(v[i], v[i + a.half], cs, y1, y2);
       v[i] = y1;
       v[i + a.half] = y2;
-      if (h >= a.n_q && s >= 0) {
+      if (h >= a.n_q && s >= 0 && a.k_cache != nullptr) {
         const int64_t off = ((block * a.n_kv + (h - a.n_q)) * a.block_size + slot) * a.head_dim;
         StoreAs(a.k_cache + off + i, y1);
         StoreAs(a.k_cache + off + i + a.half, y2);
       }
-    } else if (s >= 0) {
+    } else if (s >= 0 && a.v_cache != nullptr) {
       const int e = 2 * (p - rope_items);  // two v values: e and e + 1 of the v columns
       const int h = e / a.head_dim, d = e - h * a.head_dim;
       const float* vr = row + static_cast<int64_t>(a.n_q + a.n_kv) * a.head_dim;
@@ -81,6 +81,9 @@ Status RopeKvAppend(float* qkv, int64_t n_tokens, int64_t row_stride, int64_t n_
                            " row_stride=" + std::to_string(row_stride) + " heads=" +
                            std::to_string(n_q_heads) + "+" + std::to_string(n_kv_heads) +
                            " head_dim=" + std::to_string(head_dim));
+  }
+  if ((k_cache == nullptr) != (v_cache == nullptr)) {
+    return InvalidArgument("RopeKvAppend: one cache pointer null, the other not");
   }
   if (n_tokens == 0) return Status::Ok();
   RopeKvArgs a{qkv,

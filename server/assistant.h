@@ -45,6 +45,7 @@ struct AssistantOptions {
   std::string embedder_path;
   std::string device = "auto";  // cpu, cuda, or auto (cuda when a GPU is present)
   int tp = 1;                   // GPUs the model is split over (tensor parallel; cuda only)
+  std::string kv_cache = "auto";  // the CUDA backend's KV cache (server/model_device.h)
   AttributionOptions attribution;
 };
 

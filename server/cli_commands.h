@@ -35,6 +35,7 @@ struct AnswerFlags {
   std::string mode;        // "model", "extractive" or "" (model when there is a model)
   std::string device = "auto";  // cpu, cuda or auto
   int tp = 1;                   // GPUs the model is split over
+  std::string kv_cache = "auto";  // the CUDA backend's KV cache: auto, bf16 or fp8
 };
 // The bundled default model, relative to the working directory (scripts/setup.sh fetches it).
 inline constexpr const char kDefaultModelPath[] = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -117,6 +118,7 @@ struct GenerateFlags {
   int threads = 0;  // 0: one per core
   std::string device = "auto";    // cpu, cuda or auto
   int tp = 1;                     // GPUs (tensor parallel)
+  std::string kv_cache = "auto";  // the CUDA backend's KV cache: auto, bf16 or fp8
   std::vector<std::string> stop;  // stop strings
 };
 int RunGenerateCommand(const GenerateFlags& flags);

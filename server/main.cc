@@ -41,8 +41,12 @@ int main(int argc, char** argv) {
   query_cmd->add_option("--mode", query.answer.mode, mode_help)->check(CLI::IsMember({"model", "extractive"}));
   const std::string device_help = "cpu, cuda, or auto: cuda when this build has it and a GPU is present (default)";
   const std::string tp_help = "split the model over GPUs 0..N-1 (tensor parallel over NCCL; default 1)";
+  const std::string kv_help = "GPU KV cache: fp8 (half the memory, e4m3 with a scale per token and head), "
+                              "bf16, or auto: fp8 for an FP8 model (rag quantize), else bf16 (default)";
+  const auto kv_kinds = CLI::IsMember({"auto", "bf16", "fp8"});
   query_cmd->add_option("--device", query.answer.device, device_help)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   query_cmd->add_option("--tp", query.answer.tp, tp_help)->check(CLI::Range(1, 8));
+  query_cmd->add_option("--kv-cache", query.answer.kv_cache, kv_help)->check(kv_kinds);
 
   rag::RetrieveFlags retrieve;
   auto* retrieve_cmd = app.add_subcommand("retrieve", "questions on stdin, one a line; JSON lines out");
@@ -65,6 +69,7 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--mode", serve.answer.mode, mode_help)->check(CLI::IsMember({"model", "extractive"}));
   serve_cmd->add_option("--device", serve.answer.device, device_help)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   serve_cmd->add_option("--tp", serve.answer.tp, tp_help)->check(CLI::Range(1, 8));
+  serve_cmd->add_option("--kv-cache", serve.answer.kv_cache, kv_help)->check(kv_kinds);
 
   rag::EvalAnswersFlags eval_answers;
   auto* eval_cmd = app.add_subcommand("eval-answers", "answer QA.jsonl questions; report answer support and citation precision/recall");
@@ -76,6 +81,7 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--mode", eval_answers.answer.mode, mode_help)->check(CLI::IsMember({"model", "extractive"}));
   eval_cmd->add_option("--device", eval_answers.answer.device, device_help)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   eval_cmd->add_option("--tp", eval_answers.answer.tp, tp_help)->check(CLI::Range(1, 8));
+  eval_cmd->add_option("--kv-cache", eval_answers.answer.kv_cache, kv_help)->check(kv_kinds);
 
   rag::EvalRetrievalFlags eval_retrieval;
   auto* eval_retrieval_cmd = app.add_subcommand(
@@ -106,6 +112,7 @@ int main(int argc, char** argv) {
   generate_cmd->add_option("--stop", generate.stop, "stop before this text (repeatable)");
   generate_cmd->add_option("--device", generate.device, device_help)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   generate_cmd->add_option("--tp", generate.tp, tp_help)->check(CLI::Range(1, 8));
+  generate_cmd->add_option("--kv-cache", generate.kv_cache, kv_help)->check(kv_kinds);
   generate_cmd->add_option("--threads", generate.threads, "CPU threads (default: one per core)")->default_val(0)->check(CLI::NonNegativeNumber);
 
   rag::QuantizeFlags quantize;

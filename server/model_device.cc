@@ -10,8 +10,24 @@
 
 namespace rag {
 
+namespace {
+
+Status CpuKvCacheCheck(const std::string& kv_cache) {
+  if (kv_cache == "fp8") {
+    return InvalidArgument("--kv-cache fp8 needs the CUDA backend (the CPU backend keeps its KV "
+                           "cache in fp32)");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 StatusOr<ModelLoadOptions> ModelLoadOptionsFor(const std::string& device,
-                                               const CpuBackendOptions& cpu, int tp) {
+                                               const CpuBackendOptions& cpu, int tp,
+                                               const std::string& kv_cache) {
+  if (kv_cache != "auto" && kv_cache != "bf16" && kv_cache != "fp8") {
+    return InvalidArgument("--kv-cache must be auto, bf16 or fp8, not \"" + kv_cache + "\"");
+  }
   if (device != "auto" && device != "cpu" && device != "cuda") {
     return InvalidArgument("--device must be auto, cpu or cuda, not \"" + device + "\"");
   }
@@ -19,19 +35,25 @@ StatusOr<ModelLoadOptions> ModelLoadOptionsFor(const std::string& device,
   if (tp > 1 && device == "cpu") return InvalidArgument("--tp " + std::to_string(tp) + " needs --device cuda");
   ModelLoadOptions options;
   options.cpu = cpu;
-  if (device == "cpu") return options;
+  if (device == "cpu") {
+    RAG_RETURN_IF_ERROR(CpuKvCacheCheck(kv_cache));
+    return options;
+  }
 #ifdef RAG_HAVE_CUDA
   if (!CudaDeviceAvailable()) {
     if (device == "cuda" || tp > 1) return Unavailable("--device cuda: no CUDA device is present");
+    RAG_RETURN_IF_ERROR(CpuKvCacheCheck(kv_cache));
     return options;
   }
+  CudaBackendOptions gpu;
+  RAG_ASSIGN_OR_RETURN(gpu.kv_cache, ParseKvCacheType(kv_cache));
   if (tp > 1) {
 #ifdef RAG_HAVE_NCCL
     TensorParallelOptions parallel;
     parallel.world = tp;
-    options.from_dir = [parallel](const std::string& dir) -> StatusOr<std::unique_ptr<Backend>> {
+    options.from_dir = [parallel, gpu](const std::string& dir) -> StatusOr<std::unique_ptr<Backend>> {
       RAG_ASSIGN_OR_RETURN(std::unique_ptr<TensorParallelBackend> b,
-                           TensorParallelBackend::Create(dir, CudaBackendOptions{}, parallel));
+                           TensorParallelBackend::Create(dir, gpu, parallel));
       return std::unique_ptr<Backend>(std::move(b));
     };
     options.from_weights = [tp](ModelConfig, CpuWeights) -> StatusOr<std::unique_ptr<Backend>> {
@@ -44,15 +66,15 @@ StatusOr<ModelLoadOptions> ModelLoadOptionsFor(const std::string& device,
                        "(NCCL was not found when it was configured)");
 #endif
   }
-  options.from_dir = [](const std::string& dir) -> StatusOr<std::unique_ptr<Backend>> {
-    RAG_ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> b, CreateCudaBackend(dir, CudaBackendOptions{}));
+  options.from_dir = [gpu](const std::string& dir) -> StatusOr<std::unique_ptr<Backend>> {
+    RAG_ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> b, CreateCudaBackend(dir, gpu));
     return std::unique_ptr<Backend>(std::move(b));
   };
-  options.from_weights = [](ModelConfig config, CpuWeights weights) -> StatusOr<std::unique_ptr<Backend>> {
+  options.from_weights = [gpu](ModelConfig config, CpuWeights weights) -> StatusOr<std::unique_ptr<Backend>> {
     RAG_ASSIGN_OR_RETURN(CudaWeights w, UploadCudaWeights(config, weights));
     weights = CpuWeights{};  // the host copy is no longer needed
     RAG_ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> b,
-                         CreateCudaBackend(std::move(config), std::move(w), CudaBackendOptions{}));
+                         CreateCudaBackend(std::move(config), std::move(w), gpu));
     return std::unique_ptr<Backend>(std::move(b));
   };
   return options;
@@ -61,6 +83,7 @@ StatusOr<ModelLoadOptions> ModelLoadOptionsFor(const std::string& device,
     return Unavailable(std::string(tp > 1 ? "--tp" : "--device cuda") +
                        ": this build has no CUDA backend (configure with -DRAG_CUDA=ON)");
   }
+  RAG_RETURN_IF_ERROR(CpuKvCacheCheck(kv_cache));
   return options;
 #endif
 }

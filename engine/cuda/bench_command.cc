@@ -36,9 +36,12 @@ constexpr const char* kUsage =
     "  --no-fp8-gemm     FP8 models: widen each projection to bf16 for its GEMM instead of\n"
     "                    FP8 GEMMs over per-row quantized activations\n"
     "  --attn-splits N   decode attention aims at N (split, head) pairs a step (default 2048)\n"
+    "  --attn-split-tiles N  ... and splits contexts into runs of at most N 32-token tiles\n"
+    "                    (default 16; 0: no bound)\n"
     "  --gemv-split N    batch-1 o/down GEMVs split K up to N blocks an SM (default 8)\n"
     "  --prefill-rows N  prefill attention: query rows a warp, 16 or 32 (default 32)\n"
     "  --fp8             dummy weights: decoder projections as FP8 e4m3 with row scales\n"
+    "  --kv-cache T      KV cache: auto (FP8 with FP8 weights, default), bf16 or fp8\n"
     "  --tp N            tensor parallel over GPUs 0..N-1 (NCCL; 1 = one GPU, default)\n"
     "  --allreduce MODE  tensor parallel all-reduces: peer (decode-sized ones through peer\n"
     "                    memory, the rest NCCL; default) or nccl (all through NCCL)\n"
@@ -54,8 +57,8 @@ constexpr const char* kUsage =
 struct BenchFlags {
   std::string model_dir, load_format = "auto", shape;
   int prompt = 2000, new_tokens = 200, runs = 5, chunk = 4096, device = 0, gemv_max_rows = 1;
-  int attn_splits = 2048, gemv_split = 8, prefill_rows = 32, tp = 1, load = 0, peer_max_kb = 1024;
-  std::string allreduce = "peer", prefill_sums = "bf16";
+  int attn_splits = 2048, attn_split_tiles = 16, gemv_split = 8, prefill_rows = 32, tp = 1, load = 0, peer_max_kb = 1024;
+  std::string allreduce = "peer", prefill_sums = "bf16", kv_cache = "auto";
   std::vector<int> batches = {1, 8, 32, 64};
   bool graphs = true, pdl = true, fused_gemv = true, fp8 = false, fp8_gemm = true;
   std::string json_path;
@@ -121,6 +124,8 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
         return "--prefill-sums takes bf16 or fp32";
     } else if (a == "--fp8") {
       f->fp8 = true;
+    } else if (a == "--kv-cache") {
+      if (!value(&f->kv_cache) || !ParseKvCacheType(f->kv_cache).ok()) return "--kv-cache takes auto, bf16 or fp8";
     } else if (a == "--no-fp8-gemm") {
       f->fp8_gemm = false;
     } else if (a == "--prefill-rows") {
@@ -128,6 +133,8 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
           (f->prefill_rows != 16 && f->prefill_rows != 32)) {
         return "--prefill-rows takes 16 or 32";
       }
+    } else if (a == "--attn-split-tiles") {
+      if (!value(&v) || !ParseInt(v, 0, 1 << 16, &f->attn_split_tiles)) return "--attn-split-tiles takes 0..65536";
     } else if (a == "--attn-splits") {
       if (!value(&v) || !ParseInt(v, 1, 1 << 16, &f->attn_splits)) return "--attn-splits takes 1..65536";
     } else if (a == "--gemv-max-rows") {
@@ -267,6 +274,7 @@ Status Run(const BenchFlags& f) {
   RAG_CUDA_RETURN_IF_ERROR(cudaSetDevice(f.device));
   SetProgrammaticLaunch(f.pdl);
   SetDecodeAttentionSplitTarget(f.attn_splits);
+  SetDecodeAttentionMaxTilesPerSplit(f.attn_split_tiles);
   SetDecodeGemvBlocksPerSm(f.gemv_split);
   SetPrefillAttentionRowsPerWarp(f.prefill_rows);
   cudaDeviceProp prop{};
@@ -285,6 +293,7 @@ Status Run(const BenchFlags& f) {
   options.fused_gemv = f.fused_gemv;
   options.tp_bf16_prefill_sums = f.prefill_sums == "bf16";
   options.fp8_gemm = f.fp8_gemm;
+  RAG_ASSIGN_OR_RETURN(options.kv_cache, ParseKvCacheType(f.kv_cache));
   std::unique_ptr<GpuBackend> backend;
   const double t_load = NowSeconds();
   if (f.tp > 1) {
@@ -356,7 +365,10 @@ Status Run(const BenchFlags& f) {
       ((c.num_attention_heads + 2 * c.num_key_value_heads) * c.head_dim +
        c.num_attention_heads * c.head_dim + 3.0 * c.intermediate_size);
   const double weight_bytes = backend->fp8_weights() ? 2.0 * params - projection_params : 2.0 * params;
-  const double kv_bytes_per_token = 2.0 * 2.0 * static_cast<double>(c.num_hidden_layers * c.num_key_value_heads * c.head_dim);
+  // KV bytes a token (of all GPUs together): the cache's bytes over its slots (bf16, or FP8 codes
+  // and their row scales).
+  const double kv_bytes_per_token = static_cast<double>(backend->kv_cache_bytes()) * backend->gpus() /
+                                    (static_cast<double>(backend->info().num_blocks) * block_size);
   std::vector<DecodeResult> results;
   for (int batch : f.batches) {
     pool.Reset();
@@ -401,9 +413,9 @@ Status Run(const BenchFlags& f) {
   if (gpus > 1 && f.allreduce == "peer") std::printf("peer-memory all-reduces up to %d KiB\n", f.peer_max_kb);
   if (gpus > 1) std::printf("prefill partial sums all-reduced as %s\n", f.prefill_sums.c_str());
   if (backend->fp8_weights()) std::printf("FP8 GEMMs: %s\n", f.fp8_gemm ? "on" : "off (widened to bf16)");
-  std::printf("load %.1f s; weights %.2f GB a GPU, KV cache %.2f GB a GPU (%d blocks of %d)\n", load_s,
-              backend->weight_bytes() / 1e9, backend->kv_cache_bytes() / 1e9, backend->info().num_blocks,
-              block_size);
+  std::printf("load %.1f s; weights %.2f GB a GPU, KV cache (%s) %.2f GB a GPU (%d blocks of %d)\n", load_s,
+              backend->weight_bytes() / 1e9, backend->fp8_kv_cache() ? "fp8" : "bf16",
+              backend->kv_cache_bytes() / 1e9, backend->info().num_blocks, block_size);
   std::printf("first token (prompt %d, median of %d): %.1f ms back to back, %.1f ms a request "
               "(each prompt followed by its %d-token answer)\n",
               f.prompt, f.runs, Median(ttft) * 1e3, Median(ttft_request) * 1e3, f.new_tokens);
@@ -424,11 +436,12 @@ Status Run(const BenchFlags& f) {
      << f.new_tokens << ",\"graphs\":" << (f.graphs ? "true" : "false")
      << ",\"gemv_max_rows\":" << f.gemv_max_rows << ",\"pdl\":" << (f.pdl ? "true" : "false")
      << ",\"fused_gemv\":" << (f.fused_gemv ? "true" : "false")
-     << ",\"attn_splits\":" << f.attn_splits << ",\"gemv_split\":" << f.gemv_split
+     << ",\"attn_splits\":" << f.attn_splits << ",\"attn_split_tiles\":" << f.attn_split_tiles << ",\"gemv_split\":" << f.gemv_split
      << ",\"prefill_rows\":" << f.prefill_rows << ",\"tp\":" << gpus << ",\"allreduce\":\""
      << (gpus > 1 ? f.allreduce : "none") << "\",\"prefill_sums\":\"" << (gpus > 1 ? f.prefill_sums : "none")
      << "\"" << ",\"fp8\":" << (backend->fp8_weights() ? "true" : "false")
      << ",\"fp8_gemm\":" << (backend->fp8_weights() && f.fp8_gemm ? "true" : "false")
+     << ",\"kv_cache\":\"" << (backend->fp8_kv_cache() ? "fp8" : "bf16") << "\""
      << ",\"ttft_ms\":"
      << Median(ttft) * 1e3 << ",\"ttft_runs_ms\":[";
   for (size_t i = 0; i < ttft.size(); ++i) js << (i ? "," : "") << ttft[i] * 1e3;

@@ -80,6 +80,13 @@ bool CudaDeviceAvailable() {
   return err == cudaSuccess && count > 0;
 }
 
+StatusOr<KvCacheType> ParseKvCacheType(const std::string& name) {
+  if (name == "auto") return KvCacheType::kAuto;
+  if (name == "bf16") return KvCacheType::kBf16;
+  if (name == "fp8") return KvCacheType::kFp8;
+  return InvalidArgument("--kv-cache takes auto, bf16 or fp8, not \"" + name + "\"");
+}
+
 CudaBackend::CudaBackend(ModelConfig config, CudaWeights weights, const CudaBackendOptions& options)
     : config_(std::move(config)), weights_(std::move(weights)), options_(options) {}
 
@@ -125,7 +132,7 @@ Status CudaBackend::Init() {
   const size_t partial_down = tp ? a.Add<float>(partial_rows * dim) : 0;
   const size_t logits_local = tp ? a.Add<float>(R * lm_rows_) : 0;
   const size_t ws = a.Add<float>(PagedDecodeAttentionWorkspace(
-      bucket_s, c.num_attention_heads, hd, max_blocks_per_seq_, o.block_size));
+      bucket_s, c.num_attention_heads, c.num_key_value_heads, hd, max_blocks_per_seq_, o.block_size));
   const size_t counters = a.Add<int32_t>(bucket_s * c.num_attention_heads);
   const size_t sampling = a.Add<int32_t>(4 * R);  // ForwardSample's per-row parameters
   const size_t inv = a.Add<float>(hd / 2), rope_table = a.Add<float2>(T * (hd / 2));
@@ -183,8 +190,8 @@ Status CudaBackend::Init() {
   RAG_ASSIGN_OR_RETURN(sampling_host_, PinnedBuffer::Allocate(static_cast<size_t>(4 * R) * 4));
 
   // The KV cache takes what is left, within the memory fraction.
-  const size_t block_bytes = static_cast<size_t>(c.num_hidden_layers) * 2 * c.num_key_value_heads *
-                             o.block_size * hd * sizeof(__nv_bfloat16);
+  kv_fp8_ = o.kv_cache == KvCacheType::kFp8 || (o.kv_cache == KvCacheType::kAuto && weights_.fp8);
+  const size_t block_bytes = static_cast<size_t>(c.num_hidden_layers) * KvLayerBlockBytes();
   int64_t blocks = o.num_blocks;
   if (blocks <= 0) {
     size_t free_bytes = 0, total = 0;
@@ -204,21 +211,43 @@ Status CudaBackend::Init() {
   RAG_ASSIGN_OR_RETURN(kv_cache_, DeviceBuffer::Allocate(block_bytes * num_blocks_, "the KV cache"));
   RAG_LOG(INFO) << "cuda backend: weights " << (weight_bytes() >> 20) << " MiB"
                 << (weights_.fp8 ? " (FP8 projections)" : "") << ", KV cache "
-                << num_blocks_ << " blocks of " << o.block_size << " tokens ("
+                << (kv_fp8_ ? "(FP8) " : "") << num_blocks_ << " blocks of " << o.block_size << " tokens ("
                 << (kv_cache_.bytes() >> 20) << " MiB), buffers " << (a.total() >> 20) << " MiB";
   return Status::Ok();
 }
 
+size_t CudaBackend::KvLayerBlockBytes() const {
+  const size_t rows = static_cast<size_t>(config_.num_key_value_heads) * options_.block_size;
+  const size_t hd = static_cast<size_t>(config_.head_dim);
+  return 2 * rows * (kv_fp8_ ? hd + sizeof(float) : hd * sizeof(__nv_bfloat16));
+}
+
 __nv_bfloat16* CudaBackend::KCache(int64_t layer) const {
+  if (kv_fp8_) return nullptr;
   const int64_t per = static_cast<int64_t>(num_blocks_) * config_.num_key_value_heads *
                       options_.block_size * config_.head_dim;
   return kv_cache_.as<__nv_bfloat16>() + (2 * layer) * per;
 }
 
 __nv_bfloat16* CudaBackend::VCache(int64_t layer) const {
+  if (kv_fp8_) return nullptr;
   const int64_t per = static_cast<int64_t>(num_blocks_) * config_.num_key_value_heads *
                       options_.block_size * config_.head_dim;
   return kv_cache_.as<__nv_bfloat16>() + (2 * layer + 1) * per;
+}
+
+Fp8KvCache CudaBackend::Fp8Cache(int64_t layer) const {
+  const size_t rows = static_cast<size_t>(num_blocks_) * config_.num_key_value_heads *
+                      options_.block_size;
+  const size_t codes = rows * static_cast<size_t>(config_.head_dim);  // a multiple of 32 bytes
+  uint8_t* base = kv_cache_.as<uint8_t>() +
+                  static_cast<size_t>(layer) * static_cast<size_t>(num_blocks_) * KvLayerBlockBytes();
+  Fp8KvCache cache;
+  cache.k = reinterpret_cast<__nv_fp8_e4m3*>(base);
+  cache.v = reinterpret_cast<__nv_fp8_e4m3*>(base + codes);
+  cache.k_scale = reinterpret_cast<float*>(base + 2 * codes);
+  cache.v_scale = cache.k_scale + rows;
+  return cache;
 }
 
 StatusOr<CudaBackend::StepPlan> CudaBackend::Plan(const ForwardBatch& batch,
@@ -390,11 +419,25 @@ Status CudaBackend::EnqueueLayers(const StepPlan& p) {
                                        bs, KCache(l), VCache(l), st,
                                        /*rotate_q=*/!attention_rotates_q, rope_table));
     }
-    if (p.decode) {
+    // The FP8 cache: the kernels above only rotated (its bf16 caches are null); each (token, KV
+    // head) row is quantized with its own scale here, which needs the whole row at once.
+    if (kv_fp8_) {
+      RAG_RETURN_IF_ERROR(KvAppend(qkv_ + q_dim, qkv_dim, qkv_ + q_dim + kv_dim, qkv_dim, slots, n,
+                                   nkv, hd, bs, Fp8Cache(l), st));
+    }
+    if (p.decode && kv_fp8_) {
+      RAG_RETURN_IF_ERROR(PagedDecodeAttention(qkv_, qkv_dim, Fp8Cache(l), tables, W, context_lens,
+                                               p.n_seqs, nq, nkv, hd, bs, attn_workspace_, attn_,
+                                               st, attn_split_counters_));
+    } else if (p.decode) {
       RAG_RETURN_IF_ERROR(PagedDecodeAttention(qkv_, qkv_dim, KCache(l), VCache(l), tables, W,
                                                context_lens, p.n_seqs, nq, nkv, hd, bs,
                                                attn_workspace_, attn_, st,
                                                attn_split_counters_));
+    } else if (kv_fp8_) {
+      RAG_RETURN_IF_ERROR(PagedPrefillAttention(qkv_, qkv_dim, Fp8Cache(l), tables, W, q_offsets,
+                                                q_lens, start_pos, p.n_seqs, p.max_q_len, nq, nkv,
+                                                hd, bs, attn_, st, rope_table));
     } else {
       RAG_RETURN_IF_ERROR(PagedPrefillAttention(qkv_, qkv_dim, KCache(l), VCache(l), tables, W,
                                                 q_offsets, q_lens, start_pos, p.n_seqs, p.max_q_len,

@@ -28,8 +28,18 @@
 #include "engine/cuda/fp8_matmul.h"
 #include "engine/cuda/matmul.h"
 #include "engine/cuda/tp_collectives.h"
+#include "kernels/kernels.h"
 
 namespace rag {
+
+// What the KV cache stores: bf16, or e4m3 codes with a scale per (token, KV head) row
+// (kernels.h, Fp8KvCache: half the bytes, so twice the tokens at once and half the attention
+// reads). kAuto: FP8 for a model whose projections are FP8 (`rag quantize`; its users chose
+// FP8 to fit the GPU, and the cache beside 70B FP8 weights on one H100 holds one 2k-token
+// conversation in bf16), bf16 otherwise.
+enum class KvCacheType { kAuto, kBf16, kFp8 };
+// "auto", "bf16" or "fp8" (InvalidArgument otherwise): the flag `--kv-cache`.
+StatusOr<KvCacheType> ParseKvCacheType(const std::string& name);
 
 struct CudaBackendOptions {
   int device = 0;
@@ -64,6 +74,7 @@ struct CudaBackendOptions {
   // and run cuBLASLt FP8 GEMMs (engine/cuda/fp8_matmul.h); false: each projection is widened
   // to bf16 for a bf16 GEMM (the former path; `rag bench --no-fp8-gemm`).
   bool fp8_gemm = true;
+  KvCacheType kv_cache = KvCacheType::kAuto;
 };
 
 // What `rag bench`, the tests and the server need of a GPU backend, on one GPU or several.
@@ -80,6 +91,7 @@ class GpuBackend : public Backend {
   virtual size_t weight_bytes() const = 0;
   virtual size_t kv_cache_bytes() const = 0;
   virtual bool fp8_weights() const = 0;
+  virtual bool fp8_kv_cache() const = 0;
   virtual int gpus() const { return 1; }
 };
 
@@ -107,6 +119,7 @@ class CudaBackend : public GpuBackend {
     return weights_.storage.bytes() + weights_.fp8_storage.bytes();
   }
   bool fp8_weights() const override { return weights_.fp8; }
+  bool fp8_kv_cache() const override { return kv_fp8_; }
   size_t kv_cache_bytes() const override { return kv_cache_.bytes(); }
   int max_seq_len() const { return max_seq_len_; }
 
@@ -156,8 +169,12 @@ class CudaBackend : public GpuBackend {
   StatusOr<const __nv_bfloat16*> Bf16Weight(const __nv_bfloat16* w, const CudaFp8Matrix& m,
                                             int64_t rows, int64_t cols);
   Status RunStep(const StepPlan& plan);  // graph replay or Enqueue
+  // The bf16 cache of a layer (null with the FP8 cache), and the FP8 cache's (kv_fp8_ only).
   __nv_bfloat16* KCache(int64_t layer) const;
   __nv_bfloat16* VCache(int64_t layer) const;
+  Fp8KvCache Fp8Cache(int64_t layer) const;
+  // Bytes of one layer's K and V for one block (codes and scales with the FP8 cache).
+  size_t KvLayerBlockBytes() const;
 
   ModelConfig config_;
   CudaWeights weights_;
@@ -168,7 +185,11 @@ class CudaBackend : public GpuBackend {
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<CudaMatMul> matmul_;
   std::unique_ptr<Fp8MatMul> fp8_matmul_;  // FP8 model with options_.fp8_gemm on a GPU that has it
-  DeviceBuffer kv_cache_;     // (layers, 2, num_blocks, n_kv_heads, block_size, head_dim) bf16
+  // bf16: (layers, 2, num_blocks, n_kv_heads, block_size, head_dim). FP8: per layer the K
+  // codes, the V codes (that shape, one byte each), then the K and V row scales (num_blocks,
+  // n_kv_heads, block_size) fp32.
+  DeviceBuffer kv_cache_;
+  bool kv_fp8_ = false;       // options_.kv_cache resolved at Init
   DeviceBuffer activations_;  // the per-token buffers below
   DeviceBuffer fp8_scratch_;  // FP8 model: the largest projection in bf16 (Bf16Weight)
   float* x_ = nullptr;             // (T, dim) residual stream

@@ -53,6 +53,7 @@ class TensorParallelBackend : public GpuBackend {
   size_t weight_bytes() const override { return ranks_[0]->weight_bytes(); }
   size_t kv_cache_bytes() const override { return ranks_[0]->kv_cache_bytes(); }
   bool fp8_weights() const override { return ranks_[0]->fp8_weights(); }
+  bool fp8_kv_cache() const override { return ranks_[0]->fp8_kv_cache(); }
   int gpus() const override { return static_cast<int>(ranks_.size()); }
   bool peer_access() const { return group_->peer_access(); }
 

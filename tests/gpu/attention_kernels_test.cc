@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <numeric>
 #include <string>
@@ -29,6 +30,7 @@
 #include "engine/cpu/attention.h"
 #include "engine/cpu/rope.h"
 #include "kernels/kernels.h"
+#include "tests/gpu/attention_test_util.h"
 #include "tests/gpu/gpu_test_util.h"
 
 namespace rag {
@@ -40,82 +42,16 @@ using testing_gpu::DeviceBuffer;
 using testing_gpu::FromBf16;
 using testing_gpu::GpuTest;
 using testing_gpu::ToBf16;
+using Shape = testing_gpu::AttentionTestShape;
+using testing_gpu::CheckAttentionOutput;
 
-constexpr uint16_t kPoison = 0xffff;  // bf16 NaN, the byte pattern of cudaMemset(0xff)
+constexpr uint16_t kPoison = testing_gpu::kBf16Poison;
 
-ThreadPool* Pool() {
-  static ThreadPool pool;
-  return &pool;
-}
-
-struct Shape {
-  int64_t n_heads, n_kv_heads, head_dim, block_size;
-  std::string Name() const {
-    return "heads " + std::to_string(n_heads) + "/" + std::to_string(n_kv_heads) + " head_dim " +
-           std::to_string(head_dim) + " block_size " + std::to_string(block_size);
-  }
-};
-
-// Compares bf16 outputs (rows x q_dim, then one guard row) with the reference (rows x q_dim).
-// `fp32_kernel`: element-wise bound; otherwise the per-(row, head) norm bound. `zero_rows` must
-// be exactly zero (empty contexts); rows with skip_rows[i] must still hold the poison.
-void CheckOutput(const std::vector<uint16_t>& got, const std::vector<float>& want, int64_t rows,
-                 int64_t n_heads, int64_t head_dim, bool fp32_kernel,
-                 const std::vector<bool>& zero_rows = {}, const std::vector<bool>& skip_rows = {}) {
-  const int64_t q_dim = n_heads * head_dim;
-  ASSERT_EQ(static_cast<int64_t>(got.size()), (rows + 1) * q_dim);
-  int bad = 0;
-  for (int64_t i = rows * q_dim; i < (rows + 1) * q_dim && bad < 5; ++i) {
-    if (got[i] != kPoison) {
-      ADD_FAILURE() << "guard row element " << i - rows * q_dim << " overwritten";
-      ++bad;
-    }
-  }
-  for (int64_t r = 0; r < rows && bad < 10; ++r) {
-    const bool skip = !skip_rows.empty() && skip_rows[r];
-    const bool zero = !zero_rows.empty() && zero_rows[r];
-    for (int64_t h = 0; h < n_heads && bad < 10; ++h) {
-      double err2 = 0.0, ref2 = 0.0;
-      for (int64_t d = 0; d < head_dim; ++d) {
-        const int64_t i = r * q_dim + h * head_dim + d;
-        if (skip) {
-          if (got[i] != kPoison) {
-            ADD_FAILURE() << "row " << r << " belongs to no sequence but was written";
-            ++bad;
-            break;
-          }
-          continue;
-        }
-        const float g = Bf16BitsToFloat(got[i]), w = want[i];
-        if (!std::isfinite(g)) {
-          ADD_FAILURE() << "row " << r << " head " << h << " dim " << d << " not written or "
-                        << "not finite (bits 0x" << std::hex << got[i] << std::dec << ")";
-          ++bad;
-          break;
-        }
-        if (zero && g != 0.0f) {
-          ADD_FAILURE() << "row " << r << " (empty context) head " << h << " dim " << d << ": got "
-                        << g << ", want 0";
-          ++bad;
-          break;
-        }
-        if (fp32_kernel && !(std::fabs(g - w) <= 1e-4f + 0.0078125f * std::fabs(w))) {
-          ADD_FAILURE() << "row " << r << " head " << h << " dim " << d << ": got " << g
-                        << ", want " << w;
-          ++bad;
-          break;
-        }
-        err2 += (static_cast<double>(g) - w) * (static_cast<double>(g) - w);
-        ref2 += static_cast<double>(w) * w;
-      }
-      if (!skip && !zero && !(std::sqrt(err2) <= 1e-2 * std::sqrt(ref2) + 1e-6)) {
-        ADD_FAILURE() << "row " << r << " head " << h << ": relative norm error "
-                      << std::sqrt(err2 / std::max(ref2, 1e-30));
-        ++bad;
-      }
-    }
-  }
-}
+// The bf16-cache forms of the prefill entry points (each also has an FP8-cache overload).
+using Bf16PrefillFn = Status (*)(const float*, int64_t, const __nv_bfloat16*, const __nv_bfloat16*,
+                                 const int32_t*, int64_t, const int32_t*, const int32_t*,
+                                 const int32_t*, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                 int64_t, __nv_bfloat16*, cudaStream_t, const float2*);
 
 class AttentionKernelsTest : public GpuTest {
  protected:
@@ -136,26 +72,12 @@ class AttentionKernelsTest : public GpuTest {
     c->shape = {s.n_heads, s.n_kv_heads, s.head_dim, s.block_size};
     const int64_t kv_dim = s.n_kv_heads * s.head_dim, bs = s.block_size;
     // Scattered block tables: all blocks (plus 3 spare ones) in a shuffled order.
-    int64_t total_blocks = 3;
-    for (int64_t len : lens) {
-      const int64_t nb = (len + bs - 1) / bs;
-      c->max_blocks = std::max(c->max_blocks, nb);
-      total_blocks += nb;
-    }
-    c->max_blocks = std::max<int64_t>(1, c->max_blocks + extra_blocks_per_seq);
-    std::vector<int32_t> ids(static_cast<size_t>(total_blocks));
-    std::iota(ids.begin(), ids.end(), 0);
-    std::shuffle(ids.begin(), ids.end(), rng_);
-    c->tables.resize(lens.size());
-    std::vector<int32_t> flat(lens.size() * static_cast<size_t>(c->max_blocks), -1);
-    size_t next = 0;
-    for (size_t b = 0; b < lens.size(); ++b) {
-      for (int64_t i = 0; i < (lens[b] + bs - 1) / bs; ++i) {
-        c->tables[b].push_back(ids[next++]);
-        flat[b * c->max_blocks + i] = c->tables[b].back();
-      }
-    }
-    c->d_tables = std::make_unique<DeviceBuffer<int32_t>>(flat);
+    testing_gpu::ScatteredTables t =
+        testing_gpu::MakeScatteredTables(lens, bs, extra_blocks_per_seq, /*spare=*/3, rng_);
+    const int64_t total_blocks = t.total_blocks;
+    c->max_blocks = t.max_blocks;
+    c->tables = std::move(t.tables);
+    c->d_tables = std::make_unique<DeviceBuffer<int32_t>>(t.flat);
 
     // Every token of every sequence in one KvAppend call, plus one padding token.
     std::vector<int64_t> slots;
@@ -227,7 +149,7 @@ class AttentionKernelsTest : public GpuTest {
       if (ctx[b] == 0) continue;
       const std::vector<AttentionQuery> queries = {{ctx[b] - 1, &c.tables[b]}};
       PagedAttention(c.ref(), c.shape, queries, q.data() + b * q_stride, want.data() + b * q_dim,
-                     Pool());
+                     testing_gpu::AttentionPool());
     }
     return want;
   }
@@ -242,8 +164,8 @@ class AttentionKernelsTest : public GpuTest {
     const std::vector<float> q =
         RandomFloats(static_cast<size_t>(batch * q_stride), -q_range, q_range);
     const std::vector<int32_t> ctx(lens.begin(), lens.end());
-    const int64_t ws =
-        PagedDecodeAttentionWorkspace(batch, s.n_heads, s.head_dim, c->max_blocks, s.block_size);
+    const int64_t ws = PagedDecodeAttentionWorkspace(batch, s.n_heads, s.n_kv_heads, s.head_dim,
+                                                     c->max_blocks, s.block_size);
     DeviceBuffer<float> d_q(q), d_ws(std::max<int64_t>(ws, 1));
     DeviceBuffer<int32_t> d_ctx(ctx);
     DeviceBuffer<Bf16> d_out((batch + 1) * q_dim);
@@ -254,7 +176,8 @@ class AttentionKernelsTest : public GpuTest {
     for (size_t b = 0; b < lens.size(); ++b) zero[b] = lens[b] == 0;
     const std::vector<float> want = DecodeReference(*c, q, q_stride, ctx);
     for (int call = 0; call < 3; ++call) {  // combine kernel, then in-kernel merge twice
-      SCOPED_TRACE(call == 0 ? "combine kernel" : "merged by the last split, call " + std::to_string(call));
+      SCOPED_TRACE(call == 0 ? "combine kernel"
+                             : "merged by the last split, call " + std::to_string(call));
       CUDA_CHECK(cudaMemset(d_out.get(), 0xff, (batch + 1) * q_dim * sizeof(Bf16)));
       CUDA_CHECK(cudaMemset(d_ws.get(), 0xff, std::max<int64_t>(ws, 1) * sizeof(float)));
       ASSERT_STATUS_OK(PagedDecodeAttention(d_q.get(), q_stride, c->k->get(), c->v->get(),
@@ -262,8 +185,8 @@ class AttentionKernelsTest : public GpuTest {
                                             s.n_heads, s.n_kv_heads, s.head_dim, s.block_size,
                                             ws > 0 ? d_ws.get() : nullptr, d_out.get(), nullptr,
                                             call == 0 ? nullptr : d_counters.get()));
-      CheckOutput(d_out.ToHost<uint16_t>(), want, batch, s.n_heads, s.head_dim,
-                  /*fp32_kernel=*/true, zero);
+      CheckAttentionOutput(d_out.ToHost<uint16_t>(), want, batch, s.n_heads, s.head_dim,
+                           /*fp32_kernel=*/true, zero);
     }
     for (int32_t v : d_counters.ToHost()) ASSERT_EQ(v, 0) << "a split counter was left set";
   }
@@ -283,21 +206,8 @@ class AttentionKernelsTest : public GpuTest {
     const int64_t n_seqs = static_cast<int64_t>(chunks.size());
     const int64_t q_dim = s.n_heads * s.head_dim;
     const int64_t q_stride = (s.n_heads + 2 * s.n_kv_heads) * s.head_dim;
-    std::vector<int32_t> q_offsets, q_lens, start_pos;
-    int64_t rows = 0, max_q_len = 0;
-    std::vector<bool> skip;
-    for (int64_t i = 0; i < n_seqs; ++i) {
-      if (i == 2) {  // a row no sequence covers
-        skip.push_back(true);
-        ++rows;
-      }
-      q_offsets.push_back(static_cast<int32_t>(rows));
-      q_lens.push_back(static_cast<int32_t>(chunks[i].second));
-      start_pos.push_back(static_cast<int32_t>(chunks[i].first));
-      rows += chunks[i].second;
-      max_q_len = std::max(max_q_len, chunks[i].second);
-      skip.resize(static_cast<size_t>(rows), false);
-    }
+    const testing_gpu::PrefillRows p = testing_gpu::LayOutPrefillRows(chunks);
+    const int64_t rows = p.rows, max_q_len = p.max_q_len;
     const std::vector<float> q =
         RandomFloats(static_cast<size_t>(rows * q_stride), -q_range, q_range);
 
@@ -313,35 +223,23 @@ class AttentionKernelsTest : public GpuTest {
       config.rope_scaling.original_max_position_embeddings = 8192;
       inv_freq = ComputeRopeInvFreq(config);
     }
-
-    // Reference: each sequence's rows (rotated on the CPU for `rope`), compacted to q_dim columns.
-    std::vector<float> want(static_cast<size_t>(rows * q_dim), 0.0f);
+    // Reference: rotated on the CPU for `rope`.
     std::vector<float> cos(static_cast<size_t>(s.head_dim / 2)), sin(cos.size());
-    for (int64_t i = 0; i < n_seqs; ++i) {
-      std::vector<AttentionQuery> queries;
-      std::vector<float> qc;
-      for (int64_t r = 0; r < q_lens[i]; ++r) {
-        queries.push_back({start_pos[i] + r, &c->tables[i]});
-        const float* row = q.data() + (q_offsets[i] + r) * q_stride;
-        qc.insert(qc.end(), row, row + q_dim);
-        if (rope) {
-          RopeCosSin(inv_freq, start_pos[i] + r, cos.data(), sin.data());
-          ApplyRope(qc.data() + r * q_dim, s.n_heads, s.head_dim, cos.data(), sin.data());
-        }
-      }
-      if (!queries.empty()) {
-        PagedAttention(c->ref(), c->shape, queries, qc.data(), want.data() + q_offsets[i] * q_dim,
-                       Pool());
-      }
-    }
+    const std::vector<float> want = testing_gpu::PrefillReference(
+        c->ref(), s, c->tables, p, q, q_stride,
+        rope ? std::function<void(float*, int64_t)>([&](float* row, int64_t pos) {
+          RopeCosSin(inv_freq, pos, cos.data(), sin.data());
+          ApplyRope(row, s.n_heads, s.head_dim, cos.data(), sin.data());
+        })
+             : nullptr);
 
     DeviceBuffer<float> d_q(q);
-    DeviceBuffer<int32_t> d_offsets(q_offsets), d_lens(q_lens), d_start(start_pos);
+    DeviceBuffer<int32_t> d_offsets(p.q_offsets), d_lens(p.q_lens), d_start(p.start_pos);
     DeviceBuffer<float2> d_angles(static_cast<size_t>(rows * s.head_dim / 2));
     if (rope) {
       std::vector<int32_t> row_pos(static_cast<size_t>(rows), 0);  // rows of no sequence: 0
       for (int64_t i = 0; i < n_seqs; ++i) {
-        for (int64_t r = 0; r < q_lens[i]; ++r) row_pos[q_offsets[i] + r] = start_pos[i] + r;
+        for (int64_t r = 0; r < p.q_lens[i]; ++r) row_pos[p.q_offsets[i] + r] = p.start_pos[i] + r;
       }
       DeviceBuffer<int32_t> d_row_pos(row_pos);
       DeviceBuffer<float> d_inv(inv_freq);
@@ -351,14 +249,15 @@ class AttentionKernelsTest : public GpuTest {
     }
     DeviceBuffer<Bf16> d_out((rows + 1) * q_dim);
     CUDA_CHECK(cudaMemset(d_out.get(), 0xff, (rows + 1) * q_dim * sizeof(Bf16)));
-    auto* fn = simple ? &PagedPrefillAttentionSimple : &PagedPrefillAttention;
+    const Bf16PrefillFn fn = simple ? Bf16PrefillFn{&PagedPrefillAttentionSimple}
+                                    : Bf16PrefillFn{&PagedPrefillAttention};
     ASSERT_STATUS_OK(fn(d_q.get(), q_stride, c->k->get(), c->v->get(), c->d_tables->get(),
                         c->max_blocks, d_offsets.get(), d_lens.get(), d_start.get(), n_seqs,
                         max_q_len, s.n_heads, s.n_kv_heads, s.head_dim, s.block_size, d_out.get(),
                         nullptr, rope ? d_angles.get() : nullptr));
     const bool tensor_cores = !simple && (s.head_dim == 64 || s.head_dim == 128);
-    CheckOutput(d_out.ToHost<uint16_t>(), want, rows, s.n_heads, s.head_dim, !tensor_cores, {},
-                skip);
+    CheckAttentionOutput(d_out.ToHost<uint16_t>(), want, rows, s.n_heads, s.head_dim, !tensor_cores,
+                         {}, p.skip);
   }
 
   // The chunks of CheckPrefill: single-token, short, odd and multi-tile prompts, chunks after
@@ -396,7 +295,7 @@ TEST_F(AttentionKernelsTest, DecodeFallbackHeadDims) {
 }
 // A max_blocks_per_seq of at most one tile: a single split, no workspace, no combine kernel.
 TEST_F(AttentionKernelsTest, DecodeSingleSplit) {
-  EXPECT_EQ(PagedDecodeAttentionWorkspace(4, 8, 128, 2, 16), 0);
+  EXPECT_EQ(PagedDecodeAttentionWorkspace(4, 8, 2, 128, 2, 16), 0);
   CheckDecode({8, 2, 128, 16}, {1, 15, 17, 32, 0});
   CheckDecode({8, 2, 64, 16}, {32, 0, 3});
 }
@@ -408,8 +307,8 @@ TEST_F(AttentionKernelsTest, DecodeGraphReplayWithOtherLengths) {
   std::unique_ptr<Cache> c = BuildCache(s, {5000, 5000, 300}, /*extra_blocks_per_seq=*/7);
   const int64_t batch = 3, q_dim = s.n_heads * s.head_dim, q_stride = q_dim + 5;
   const std::vector<float> q = RandomFloats(static_cast<size_t>(batch * q_stride));
-  const int64_t ws =
-      PagedDecodeAttentionWorkspace(batch, s.n_heads, s.head_dim, c->max_blocks, s.block_size);
+  const int64_t ws = PagedDecodeAttentionWorkspace(batch, s.n_heads, s.n_kv_heads, s.head_dim,
+                                                   c->max_blocks, s.block_size);
   ASSERT_GT(ws, 0);
   DeviceBuffer<float> d_q(q), d_ws(ws);
   DeviceBuffer<int32_t> d_ctx(static_cast<size_t>(batch));
@@ -436,8 +335,8 @@ TEST_F(AttentionKernelsTest, DecodeGraphReplayWithOtherLengths) {
     CUDA_CHECK(cudaStreamSynchronize(stream));
     std::vector<bool> zero(ctx.size());
     for (size_t b = 0; b < ctx.size(); ++b) zero[b] = ctx[b] == 0;
-    CheckOutput(d_out.ToHost<uint16_t>(), DecodeReference(*c, q, q_stride, ctx), batch, s.n_heads,
-                s.head_dim, /*fp32_kernel=*/true, zero);
+    CheckAttentionOutput(d_out.ToHost<uint16_t>(), DecodeReference(*c, q, q_stride, ctx), batch,
+                         s.n_heads, s.head_dim, /*fp32_kernel=*/true, zero);
   }
   CUDA_CHECK(cudaGraphExecDestroy(exec));
   CUDA_CHECK(cudaGraphDestroy(graph));
@@ -446,8 +345,7 @@ TEST_F(AttentionKernelsTest, DecodeGraphReplayWithOtherLengths) {
 
 // The tensor-core kernel comes in two forms (16 and 32 query rows a warp): each prefill test runs
 // both. The setting is process-wide; the default is restored when a test ends.
-class PrefillAttentionTest : public AttentionKernelsTest,
-                             public testing::WithParamInterface<int> {
+class PrefillAttentionTest : public AttentionKernelsTest, public testing::WithParamInterface<int> {
  protected:
   void SetUp() override {
     AttentionKernelsTest::SetUp();
@@ -515,10 +413,11 @@ TEST_F(AttentionKernelsTest, PrefillLlama8BPromptAgainstSimple) {
       d_lens(std::vector<int32_t>{static_cast<int32_t>(n)}), d_start(std::vector<int32_t>{0});
   DeviceBuffer<Bf16> d_fast(n * q_dim), d_simple(n * q_dim);
   auto run = [&](bool simple, Bf16* out) {
-    return (simple ? &PagedPrefillAttentionSimple : &PagedPrefillAttention)(
-        d_q.get(), q_stride, d_k.get(), d_v.get(), d_table.get(), max_blocks, d_offsets.get(),
-        d_lens.get(), d_start.get(), 1, n, s.n_heads, s.n_kv_heads, s.head_dim, s.block_size, out,
-        nullptr, nullptr);
+    const Bf16PrefillFn fn = simple ? Bf16PrefillFn{&PagedPrefillAttentionSimple}
+                                    : Bf16PrefillFn{&PagedPrefillAttention};
+    return fn(d_q.get(), q_stride, d_k.get(), d_v.get(), d_table.get(), max_blocks, d_offsets.get(),
+              d_lens.get(), d_start.get(), 1, n, s.n_heads, s.n_kv_heads, s.head_dim, s.block_size,
+              out, nullptr, nullptr);
   };
   ASSERT_STATUS_OK(run(true, d_simple.get()));
   ASSERT_STATUS_OK(run(false, d_fast.get()));  // warm-up
@@ -543,7 +442,7 @@ TEST_F(AttentionKernelsTest, PrefillLlama8BPromptAgainstSimple) {
   for (size_t i = 0; i < simple.size(); ++i) want[i] = Bf16BitsToFloat(simple[i]);
   std::vector<uint16_t> got = fast;
   got.resize(fast.size() + static_cast<size_t>(q_dim), kPoison);  // CheckOutput's guard row
-  CheckOutput(got, want, n, s.n_heads, s.head_dim, /*fp32_kernel=*/false);
+  CheckAttentionOutput(got, want, n, s.n_heads, s.head_dim, /*fp32_kernel=*/false);
 }
 
 // Decode time at batch 1 in the Llama-3.1-8B shape (printed: the split-KV kernel should read the
@@ -561,8 +460,8 @@ TEST_F(AttentionKernelsTest, DecodeLlama8BTime) {
     CUDA_CHECK(cudaMemset(d_k.get(), 0, kv_elems * sizeof(Bf16)));
     CUDA_CHECK(cudaMemset(d_v.get(), 0, kv_elems * sizeof(Bf16)));
     DeviceBuffer<int32_t> d_table(table), d_ctx(std::vector<int32_t>{static_cast<int32_t>(len)});
-    const int64_t ws =
-        PagedDecodeAttentionWorkspace(1, s.n_heads, s.head_dim, max_blocks, s.block_size);
+    const int64_t ws = PagedDecodeAttentionWorkspace(1, s.n_heads, s.n_kv_heads, s.head_dim,
+                                                     max_blocks, s.block_size);
     DeviceBuffer<float> d_ws(std::max<int64_t>(ws, 1));
     DeviceBuffer<Bf16> d_out(s.n_heads * s.head_dim);
     auto run = [&] {
@@ -616,7 +515,7 @@ TEST_F(AttentionKernelsTest, RejectsBadArguments) {
   EXPECT_FALSE(PagedDecodeAttention(q, 1024, nullptr, nullptr, nullptr, 64, nullptr, 1, 8, 2, 128,
                                     16, nullptr, nullptr, nullptr)
                    .ok());
-  ASSERT_GT(PagedDecodeAttentionWorkspace(1, 8, 128, 64, 16), 0);
+  ASSERT_GT(PagedDecodeAttentionWorkspace(1, 8, 2, 128, 64, 16), 0);
   DeviceBuffer<float> d_q(1024);
   DeviceBuffer<Bf16> d_cache(64 * 2 * 16 * 128), d_out(1024);
   DeviceBuffer<int32_t> d_i32(64);
@@ -648,13 +547,13 @@ TEST_F(AttentionKernelsTest, RejectsBadArguments) {
 // The workspace contract, host-only: none for the fallback head dims or a single split, and a
 // size for a batch covers every smaller batch.
 TEST(PagedDecodeAttentionWorkspaceTest, CoversSmallerBatches) {
-  EXPECT_EQ(PagedDecodeAttentionWorkspace(1, 32, 96, 512, 16), 0);
-  EXPECT_EQ(PagedDecodeAttentionWorkspace(1, 32, 128, 2, 16), 0);  // 32 tokens: one tile
-  EXPECT_GT(PagedDecodeAttentionWorkspace(1, 32, 128, 512, 16), 0);
+  EXPECT_EQ(PagedDecodeAttentionWorkspace(1, 32, 8, 96, 512, 16), 0);
+  EXPECT_EQ(PagedDecodeAttentionWorkspace(1, 32, 8, 128, 2, 16), 0);  // 32 tokens: one tile
+  EXPECT_GT(PagedDecodeAttentionWorkspace(1, 32, 8, 128, 512, 16), 0);
   for (int64_t heads : {8, 24, 32, 64}) {
     int64_t prev = 0;
     for (int64_t b = 1; b <= 80; ++b) {
-      const int64_t ws = PagedDecodeAttentionWorkspace(b, heads, 128, 1024, 16);
+      const int64_t ws = PagedDecodeAttentionWorkspace(b, heads, heads / 8, 128, 1024, 16);
       EXPECT_GE(ws, prev) << "batch " << b << " heads " << heads;
       prev = ws;
     }

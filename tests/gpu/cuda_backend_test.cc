@@ -133,14 +133,22 @@ TEST_F(CudaBackendTest, PrefillLogitsMatchTransformersAndTheCpuBackend) {
 // and answers as the CPU backend does on the same files (which dequantises them to fp32, its
 // activations fp32), prefill and 8 greedy steps. The FP8 GEMMs round the activations to e4m3
 // (3 mantissa bits) as well: kFp8GemmTolerance allows for that, in the prefill and in the steps
-// after it (which attend to the K/V it wrote).
+// after it (which attend to the K/V it wrote). Each runs with the bf16 KV cache and with the FP8
+// one (the default for FP8 models: e4m3 codes with a scale per token and KV head, 3 mantissa
+// bits on every cached k and v): kFp8KvTolerance allows for that. A wrong scale or a misread
+// row moves these logits by their whole scale (1.0), far outside it.
 constexpr double kFp8GemmTolerance = 5e-2;
+constexpr double kFp8KvTolerance = 8e-2;
 
 TEST_F(CudaBackendTest, QuantizedFp8ModelsMatchTheCpuBackendOnTheSameFiles) {
   for (const std::string& name : ModelNames()) {
-    for (const bool fp8_gemm : {true, false}) {
-      SCOPED_TRACE(name + (fp8_gemm ? ", FP8 GEMMs" : ", widened to bf16"));
-      const double tolerance = fp8_gemm ? kFp8GemmTolerance : kTolerance;
+    for (const auto& [fp8_gemm, kv] :
+         {std::pair{true, KvCacheType::kBf16}, std::pair{false, KvCacheType::kBf16},
+          std::pair{true, KvCacheType::kAuto}, std::pair{false, KvCacheType::kFp8}}) {
+      const bool fp8_kv = kv != KvCacheType::kBf16;
+      SCOPED_TRACE(name + (fp8_gemm ? ", FP8 GEMMs" : ", widened to bf16") +
+                   (fp8_kv ? ", FP8 KV cache" : ", bf16 KV cache"));
+      const double tolerance = fp8_kv ? kFp8KvTolerance : (fp8_gemm ? kFp8GemmTolerance : kTolerance);
       testing::TempDir dir;
       auto report = QuantizeModelFp8(GoldenDir(name), dir.path(), /*force=*/false);
       ASSERT_TRUE(report.ok()) << report.status().ToString();
@@ -150,9 +158,11 @@ TEST_F(CudaBackendTest, QuantizedFp8ModelsMatchTheCpuBackendOnTheSameFiles) {
       options.num_blocks = 256;
       options.max_batch_tokens = 1024;
       options.fp8_gemm = fp8_gemm;
+      options.kv_cache = kv;
       auto cuda = CreateCudaBackend(dir.path(), options);
       ASSERT_TRUE(cuda.ok()) << cuda.status().ToString();
       EXPECT_TRUE((*cuda)->fp8_weights());
+      EXPECT_EQ((*cuda)->fp8_kv_cache(), fp8_kv) << "auto means FP8 for an FP8 model";
       CpuBackendOptions cpu_options;
       cpu_options.block_size = kBlockSize;
       cpu_options.num_blocks = 64;
@@ -173,17 +183,22 @@ TEST_F(CudaBackendTest, QuantizedFp8ModelsMatchTheCpuBackendOnTheSameFiles) {
         ASSERT_EQ(got->size(), static_cast<size_t>(vocab));
         const double prefill_err = RelError(got->data(), want->data(), vocab);
         EXPECT_LE(prefill_err, tolerance) << ids.size() << " tokens";
-        RecordProperty(name + "_" + std::to_string(ids.size()) + (fp8_gemm ? "_fp8gemm" : "_widened") + "_rel_error",
-                       std::to_string(prefill_err));
+        const std::string tag = name + "_" + std::to_string(ids.size()) +
+                                (fp8_gemm ? "_fp8gemm" : "_widened") + (fp8_kv ? "_fp8kv" : "");
+        RecordProperty(tag + "_rel_error", std::to_string(prefill_err));
+        double worst_step = 0.0;
         int32_t next = Argmax(want->data(), vocab);  // the CPU's token is fed to both
         for (int step = 0; step < 8; ++step) {
           const int pos = static_cast<int>(ids.size()) + step;
           auto g = (*cuda)->Forward({{{{next}, pos, table, false}}});
           auto w = (*cpu)->Forward({{{{next}, pos, table, false}}});
           ASSERT_TRUE(g.ok() && w.ok()) << g.status().ToString() << w.status().ToString();
-          EXPECT_LE(RelError(g->data(), w->data(), vocab), tolerance) << "decode step " << step;
+          const double step_err = RelError(g->data(), w->data(), vocab);
+          EXPECT_LE(step_err, tolerance) << "decode step " << step;
+          worst_step = std::max(worst_step, step_err);
           next = Argmax(w->data(), vocab);
         }
+        RecordProperty(tag + "_decode_rel_error", std::to_string(worst_step));
       }
     }
   }

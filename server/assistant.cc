@@ -117,8 +117,7 @@ StatusOr<std::unique_ptr<Assistant>> Assistant::Open(const AssistantOptions& opt
   if (mode == "model") {
     CpuBackendOptions backend_options;
     backend_options.num_threads = options.model_threads;
-    RAG_ASSIGN_OR_RETURN(ModelLoadOptions load, ModelLoadOptionsFor(options.device, backend_options, options.tp,
-                                                                     options.kv_cache));
+    RAG_ASSIGN_OR_RETURN(ModelLoadOptions load, ModelLoadOptionsFor(options.device, backend_options, options.gpu));
     RAG_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(options.model_path, load));
     auto model = std::make_unique<Model>();
     model->name = loaded.name;

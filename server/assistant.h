@@ -24,6 +24,7 @@
 #include "retrieval/answer_attribution.h"
 #include "retrieval/dense_index.h"
 #include "retrieval/document_store.h"
+#include "server/gpu_flags.h"
 
 namespace rag {
 
@@ -44,8 +45,7 @@ struct AssistantOptions {
   // dense_index.h); "" = BM25 only. The command line fills in the bundled default.
   std::string embedder_path;
   std::string device = "auto";  // cpu, cuda, or auto (cuda when a GPU is present)
-  int tp = 1;                   // GPUs the model is split over (tensor parallel; cuda only)
-  std::string kv_cache = "auto";  // the CUDA backend's KV cache (server/model_device.h)
+  GpuFlags gpu;                 // --tp, --kv-cache, --gpu-memory (cuda only)
   AttributionOptions attribution;
 };
 

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "server/gpu_flags.h"
+
 namespace rag {
 
 struct CommonFlags {
@@ -34,8 +36,7 @@ struct AnswerFlags {
   std::string model_path;  // a model directory or .gguf file; "" = the default model if present
   std::string mode;        // "model", "extractive" or "" (model when there is a model)
   std::string device = "auto";  // cpu, cuda or auto
-  int tp = 1;                   // GPUs the model is split over
-  std::string kv_cache = "auto";  // the CUDA backend's KV cache: auto, bf16 or fp8
+  GpuFlags gpu;                  // --tp, --kv-cache, --gpu-memory
 };
 // The bundled default model, relative to the working directory (scripts/setup.sh fetches it).
 inline constexpr const char kDefaultModelPath[] = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -117,8 +118,7 @@ struct GenerateFlags {
   uint64_t seed = 0;
   int threads = 0;  // 0: one per core
   std::string device = "auto";    // cpu, cuda or auto
-  int tp = 1;                     // GPUs (tensor parallel)
-  std::string kv_cache = "auto";  // the CUDA backend's KV cache: auto, bf16 or fp8
+  GpuFlags gpu;                   // --tp, --kv-cache, --gpu-memory
   std::vector<std::string> stop;  // stop strings
 };
 int RunGenerateCommand(const GenerateFlags& flags);

@@ -67,7 +67,7 @@ StatusOr<std::vector<int32_t>> ChatMlWithoutBos(const Tokenizer& tok, const std:
 int RunGenerateCommand(const GenerateFlags& flags) {
   CpuBackendOptions backend_options;
   backend_options.num_threads = flags.threads;
-  auto load = ModelLoadOptionsFor(flags.device, backend_options, flags.tp, flags.kv_cache);
+  auto load = ModelLoadOptionsFor(flags.device, backend_options, flags.gpu);
   if (!load.ok()) return Fail(load.status());
   auto model = LoadModel(flags.model_dir, *load);
   if (!model.ok()) return Fail(model.status());

@@ -98,8 +98,7 @@ bool ResolveAnswerFlags(const AnswerFlags& flags, AssistantOptions* options, std
   }
   options->model_path = flags.model_path;
   options->device = flags.device;
-  options->tp = flags.tp;
-  options->kv_cache = flags.kv_cache;
+  options->gpu = flags.gpu;
   std::error_code ec;
   if (options->model_path.empty() && std::filesystem::exists(kDefaultModelPath, ec)) {
     options->model_path = kDefaultModelPath;

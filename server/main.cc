@@ -44,9 +44,12 @@ int main(int argc, char** argv) {
   const std::string kv_help = "GPU KV cache: fp8 (half the memory, e4m3 with a scale per token and head), "
                               "bf16, or auto: fp8 for an FP8 model (rag quantize), else bf16 (default)";
   const auto kv_kinds = CLI::IsMember({"auto", "bf16", "fp8"});
+  const std::string gpu_memory_help = "the most of each GPU's memory the model takes: weights, buffers "
+                                      "and the KV cache, which gets what is left (default 0.9)";
   query_cmd->add_option("--device", query.answer.device, device_help)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  query_cmd->add_option("--tp", query.answer.tp, tp_help)->check(CLI::Range(1, 8));
-  query_cmd->add_option("--kv-cache", query.answer.kv_cache, kv_help)->check(kv_kinds);
+  query_cmd->add_option("--tp", query.answer.gpu.tp, tp_help)->check(CLI::Range(1, 8));
+  query_cmd->add_option("--kv-cache", query.answer.gpu.kv_cache, kv_help)->check(kv_kinds);
+  query_cmd->add_option("--gpu-memory", query.answer.gpu.memory_fraction, gpu_memory_help)->check(CLI::Range(0.05, 1.0));
 
   rag::RetrieveFlags retrieve;
   auto* retrieve_cmd = app.add_subcommand("retrieve", "questions on stdin, one a line; JSON lines out");
@@ -68,8 +71,9 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--model", serve.answer.model_path, model_help);
   serve_cmd->add_option("--mode", serve.answer.mode, mode_help)->check(CLI::IsMember({"model", "extractive"}));
   serve_cmd->add_option("--device", serve.answer.device, device_help)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  serve_cmd->add_option("--tp", serve.answer.tp, tp_help)->check(CLI::Range(1, 8));
-  serve_cmd->add_option("--kv-cache", serve.answer.kv_cache, kv_help)->check(kv_kinds);
+  serve_cmd->add_option("--tp", serve.answer.gpu.tp, tp_help)->check(CLI::Range(1, 8));
+  serve_cmd->add_option("--kv-cache", serve.answer.gpu.kv_cache, kv_help)->check(kv_kinds);
+  serve_cmd->add_option("--gpu-memory", serve.answer.gpu.memory_fraction, gpu_memory_help)->check(CLI::Range(0.05, 1.0));
 
   rag::EvalAnswersFlags eval_answers;
   auto* eval_cmd = app.add_subcommand("eval-answers", "answer QA.jsonl questions; report answer support and citation precision/recall");
@@ -80,8 +84,9 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--model", eval_answers.answer.model_path, model_help);
   eval_cmd->add_option("--mode", eval_answers.answer.mode, mode_help)->check(CLI::IsMember({"model", "extractive"}));
   eval_cmd->add_option("--device", eval_answers.answer.device, device_help)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  eval_cmd->add_option("--tp", eval_answers.answer.tp, tp_help)->check(CLI::Range(1, 8));
-  eval_cmd->add_option("--kv-cache", eval_answers.answer.kv_cache, kv_help)->check(kv_kinds);
+  eval_cmd->add_option("--tp", eval_answers.answer.gpu.tp, tp_help)->check(CLI::Range(1, 8));
+  eval_cmd->add_option("--kv-cache", eval_answers.answer.gpu.kv_cache, kv_help)->check(kv_kinds);
+  eval_cmd->add_option("--gpu-memory", eval_answers.answer.gpu.memory_fraction, gpu_memory_help)->check(CLI::Range(0.05, 1.0));
 
   rag::EvalRetrievalFlags eval_retrieval;
   auto* eval_retrieval_cmd = app.add_subcommand(
@@ -111,8 +116,9 @@ int main(int argc, char** argv) {
   generate_cmd->add_option("--seed", generate.seed, "random seed for sampling")->default_val(0);
   generate_cmd->add_option("--stop", generate.stop, "stop before this text (repeatable)");
   generate_cmd->add_option("--device", generate.device, device_help)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  generate_cmd->add_option("--tp", generate.tp, tp_help)->check(CLI::Range(1, 8));
-  generate_cmd->add_option("--kv-cache", generate.kv_cache, kv_help)->check(kv_kinds);
+  generate_cmd->add_option("--tp", generate.gpu.tp, tp_help)->check(CLI::Range(1, 8));
+  generate_cmd->add_option("--kv-cache", generate.gpu.kv_cache, kv_help)->check(kv_kinds);
+  generate_cmd->add_option("--gpu-memory", generate.gpu.memory_fraction, gpu_memory_help)->check(CLI::Range(0.05, 1.0));
   generate_cmd->add_option("--threads", generate.threads, "CPU threads (default: one per core)")->default_val(0)->check(CLI::NonNegativeNumber);
 
   rag::QuantizeFlags quantize;

@@ -23,10 +23,16 @@ Status CpuKvCacheCheck(const std::string& kv_cache) {
 }  // namespace
 
 StatusOr<ModelLoadOptions> ModelLoadOptionsFor(const std::string& device,
-                                               const CpuBackendOptions& cpu, int tp,
-                                               const std::string& kv_cache) {
+                                               const CpuBackendOptions& cpu,
+                                               const GpuFlags& flags) {
+  const int tp = flags.tp;
+  const std::string& kv_cache = flags.kv_cache;
   if (kv_cache != "auto" && kv_cache != "bf16" && kv_cache != "fp8") {
     return InvalidArgument("--kv-cache must be auto, bf16 or fp8, not \"" + kv_cache + "\"");
+  }
+  if (!(flags.memory_fraction > 0.0 && flags.memory_fraction <= 1.0)) {
+    return InvalidArgument("--gpu-memory takes a fraction in (0, 1], not " +
+                           std::to_string(flags.memory_fraction));
   }
   if (device != "auto" && device != "cpu" && device != "cuda") {
     return InvalidArgument("--device must be auto, cpu or cuda, not \"" + device + "\"");
@@ -47,6 +53,7 @@ StatusOr<ModelLoadOptions> ModelLoadOptionsFor(const std::string& device,
   }
   CudaBackendOptions gpu;
   RAG_ASSIGN_OR_RETURN(gpu.kv_cache, ParseKvCacheType(kv_cache));
+  gpu.memory_fraction = flags.memory_fraction;
   if (tp > 1) {
 #ifdef RAG_HAVE_NCCL
     TensorParallelOptions parallel;

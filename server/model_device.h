@@ -8,18 +8,20 @@
 #include "common/status.h"
 #include "engine/bert/embedder.h"
 #include "engine/model_loader.h"
+#include "server/gpu_flags.h"
 
 namespace rag {
 
 // "cpu"; "cuda" (Unavailable when this build has no CUDA backend or no GPU is present); "auto"
-// (cuda when possible, else cpu). InvalidArgument for another name. tp > 1: the model split
+// (cuda when possible, else cpu). InvalidArgument for another name. gpu.tp > 1: the model split
 // over GPUs 0..tp-1 (engine/dist/tp_backend.h; a safetensors model directory, a build with
-// NCCL and that many GPUs; InvalidArgument with --device cpu). kv_cache: the CUDA backend's KV
-// cache, "auto", "bf16" or "fp8" (engine/cuda/cuda_backend.h, KvCacheType); "fp8" where the
+// NCCL and that many GPUs; InvalidArgument with --device cpu). gpu.kv_cache: the CUDA backend's
+// KV cache, "auto", "bf16" or "fp8" (engine/cuda/cuda_backend.h, KvCacheType); "fp8" where the
 // model runs on the CPU is an InvalidArgument (the CPU backend's cache is fp32).
+// gpu.memory_fraction: CudaBackendOptions::memory_fraction, in (0, 1].
 StatusOr<ModelLoadOptions> ModelLoadOptionsFor(const std::string& device,
-                                               const CpuBackendOptions& cpu, int tp = 1,
-                                               const std::string& kv_cache = "auto");
+                                               const CpuBackendOptions& cpu,
+                                               const GpuFlags& gpu = {});
 
 // Where the sentence embedder's encoder runs for the same `device`: the CUDA BERT encoder on
 // GPU 0 when cuda or auto finds one (an empty factory otherwise: the CPU encoder); the same

@@ -42,6 +42,7 @@ constexpr const char* kUsage =
     "  --prefill-rows N  prefill attention: query rows a warp, 16 or 32 (default 32)\n"
     "  --fp8             dummy weights: decoder projections as FP8 e4m3 with row scales\n"
     "  --kv-cache T      KV cache: auto (FP8 with FP8 weights, default), bf16 or fp8\n"
+    "  --gpu-memory F    the most of each GPU's memory to take, KV cache included (default 0.9)\n"
     "  --tp N            tensor parallel over GPUs 0..N-1 (NCCL; 1 = one GPU, default)\n"
     "  --allreduce MODE  tensor parallel all-reduces: peer (decode-sized ones through peer\n"
     "                    memory, the rest NCCL; default) or nccl (all through NCCL)\n"
@@ -62,6 +63,7 @@ struct BenchFlags {
   std::vector<int> batches = {1, 8, 32, 64};
   bool graphs = true, pdl = true, fused_gemv = true, fp8 = false, fp8_gemm = true;
   std::string json_path;
+  double gpu_memory = 0.9;
 };
 
 bool ParseInt(const std::string& s, int lo, int hi, int* out) {
@@ -124,6 +126,12 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
         return "--prefill-sums takes bf16 or fp32";
     } else if (a == "--fp8") {
       f->fp8 = true;
+    } else if (a == "--gpu-memory") {
+      char* end = nullptr;
+      if (!value(&v) || (f->gpu_memory = std::strtod(v.c_str(), &end), *end != '\0') ||
+          !(f->gpu_memory > 0.0 && f->gpu_memory <= 1.0)) {
+        return "--gpu-memory takes a fraction in (0, 1]";
+      }
     } else if (a == "--kv-cache") {
       if (!value(&f->kv_cache) || !ParseKvCacheType(f->kv_cache).ok()) return "--kv-cache takes auto, bf16 or fp8";
     } else if (a == "--no-fp8-gemm") {
@@ -294,6 +302,7 @@ Status Run(const BenchFlags& f) {
   options.tp_bf16_prefill_sums = f.prefill_sums == "bf16";
   options.fp8_gemm = f.fp8_gemm;
   RAG_ASSIGN_OR_RETURN(options.kv_cache, ParseKvCacheType(f.kv_cache));
+  options.memory_fraction = f.gpu_memory;
   std::unique_ptr<GpuBackend> backend;
   const double t_load = NowSeconds();
   if (f.tp > 1) {

@@ -1,0 +1,51 @@
+// The GPU flags' checks in ModelLoadOptionsFor (server/model_device.h): what `--device`, `--tp`,
+// `--kv-cache` and `--gpu-memory` refuse before any model is read, with a message naming the
+// flag. Runs without a GPU: "auto" then falls back to the CPU, which has no FP8 KV cache.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "server/model_device.h"
+
+namespace rag {
+namespace {
+
+void ExpectRefused(const std::string& device, const GpuFlags& gpu, const std::string& flag) {
+  auto options = ModelLoadOptionsFor(device, CpuBackendOptions{}, gpu);
+  ASSERT_FALSE(options.ok()) << "--device " << device << " was accepted";
+  EXPECT_EQ(options.status().code(), StatusCode::kInvalidArgument) << options.status().ToString();
+  EXPECT_NE(options.status().message().find(flag), std::string::npos) << options.status().ToString();
+}
+
+TEST(ModelDeviceTest, BadGpuFlagsAreRefusedByName) {
+  GpuFlags kv;
+  kv.kv_cache = "int4";
+  ExpectRefused("auto", kv, "--kv-cache");
+  for (double fraction : {0.0, -0.5, 1.5}) {
+    GpuFlags memory;
+    memory.memory_fraction = fraction;
+    ExpectRefused("auto", memory, "--gpu-memory");
+  }
+  GpuFlags tp;
+  tp.tp = 9;
+  ExpectRefused("auto", tp, "--tp");
+  tp.tp = 2;
+  ExpectRefused("cpu", tp, "--tp");
+  ExpectRefused("gpu", GpuFlags{}, "--device");
+}
+
+TEST(ModelDeviceTest, TheCpuHasNoFp8KvCache) {
+  GpuFlags fp8;
+  fp8.kv_cache = "fp8";
+  ExpectRefused("cpu", fp8, "--kv-cache fp8");
+  for (const char* kv : {"auto", "bf16"}) {
+    GpuFlags flags;
+    flags.kv_cache = kv;
+    auto options = ModelLoadOptionsFor("cpu", CpuBackendOptions{}, flags);
+    ASSERT_TRUE(options.ok()) << kv << ": " << options.status().ToString();
+    EXPECT_FALSE(options->from_dir) << "--device cpu must not pick a GPU backend";
+  }
+}
+
+}  // namespace
+}  // namespace rag

@@ -200,8 +200,9 @@ struct Fp8KvCache {
   float* v_scale;
 };
 // KvAppend into the FP8 cache: each (token, KV head) row of k (and of v) gets the scale
-// max |x| / 448 (0 for a row of zeros) and the codes x / scale rounded to nearest even,
-// saturating. Same arguments and checks as the bf16 form otherwise.
+// max |x| / 448 (0 for a row of zeros) and the codes of x * (448 / max |x|) in fp32, rounded to
+// nearest even, saturating (tests/gpu/attention_test_util.h, QuantizeFp8Row, repeats this
+// arithmetic bit for bit). Same arguments and checks as the bf16 form otherwise.
 Status KvAppend(const float* k, int64_t k_stride, const float* v, int64_t v_stride,
                 const int64_t* slot_mapping, int64_t n_tokens, int64_t n_kv_heads,
                 int64_t head_dim, int64_t block_size, const Fp8KvCache& cache,

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "engine/cpu/cpu_backend.h"
+#include "engine/kv_cache_type.h"
 #include "engine/quantize.h"
 #ifdef RAG_FP8_ACCURACY_CUDA
 #include "engine/cuda/cuda_backend.h"
@@ -57,7 +58,7 @@ bool ParseArgs(int argc, char** argv, Args* a) {
   }
   return a->threads > 0 && a->greedy_prompt > 0 && a->greedy_tokens > 0 &&
          (a->device == "cpu" || a->device == "cuda") &&
-         (a->kv_cache == "auto" || a->kv_cache == "bf16" || a->kv_cache == "fp8") &&
+         rag::ParseKvCacheType(a->kv_cache).ok() &&
          (a->device == "cuda" || a->kv_cache != "fp8");
 }
 

@@ -286,7 +286,7 @@ __global__ void __launch_bounds__(kThreads, 4) SplitKvDecodeKernel(const DecodeA
 
   // Prologue: offsets of the first kStages tiles; the first kStages - 1 tiles but the newest
   // position's row; then (after the previous kernel) the scaled queries and that row.
-  const int newest_stage = (len - 1) / kTile - tile0;  // stage holding position len - 1, if < kStages - 1
+  const int newest_stage = (len - 1) / kTile - tile0;  // stage holding position len - 1, if < kStages
   const int newest_row = (len - 1) % kTile;
   if (tid < kStages * kTile && tid / kTile < n) {
     const int stage = tid / kTile, r = tid % kTile;

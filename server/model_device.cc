@@ -1,5 +1,7 @@
 #include "server/model_device.h"
 
+#include "engine/kv_cache_type.h"
+
 #ifdef RAG_HAVE_CUDA
 #include "engine/cuda/cuda_backend.h"
 #include "engine/cuda/cuda_bert.h"
@@ -10,26 +12,11 @@
 
 namespace rag {
 
-namespace {
-
-Status CpuKvCacheCheck(const std::string& kv_cache) {
-  if (kv_cache == "fp8") {
-    return InvalidArgument("--kv-cache fp8 needs the CUDA backend (the CPU backend keeps its KV "
-                           "cache in fp32)");
-  }
-  return Status::Ok();
-}
-
-}  // namespace
-
 StatusOr<ModelLoadOptions> ModelLoadOptionsFor(const std::string& device,
                                                const CpuBackendOptions& cpu,
                                                const GpuFlags& flags) {
   const int tp = flags.tp;
-  const std::string& kv_cache = flags.kv_cache;
-  if (kv_cache != "auto" && kv_cache != "bf16" && kv_cache != "fp8") {
-    return InvalidArgument("--kv-cache must be auto, bf16 or fp8, not \"" + kv_cache + "\"");
-  }
+  RAG_ASSIGN_OR_RETURN(const KvCacheType kv_cache, ParseKvCacheType(flags.kv_cache));
   if (!(flags.memory_fraction > 0.0 && flags.memory_fraction <= 1.0)) {
     return InvalidArgument("--gpu-memory takes a fraction in (0, 1], not " +
                            std::to_string(flags.memory_fraction));
@@ -41,18 +28,22 @@ StatusOr<ModelLoadOptions> ModelLoadOptionsFor(const std::string& device,
   if (tp > 1 && device == "cpu") return InvalidArgument("--tp " + std::to_string(tp) + " needs --device cuda");
   ModelLoadOptions options;
   options.cpu = cpu;
-  if (device == "cpu") {
-    RAG_RETURN_IF_ERROR(CpuKvCacheCheck(kv_cache));
+  // Every way to the CPU backend, whose KV cache is fp32.
+  auto on_cpu = [&]() -> StatusOr<ModelLoadOptions> {
+    if (kv_cache == KvCacheType::kFp8) {
+      return InvalidArgument("--kv-cache fp8 needs the CUDA backend (the CPU backend keeps its KV "
+                             "cache in fp32)");
+    }
     return options;
-  }
+  };
+  if (device == "cpu") return on_cpu();
 #ifdef RAG_HAVE_CUDA
   if (!CudaDeviceAvailable()) {
     if (device == "cuda" || tp > 1) return Unavailable("--device cuda: no CUDA device is present");
-    RAG_RETURN_IF_ERROR(CpuKvCacheCheck(kv_cache));
-    return options;
+    return on_cpu();
   }
   CudaBackendOptions gpu;
-  RAG_ASSIGN_OR_RETURN(gpu.kv_cache, ParseKvCacheType(kv_cache));
+  gpu.kv_cache = kv_cache;
   gpu.memory_fraction = flags.memory_fraction;
   if (tp > 1) {
 #ifdef RAG_HAVE_NCCL
@@ -90,8 +81,7 @@ StatusOr<ModelLoadOptions> ModelLoadOptionsFor(const std::string& device,
     return Unavailable(std::string(tp > 1 ? "--tp" : "--device cuda") +
                        ": this build has no CUDA backend (configure with -DRAG_CUDA=ON)");
   }
-  RAG_RETURN_IF_ERROR(CpuKvCacheCheck(kv_cache));
-  return options;
+  return on_cpu();
 #endif
 }
 

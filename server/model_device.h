@@ -16,7 +16,7 @@ namespace rag {
 // (cuda when possible, else cpu). InvalidArgument for another name. gpu.tp > 1: the model split
 // over GPUs 0..tp-1 (engine/dist/tp_backend.h; a safetensors model directory, a build with
 // NCCL and that many GPUs; InvalidArgument with --device cpu). gpu.kv_cache: the CUDA backend's
-// KV cache, "auto", "bf16" or "fp8" (engine/cuda/cuda_backend.h, KvCacheType); "fp8" where the
+// KV cache, "auto", "bf16" or "fp8" (engine/kv_cache_type.h); "fp8" where the
 // model runs on the CPU is an InvalidArgument (the CPU backend's cache is fp32).
 // gpu.memory_fraction: CudaBackendOptions::memory_fraction, in (0, 1].
 StatusOr<ModelLoadOptions> ModelLoadOptionsFor(const std::string& device,

@@ -59,7 +59,8 @@ struct BenchFlags {
   std::string model_dir, load_format = "auto", shape;
   int prompt = 2000, new_tokens = 200, runs = 5, chunk = 4096, device = 0, gemv_max_rows = 1;
   int attn_splits = 2048, attn_split_tiles = 16, gemv_split = 8, prefill_rows = 32, tp = 1, load = 0, peer_max_kb = 1024;
-  std::string allreduce = "peer", prefill_sums = "bf16", kv_cache = "auto";
+  std::string allreduce = "peer", prefill_sums = "bf16";
+  KvCacheType kv_cache = KvCacheType::kAuto;
   std::vector<int> batches = {1, 8, 32, 64};
   bool graphs = true, pdl = true, fused_gemv = true, fp8 = false, fp8_gemm = true;
   std::string json_path;
@@ -133,7 +134,10 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
         return "--gpu-memory takes a fraction in (0, 1]";
       }
     } else if (a == "--kv-cache") {
-      if (!value(&f->kv_cache) || !ParseKvCacheType(f->kv_cache).ok()) return "--kv-cache takes auto, bf16 or fp8";
+      if (!value(&v)) return "--kv-cache takes auto, bf16 or fp8";
+      StatusOr<KvCacheType> kv = ParseKvCacheType(v);
+      if (!kv.ok()) return kv.status().message();
+      f->kv_cache = *kv;
     } else if (a == "--no-fp8-gemm") {
       f->fp8_gemm = false;
     } else if (a == "--prefill-rows") {
@@ -301,7 +305,7 @@ Status Run(const BenchFlags& f) {
   options.fused_gemv = f.fused_gemv;
   options.tp_bf16_prefill_sums = f.prefill_sums == "bf16";
   options.fp8_gemm = f.fp8_gemm;
-  RAG_ASSIGN_OR_RETURN(options.kv_cache, ParseKvCacheType(f.kv_cache));
+  options.kv_cache = f.kv_cache;
   options.memory_fraction = f.gpu_memory;
   std::unique_ptr<GpuBackend> backend;
   const double t_load = NowSeconds();

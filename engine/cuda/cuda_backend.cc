@@ -80,13 +80,6 @@ bool CudaDeviceAvailable() {
   return err == cudaSuccess && count > 0;
 }
 
-StatusOr<KvCacheType> ParseKvCacheType(const std::string& name) {
-  if (name == "auto") return KvCacheType::kAuto;
-  if (name == "bf16") return KvCacheType::kBf16;
-  if (name == "fp8") return KvCacheType::kFp8;
-  return InvalidArgument("--kv-cache takes auto, bf16 or fp8, not \"" + name + "\"");
-}
-
 CudaBackend::CudaBackend(ModelConfig config, CudaWeights weights, const CudaBackendOptions& options)
     : config_(std::move(config)), weights_(std::move(weights)), options_(options) {}
 

@@ -28,18 +28,10 @@
 #include "engine/cuda/fp8_matmul.h"
 #include "engine/cuda/matmul.h"
 #include "engine/cuda/tp_collectives.h"
+#include "engine/kv_cache_type.h"
 #include "kernels/kernels.h"
 
 namespace rag {
-
-// What the KV cache stores: bf16, or e4m3 codes with a scale per (token, KV head) row
-// (kernels.h, Fp8KvCache: half the bytes, so twice the tokens at once and half the attention
-// reads). kAuto: FP8 for a model whose projections are FP8 (`rag quantize`; its users chose
-// FP8 to fit the GPU, and the cache beside 70B FP8 weights on one H100 holds one 2k-token
-// conversation in bf16), bf16 otherwise.
-enum class KvCacheType { kAuto, kBf16, kFp8 };
-// "auto", "bf16" or "fp8" (InvalidArgument otherwise): the flag `--kv-cache`.
-StatusOr<KvCacheType> ParseKvCacheType(const std::string& name);
 
 struct CudaBackendOptions {
   int device = 0;
@@ -74,7 +66,7 @@ struct CudaBackendOptions {
   // and run cuBLASLt FP8 GEMMs (engine/cuda/fp8_matmul.h); false: each projection is widened
   // to bf16 for a bf16 GEMM (the former path; `rag bench --no-fp8-gemm`).
   bool fp8_gemm = true;
-  KvCacheType kv_cache = KvCacheType::kAuto;
+  KvCacheType kv_cache = KvCacheType::kAuto;  // engine/kv_cache_type.h
 };
 
 // What `rag bench`, the tests and the server need of a GPU backend, on one GPU or several.

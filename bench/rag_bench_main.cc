@@ -6,5 +6,5 @@
 #include "engine/cuda/bench_command.h"
 
 int main(int argc, char** argv) {
-  return rag::RunBenchCommand(std::vector<std::string>(argv + 1, argv + argc));
+  return rag::RunBenchCommand(std::vector<std::string>(argv + 1, argv + argc), {});
 }

@@ -22,4 +22,16 @@ inline StatusOr<KvCacheType> ParseKvCacheType(const std::string& name) {
   return InvalidArgument("--kv-cache takes auto, bf16 or fp8, not \"" + name + "\"");
 }
 
+inline const char* KvCacheTypeName(KvCacheType type) {
+  switch (type) {
+    case KvCacheType::kBf16:
+      return "bf16";
+    case KvCacheType::kFp8:
+      return "fp8";
+    case KvCacheType::kAuto:
+      break;
+  }
+  return "auto";
+}
+
 }  // namespace rag

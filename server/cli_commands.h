@@ -123,4 +123,14 @@ struct GenerateFlags {
 };
 int RunGenerateCommand(const GenerateFlags& flags);
 
+// `rag tp-worker`: rank `rank` of a model split over processes (server/model_device.h,
+// RunTpFollower), until rank 0 ends.
+struct TpWorkerFlags {
+  std::string model_dir;
+  int rank = 1;
+  int device = -1;  // -1: GPU `rank`
+  GpuFlags gpu;     // --tp and --tp-rendezvous required; the rest as rank 0's
+};
+int RunTpWorkerCommand(const TpWorkerFlags& flags);
+
 }  // namespace rag

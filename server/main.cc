@@ -7,6 +7,32 @@
 #include "engine/cuda/bench_command.h"
 #endif
 
+namespace {
+
+// --tp, --tp-rendezvous, --kv-cache and --gpu-memory of the commands that run the model.
+void AddGpuFlags(CLI::App* cmd, rag::GpuFlags* gpu,
+                 const char* rendezvous_help =
+                     "HOST:PORT: the --tp ranks are processes; this one is rank 0 "
+                     "and waits there for `rag tp-worker` ranks 1..N-1 (default: "
+                     "all in this process)") {
+  cmd->add_option("--tp", gpu->tp,
+                  "split the model over GPUs 0..N-1 (tensor parallel over NCCL; default 1)")
+      ->check(CLI::Range(1, 8));
+  cmd->add_option("--tp-rendezvous", gpu->tp_rendezvous, rendezvous_help);
+  cmd->add_option(
+         "--kv-cache", gpu->kv_cache,
+         "GPU KV cache: fp8 (half the memory, e4m3 with a scale per token and head), bf16, or "
+         "auto: fp8 for an FP8 model (rag quantize), else bf16 (default)")
+      ->check(CLI::IsMember({"auto", "bf16", "fp8"}));
+  cmd->add_option(
+         "--gpu-memory", gpu->memory_fraction,
+         "the most of each GPU's memory the model takes: weights, buffers and the KV cache, "
+         "which gets what is left (default 0.9)")
+      ->check(CLI::Range(0.05, 1.0));
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"rag: a document assistant that answers with citations"};
   app.require_subcommand(1);
@@ -39,17 +65,10 @@ int main(int argc, char** argv) {
       "model or extractive (default: model when there is a model, else extractive)";
   query_cmd->add_option("--model", query.answer.model_path, model_help);
   query_cmd->add_option("--mode", query.answer.mode, mode_help)->check(CLI::IsMember({"model", "extractive"}));
-  const std::string device_help = "cpu, cuda, or auto: cuda when this build has it and a GPU is present (default)";
-  const std::string tp_help = "split the model over GPUs 0..N-1 (tensor parallel over NCCL; default 1)";
-  const std::string kv_help = "GPU KV cache: fp8 (half the memory, e4m3 with a scale per token and head), "
-                              "bf16, or auto: fp8 for an FP8 model (rag quantize), else bf16 (default)";
-  const auto kv_kinds = CLI::IsMember({"auto", "bf16", "fp8"});
-  const std::string gpu_memory_help = "the most of each GPU's memory the model takes: weights, buffers "
-                                      "and the KV cache, which gets what is left (default 0.9)";
+  const std::string device_help =
+      "cpu, cuda, or auto: cuda when this build has it and a GPU is present (default)";
   query_cmd->add_option("--device", query.answer.device, device_help)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  query_cmd->add_option("--tp", query.answer.gpu.tp, tp_help)->check(CLI::Range(1, 8));
-  query_cmd->add_option("--kv-cache", query.answer.gpu.kv_cache, kv_help)->check(kv_kinds);
-  query_cmd->add_option("--gpu-memory", query.answer.gpu.memory_fraction, gpu_memory_help)->check(CLI::Range(0.05, 1.0));
+  AddGpuFlags(query_cmd, &query.answer.gpu);
 
   rag::RetrieveFlags retrieve;
   auto* retrieve_cmd = app.add_subcommand("retrieve", "questions on stdin, one a line; JSON lines out");
@@ -71,9 +90,7 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--model", serve.answer.model_path, model_help);
   serve_cmd->add_option("--mode", serve.answer.mode, mode_help)->check(CLI::IsMember({"model", "extractive"}));
   serve_cmd->add_option("--device", serve.answer.device, device_help)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  serve_cmd->add_option("--tp", serve.answer.gpu.tp, tp_help)->check(CLI::Range(1, 8));
-  serve_cmd->add_option("--kv-cache", serve.answer.gpu.kv_cache, kv_help)->check(kv_kinds);
-  serve_cmd->add_option("--gpu-memory", serve.answer.gpu.memory_fraction, gpu_memory_help)->check(CLI::Range(0.05, 1.0));
+  AddGpuFlags(serve_cmd, &serve.answer.gpu);
 
   rag::EvalAnswersFlags eval_answers;
   auto* eval_cmd = app.add_subcommand("eval-answers", "answer QA.jsonl questions; report answer support and citation precision/recall");
@@ -84,9 +101,7 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--model", eval_answers.answer.model_path, model_help);
   eval_cmd->add_option("--mode", eval_answers.answer.mode, mode_help)->check(CLI::IsMember({"model", "extractive"}));
   eval_cmd->add_option("--device", eval_answers.answer.device, device_help)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  eval_cmd->add_option("--tp", eval_answers.answer.gpu.tp, tp_help)->check(CLI::Range(1, 8));
-  eval_cmd->add_option("--kv-cache", eval_answers.answer.gpu.kv_cache, kv_help)->check(kv_kinds);
-  eval_cmd->add_option("--gpu-memory", eval_answers.answer.gpu.memory_fraction, gpu_memory_help)->check(CLI::Range(0.05, 1.0));
+  AddGpuFlags(eval_cmd, &eval_answers.answer.gpu);
 
   rag::EvalRetrievalFlags eval_retrieval;
   auto* eval_retrieval_cmd = app.add_subcommand(
@@ -116,9 +131,7 @@ int main(int argc, char** argv) {
   generate_cmd->add_option("--seed", generate.seed, "random seed for sampling")->default_val(0);
   generate_cmd->add_option("--stop", generate.stop, "stop before this text (repeatable)");
   generate_cmd->add_option("--device", generate.device, device_help)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  generate_cmd->add_option("--tp", generate.gpu.tp, tp_help)->check(CLI::Range(1, 8));
-  generate_cmd->add_option("--kv-cache", generate.gpu.kv_cache, kv_help)->check(kv_kinds);
-  generate_cmd->add_option("--gpu-memory", generate.gpu.memory_fraction, gpu_memory_help)->check(CLI::Range(0.05, 1.0));
+  AddGpuFlags(generate_cmd, &generate.gpu);
   generate_cmd->add_option("--threads", generate.threads, "CPU threads (default: one per core)")->default_val(0)->check(CLI::NonNegativeNumber);
 
   rag::QuantizeFlags quantize;
@@ -127,6 +140,23 @@ int main(int argc, char** argv) {
   quantize_cmd->add_option("--model", quantize.model_dir, "a Hugging Face model directory (bf16, f16 or f32 safetensors)")->required();
   quantize_cmd->add_option("--out", quantize.out_dir, "the directory to write the FP8 model to")->required();
   quantize_cmd->add_flag("--force", quantize.force, "replace a model.safetensors already in --out");
+
+  rag::TpWorkerFlags tp_worker;
+  auto* tp_worker_cmd = app.add_subcommand(
+      "tp-worker",
+      "one GPU of a model split over processes: follows the rank 0 at --tp-rendezvous");
+  tp_worker_cmd
+      ->add_option("--model", tp_worker.model_dir,
+                   "the model directory rank 0 serves (safetensors)")
+      ->required();
+  tp_worker_cmd->add_option("--rank", tp_worker.rank, "this process's rank, 1..--tp minus 1")
+      ->required()
+      ->check(CLI::Range(1, 7));
+  tp_worker_cmd
+      ->add_option("--gpu", tp_worker.device, "the CUDA device to run on (default: the rank)")
+      ->check(CLI::Range(0, 63));
+  AddGpuFlags(tp_worker_cmd, &tp_worker.gpu,
+              "HOST:PORT where rank 0 (rag serve ... --tp-rendezvous) waits");
 
   auto* bench_cmd = app.add_subcommand(
       "bench", "time to first token and decode tokens/s of the CUDA backend (rag bench --help)");
@@ -152,7 +182,7 @@ int main(int argc, char** argv) {
   }
   if (*bench_cmd) {
 #ifdef RAG_HAVE_CUDA
-    return rag::RunBenchCommand(bench_cmd->remaining());
+    return rag::RunBenchCommand(bench_cmd->remaining(), {"bench"});
 #else
     std::fprintf(stderr, "rag bench: this build has no CUDA backend (configure with -DRAG_CUDA=ON)\n");
     return 1;
@@ -167,5 +197,6 @@ int main(int argc, char** argv) {
   if (*tokenize_cmd) return rag::RunTokenizeCommand(tokenizer_path);
   if (*generate_cmd) return rag::RunGenerateCommand(generate);
   if (*quantize_cmd) return rag::RunQuantizeCommand(quantize);
+  if (*tp_worker_cmd) return rag::RunTpWorkerCommand(tp_worker);
   return rag::RunServeCommand(common, serve);
 }

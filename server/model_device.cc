@@ -1,5 +1,6 @@
 #include "server/model_device.h"
 
+#include "engine/dist/tp_rendezvous.h"
 #include "engine/kv_cache_type.h"
 
 #ifdef RAG_HAVE_CUDA
@@ -8,9 +9,55 @@
 #endif
 #ifdef RAG_HAVE_NCCL
 #include "engine/dist/tp_backend.h"
+#include "engine/dist/tp_process.h"
 #endif
 
 namespace rag {
+
+#ifdef RAG_HAVE_CUDA
+namespace {
+
+// The CUDA backend's options from the flags (rank 0 and `rag tp-worker` alike).
+CudaBackendOptions CudaOptionsFor(KvCacheType kv_cache, const GpuFlags& flags) {
+  CudaBackendOptions gpu;
+  gpu.kv_cache = kv_cache;
+  gpu.memory_fraction = flags.memory_fraction;
+  return gpu;
+}
+
+}  // namespace
+#endif
+
+#ifdef RAG_HAVE_NCCL
+namespace {
+
+// What rank 0 (serve, query, generate, eval-answers with --tp-rendezvous) and `rag tp-worker`
+// build alike: the same options give the same settings (tp_process.h), which rank 0 checks.
+struct ProcessGroupPlan {
+  TpProcessOptions process;
+  std::string settings;
+  TpBackendFactory factory;
+};
+
+StatusOr<ProcessGroupPlan> PlanProcessGroup(const std::string& dir, const CudaBackendOptions& gpu,
+                                            const GpuFlags& flags, int rank, int device) {
+  ProcessGroupPlan plan;
+  RAG_ASSIGN_OR_RETURN(plan.process.rendezvous, ParseTpAddress(flags.tp_rendezvous));
+  plan.process.world = flags.tp;
+  plan.process.rank = rank;
+  plan.process.device = device;
+  RAG_ASSIGN_OR_RETURN(const ModelConfig config, LoadModelConfig(dir));
+  TensorParallelOptions parallel;
+  parallel.world = flags.tp;
+  plan.settings = TpSettings(config, gpu, parallel, "");
+  plan.factory = [dir, gpu](const TensorParallelOptions& tp) {
+    return TensorParallelBackend::Create(dir, gpu, tp);
+  };
+  return plan;
+}
+
+}  // namespace
+#endif
 
 StatusOr<ModelLoadOptions> ModelLoadOptionsFor(const std::string& device,
                                                const CpuBackendOptions& cpu,
@@ -26,6 +73,11 @@ StatusOr<ModelLoadOptions> ModelLoadOptionsFor(const std::string& device,
   }
   if (tp < 1 || tp > 8) return InvalidArgument("--tp takes 1 to 8 GPUs, not " + std::to_string(tp));
   if (tp > 1 && device == "cpu") return InvalidArgument("--tp " + std::to_string(tp) + " needs --device cuda");
+  if (!flags.tp_rendezvous.empty()) {
+    if (tp < 2) return InvalidArgument("--tp-rendezvous needs --tp 2 or more");
+    const Status address = ParseTpAddress(flags.tp_rendezvous).status();
+    if (!address.ok()) return InvalidArgument("--tp-rendezvous: " + address.message());
+  }
   ModelLoadOptions options;
   options.cpu = cpu;
   // Every way to the CPU backend, whose KV cache is fp32.
@@ -42,16 +94,21 @@ StatusOr<ModelLoadOptions> ModelLoadOptionsFor(const std::string& device,
     if (device == "cuda" || tp > 1) return Unavailable("--device cuda: no CUDA device is present");
     return on_cpu();
   }
-  CudaBackendOptions gpu;
-  gpu.kv_cache = kv_cache;
-  gpu.memory_fraction = flags.memory_fraction;
+  const CudaBackendOptions gpu = CudaOptionsFor(kv_cache, flags);
   if (tp > 1) {
 #ifdef RAG_HAVE_NCCL
     TensorParallelOptions parallel;
     parallel.world = tp;
-    options.from_dir = [parallel, gpu](const std::string& dir) -> StatusOr<std::unique_ptr<Backend>> {
-      RAG_ASSIGN_OR_RETURN(std::unique_ptr<TensorParallelBackend> b,
-                           TensorParallelBackend::Create(dir, gpu, parallel));
+    options.from_dir = [parallel, gpu,
+                        flags](const std::string& dir) -> StatusOr<std::unique_ptr<Backend>> {
+      std::unique_ptr<TensorParallelBackend> b;
+      if (flags.tp_rendezvous.empty()) {
+        RAG_ASSIGN_OR_RETURN(b, TensorParallelBackend::Create(dir, gpu, parallel));
+      } else {
+        RAG_ASSIGN_OR_RETURN(ProcessGroupPlan plan, PlanProcessGroup(dir, gpu, flags, 0, 0));
+        RAG_ASSIGN_OR_RETURN(
+            b, HostTpProcessGroup(plan.process, plan.settings, parallel, plan.factory));
+      }
       return std::unique_ptr<Backend>(std::move(b));
     };
     options.from_weights = [tp](ModelConfig, CpuWeights) -> StatusOr<std::unique_ptr<Backend>> {
@@ -82,6 +139,27 @@ StatusOr<ModelLoadOptions> ModelLoadOptionsFor(const std::string& device,
                        ": this build has no CUDA backend (configure with -DRAG_CUDA=ON)");
   }
   return on_cpu();
+#endif
+}
+
+Status RunTpFollower(const std::string& model_dir, const GpuFlags& flags, int rank, int device) {
+  if (flags.tp < 2 || rank < 1 || rank >= flags.tp) {
+    return InvalidArgument(
+        "rag tp-worker: --rank takes 1 to --tp minus 1 (rank 0 is the serving process)");
+  }
+  // The flags' checks as rank 0 made them (and the build's and machine's: CUDA, NCCL, a GPU).
+  RAG_RETURN_IF_ERROR(ModelLoadOptionsFor("cuda", CpuBackendOptions{}, flags).status());
+#ifdef RAG_HAVE_NCCL
+  RAG_ASSIGN_OR_RETURN(const KvCacheType kv_cache, ParseKvCacheType(flags.kv_cache));
+  RAG_ASSIGN_OR_RETURN(
+      ProcessGroupPlan plan,
+      PlanProcessGroup(model_dir, CudaOptionsFor(kv_cache, flags), flags, rank, device));
+  TensorParallelOptions parallel;
+  return FollowTpProcessGroup(plan.process, plan.settings, parallel, plan.factory);
+#else
+  (void)model_dir;
+  (void)device;
+  return Unavailable("rag tp-worker: this build has no tensor parallelism");
 #endif
 }
 

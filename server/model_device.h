@@ -23,6 +23,14 @@ StatusOr<ModelLoadOptions> ModelLoadOptionsFor(const std::string& device,
                                                const CpuBackendOptions& cpu,
                                                const GpuFlags& gpu = {});
 
+// gpu.tp_rendezvous ("host:port", with tp > 1): the ranks are processes and this one is rank 0,
+// hosting the group there for `rag tp-worker` (RunTpFollower); InvalidArgument for a bad address.
+//
+// `rag tp-worker`: rank `rank` (1..tp-1) of the group rank 0 hosts at flags.tp_rendezvous, on GPU
+// `device`, with the model at `model_dir` (the same model and flags as rank 0, which refuses a
+// rank whose settings differ). Returns once rank 0 closes the group (Ok) or a step fails.
+Status RunTpFollower(const std::string& model_dir, const GpuFlags& flags, int rank, int device);
+
 // Where the sentence embedder's encoder runs for the same `device`: the CUDA BERT encoder on
 // GPU 0 when cuda or auto finds one (an empty factory otherwise: the CPU encoder); the same
 // errors as above.

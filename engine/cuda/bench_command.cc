@@ -13,8 +13,10 @@
 
 #include "common/logging.h"
 #include "engine/cuda/cuda_backend.h"
+#include "engine/dist/child_processes.h"
 #ifdef RAG_HAVE_NCCL
 #include "engine/dist/tp_backend.h"
+#include "engine/dist/tp_process.h"
 #endif
 #include "engine/model_shapes.h"
 #include "kernels/kernels.h"
@@ -46,7 +48,13 @@ constexpr const char* kUsage =
     "  --tp N            tensor parallel over GPUs 0..N-1 (NCCL; 1 = one GPU, default)\n"
     "  --allreduce MODE  tensor parallel all-reduces: peer (decode-sized ones through peer\n"
     "                    memory, the rest NCCL; default) or nccl (all through NCCL)\n"
-    "  --prefill-sums T  tensor parallel prefill partial sums all-reduced as bf16 (default) or fp32\n"
+    "  --tp-processes    the --tp ranks as processes, one GPU each: this one is rank 0 and starts\n"
+    "                    the others (CUDA IPC between them, as separate servers would)\n"
+    "  --tp-rank R --tp-rendezvous HOST:PORT\n"
+    "                    one rank of a group of processes started by hand: rank 0 (which runs\n"
+    "                    the bench) listens at HOST:PORT, ranks 1..N-1 (on GPU R) follow it\n"
+    "  --prefill-sums T  tensor parallel prefill partial sums all-reduced as bf16 (default) or "
+    "fp32\n"
     "  --peer-max-kb N   with --allreduce peer: all-reduces up to N KiB through peer memory\n"
     "                    (default 1024), larger ones through NCCL\n"
     "  --gemv-max-rows N steps of up to N tokens use our GEMV, cuBLAS above (0-8, default 1)\n"
@@ -55,11 +63,21 @@ constexpr const char* kUsage =
     "                    output tokens/s over the whole (prefills included)\n"
     "  --json FILE       also write the JSON report to FILE\n";
 
+// How this bench was started: the words that run it again (the binary and, for `rag`, "bench")
+// and its flags (followers of --tp-processes run them with --tp-rank).
+struct BenchSelf {
+  std::vector<std::string> command;
+  std::vector<std::string> args;
+};
+
 struct BenchFlags {
   std::string model_dir, load_format = "auto", shape;
   int prompt = 2000, new_tokens = 200, runs = 5, chunk = 4096, device = 0, gemv_max_rows = 1;
   int attn_splits = 2048, attn_split_tiles = 16, gemv_split = 8, prefill_rows = 32, tp = 1, load = 0, peer_max_kb = 1024;
   std::string allreduce = "peer", prefill_sums = "bf16";
+  bool tp_processes = false;
+  int tp_rank = -1;  // a rank of a group of processes (--tp-rank), or -1
+  std::string tp_rendezvous;
   KvCacheType kv_cache = KvCacheType::kAuto;
   std::vector<int> batches = {1, 8, 32, 64};
   bool graphs = true, pdl = true, fused_gemv = true, fp8 = false, fp8_gemm = true;
@@ -117,6 +135,12 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
       if (!value(&v) || !ParseInt(v, 1, 4096, &f->load)) return "--load takes 1..4096 requests";
     } else if (a == "--tp") {
       if (!value(&v) || !ParseInt(v, 1, 8, &f->tp)) return "--tp takes 1..8";
+    } else if (a == "--tp-processes") {
+      f->tp_processes = true;
+    } else if (a == "--tp-rank") {
+      if (!value(&v) || !ParseInt(v, 0, 7, &f->tp_rank)) return "--tp-rank takes 0..7";
+    } else if (a == "--tp-rendezvous") {
+      if (!value(&f->tp_rendezvous)) return "--tp-rendezvous needs HOST:PORT";
     } else if (a == "--allreduce") {
       if (!value(&f->allreduce) || (f->allreduce != "peer" && f->allreduce != "nccl"))
         return "--allreduce takes peer or nccl";
@@ -151,7 +175,8 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
       if (!value(&v) || !ParseInt(v, 1, 1 << 16, &f->attn_splits)) return "--attn-splits takes 1..65536";
     } else if (a == "--gemv-max-rows") {
       if (!value(&v) || !ParseInt(v, 0, 8, &f->gemv_max_rows)) return "--gemv-max-rows takes 0..8";
-    } else if (a == "--prompt" || a == "--new" || a == "--runs" || a == "--chunk" || a == "--device") {
+    } else if (a == "--prompt" || a == "--new" || a == "--runs" || a == "--chunk" ||
+               a == "--device") {
       int* target = a == "--prompt" ? &f->prompt : a == "--new" ? &f->new_tokens
                     : a == "--runs" ? &f->runs : a == "--chunk" ? &f->chunk : &f->device;
       const int lo = a == "--device" ? 0 : (a == "--new" ? 2 : 1);
@@ -163,6 +188,11 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
   if (f->load_format == "dummy" ? f->shape.empty() : f->model_dir.empty()) {
     return "give --model DIR, or --load-format dummy --shape NAME";
   }
+  if ((f->tp_processes || f->tp_rank >= 0) && f->tp < 2)
+    return "--tp-processes and --tp-rank need --tp 2 or more";
+  if (f->tp_rank >= f->tp) return "--tp-rank must be below --tp";
+  if ((f->tp_rank >= 0) != !f->tp_rendezvous.empty())
+    return "--tp-rank and --tp-rendezvous go together";
   return "";
 }
 
@@ -282,8 +312,69 @@ std::string Today() {
   return buf;
 }
 
-Status Run(const BenchFlags& f) {
-  RAG_CUDA_RETURN_IF_ERROR(cudaSetDevice(f.device));
+#ifdef RAG_HAVE_NCCL
+// The kernel knobs rag bench sets for the whole process: every rank of a group of processes
+// must set the same ones (they change the grids a step launches).
+std::string KnobSettings(const BenchFlags& f) {
+  std::ostringstream s;
+  s << "pdl=" << f.pdl << "\nattn_splits=" << f.attn_splits
+    << "\nattn_split_tiles=" << f.attn_split_tiles << "\ngemv_split=" << f.gemv_split
+    << "\nprefill_rows=" << f.prefill_rows << "\n";
+  return s.str();
+}
+
+// The --tp backend: every rank in this process, or this process's rank of a group of processes
+// (--tp-processes: rank 0, starting the others as children running these flags with --tp-rank;
+// --tp-rank: one started by hand). A follower returns null once rank 0 is done.
+StatusOr<std::unique_ptr<GpuBackend>> TensorParallel(const BenchFlags& f,
+                                                     const CudaBackendOptions& options,
+                                                     const BenchSelf& self,
+                                                     ChildProcesses& children) {
+  TensorParallelOptions tp;
+  tp.world = f.tp;
+  tp.peer_allreduce_max_bytes =
+      f.allreduce == "nccl" ? 0 : static_cast<size_t>(f.peer_max_kb) << 10;
+  const bool dummy = f.load_format == "dummy";
+  RAG_ASSIGN_OR_RETURN(const ModelConfig config,
+                       dummy ? LlamaShapeConfig(f.shape) : LoadModelConfig(f.model_dir));
+  const TpBackendFactory factory =
+      [&](const TensorParallelOptions& o) -> StatusOr<std::unique_ptr<TensorParallelBackend>> {
+    if (dummy) return TensorParallelBackend::CreateDummy(config, 1, f.fp8, options, o);
+    return TensorParallelBackend::Create(f.model_dir, options, o);
+  };
+  if (!f.tp_processes && f.tp_rank < 0) {
+    RAG_ASSIGN_OR_RETURN(std::unique_ptr<TensorParallelBackend> b, factory(tp));
+    return std::unique_ptr<GpuBackend>(std::move(b));
+  }
+  TpProcessOptions process;
+  process.world = f.tp;
+  process.rank = std::max(f.tp_rank, 0);
+  if (f.tp_rank < 0) {  // --tp-processes: start the followers
+    RAG_ASSIGN_OR_RETURN(const int port, FreeLoopbackPort());
+    process.rendezvous = {"127.0.0.1", port};
+    for (int r = 1; r < f.tp; ++r) {
+      std::vector<std::string> argv = self.command;
+      argv.insert(argv.end(), self.args.begin(), self.args.end());
+      argv.insert(argv.end(), {"--tp-rank", std::to_string(r), "--tp-rendezvous",
+                               "127.0.0.1:" + std::to_string(port)});
+      RAG_RETURN_IF_ERROR(children.Spawn(argv));
+    }
+  } else {
+    RAG_ASSIGN_OR_RETURN(process.rendezvous, ParseTpAddress(f.tp_rendezvous));
+  }
+  const std::string settings = TpSettings(config, options, tp, KnobSettings(f));
+  if (process.rank > 0) {
+    RAG_RETURN_IF_ERROR(FollowTpProcessGroup(process, settings, tp, factory));
+    return std::unique_ptr<GpuBackend>();
+  }
+  RAG_ASSIGN_OR_RETURN(std::unique_ptr<TensorParallelBackend> b,
+                       HostTpProcessGroup(process, settings, tp, factory));
+  return std::unique_ptr<GpuBackend>(std::move(b));
+}
+#endif
+
+Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children) {
+  RAG_CUDA_RETURN_IF_ERROR(cudaSetDevice(f.tp_rank > 0 ? f.tp_rank : f.device));
   SetProgrammaticLaunch(f.pdl);
   SetDecodeAttentionSplitTarget(f.attn_splits);
   SetDecodeAttentionMaxTilesPerSplit(f.attn_split_tiles);
@@ -311,15 +402,8 @@ Status Run(const BenchFlags& f) {
   const double t_load = NowSeconds();
   if (f.tp > 1) {
 #ifdef RAG_HAVE_NCCL
-    TensorParallelOptions tp;
-    tp.world = f.tp;
-    tp.peer_allreduce_max_bytes = f.allreduce == "nccl" ? 0 : static_cast<size_t>(f.peer_max_kb) << 10;
-    if (f.load_format == "dummy") {
-      RAG_ASSIGN_OR_RETURN(ModelConfig config, LlamaShapeConfig(f.shape));
-      RAG_ASSIGN_OR_RETURN(backend, TensorParallelBackend::CreateDummy(config, 1, f.fp8, options, tp));
-    } else {
-      RAG_ASSIGN_OR_RETURN(backend, TensorParallelBackend::Create(f.model_dir, options, tp));
-    }
+    RAG_ASSIGN_OR_RETURN(backend, TensorParallel(f, options, self, children));
+    if (backend == nullptr) return Status::Ok();  // a follower: rank 0 reports
 #else
     return Unavailable("bench: --tp needs a build with NCCL (tensor parallelism)");
 #endif
@@ -485,7 +569,8 @@ Status Run(const BenchFlags& f) {
 
 }  // namespace
 
-int RunBenchCommand(const std::vector<std::string>& args) {
+int RunBenchCommand(const std::vector<std::string>& args,
+                    const std::vector<std::string>& self_words) {
   if (std::find(args.begin(), args.end(), "--help") != args.end()) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -500,7 +585,12 @@ int RunBenchCommand(const std::vector<std::string>& args) {
     std::fprintf(stderr, "rag bench: no CUDA device\n");
     return 1;
   }
-  Status s = Run(flags);
+  BenchSelf self{{"/proc/self/exe"}, args};  // re-run as this very binary
+  self.command.insert(self.command.end(), self_words.begin(), self_words.end());
+  ChildProcesses children;
+  Status s = Run(flags, self, children);  // the backend is gone when Run returns: followers stop
+  const Status followers = children.WaitAll();
+  if (s.ok()) s = followers;
   if (!s.ok()) {
     std::fprintf(stderr, "rag bench: %s\n", s.ToString().c_str());
     return 1;

@@ -9,7 +9,10 @@
 
 namespace rag {
 
-// args: the flags after `bench` (see the usage text: `rag bench --help`). Returns the exit code.
-int RunBenchCommand(const std::vector<std::string>& args);
+// args: the flags after `bench` (see the usage text: `rag bench --help`); self_words: what
+// follows the binary's path to run this command again (`rag`: "bench"; `rag-bench`: nothing),
+// for --tp-processes' followers. Returns the exit code.
+int RunBenchCommand(const std::vector<std::string>& args,
+                    const std::vector<std::string>& self_words);
 
 }  // namespace rag

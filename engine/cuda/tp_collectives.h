@@ -27,6 +27,10 @@ class TpCollectives {
   // rank, before the first collective on the buffer.
   virtual Status Register(void* buffer, size_t bytes) = 0;
 
+  // The smallest of the ranks' `value`s (host-side and blocking: setup, on every rank at once;
+  // e.g. the KV blocks every rank can hold).
+  virtual StatusOr<int64_t> MinOverRanks(int64_t value) = 0;
+
   // x (count fp32, identical on every rank before and after) += the sum over ranks of each
   // rank's `partial` (a registered buffer; its contents are undefined afterwards). Then
   // `zero_next` (count floats, or null) is zeroed: the other partial buffer, which the peers

@@ -12,37 +12,49 @@ StatusOr<std::unique_ptr<TensorParallelBackend>> TensorParallelBackend::Build(
     const ModelConfig& config, const CudaBackendOptions& options, const TensorParallelOptions& tp,
     const WeightSource& weights) {
   RAG_RETURN_IF_ERROR(CheckTensorParallel(config, tp.world));
+  const bool spread = tp.process_rank >= 0;
   TpGroupOptions group_options;
   group_options.devices = tp.devices;
   if (group_options.devices.empty()) {
-    for (int r = 0; r < tp.world; ++r) group_options.devices.push_back(r);
+    if (spread) group_options.devices.push_back(tp.process_rank);
+    for (int r = 0; r < tp.world && !spread; ++r) group_options.devices.push_back(r);
   }
-  if (static_cast<int>(group_options.devices.size()) != tp.world) {
+  const size_t local = spread ? 1 : static_cast<size_t>(tp.world);
+  if (group_options.devices.size() != local) {
     return InvalidArgument("tensor parallel: " + std::to_string(group_options.devices.size()) +
-                           " devices named for " + std::to_string(tp.world) + " ranks");
+                           " devices named for " + std::to_string(local) +
+                           " ranks in this process");
   }
+  group_options.process_rank = tp.process_rank;
+  group_options.world = tp.world;
+  group_options.unique_id = tp.unique_id;
   group_options.peer_allreduce_max_bytes = tp.peer_allreduce_max_bytes;
   std::unique_ptr<TensorParallelBackend> b(new TensorParallelBackend(config));
   RAG_ASSIGN_OR_RETURN(b->group_, TpGroup::Create(group_options));
-  b->workers_ = std::make_unique<RankWorkers>(tp.world);
-  b->comms_.resize(static_cast<size_t>(tp.world));
-  b->ranks_.resize(static_cast<size_t>(tp.world));
+  b->followers_ = tp.followers;
+  b->workers_ = std::make_unique<RankWorkers>(static_cast<int>(local));
+  b->comms_.resize(local);
+  b->ranks_.resize(local);
   const ModelConfig rank_config = RankConfig(config, tp.world);
-  RAG_RETURN_IF_ERROR(b->workers_->RunAll([&](int r) -> Status {
-    const size_t i = static_cast<size_t>(r);
-    RAG_ASSIGN_OR_RETURN(b->comms_[i], b->group_->Join(r));  // makes the rank's device current
-    RAG_ASSIGN_OR_RETURN(CudaWeights w, weights(TensorParallelSlices(config, r, tp.world)));
+  std::vector<int64_t> blocks(local);
+  RAG_RETURN_IF_ERROR(b->workers_->RunAll([&](int i) -> Status {
+    const int rank = spread ? tp.process_rank : i;
+    const size_t k = static_cast<size_t>(i);
+    RAG_ASSIGN_OR_RETURN(b->comms_[k], b->group_->Join(rank));  // makes the rank's device current
+    RAG_ASSIGN_OR_RETURN(CudaWeights w, weights(TensorParallelSlices(config, rank, tp.world)));
     CudaBackendOptions o = options;
-    o.device = group_options.devices[i];
-    o.collectives = b->comms_[i].get();
-    RAG_ASSIGN_OR_RETURN(b->ranks_[i], CreateCudaBackend(rank_config, std::move(w), o));
+    o.device = group_options.devices[k];
+    o.collectives = b->comms_[k].get();
+    RAG_ASSIGN_OR_RETURN(b->ranks_[k], CreateCudaBackend(rank_config, std::move(w), o));
+    RAG_ASSIGN_OR_RETURN(blocks[k], b->comms_[k]->MinOverRanks(b->ranks_[k]->info().num_blocks));
     return Status::Ok();
   }));
-  b->num_blocks_ = b->ranks_[0]->info().num_blocks;
-  for (const auto& rank : b->ranks_) b->num_blocks_ = std::min(b->num_blocks_, rank->info().num_blocks);
+  b->num_blocks_ = static_cast<int>(blocks[0]);
   b->block_size_ = b->ranks_[0]->info().block_size;
-  RAG_LOG(INFO) << "tensor parallel backend: " << tp.world << " GPUs, " << b->num_blocks_
-                << " KV blocks, " << (b->ranks_[0]->weight_bytes() >> 20) << " MiB of weights a GPU";
+  RAG_LOG(INFO) << "tensor parallel backend: " << tp.world << " GPUs"
+                << (spread ? ", rank " + std::to_string(tp.process_rank) + " in this process" : "")
+                << ", " << b->num_blocks_ << " KV blocks, " << (b->ranks_[0]->weight_bytes() >> 20)
+                << " MiB of weights a GPU";
   return b;
 }
 
@@ -64,6 +76,9 @@ StatusOr<std::unique_ptr<TensorParallelBackend>> TensorParallelBackend::CreateDu
 }
 
 TensorParallelBackend::~TensorParallelBackend() {
+  // Followers first: closing their connection ends their Follow, and they destroy their ranks
+  // too; ncclCommDestroy waits for every rank of the communicator to come.
+  followers_.reset();
   if (workers_ == nullptr) return;
   // Each rank's CUDA and NCCL objects are released on its own thread (its device current).
   Status s = workers_->RunAll([&](int r) {
@@ -78,18 +93,19 @@ TensorParallelBackend::~TensorParallelBackend() {
 
 BackendInfo TensorParallelBackend::info() const { return {"cuda-tp", block_size_, num_blocks_}; }
 
-Status TensorParallelBackend::OnAllRanks(const ForwardBatch& batch,
+Status TensorParallelBackend::OnAllRanks(const TpStep& step,
                                          const std::function<Status(CudaBackend&, int)>& call) {
   // A rank that refused a step the others run would leave them waiting in a collective.
-  RAG_RETURN_IF_ERROR(ValidateForwardBatch(batch, config_, block_size_, num_blocks_));
+  RAG_RETURN_IF_ERROR(ValidateForwardBatch(step.batch, config_, block_size_, num_blocks_));
+  if (followers_ != nullptr) RAG_RETURN_IF_ERROR(followers_->SendToFollowers(EncodeTpStep(step)));
   return workers_->RunAll([&](int r) { return call(*ranks_[static_cast<size_t>(r)], r); });
 }
 
 template <typename T>
-StatusOr<T> TensorParallelBackend::RankZeroResult(const ForwardBatch& batch,
-                                                  const std::function<StatusOr<T>(CudaBackend&)>& call) {
+StatusOr<T> TensorParallelBackend::RankZeroResult(
+    const TpStep& step, const std::function<StatusOr<T>(CudaBackend&)>& call) {
   T result{};
-  RAG_RETURN_IF_ERROR(OnAllRanks(batch, [&](CudaBackend& b, int r) -> Status {
+  RAG_RETURN_IF_ERROR(OnAllRanks(step, [&](CudaBackend& b, int r) -> Status {
     RAG_ASSIGN_OR_RETURN(T got, call(b));
     if (r == 0) result = std::move(got);
     return Status::Ok();
@@ -97,25 +113,67 @@ StatusOr<T> TensorParallelBackend::RankZeroResult(const ForwardBatch& batch,
   return result;
 }
 
+// Each call is a TpStep, as followers receive it (the copy of the batch costs microseconds
+// against a step's milliseconds).
 StatusOr<std::vector<float>> TensorParallelBackend::Forward(const ForwardBatch& batch) {
-  return RankZeroResult<std::vector<float>>(batch, [&](CudaBackend& b) { return b.Forward(batch); });
+  return RankZeroResult<std::vector<float>>(TpStep{TpCall::kForward, batch, {}, 0},
+                                            [&](CudaBackend& b) { return b.Forward(batch); });
 }
 
 StatusOr<std::vector<int32_t>> TensorParallelBackend::ForwardArgmax(const ForwardBatch& batch) {
-  return RankZeroResult<std::vector<int32_t>>(batch,
-                                              [&](CudaBackend& b) { return b.ForwardArgmax(batch); });
+  return RankZeroResult<std::vector<int32_t>>(
+      TpStep{TpCall::kForwardArgmax, batch, {}, 0},
+      [&](CudaBackend& b) { return b.ForwardArgmax(batch); });
 }
 
 StatusOr<std::vector<int32_t>> TensorParallelBackend::ForwardSample(
     const ForwardBatch& batch, const std::vector<DeviceSampling>& rows) {
+  const TpStep step{TpCall::kForwardSample, batch, rows, 0};
   return RankZeroResult<std::vector<int32_t>>(
-      batch, [&](CudaBackend& b) { return b.ForwardSample(batch, rows); });
+      step, [&](CudaBackend& b) { return b.ForwardSample(batch, rows); });
 }
 
 StatusOr<std::vector<std::vector<int32_t>>> TensorParallelBackend::GreedyDecode(
     const ForwardBatch& batch, int steps) {
+  const TpStep step{TpCall::kGreedyDecode, batch, {}, steps};
   return RankZeroResult<std::vector<std::vector<int32_t>>>(
-      batch, [&](CudaBackend& b) { return b.GreedyDecode(batch, steps); });
+      step, [&](CudaBackend& b) { return b.GreedyDecode(batch, steps); });
+}
+
+Status TensorParallelBackend::Follow(TpRendezvous& rank0) {
+  for (;;) {
+    StatusOr<std::string> message = rank0.Receive();
+    if (!message.ok()) {
+      RAG_LOG(INFO) << "tensor parallel rank " << rank0.rank() << ": "
+                    << message.status().ToString() << "; stopping";
+      return Status::Ok();
+    }
+    RAG_ASSIGN_OR_RETURN(TpStep step, DecodeTpStep(*message));
+    Status ran;
+    switch (step.call) {
+      case TpCall::kForward:
+        ran = Forward(step.batch).status();
+        break;
+      case TpCall::kForwardArgmax:
+        ran = ForwardArgmax(step.batch).status();
+        break;
+      case TpCall::kForwardSample:
+        ran = ForwardSample(step.batch, step.sampling).status();
+        break;
+      case TpCall::kGreedyDecode:
+        ran = GreedyDecode(step.batch, step.steps).status();
+        break;
+    }
+    // A refused step (InvalidArgument: its batch or its shape) was refused by rank 0 alike, which
+    // goes on with the next; anything else leaves this rank unable to follow.
+    if (ran.code() == StatusCode::kInvalidArgument) {
+      RAG_LOG(WARN) << "tensor parallel rank " << rank0.rank()
+                    << ": a step refused as on rank 0: " << ran.message();
+    } else if (!ran.ok()) {
+      return Status(ran.code(), "tensor parallel rank " + std::to_string(rank0.rank()) +
+                                    ": a step from rank 0 failed: " + ran.message());
+    }
+  }
 }
 
 }  // namespace rag

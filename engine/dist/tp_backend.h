@@ -7,6 +7,11 @@
 // rank), and the vocabulary-split logits are gathered, so every rank takes the same argmax or
 // sample and decode steps feed themselves on every GPU without the host. Decode steps are CUDA
 // graphs with their collectives inside.
+//
+// The ranks may also be processes, one GPU each (engine/dist/tp_process.h: a serve process is
+// rank 0, `rag tp-worker` processes the others): each process's backend then runs its own rank,
+// and rank 0's sends every call to the followers (engine/dist/tp_step_wire.h) before running it,
+// while theirs run the calls they receive (Follow).
 #pragma once
 
 #include <memory>
@@ -16,12 +21,20 @@
 #include "engine/cuda/cuda_backend.h"
 #include "engine/dist/rank_workers.h"
 #include "engine/dist/tp_group.h"
+#include "engine/dist/tp_rendezvous.h"
+#include "engine/dist/tp_step_wire.h"
 
 namespace rag {
 
 struct TensorParallelOptions {
   int world = 2;             // GPUs
-  std::vector<int> devices;  // their CUDA devices; empty: 0 .. world-1
+  std::vector<int> devices;  // this process's ranks' CUDA devices; empty: 0 .. world-1
+  // A group spread over processes: this process runs rank `process_rank` only (on devices[0], or
+  // GPU process_rank when devices is empty), in the NCCL group of rank 0's `unique_id`; rank 0
+  // also holds the connections to the followers (`followers`). -1: every rank in this process.
+  int process_rank = -1;
+  std::string unique_id;
+  std::shared_ptr<TpRendezvous> followers;
   // All-reduces up to this size go through peer memory (decode), larger through NCCL; 0: NCCL
   // for all (`rag bench --allreduce nccl`, to measure both).
   size_t peer_allreduce_max_bytes = 1u << 20;
@@ -54,8 +67,14 @@ class TensorParallelBackend : public GpuBackend {
   size_t kv_cache_bytes() const override { return ranks_[0]->kv_cache_bytes(); }
   bool fp8_weights() const override { return ranks_[0]->fp8_weights(); }
   bool fp8_kv_cache() const override { return ranks_[0]->fp8_kv_cache(); }
-  int gpus() const override { return static_cast<int>(ranks_.size()); }
+  int gpus() const override { return group_->world(); }
   bool peer_access() const { return group_->peer_access(); }
+
+  // A follower of a group spread over processes: runs the calls rank 0 sends until rank 0
+  // closes the connection (then Ok). A call refused as InvalidArgument (rank 0 refuses the same
+  // batch alike) is logged and followed by the next; another failure ends it with that error
+  // (rank 0 then waits in the call's next collective: a rank lost mid-step stops the group).
+  Status Follow(TpRendezvous& rank0);
 
  private:
   // Loads rank r's weights (on its thread, its device current).
@@ -65,19 +84,21 @@ class TensorParallelBackend : public GpuBackend {
                                                                 const TensorParallelOptions& tp,
                                                                 const WeightSource& weights);
   explicit TensorParallelBackend(ModelConfig config) : config_(std::move(config)) {}
-  // Runs call(rank backend, rank) on every rank after checking the batch against the
-  // smallest KV cache of the ranks (so that no rank refuses what the others run).
-  Status OnAllRanks(const ForwardBatch& batch, const std::function<Status(CudaBackend&, int)>& call);
+  // Checks the step's batch against the smallest KV cache of the ranks (so that no rank refuses
+  // what the others run), sends it to the followers if any, and runs call(rank backend, rank)
+  // on every rank of this process.
+  Status OnAllRanks(const TpStep& step, const std::function<Status(CudaBackend&, int)>& call);
   // The same for a call with a result: rank 0's (the ranks' results are the same, the logits
   // only on rank 0).
   template <typename T>
-  StatusOr<T> RankZeroResult(const ForwardBatch& batch,
+  StatusOr<T> RankZeroResult(const TpStep& step,
                              const std::function<StatusOr<T>(CudaBackend&)>& call);
 
   ModelConfig config_;  // the whole model's
   int num_blocks_ = 0;  // the smallest KV cache of the ranks
   int block_size_ = 0;
   std::shared_ptr<TpGroup> group_;
+  std::shared_ptr<TpRendezvous> followers_;  // rank 0 of a spread group
   std::unique_ptr<RankWorkers> workers_;
   std::vector<std::unique_ptr<TpCollectives>> comms_;
   std::vector<std::unique_ptr<CudaBackend>> ranks_;

@@ -1,10 +1,13 @@
 #include "engine/dist/tp_group.h"
 
+#include <cuda.h>
 #include <cuda_runtime_api.h>
 #include <nccl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <string>
 
 #include "common/logging.h"
@@ -25,12 +28,79 @@ namespace rag {
 
 static_assert(sizeof(ncclUniqueId) <= 128, "ncclUniqueId larger than TpGroup's copy");
 
+namespace {
+
+// The same `bytes` from every rank, in rank order, through the communicator (blocking, on the
+// current device: joins and registrations only, never inside a step).
+StatusOr<std::vector<char>> AllGatherBytes(ncclComm_t comm, int rank, int world, const void* mine,
+                                           size_t bytes) {
+  RAG_ASSIGN_OR_RETURN(DeviceBuffer all, DeviceBuffer::Allocate(bytes * static_cast<size_t>(world),
+                                                                "the tensor-parallel handshake"));
+  char* d = all.as<char>();
+  RAG_CUDA_RETURN_IF_ERROR(
+      cudaMemcpy(d + bytes * static_cast<size_t>(rank), mine, bytes, cudaMemcpyHostToDevice));
+  RAG_NCCL_RETURN_IF_ERROR(
+      ncclAllGather(d + bytes * static_cast<size_t>(rank), d, bytes, ncclUint8, comm, nullptr));
+  RAG_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(nullptr));
+  std::vector<char> host(bytes * static_cast<size_t>(world));
+  RAG_CUDA_RETURN_IF_ERROR(cudaMemcpy(host.data(), d, host.size(), cudaMemcpyDeviceToHost));
+  return host;
+}
+
+// The start of the cudaMalloc allocation `p` lies in (what cudaIpcGetMemHandle takes). The
+// driver's cuMemGetAddressRange, looked up through the runtime: linking libcuda itself would
+// keep a CUDA build of rag from starting on a machine without the driver.
+StatusOr<uintptr_t> AllocationBase(const void* p) {
+  using AddressRange = CUresult (*)(CUdeviceptr*, size_t*, CUdeviceptr);
+  static AddressRange address_range = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuMemGetAddressRange", &fn, 12000, cudaEnableDefault,
+                                         &found) != cudaSuccess ||
+        found != cudaDriverEntryPointSuccess) {
+      fn = nullptr;
+    }
+    return reinterpret_cast<AddressRange>(fn);
+  }();
+  CUdeviceptr base = 0;
+  size_t size = 0;
+  if (address_range == nullptr ||
+      address_range(&base, &size, reinterpret_cast<CUdeviceptr>(p)) != CUDA_SUCCESS) {
+    cudaGetLastError();
+    return Internal(
+        "tensor parallel: the allocation of a registered buffer is unknown (cuMemGetAddressRange)");
+  }
+  return static_cast<uintptr_t>(base);
+}
+
+// What each rank of a group spread over processes tells the others when it joins.
+struct RankCard {
+  char host[64];    // gethostname: ranks of other hosts never share memory
+  char bus_id[32];  // the GPU's PCI bus id (device ordinals differ with CUDA_VISIBLE_DEVICES)
+  int32_t peer_ok;  // second round: this rank can map every other rank's memory
+  cudaIpcMemHandle_t signals;
+};
+
+// A registered buffer as the peers map it: the IPC handle of its allocation and its offset.
+struct SharedBuffer {
+  cudaIpcMemHandle_t allocation;
+  uint64_t offset;
+};
+
+}  // namespace
+
 // One rank's view of the group: its communicator, its signal area, the group's tables.
 class TpGroup::Rank : public TpCollectives {
  public:
-  Rank(std::shared_ptr<TpGroup> group, int rank, ncclComm_t comm, uint32_t* signals)
-      : group_(std::move(group)), rank_(rank), comm_(comm), signals_(signals) {}
+  Rank(std::shared_ptr<TpGroup> group, int rank, ncclComm_t comm, uint32_t* signals,
+       std::vector<void*> opened)
+      : group_(std::move(group)),
+        rank_(rank),
+        comm_(comm),
+        signals_(signals),
+        opened_(std::move(opened)) {}
   ~Rank() override {
+    for (void* p : opened_) cudaIpcCloseMemHandle(p);
     ncclCommDestroy(comm_);
     cudaFree(signals_);
   }
@@ -40,7 +110,19 @@ class TpGroup::Rank : public TpCollectives {
 
   Status Register(void* buffer, size_t bytes) override {
     if (buffer == nullptr || bytes == 0) return InvalidArgument("TpCollectives::Register: empty buffer");
-    return group_->RegisterBuffer(rank_, buffer);
+    if (!group_->spread() || !group_->peer_access()) return group_->RegisterBuffer(rank_, buffer);
+    return RegisterAcrossProcesses(buffer);
+  }
+
+  StatusOr<int64_t> MinOverRanks(int64_t value) override {
+    RAG_ASSIGN_OR_RETURN(DeviceBuffer d,
+                         DeviceBuffer::Allocate(sizeof value, "the tensor-parallel handshake"));
+    RAG_CUDA_RETURN_IF_ERROR(cudaMemcpy(d.get(), &value, sizeof value, cudaMemcpyHostToDevice));
+    RAG_NCCL_RETURN_IF_ERROR(
+        ncclAllReduce(d.get(), d.get(), 1, ncclInt64, ncclMin, comm_, nullptr));
+    RAG_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(nullptr));
+    RAG_CUDA_RETURN_IF_ERROR(cudaMemcpy(&value, d.get(), sizeof value, cudaMemcpyDeviceToHost));
+    return value;
   }
 
   Status AllReduceAdd(float* partial, float* x, int64_t count, float* zero_next,
@@ -104,18 +186,62 @@ class TpGroup::Rank : public TpCollectives {
     return b;
   }
 
+  // Spread over processes: the peers map `buffer` through the IPC handle of the allocation it
+  // lies in (the backend's buffers are carved out of one) and its offset there.
+  Status RegisterAcrossProcesses(void* buffer) {
+    RAG_ASSIGN_OR_RETURN(const uintptr_t base, AllocationBase(buffer));
+    SharedBuffer mine{};
+    RAG_CUDA_RETURN_IF_ERROR(cudaIpcGetMemHandle(&mine.allocation, reinterpret_cast<void*>(base)));
+    mine.offset = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(buffer) - base);
+    RAG_ASSIGN_OR_RETURN(std::vector<char> all,
+                         AllGatherBytes(comm_, rank_, world(), &mine, sizeof mine));
+    for (int r = 0; r < world(); ++r) {
+      if (r == rank_) {
+        RAG_RETURN_IF_ERROR(group_->RegisterBuffer(r, buffer));
+        continue;
+      }
+      SharedBuffer theirs;
+      std::memcpy(&theirs, all.data() + sizeof theirs * static_cast<size_t>(r), sizeof theirs);
+      const std::string key(reinterpret_cast<const char*>(&theirs.allocation),
+                            sizeof theirs.allocation);
+      void*& mapped = mapped_[key];  // an allocation is mapped once, whatever it holds
+      if (mapped == nullptr) {
+        RAG_CUDA_RETURN_IF_ERROR(
+            cudaIpcOpenMemHandle(&mapped, theirs.allocation, cudaIpcMemLazyEnablePeerAccess));
+        opened_.push_back(mapped);
+      }
+      RAG_RETURN_IF_ERROR(group_->RegisterBuffer(r, static_cast<char*>(mapped) + theirs.offset));
+    }
+    return Status::Ok();
+  }
+
   std::shared_ptr<TpGroup> group_;
   int rank_;
   ncclComm_t comm_;
   uint32_t* signals_;
+  std::vector<void*> opened_;            // peers' memory mapped through IPC handles
+  std::map<std::string, void*> mapped_;  // by IPC handle
   DeviceBuffer gather_staging_;
 };
 
+StatusOr<std::string> TpGroup::NewUniqueId() {
+  ncclUniqueId id;
+  RAG_NCCL_RETURN_IF_ERROR(ncclGetUniqueId(&id));
+  return std::string(reinterpret_cast<const char*>(&id), sizeof id);
+}
+
 StatusOr<std::shared_ptr<TpGroup>> TpGroup::Create(const TpGroupOptions& options) {
-  const int world = static_cast<int>(options.devices.size());
+  const bool spread = options.process_rank >= 0;
+  const int world = spread ? options.world : static_cast<int>(options.devices.size());
   if (world < 1 || world > kMaxTpWorld) {
     return InvalidArgument("tensor parallel: 1 to " + std::to_string(kMaxTpWorld) + " GPUs, not " +
                            std::to_string(world));
+  }
+  if (spread && (options.devices.size() != 1 || options.process_rank >= world ||
+                 options.unique_id.size() != sizeof(ncclUniqueId))) {
+    return InvalidArgument(
+        "tensor parallel over processes: one GPU a process, a rank below the world "
+        "size and rank 0's unique id");
   }
   int count = 0;
   RAG_CUDA_RETURN_IF_ERROR(cudaGetDeviceCount(&count));
@@ -127,9 +253,11 @@ StatusOr<std::shared_ptr<TpGroup>> TpGroup::Create(const TpGroupOptions& options
     }
   }
   std::shared_ptr<TpGroup> g(new TpGroup(options));
-  ncclUniqueId id;
-  RAG_NCCL_RETURN_IF_ERROR(ncclGetUniqueId(&id));
-  std::memcpy(g->unique_id_, &id, sizeof id);
+  std::string id = options.unique_id;
+  if (!spread) {
+    RAG_ASSIGN_OR_RETURN(id, NewUniqueId());
+  }
+  std::memcpy(g->unique_id_, id.data(), id.size());
   g->rank_peer_ok_.assign(static_cast<size_t>(world), false);
   g->signals_.assign(static_cast<size_t>(world), nullptr);
   g->buffers_.resize(static_cast<size_t>(world));
@@ -140,24 +268,73 @@ TpGroup::~TpGroup() = default;
 
 void TpGroup::WaitForAll() {
   std::unique_lock<std::mutex> lock(mu_);
-  if (++arrived_ == world()) {
-    peer_access_ = std::all_of(rank_peer_ok_.begin(), rank_peer_ok_.end(), [](bool b) { return b; }) &&
-                   world() > 1;
+  if (++arrived_ == local_ranks()) {
+    if (!spread()) {  // a spread group decided in JoinAcrossProcesses
+      peer_access_ =
+          std::all_of(rank_peer_ok_.begin(), rank_peer_ok_.end(), [](bool b) { return b; }) &&
+          world() > 1;
+    }
     cv_.notify_all();
     return;
   }
-  cv_.wait(lock, [&] { return arrived_ >= world(); });
+  cv_.wait(lock, [&] { return arrived_ >= local_ranks(); });
+}
+
+Status TpGroup::JoinAcrossProcesses(int rank, void* nccl_comm, uint32_t* signals,
+                                    std::vector<void*>* opened) {
+  ncclComm_t comm = static_cast<ncclComm_t>(nccl_comm);
+  const int W = world();
+  RankCard mine{};
+  gethostname(mine.host, sizeof mine.host - 1);
+  RAG_CUDA_RETURN_IF_ERROR(
+      cudaDeviceGetPCIBusId(mine.bus_id, sizeof mine.bus_id, options_.devices[0]));
+  RAG_ASSIGN_OR_RETURN(std::vector<char> first, AllGatherBytes(comm, rank, W, &mine, sizeof mine));
+  std::vector<RankCard> cards(static_cast<size_t>(W));
+  std::memcpy(cards.data(), first.data(), first.size());
+  // Peer memory only if every other rank's GPU is on this host, visible here and reachable.
+  bool ok = true;
+  for (int r = 0; r < W && ok; ++r) {
+    if (r == rank) continue;
+    const RankCard& other = cards[static_cast<size_t>(r)];
+    int device = -1, can = 0;
+    ok = std::strcmp(other.host, mine.host) == 0 && std::strcmp(other.bus_id, mine.bus_id) != 0 &&
+         cudaDeviceGetByPCIBusId(&device, other.bus_id) == cudaSuccess &&
+         cudaDeviceCanAccessPeer(&can, options_.devices[0], device) == cudaSuccess && can;
+  }
+  cudaGetLastError();  // a GPU not visible here is an answer, not an error
+  mine.peer_ok = ok ? 1 : 0;
+  RAG_CUDA_RETURN_IF_ERROR(cudaIpcGetMemHandle(&mine.signals, signals));
+  RAG_ASSIGN_OR_RETURN(std::vector<char> second, AllGatherBytes(comm, rank, W, &mine, sizeof mine));
+  std::memcpy(cards.data(), second.data(), second.size());
+  const bool all_ok = W > 1 && std::all_of(cards.begin(), cards.end(),
+                                           [](const RankCard& c) { return c.peer_ok != 0; });
+  std::lock_guard<std::mutex> lock(mu_);
+  peer_access_ = all_ok;
+  signals_[static_cast<size_t>(rank)] = signals;
+  if (!all_ok) return Status::Ok();
+  for (int r = 0; r < W; ++r) {
+    if (r == rank) continue;
+    void* p = nullptr;
+    RAG_CUDA_RETURN_IF_ERROR(cudaIpcOpenMemHandle(&p, cards[static_cast<size_t>(r)].signals,
+                                                  cudaIpcMemLazyEnablePeerAccess));
+    opened->push_back(p);
+    signals_[static_cast<size_t>(r)] = static_cast<uint32_t*>(p);
+  }
+  return Status::Ok();
 }
 
 StatusOr<std::unique_ptr<TpCollectives>> TpGroup::Join(int rank) {
   const int W = world();
-  if (rank < 0 || rank >= W) return InvalidArgument("tensor parallel: bad rank " + std::to_string(rank));
-  const int device = options_.devices[static_cast<size_t>(rank)];
+  if (rank < 0 || rank >= W || (spread() && rank != options_.process_rank)) {
+    return InvalidArgument("tensor parallel: bad rank " + std::to_string(rank));
+  }
+  const int device = options_.devices[spread() ? 0 : static_cast<size_t>(rank)];
   RAG_CUDA_RETURN_IF_ERROR(cudaSetDevice(device));
   // Peer access to every other GPU of the group; any pair without it sends every collective
-  // through NCCL (on every rank alike: decided once all have joined).
+  // through NCCL (on every rank alike: decided once all have joined). A spread group decides it
+  // after NCCL's join, from what the ranks tell each other.
   bool peer_ok = true;
-  for (int r = 0; r < W; ++r) {
+  for (int r = 0; r < W && !spread(); ++r) {
     const int other = options_.devices[static_cast<size_t>(r)];
     if (r == rank || other == device) continue;
     int can = 0;
@@ -192,14 +369,26 @@ StatusOr<std::unique_ptr<TpCollectives>> TpGroup::Join(int rank) {
     return Internal(std::string("NCCL: ncclCommInitRank (rank ") + std::to_string(rank) + " of " +
                     std::to_string(W) + "): " + ncclGetErrorString(init));
   }
+  std::vector<void*> opened;
+  if (spread()) {
+    const Status joined = JoinAcrossProcesses(rank, comm, static_cast<uint32_t*>(signals), &opened);
+    if (!joined.ok()) {
+      for (void* p : opened) cudaIpcCloseMemHandle(p);
+      ncclCommDestroy(comm);
+      cudaFree(signals);
+      return joined;
+    }
+  }
   WaitForAll();
   if (rank == 0) {
-    RAG_LOG(INFO) << "tensor parallel: " << W << " GPUs joined; all-reduces up to "
+    RAG_LOG(INFO) << "tensor parallel: " << W << " GPUs joined"
+                  << (spread() ? " (one process each)" : "") << "; all-reduces up to "
                   << (options_.peer_allreduce_max_bytes >> 10) << " KiB "
-                  << (peer_access_ ? "through peer memory, larger through NCCL" : "and larger through NCCL (no peer access)");
+                  << (peer_access_ ? "through peer memory, larger through NCCL"
+                                   : "and larger through NCCL (no peer access)");
   }
   return std::unique_ptr<TpCollectives>(
-      new Rank(shared_from_this(), rank, comm, static_cast<uint32_t*>(signals)));
+      new Rank(shared_from_this(), rank, comm, static_cast<uint32_t*>(signals), std::move(opened)));
 }
 
 Status TpGroup::RegisterBuffer(int rank, void* buffer) {

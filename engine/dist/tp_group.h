@@ -1,7 +1,9 @@
-// The tensor-parallel group of the GPUs of this process (issue 8): one NCCL communicator per
-// rank, made from one unique id (ncclCommInitRank, so ranks in other processes or on other
-// nodes could join the same group given the id through a rendezvous; the peer-memory path below
-// is for ranks of one process), and the collectives of engine/cuda/tp_collectives.h:
+// A tensor-parallel group (issue 8): one NCCL communicator per rank, made from one unique id
+// (ncclCommInitRank), and the collectives of engine/cuda/tp_collectives.h. Either every rank is
+// a GPU of this process (one thread each), or the group is spread over processes, one rank each
+// (engine/dist/tp_process.h: the unique id comes from rank 0 through a rendezvous); then the
+// ranks tell each other their host and GPU through NCCL, and ranks of one host with peer access
+// map each other's buffers with CUDA IPC handles, so both kinds of group take the same paths:
 //  - all-reduces of up to peer_allreduce_max_bytes (decode steps: 32 KB a token at the 70B
 //    shape) through peer memory when every pair of GPUs has peer access (NVLink): one kernel
 //    that reads the peers' partial sums (kernels/peer_collectives.cu), captured in the decode
@@ -15,6 +17,7 @@
 #include <cstddef>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "common/status.h"
@@ -23,7 +26,13 @@
 namespace rag {
 
 struct TpGroupOptions {
-  std::vector<int> devices;  // CUDA device of each rank (world = devices.size())
+  std::vector<int> devices;  // CUDA device of each rank of this process
+  // A group spread over processes: this process is rank `process_rank` (devices holds its one
+  // GPU) of `world`, and `unique_id` is rank 0's (NewUniqueId). -1: every rank is here
+  // (world = devices.size()).
+  int process_rank = -1;
+  int world = 0;
+  std::string unique_id;
   size_t peer_allreduce_max_bytes = 1u << 20;  // 0: every all-reduce through NCCL
   bool peer_gather = true;                     // false: the logits gather through NCCL
 };
@@ -31,21 +40,32 @@ struct TpGroupOptions {
 class TpGroup : public std::enable_shared_from_this<TpGroup> {
  public:
   static StatusOr<std::shared_ptr<TpGroup>> Create(const TpGroupOptions& options);
+  // A new NCCL unique id (rank 0 of a group spread over processes hands it to the others).
+  static StatusOr<std::string> NewUniqueId();
   ~TpGroup();
 
-  int world() const { return static_cast<int>(options_.devices.size()); }
+  bool spread() const { return options_.process_rank >= 0; }
+  int world() const {
+    return spread() ? options_.world : static_cast<int>(options_.devices.size());
+  }
+  int local_ranks() const { return static_cast<int>(options_.devices.size()); }
   // Whether the peer-memory collectives are in use (known once every rank has joined).
   bool peer_access() const { return peer_access_; }
 
   // Called on rank `rank`'s own thread, on every rank at the same time (it blocks until all
   // have come): makes the rank's device current, joins the NCCL communicator, enables peer
-  // access to the other GPUs and allocates the rank's signal area.
+  // access to the other GPUs (or, spread over processes, maps their signal areas) and
+  // allocates the rank's signal area. `rank` is the rank in the group (process_rank if spread).
   StatusOr<std::unique_ptr<TpCollectives>> Join(int rank);
 
  private:
   class Rank;
   explicit TpGroup(TpGroupOptions options) : options_(std::move(options)) {}
-  void WaitForAll();  // host barrier of the joining ranks
+  void WaitForAll();  // host barrier of the joining ranks of this process
+  // Spread over processes: which ranks can read each other's memory (decided alike on every
+  // rank from what they all-gather), and the peers' signal areas mapped into this process.
+  Status JoinAcrossProcesses(int rank, void* comm, uint32_t* signals, std::vector<void*>* opened);
+  // Appends `buffer` to rank `rank`'s registrations (spread: every rank's, mapped here).
   Status RegisterBuffer(int rank, void* buffer);
   // The registered buffers of index `index` on every rank; error if one has not registered it.
   StatusOr<std::vector<float*>> PeerBuffers(int rank, const void* mine);

@@ -12,9 +12,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <numeric>
 #include <string>
 #include <vector>
 
+#include "engine/cuda/cuda_backend.h"
 #include "engine/engine.h"
 #include "tests/testing/golden_json.h"
 
@@ -22,6 +24,26 @@ namespace rag {
 
 inline std::string GoldenDir(const std::string& name) {
   return std::string(RAG_TEST_DATA_DIR) + "/golden-gpu/" + name;
+}
+
+// The tensor-parallel tests' GPU backend options: 256 KV blocks of 16 tokens, sequences and
+// steps of up to 1024 tokens (the golden prompts with room to decode).
+constexpr int kGoldenTpBlockSize = 16;
+inline CudaBackendOptions GoldenTpOptions() {
+  CudaBackendOptions o;
+  o.block_size = kGoldenTpBlockSize;
+  o.max_seq_len = 1024;
+  o.num_blocks = 256;
+  o.max_batch_tokens = 1024;
+  return o;
+}
+
+// Blocks [first, first + ceil(tokens / 16)) as a block table.
+inline std::vector<int32_t> ConsecutiveBlocks(int first, int tokens) {
+  std::vector<int32_t> t(
+      static_cast<size_t>((tokens + kGoldenTpBlockSize - 1) / kGoldenTpBlockSize));
+  std::iota(t.begin(), t.end(), first);
+  return t;
 }
 
 // Logits: max_i |a_i - b_i| / max_i |b_i| over a row of n.

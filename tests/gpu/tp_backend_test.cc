@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <memory>
-#include <numeric>
 #include <string>
 #include <vector>
 
@@ -35,7 +34,6 @@ constexpr double kSplitTolerance = 5e-3;   // split against one GPU
 // Prefill partial sums all-reduced in bf16 round each layer's attention and MLP output to bf16
 // before it joins the fp32 residual stream (as a bf16 model does everywhere): twice the room.
 constexpr double kBf16SumsTolerance = 1e-2;
-constexpr int kBlockSize = 16;
 
 int DeviceCount() {
   int n = 0;
@@ -60,12 +58,8 @@ class TensorParallelTest : public testing_gpu::GpuTest {
   }
 
   static CudaBackendOptions Options(bool bf16_prefill_sums = true) {
-    CudaBackendOptions o;
+    CudaBackendOptions o = GoldenTpOptions();
     o.tp_bf16_prefill_sums = bf16_prefill_sums;
-    o.block_size = kBlockSize;
-    o.max_seq_len = 1024;
-    o.num_blocks = 256;
-    o.max_batch_tokens = 1024;
     return o;
   }
 
@@ -93,13 +87,6 @@ class TensorParallelTest : public testing_gpu::GpuTest {
     EXPECT_TRUE(b.ok()) << b.status().ToString();
     return b.ok() ? std::move(*b) : nullptr;
   }
-
-  // Blocks [first, first + ceil(tokens / 16)) as a table.
-  static std::vector<int32_t> Table(int first, int tokens) {
-    std::vector<int32_t> t(static_cast<size_t>((tokens + kBlockSize - 1) / kBlockSize));
-    std::iota(t.begin(), t.end(), first);
-    return t;
-  }
 };
 
 // Prefill partial sums all-reduced as bf16 (the default) and as fp32: both within the split
@@ -119,7 +106,8 @@ TEST_F(TensorParallelTest, PrefillLogitsMatchOneGpuAndTransformers) {
       for (const JsonValue& p : golden.Find("prompts")->items()) {
         const std::vector<int32_t> ids = JsonInts(*p.Find("ids"));
         const bool all = p.Find("all_logits") != nullptr;
-        const ForwardBatch batch{{{ids, 0, Table(0, static_cast<int>(ids.size())), all}}};
+        const ForwardBatch batch{
+            {{ids, 0, ConsecutiveBlocks(0, static_cast<int>(ids.size())), all}}};
         auto split = tp->Forward(batch);
         auto whole = one->Forward(batch);
         ASSERT_TRUE(split.ok()) << split.status().ToString();
@@ -160,7 +148,7 @@ TEST_F(TensorParallelTest, GreedyDecodingGivesTransformersTokens) {
       const std::vector<int32_t> ids = JsonInts(*p.Find("ids"));
       want.push_back(JsonInts(*p.Find("greedy")));
       const int tokens = static_cast<int>(ids.size()) + 40;
-      std::vector<int32_t> table = Table(next_block, tokens);
+      std::vector<int32_t> table = ConsecutiveBlocks(next_block, tokens);
       next_block += static_cast<int>(table.size());
       auto first = tp->ForwardArgmax({{{ids, 0, table, false}}});
       ASSERT_TRUE(first.ok()) << first.status().ToString();
@@ -190,7 +178,7 @@ TEST_F(TensorParallelTest, PeerMemoryAndNcclAllReducesAgree) {
   const JsonValue& p = golden.Find("prompts")->items().front();
   const std::vector<int32_t> ids = JsonInts(*p.Find("ids"));
   const std::vector<int32_t> want = JsonInts(*p.Find("greedy"));
-  const std::vector<int32_t> table = Table(0, static_cast<int>(ids.size()) + 16);
+  const std::vector<int32_t> table = ConsecutiveBlocks(0, static_cast<int>(ids.size()) + 16);
   for (TensorParallelBackend* b : {peer.get(), nccl.get()}) {
     ASSERT_TRUE(b->ForwardArgmax({{{ids, 0, table, false}}}).ok());
   }

@@ -1,6 +1,7 @@
 // The GPU flags' checks in ModelLoadOptionsFor (server/model_device.h): what `--device`, `--tp`,
-// `--kv-cache` and `--gpu-memory` refuse before any model is read, with a message naming the
-// flag. Runs without a GPU: "auto" then falls back to the CPU, which has no FP8 KV cache.
+// `--kv-cache`, `--gpu-memory` and `--tp-rendezvous` refuse (and `rag tp-worker`'s rank) before any
+// model is read, with a message naming the flag. Runs without a GPU: "auto" then falls back to the
+// CPU, which has no FP8 KV cache.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -32,6 +33,35 @@ TEST(ModelDeviceTest, BadGpuFlagsAreRefusedByName) {
   tp.tp = 2;
   ExpectRefused("cpu", tp, "--tp");
   ExpectRefused("gpu", GpuFlags{}, "--device");
+}
+
+TEST(ModelDeviceTest, TheRendezvousOfAGroupOfProcessesIsChecked) {
+  GpuFlags flags;
+  flags.tp = 2;
+  for (const char* bad : {"localhost", "localhost:0", "localhost:70000", "host:port"}) {
+    flags.tp_rendezvous = bad;
+    ExpectRefused("auto", flags, "--tp-rendezvous");
+  }
+  flags.tp = 1;
+  flags.tp_rendezvous = "127.0.0.1:29500";
+  ExpectRefused("auto", flags, "--tp-rendezvous needs --tp 2");
+}
+
+// `rag tp-worker` refuses a rank outside 1..tp-1 before it reaches for a GPU, and on a machine
+// (or build) without one says so instead of waiting for rank 0.
+TEST(ModelDeviceTest, ATpWorkerChecksItsRankAndItsGpu) {
+  GpuFlags flags;
+  flags.tp = 2;
+  flags.tp_rendezvous = "127.0.0.1:29500";
+  for (int rank : {0, 2, -1}) {
+    const Status s = RunTpFollower("unused", flags, rank, -1);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << rank << ": " << s.ToString();
+    EXPECT_NE(s.message().find("--rank"), std::string::npos) << s.ToString();
+  }
+#ifndef RAG_HAVE_CUDA
+  const Status no_gpu = RunTpFollower("unused", flags, 1, -1);
+  EXPECT_EQ(no_gpu.code(), StatusCode::kUnavailable) << no_gpu.ToString();
+#endif
 }
 
 TEST(ModelDeviceTest, TheCpuHasNoFp8KvCache) {

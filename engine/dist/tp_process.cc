@@ -1,0 +1,82 @@
+#include "engine/dist/tp_process.h"
+
+#include <sstream>
+
+#include "common/logging.h"
+#include "engine/kv_cache_type.h"
+
+namespace rag {
+
+std::string TpSettings(const ModelConfig& config, const CudaBackendOptions& options,
+                       const TensorParallelOptions& tp, const std::string& extra) {
+  std::ostringstream s;
+  s << "world=" << tp.world << "\n"
+    << "model=" << config.vocab_size << " vocab, " << config.hidden_size << " dim, "
+    << config.intermediate_size << " inter, " << config.num_hidden_layers << " layers, "
+    << config.num_attention_heads << "/" << config.num_key_value_heads << " heads of "
+    << config.head_dim << ", rope " << config.rope_theta << ", eps " << config.rms_norm_eps
+    << ", tied " << config.tie_word_embeddings << "\n"
+    << "block_size=" << options.block_size << "\n"
+    << "max_seq_len=" << options.max_seq_len << "\n"
+    << "max_batch_tokens=" << options.max_batch_tokens << "\n"
+    << "max_batch_seqs=" << options.max_batch_seqs << "\n"
+    << "max_logit_rows=" << options.max_logit_rows << "\n"
+    << "num_blocks=" << options.num_blocks << "\n"
+    << "cuda_graphs=" << options.cuda_graphs << "\n"
+    << "gemv_max_rows=" << options.gemv_max_rows << "\n"
+    << "fused_gemv=" << options.fused_gemv << "\n"
+    << "tp_bf16_prefill_sums=" << options.tp_bf16_prefill_sums << "\n"
+    << "fp8_gemm=" << options.fp8_gemm << "\n"
+    << "kv_cache=" << KvCacheTypeName(options.kv_cache) << "\n"
+    << "peer_allreduce_max_bytes=" << tp.peer_allreduce_max_bytes << "\n"
+    << extra;
+  return s.str();
+}
+
+namespace {
+
+TensorParallelOptions RankOptions(const TpProcessOptions& process, TensorParallelOptions tp) {
+  tp.world = process.world;
+  tp.process_rank = process.rank;
+  tp.devices = {process.device >= 0 ? process.device : process.rank};
+  return tp;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<TensorParallelBackend>> HostTpProcessGroup(
+    const TpProcessOptions& process, const std::string& settings, TensorParallelOptions tp,
+    const TpBackendFactory& factory) {
+  if (process.rank != 0) return InvalidArgument("HostTpProcessGroup is rank 0's");
+  RAG_ASSIGN_OR_RETURN(std::string id, TpGroup::NewUniqueId());
+  RAG_LOG(INFO) << "tensor parallel: waiting for " << process.world - 1
+                << " follower process(es) at " << process.rendezvous.host << ":"
+                << process.rendezvous.port;
+  RAG_ASSIGN_OR_RETURN(
+      std::unique_ptr<TpRendezvous> followers,
+      TpRendezvous::Host(process.rendezvous, process.world, settings, id, process.timeout));
+  tp = RankOptions(process, std::move(tp));
+  tp.unique_id = followers->unique_id();
+  tp.followers = std::move(followers);
+  return factory(tp);
+}
+
+Status FollowTpProcessGroup(const TpProcessOptions& process, const std::string& settings,
+                            TensorParallelOptions tp, const TpBackendFactory& factory) {
+  if (process.rank < 1 || process.rank >= process.world) {
+    return InvalidArgument("a tensor-parallel follower is rank 1 to " +
+                           std::to_string(process.world - 1) + ", not " +
+                           std::to_string(process.rank));
+  }
+  RAG_ASSIGN_OR_RETURN(std::unique_ptr<TpRendezvous> rank0,
+                       TpRendezvous::Join(process.rendezvous, process.rank, process.world, settings,
+                                          process.timeout));
+  tp = RankOptions(process, std::move(tp));
+  tp.unique_id = rank0->unique_id();
+  RAG_ASSIGN_OR_RETURN(std::unique_ptr<TensorParallelBackend> backend, factory(tp));
+  RAG_LOG(INFO) << "tensor parallel rank " << process.rank << " of " << process.world
+                << ": following rank 0";
+  return backend->Follow(*rank0);
+}
+
+}  // namespace rag

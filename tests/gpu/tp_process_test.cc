@@ -1,0 +1,192 @@
+// A tensor-parallel group of two processes (issue 8: several processes form one group): this
+// test is rank 0 and starts rank 1 as a second copy of the test binary (the disabled test below,
+// run on its own), which meet through the TCP rendezvous, join one NCCL group and, on one
+// host with NVLink, map each other's buffers through CUDA IPC handles. The group's logits must
+// equal those of the same split in one process (same kernels, same partial sums), and its
+// greedy decoding (the decode graphs with the IPC-mapped all-reduces) transformers' tokens; the
+// Engine over it too. Skipped with fewer than 2 GPUs.
+#include <gtest/gtest.h>
+
+#ifdef RAG_HAVE_NCCL
+
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/dist/child_processes.h"
+#include "engine/dist/tp_process.h"
+#include "tests/gpu/golden_gpu.h"
+#include "tests/gpu/gpu_test_util.h"
+#include "tests/testing/golden_json.h"
+
+namespace rag {
+namespace {
+
+using testing::JsonInts;
+
+constexpr const char* kModel = "tp8_gqa_hd64_bf16";
+constexpr const char* kAddressVariable = "RAG_TP_TEST_RENDEZVOUS";
+
+TpBackendFactory Factory() {
+  return [](const TensorParallelOptions& tp) {
+    return TensorParallelBackend::Create(GoldenDir(kModel), GoldenTpOptions(), tp);
+  };
+}
+
+TpProcessOptions Process(const std::string& address, int rank) {
+  TpProcessOptions p;
+  p.rendezvous = *ParseTpAddress(address);
+  p.rank = rank;
+  p.world = 2;
+  p.timeout = std::chrono::seconds(60);
+  return p;
+}
+
+std::string Settings() {
+  TensorParallelOptions tp;
+  tp.world = 2;
+  return TpSettings(*LoadModelConfig(GoldenDir(kModel)), GoldenTpOptions(), tp, "");
+}
+
+class TpProcessTest : public testing_gpu::GpuTest {
+ protected:
+  void SetUp() override {
+    testing_gpu::GpuTest::SetUp();
+    if (IsSkipped()) return;
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || n < 2)
+      GTEST_SKIP() << "a group of processes needs 2 GPUs";
+  }
+
+  // Starts rank 1 (this binary, the follower test alone) and hosts the group as rank 0.
+  std::unique_ptr<TensorParallelBackend> HostGroup() {
+    const StatusOr<int> port = FreeLoopbackPort();
+    EXPECT_TRUE(port.ok()) << port.status().ToString();
+    if (!port.ok()) return nullptr;
+    const std::string address = "127.0.0.1:" + std::to_string(*port);
+    setenv(kAddressVariable, address.c_str(), 1);
+    const Status spawned = follower_.Spawn({"/proc/self/exe", "--gtest_also_run_disabled_tests",
+                                            "--gtest_filter=TpProcessTest.DISABLED_FollowerRank"});
+    EXPECT_TRUE(spawned.ok()) << spawned.ToString();
+    TensorParallelOptions tp;
+    auto b = HostTpProcessGroup(Process(address, 0), Settings(), tp, Factory());
+    EXPECT_TRUE(b.ok()) << b.status().ToString();
+    return b.ok() ? std::move(*b) : nullptr;
+  }
+
+  // Closes the group (the follower sees rank 0 go and exits) and checks the follower's exit.
+  void CloseGroup(std::unique_ptr<TensorParallelBackend> group) {
+    group.reset();
+    const Status s = follower_.WaitAll();
+    EXPECT_TRUE(s.ok()) << "the follower rank: " << s.ToString();
+  }
+
+  ChildProcesses follower_;
+};
+
+// Rank 1, run only by the tests above as a process of its own.
+TEST_F(TpProcessTest, DISABLED_FollowerRank) {
+  const char* address = std::getenv(kAddressVariable);
+  ASSERT_NE(address, nullptr) << "started by TpProcessTest's rank 0 only";
+  TensorParallelOptions tp;
+  const Status s = FollowTpProcessGroup(Process(address, 1), Settings(), tp, Factory());
+  EXPECT_TRUE(s.ok()) << s.ToString();
+}
+
+TEST_F(TpProcessTest, TwoProcessesComputeWhatOneProcessDoes) {
+  auto group = HostGroup();
+  ASSERT_NE(group, nullptr);
+  TensorParallelOptions one_process;
+  one_process.world = 2;
+  auto local = TensorParallelBackend::Create(GoldenDir(kModel), GoldenTpOptions(), one_process);
+  ASSERT_TRUE(local.ok()) << local.status().ToString();
+  EXPECT_EQ(group->gpus(), 2);
+  EXPECT_EQ(group->peer_access(), (*local)->peer_access())
+      << "CUDA IPC should give what peer access gives";
+  EXPECT_EQ(group->info().num_blocks, (*local)->info().num_blocks);
+
+  const int64_t vocab = group->config().vocab_size;
+  const JsonValue golden = testing::LoadJsonFile(GoldenDir(kModel) + "/golden.json");
+  ForwardBatch decode;
+  std::vector<std::vector<int32_t>> want;
+  int next_block = 0;
+  for (const JsonValue& p : golden.Find("prompts")->items()) {
+    const std::vector<int32_t> ids = JsonInts(*p.Find("ids"));
+    want.push_back(JsonInts(*p.Find("greedy")));
+    const std::vector<int32_t> table =
+        ConsecutiveBlocks(next_block, static_cast<int>(ids.size()) + 40);
+    next_block += static_cast<int>(table.size());
+    const bool all = p.Find("all_logits") != nullptr;
+    const ForwardBatch prefill{{{ids, 0, table, all}}};
+    auto a = group->Forward(prefill);
+    auto b = (*local)->Forward(prefill);
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    ASSERT_EQ(a->size(), b->size());
+    const size_t rows = all ? ids.size() : 1;
+    for (size_t r = 0; r < rows; ++r) {
+      EXPECT_LE(RelError(a->data() + r * vocab, b->data() + r * vocab, vocab), 1e-5) << "row " << r;
+    }
+    const float* last = a->data() + (rows - 1) * vocab;
+    ASSERT_EQ(static_cast<int32_t>(std::max_element(last, last + vocab) - last), want.back()[0]);
+    decode.sequences.push_back({{want.back()[0]}, static_cast<int32_t>(ids.size()), table, false});
+  }
+  // A batch every rank refuses alike (more logit rows than a step returns): the group goes on.
+  const std::vector<int32_t> long_prompt(300, 1);
+  auto refused = group->Forward({{{long_prompt, 0, ConsecutiveBlocks(next_block, 300), true}}});
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument) << refused.status().ToString();
+  // Decode steps through the graphs (their all-reduces on the IPC-mapped buffers), one call;
+  // then single steps as the Engine makes them (ForwardArgmax, ForwardSample).
+  const int steps = static_cast<int>(want[0].size()) - 1;
+  auto got = group->GreedyDecode(decode, steps);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  for (size_t s = 0; s < want.size(); ++s) {
+    EXPECT_EQ((*got)[s], std::vector<int32_t>(want[s].begin() + 1, want[s].begin() + 1 + steps))
+        << "prompt " << s;
+  }
+  CloseGroup(std::move(group));
+}
+
+TEST_F(TpProcessTest, TheEngineGeneratesTransformersTokensOverTwoProcesses) {
+  auto group = HostGroup();
+  ASSERT_NE(group, nullptr);
+  // The Engine owns the backend; its end closes the group.
+  const EngineRun run =
+      RunEngine(std::move(group), testing::LoadJsonFile(GoldenDir(kModel) + "/golden.json"), {});
+  ASSERT_EQ(run.got.size(), run.greedy.size());
+  for (size_t i = 0; i < run.got.size(); ++i)
+    EXPECT_EQ(run.got[i], run.greedy[i]) << "prompt " << i;
+  const Status s = follower_.WaitAll();
+  EXPECT_TRUE(s.ok()) << "the follower rank: " << s.ToString();
+}
+
+// A follower whose settings differ (here its KV block count) is refused by rank 0, and both
+// say which line differs.
+TEST_F(TpProcessTest, AFollowerWithOtherSettingsIsRefused) {
+  const StatusOr<int> port = FreeLoopbackPort();
+  ASSERT_TRUE(port.ok());
+  const std::string address = "127.0.0.1:" + std::to_string(*port);
+  TensorParallelOptions tp;
+  tp.world = 2;
+  CudaBackendOptions other = GoldenTpOptions();
+  other.num_blocks = 128;
+  const std::string theirs = TpSettings(*LoadModelConfig(GoldenDir(kModel)), other, tp, "");
+  Status follower;
+  std::thread rank1(
+      [&] { follower = FollowTpProcessGroup(Process(address, 1), theirs, tp, Factory()); });
+  auto host = HostTpProcessGroup(Process(address, 0), Settings(), tp, Factory());
+  rank1.join();
+  ASSERT_FALSE(host.ok());
+  ASSERT_FALSE(follower.ok());
+  EXPECT_NE(host.status().message().find("num_blocks"), std::string::npos)
+      << host.status().ToString();
+  EXPECT_NE(follower.message().find("num_blocks"), std::string::npos) << follower.ToString();
+}
+
+}  // namespace
+}  // namespace rag
+
+#endif  // RAG_HAVE_NCCL

@@ -27,6 +27,11 @@ class TpCollectives {
   // rank, before the first collective on the buffer.
   virtual Status Register(void* buffer, size_t bytes) = 0;
 
+  // Ends the communicator at once, for a group that has lost a rank: collectives of this rank
+  // still waiting for the lost one return (NCCL's abort; a peer-memory barrier traps on its own
+  // timeout), and every later call fails. Safe from another thread than the rank's.
+  virtual void Abort() = 0;
+
   // The smallest of the ranks' `value`s (host-side and blocking: setup, on every rank at once;
   // e.g. the KV blocks every rank can hold).
   virtual StatusOr<int64_t> MinOverRanks(int64_t value) = 0;

@@ -1,5 +1,6 @@
 #include "engine/dist/child_processes.h"
 
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,6 +21,10 @@ Status ChildProcesses::Spawn(const std::vector<std::string>& argv) {
   if (err != 0) return Internal("cannot start " + argv[0] + ": " + std::strerror(err));
   pids_.push_back(pid);
   return Status::Ok();
+}
+
+void ChildProcesses::SignalAll(int signal) {
+  for (pid_t pid : pids_) kill(pid, signal);
 }
 
 Status ChildProcesses::WaitAll() {

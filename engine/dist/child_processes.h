@@ -20,6 +20,8 @@ class ChildProcesses {
 
   // Starts argv[0] (a path) with argv, this process's environment, stdout and stderr.
   Status Spawn(const std::vector<std::string>& argv);
+  // Sends `signal` to every child not waited for yet.
+  void SignalAll(int signal);
   // Waits for every child; the error of the first that failed or was killed.
   Status WaitAll();
 

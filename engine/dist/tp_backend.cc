@@ -1,6 +1,7 @@
 #include "engine/dist/tp_backend.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "common/logging.h"
 #include "engine/dist/tp_plan.h"
@@ -49,6 +50,15 @@ StatusOr<std::unique_ptr<TensorParallelBackend>> TensorParallelBackend::Build(
     RAG_ASSIGN_OR_RETURN(blocks[k], b->comms_[k]->MinOverRanks(b->ranks_[k]->info().num_blocks));
     return Status::Ok();
   }));
+  if (b->followers_ != nullptr) {
+    TensorParallelBackend* raw = b.get();
+    b->StartWatchdog([raw]() -> std::string {
+      const int lost = raw->followers_->LostFollower(std::chrono::milliseconds(200));
+      if (lost < 0) return "";
+      return "tensor parallel: rank " + std::to_string(lost) +
+             " left the group (its process ended)";
+    });
+  }
   b->num_blocks_ = static_cast<int>(blocks[0]);
   b->block_size_ = b->ranks_[0]->info().block_size;
   RAG_LOG(INFO) << "tensor parallel backend: " << tp.world << " GPUs"
@@ -76,8 +86,14 @@ StatusOr<std::unique_ptr<TensorParallelBackend>> TensorParallelBackend::CreateDu
 }
 
 TensorParallelBackend::~TensorParallelBackend() {
-  // Followers first: closing their connection ends their Follow, and they destroy their ranks
-  // too; ncclCommDestroy waits for every rank of the communicator to come.
+  StopWatchdog();
+  // Followers first: the close ends their Follow, and they destroy their ranks with ours
+  // (ncclCommDestroy waits for every rank of the communicator; an aborted one does not).
+  if (followers_ != nullptr && Intact().ok()) {
+    const Status closed =
+        followers_->SendToFollowers(EncodeTpStep(TpStep{TpCall::kClose, {}, {}, 0}));
+    if (!closed.ok()) LoseGroup(closed.message());
+  }
   followers_.reset();
   if (workers_ == nullptr) return;
   // Each rank's CUDA and NCCL objects are released on its own thread (its device current).
@@ -97,8 +113,53 @@ Status TensorParallelBackend::OnAllRanks(const TpStep& step,
                                          const std::function<Status(CudaBackend&, int)>& call) {
   // A rank that refused a step the others run would leave them waiting in a collective.
   RAG_RETURN_IF_ERROR(ValidateForwardBatch(step.batch, config_, block_size_, num_blocks_));
-  if (followers_ != nullptr) RAG_RETURN_IF_ERROR(followers_->SendToFollowers(EncodeTpStep(step)));
-  return workers_->RunAll([&](int r) { return call(*ranks_[static_cast<size_t>(r)], r); });
+  RAG_RETURN_IF_ERROR(Intact());
+  if (followers_ != nullptr) {
+    const Status sent = followers_->SendToFollowers(EncodeTpStep(step));
+    if (!sent.ok()) {
+      LoseGroup(sent.message());
+      return Intact();
+    }
+  }
+  in_step_ = true;
+  const Status ran =
+      workers_->RunAll([&](int r) { return call(*ranks_[static_cast<size_t>(r)], r); });
+  in_step_ = false;
+  RAG_RETURN_IF_ERROR(Intact());  // a step that a lost rank cut short says so
+  return ran;
+}
+
+void TensorParallelBackend::StartWatchdog(std::function<std::string()> lost) {
+  watchdog_ = std::thread([this, lost = std::move(lost)] {
+    while (!stop_watchdog_) {
+      const std::string why = lost();
+      if (!why.empty()) {
+        LoseGroup(why);
+        return;
+      }
+    }
+  });
+}
+
+void TensorParallelBackend::StopWatchdog() {
+  stop_watchdog_ = true;
+  if (watchdog_.joinable()) watchdog_.join();
+}
+
+void TensorParallelBackend::LoseGroup(const std::string& why) {
+  std::lock_guard<std::mutex> lock(lost_mu_);
+  if (!lost_.empty()) return;
+  lost_ = why;
+  RAG_LOG(ERROR) << why << "; aborting this process's communicators";
+  for (const auto& comm : comms_) {
+    if (comm != nullptr) comm->Abort();
+  }
+}
+
+Status TensorParallelBackend::Intact() {
+  std::lock_guard<std::mutex> lock(lost_mu_);
+  if (lost_.empty()) return Status::Ok();
+  return Unavailable(lost_ + "; the model is unavailable until the group is started again");
 }
 
 template <typename T>
@@ -141,16 +202,39 @@ StatusOr<std::vector<std::vector<int32_t>>> TensorParallelBackend::GreedyDecode(
 }
 
 Status TensorParallelBackend::Follow(TpRendezvous& rank0) {
+  // Rank 0 gone in the middle of a step leaves this rank's collectives waiting for it: once its
+  // connection has been closed for 2 s with a step still running, the group is lost. (A close
+  // while no step runs is seen by Receive.)
+  StartWatchdog(
+      [this, &rank0, closed_at = std::chrono::steady_clock::time_point{}]() mutable -> std::string {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        const auto now = std::chrono::steady_clock::now();
+        if (!in_step_ || !rank0.Rank0Closed()) {
+          closed_at = {};
+          return "";
+        }
+        if (closed_at == std::chrono::steady_clock::time_point{}) closed_at = now;
+        return now - closed_at > std::chrono::seconds(2)
+                   ? "tensor parallel: rank 0 left the group during a step"
+                   : "";
+      });
+  struct StopOnReturn {
+    TensorParallelBackend* b;
+    ~StopOnReturn() { b->StopWatchdog(); }
+  } stop{this};
+  const std::string me = "tensor parallel rank " + std::to_string(rank0.rank());
   for (;;) {
     StatusOr<std::string> message = rank0.Receive();
-    if (!message.ok()) {
-      RAG_LOG(INFO) << "tensor parallel rank " << rank0.rank() << ": "
-                    << message.status().ToString() << "; stopping";
-      return Status::Ok();
+    if (!message.ok()) {  // rank 0 went without closing the group: it will never destroy its ranks
+      LoseGroup(me + ": " + message.status().message() + " without closing the group");
+      return Intact();
     }
     RAG_ASSIGN_OR_RETURN(TpStep step, DecodeTpStep(*message));
     Status ran;
     switch (step.call) {
+      case TpCall::kClose:
+        RAG_LOG(INFO) << me << ": rank 0 closed the group";
+        return Status::Ok();
       case TpCall::kForward:
         ran = Forward(step.batch).status();
         break;
@@ -167,11 +251,9 @@ Status TensorParallelBackend::Follow(TpRendezvous& rank0) {
     // A refused step (InvalidArgument: its batch or its shape) was refused by rank 0 alike, which
     // goes on with the next; anything else leaves this rank unable to follow.
     if (ran.code() == StatusCode::kInvalidArgument) {
-      RAG_LOG(WARN) << "tensor parallel rank " << rank0.rank()
-                    << ": a step refused as on rank 0: " << ran.message();
+      RAG_LOG(WARN) << me << ": a step refused as on rank 0: " << ran.message();
     } else if (!ran.ok()) {
-      return Status(ran.code(), "tensor parallel rank " + std::to_string(rank0.rank()) +
-                                    ": a step from rank 0 failed: " + ran.message());
+      return Status(ran.code(), me + ": a step from rank 0 failed: " + ran.message());
     }
   }
 }

@@ -14,8 +14,12 @@
 // while theirs run the calls they receive (Follow).
 #pragma once
 
+#include <atomic>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/cuda/cuda_backend.h"
@@ -71,9 +75,14 @@ class TensorParallelBackend : public GpuBackend {
   bool peer_access() const { return group_->peer_access(); }
 
   // A follower of a group spread over processes: runs the calls rank 0 sends until rank 0
-  // closes the connection (then Ok). A call refused as InvalidArgument (rank 0 refuses the same
-  // batch alike) is logged and followed by the next; another failure ends it with that error
-  // (rank 0 then waits in the call's next collective: a rank lost mid-step stops the group).
+  // closes the group (then Ok). A call refused as InvalidArgument (rank 0 refuses the same batch
+  // alike) is logged and followed by the next; another failure ends it with that error.
+  //
+  // A rank's process may end at any time (killed, out of memory): each process watches the
+  // others' connections (rank 0 its followers', a follower rank 0's while it runs a step), and a
+  // lost rank aborts this process's communicators, so that no collective and no teardown waits
+  // for it for ever; every later call then fails naming it (Unavailable). A follower whose rank
+  // 0 is gone ends with that error.
   Status Follow(TpRendezvous& rank0);
 
  private:
@@ -94,6 +103,14 @@ class TensorParallelBackend : public GpuBackend {
   StatusOr<T> RankZeroResult(const TpStep& step,
                              const std::function<StatusOr<T>(CudaBackend&)>& call);
 
+  // A group spread over processes: a thread that calls `lost` (which paces itself, ~200 ms)
+  // until StopWatchdog; a non-empty answer, why the group is lost, goes to LoseGroup.
+  void StartWatchdog(std::function<std::string()> lost);
+  void StopWatchdog();
+  // Aborts this process's communicators (once) and makes every later call fail with `why`.
+  void LoseGroup(const std::string& why);
+  Status Intact();
+
   ModelConfig config_;  // the whole model's
   int num_blocks_ = 0;  // the smallest KV cache of the ranks
   int block_size_ = 0;
@@ -102,6 +119,11 @@ class TensorParallelBackend : public GpuBackend {
   std::unique_ptr<RankWorkers> workers_;
   std::vector<std::unique_ptr<TpCollectives>> comms_;
   std::vector<std::unique_ptr<CudaBackend>> ranks_;
+  std::thread watchdog_;
+  std::atomic<bool> stop_watchdog_{false};
+  std::atomic<bool> in_step_{false};  // this process's ranks are running a call
+  std::mutex lost_mu_;
+  std::string lost_;  // why the group is lost; empty while it is whole
 };
 
 }  // namespace rag

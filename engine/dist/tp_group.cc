@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <string>
@@ -101,8 +102,12 @@ class TpGroup::Rank : public TpCollectives {
         opened_(std::move(opened)) {}
   ~Rank() override {
     for (void* p : opened_) cudaIpcCloseMemHandle(p);
-    ncclCommDestroy(comm_);
+    if (!aborted_) ncclCommDestroy(comm_);  // which waits for every rank to destroy theirs
     cudaFree(signals_);
+  }
+
+  void Abort() override {
+    if (!aborted_.exchange(true)) ncclCommAbort(comm_);
   }
 
   int rank() const override { return rank_; }
@@ -127,6 +132,7 @@ class TpGroup::Rank : public TpCollectives {
 
   Status AllReduceAdd(float* partial, float* x, int64_t count, float* zero_next,
                       cudaStream_t stream) override {
+    RAG_RETURN_IF_ERROR(Intact());
     const size_t bytes = static_cast<size_t>(count) * sizeof(float);
     if (group_->peer_access() && bytes <= group_->options_.peer_allreduce_max_bytes) {
       RAG_ASSIGN_OR_RETURN(TpPeerBuffers peers, Peers(partial));
@@ -140,6 +146,7 @@ class TpGroup::Rank : public TpCollectives {
   }
 
   Status AllReduceAddBf16(__nv_bfloat16* partial, float* x, int64_t count, cudaStream_t stream) override {
+    RAG_RETURN_IF_ERROR(Intact());
     RAG_NCCL_RETURN_IF_ERROR(ncclAllReduce(partial, partial, static_cast<size_t>(count), ncclBfloat16,
                                            ncclSum, comm_, stream));
     return AddInPlace(x, partial, count, stream);
@@ -147,6 +154,7 @@ class TpGroup::Rank : public TpCollectives {
 
   Status GatherColumns(float* local, float* out, int64_t rows, int64_t cols, int64_t out_cols,
                        cudaStream_t stream) override {
+    RAG_RETURN_IF_ERROR(Intact());
     if (group_->peer_access() && group_->options_.peer_gather) {
       RAG_ASSIGN_OR_RETURN(TpPeerBuffers peers, Peers(local));
       return PeerGatherColumns(Signals(), peers, out, rows, cols, out_cols, stream);
@@ -172,6 +180,11 @@ class TpGroup::Rank : public TpCollectives {
   }
 
  private:
+  Status Intact() const {
+    if (aborted_)
+      return Unavailable("tensor parallel: the group lost a rank (its communicator was aborted)");
+    return Status::Ok();
+  }
   TpPeerSignals Signals() const {
     TpPeerSignals s;
     s.rank = rank_;
@@ -219,6 +232,7 @@ class TpGroup::Rank : public TpCollectives {
   int rank_;
   ncclComm_t comm_;
   uint32_t* signals_;
+  std::atomic<bool> aborted_{false};
   std::vector<void*> opened_;            // peers' memory mapped through IPC handles
   std::map<std::string, void*> mapped_;  // by IPC handle
   DeviceBuffer gather_staging_;

@@ -561,6 +561,10 @@ TpRendezvous::~TpRendezvous() {
 
 Status TpRendezvous::SendToFollowers(const std::string& message) {
   if (rank_ != 0) return FailedPrecondition("SendToFollowers on rank " + std::to_string(rank_));
+  // A follower that has gone would still take this message into its socket's buffer.
+  if (const int lost = LostFollower(std::chrono::milliseconds(0)); lost > 0) {
+    return Unavailable("tensor parallel: rank " + std::to_string(lost) + " has left the group");
+  }
   for (size_t i = 0; i < sockets_.size(); ++i) {
     Status s = SendMessage(sockets_[i], message);
     if (!s.ok()) return About("tensor parallel: rank " + std::to_string(i + 1), s);
@@ -573,6 +577,28 @@ StatusOr<std::string> TpRendezvous::Receive() {
   StatusOr<std::string> message = ReadMessage(sockets_[0], Clock::time_point::max());
   if (!message.ok()) return About("rank 0", message.status());
   return message;
+}
+
+int TpRendezvous::LostFollower(std::chrono::milliseconds wait) const {
+  if (rank_ != 0 || sockets_.empty()) return -1;
+  std::vector<pollfd> fds;
+  for (int fd : sockets_) fds.push_back({fd, POLLIN | POLLRDHUP, 0});
+  int n = -1;
+  do {
+    n = ::poll(fds.data(), fds.size(), static_cast<int>(wait.count()));
+  } while (n < 0 && errno == EINTR);
+  for (size_t i = 0; i < fds.size() && n > 0; ++i) {
+    if (fds[i].revents != 0) return static_cast<int>(i) + 1;
+  }
+  return -1;
+}
+
+bool TpRendezvous::Rank0Closed() const {
+  if (rank_ == 0 || sockets_.empty()) return false;
+  pollfd fd{sockets_[0], POLLRDHUP, 0};
+  while (::poll(&fd, 1, 0) < 0 && errno == EINTR) {
+  }
+  return (fd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 }  // namespace rag

@@ -60,11 +60,19 @@ class TpRendezvous {
   const std::string& unique_id() const { return unique_id_; }
 
   // Rank 0: `message` to every follower, in rank order. Unavailable naming the rank whose
-  // connection failed.
+  // connection failed or has closed.
   Status SendToFollowers(const std::string& message);
   // A follower: the next message from rank 0; Unavailable("rank 0 closed ...") once rank 0's
   // connection is closed (rank 0 exited or destroyed its TpRendezvous).
   StatusOr<std::string> Receive();
+
+  // Whether a rank's process has gone, for the watchdogs of engine/dist/tp_backend.h (safe to call
+  // from another thread than the one sending or receiving: they only poll the connections).
+  // Rank 0: the lowest follower whose connection has closed, waiting up to `wait` for one; -1 if
+  // none (followers never write after joining, so a readable connection is a closed one).
+  int LostFollower(std::chrono::milliseconds wait) const;
+  // A follower: whether rank 0 has closed its side (unread steps may still be buffered).
+  bool Rank0Closed() const;
 
  private:
   TpRendezvous(int rank, int world) : rank_(rank), world_(world) {}

@@ -104,7 +104,7 @@ class WireReader {
 
 bool KnownCall(uint8_t call) {
   return call >= static_cast<uint8_t>(TpCall::kForward) &&
-         call <= static_cast<uint8_t>(TpCall::kGreedyDecode);
+         call <= static_cast<uint8_t>(TpCall::kClose);
 }
 
 void WriteSequence(const SequenceInput& s, WireWriter* w) {

@@ -18,6 +18,7 @@ enum class TpCall : uint8_t {
   kForwardArgmax = 2,  // ForwardArgmax(batch)
   kForwardSample = 3,  // ForwardSample(batch, sampling)
   kGreedyDecode = 4,   // GreedyDecode(batch, steps)
+  kClose = 5,          // rank 0 ends the group: destroy the communicators with it (no batch)
 };
 
 struct TpStep {

@@ -9,7 +9,10 @@
 
 #ifdef RAG_HAVE_NCCL
 
+#include <signal.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -161,6 +164,28 @@ TEST_F(TpProcessTest, TheEngineGeneratesTransformersTokensOverTwoProcesses) {
     EXPECT_EQ(run.got[i], run.greedy[i]) << "prompt " << i;
   const Status s = follower_.WaitAll();
   EXPECT_TRUE(s.ok()) << "the follower rank: " << s.ToString();
+}
+
+// A follower killed while the group serves: rank 0 sees it go, its next call fails naming rank 1
+// instead of waiting in a collective for ever, and closing the group does not wait for it.
+TEST_F(TpProcessTest, AKilledFollowerFailsTheGroupInsteadOfHangingIt) {
+  auto group = HostGroup();
+  ASSERT_NE(group, nullptr);
+  const JsonValue golden = testing::LoadJsonFile(GoldenDir(kModel) + "/golden.json");
+  const std::vector<int32_t> ids = JsonInts(*golden.Find("prompts")->items().front().Find("ids"));
+  const ForwardBatch prefill{{{ids, 0, ConsecutiveBlocks(0, static_cast<int>(ids.size())), false}}};
+  ASSERT_TRUE(group->ForwardArgmax(prefill).ok());
+  follower_.SignalAll(SIGKILL);
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // the watchdog looks every 200 ms
+  const auto start = std::chrono::steady_clock::now();
+  auto after = group->ForwardArgmax(prefill);
+  EXPECT_EQ(after.status().code(), StatusCode::kUnavailable) << after.status().ToString();
+  EXPECT_NE(after.status().message().find("rank 1"), std::string::npos)
+      << after.status().ToString();
+  group.reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  const Status exit = follower_.WaitAll();
+  EXPECT_NE(exit.message().find("killed by signal 9"), std::string::npos) << exit.ToString();
 }
 
 // A follower whose settings differ (here its KV block count) is refused by rank 0, and both

@@ -26,7 +26,8 @@ TEST(ChildProcessesTest, AFailedOrKilledChildIsReported) {
   EXPECT_NE(exited.message().find("exited with status 3"), std::string::npos) << exited.ToString();
 
   ChildProcesses killed;
-  ASSERT_TRUE(killed.Spawn({"/bin/sh", "-c", "kill -9 $$"}).ok());
+  ASSERT_TRUE(killed.Spawn({"/bin/sh", "-c", "sleep 30"}).ok());
+  killed.SignalAll(9);
   const Status signalled = killed.WaitAll();
   EXPECT_NE(signalled.message().find("killed by signal 9"), std::string::npos)
       << signalled.ToString();

@@ -163,6 +163,37 @@ TEST(TpRendezvousTest, SendToAFollowerThatLeftNamesItsRank) {
   EXPECT_TRUE(Contains(s.message(), "rank 2")) << s.ToString();
 }
 
+// What the watchdogs of a group of processes see: a follower whose process ends is seen by rank 0
+// without a send, and rank 0 going is seen by a follower that has a step still unread (which it
+// can still read).
+TEST(TpRendezvousTest, ClosedConnectionsAreSeenWithoutReading) {
+  Group g = FormGroup(3);
+  ASSERT_TRUE(g.host);
+  ASSERT_EQ(g.followers.size(), 2u);
+  ASSERT_TRUE(g.host->SendToFollowers("step").ok());
+  EXPECT_EQ(g.host->LostFollower(milliseconds(0)), -1);
+  EXPECT_FALSE(g.followers[0]->Rank0Closed());
+  auto watching = std::async(std::launch::async, [&] { return g.host->LostFollower(kLong); });
+  std::this_thread::sleep_for(milliseconds(50));
+  g.followers[1].reset();  // rank 2's process ends
+  EXPECT_EQ(watching.get(), 2);
+  const Status refused = g.host->SendToFollowers("next");
+  EXPECT_EQ(refused.code(), StatusCode::kUnavailable) << refused.ToString();
+  EXPECT_TRUE(Contains(refused.message(), "rank 2 has left the group")) << refused.ToString();
+
+  g.host.reset();
+  bool closed = false;
+  for (int i = 0; i < 100 && !closed; ++i) {
+    closed = g.followers[0]->Rank0Closed();
+    if (!closed) std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_TRUE(closed);
+  StatusOr<std::string> unread = g.followers[0]->Receive();
+  ASSERT_TRUE(unread.ok()) << unread.status().ToString();
+  EXPECT_EQ(*unread, "step");
+  EXPECT_FAILS_WITH(g.followers[0]->Receive(), StatusCode::kUnavailable, "rank 0 closed");
+}
+
 TEST(TpRendezvousTest, WorldMismatchIsRefusedOnBothSides) {
   const TpAddress address = Loopback(FreePort());
   auto host = StartHost(address, 3, kSettings);

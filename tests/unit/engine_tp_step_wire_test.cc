@@ -66,8 +66,8 @@ void PutI32(std::string* message, size_t offset, int32_t value) {
 constexpr size_t kSequenceCountOffset = 1 + 4;  // after the call byte and steps
 
 TEST(TpStepWireTest, EveryCallRoundTrips) {
-  for (TpCall call :
-       {TpCall::kForward, TpCall::kForwardArgmax, TpCall::kForwardSample, TpCall::kGreedyDecode}) {
+  for (TpCall call : {TpCall::kForward, TpCall::kForwardArgmax, TpCall::kForwardSample,
+                      TpCall::kGreedyDecode, TpCall::kClose}) {
     SCOPED_TRACE("call " + std::to_string(static_cast<int>(call)));
     const TpStep step = MakeStep(call);
     StatusOr<TpStep> decoded = DecodeTpStep(EncodeTpStep(step));
@@ -111,7 +111,7 @@ TEST(TpStepWireTest, TrailingByteFails) {
 }
 
 TEST(TpStepWireTest, UnknownCallFails) {
-  for (int call : {0, 5, 255}) {
+  for (int call : {0, 6, 255}) {
     std::string message = EncodeTpStep(MakeStep(TpCall::kForward));
     message[0] = static_cast<char>(call);
     StatusOr<TpStep> decoded = DecodeTpStep(message);

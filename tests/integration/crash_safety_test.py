@@ -243,16 +243,21 @@ def ingest_trials(ctx, count, log):
         log_path = os.path.join(ctx.work, f"ingest-{trial}.log")
         code, stored, _ = ingest_run(ctx, data, corpus.path, log_path, kill_after=delay)
         # Right after the kill, before anything repairs it.
-        if not os.path.exists(os.path.join(data, "rag.db")):
-            # Killed before a fresh folder got its database: nothing may have been reported stored.
-            expect(not stored, f"trial {trial}: documents logged as stored but there is no database: {stored}")
-            status = {}
-        else:
+        import sqlite3
+        db_path = os.path.join(data, "rag.db")
+        has_schema = False
+        if os.path.exists(db_path):
             ctx.check_store(data, vectors="valid" if ctx.vectors == "exact" else "none")
-            import sqlite3
-            db = sqlite3.connect(os.path.join(data, "rag.db"))
-            status = dict(db.execute("SELECT id, status FROM documents").fetchall())
+            db = sqlite3.connect(db_path)
+            has_schema = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                                    "AND name = 'documents'").fetchone()[0] == 1
+            status = dict(db.execute("SELECT id, status FROM documents").fetchall()) if has_schema else {}
             db.close()
+        if not has_schema:
+            # Killed before a fresh folder got its database, or while it created the schema:
+            # nothing may have been reported stored.
+            expect(not stored, f"trial {trial}: documents logged as stored but there is no schema: {stored}")
+            status = {}
         for doc_id, filename in stored.items():
             replaced = doc_id not in status
             expect(replaced or status[doc_id] == "ready",

@@ -38,7 +38,7 @@ StatusOr<std::unique_ptr<TensorParallelBackend>> TensorParallelBackend::Build(
   b->ranks_.resize(local);
   const ModelConfig rank_config = RankConfig(config, tp.world);
   std::vector<int64_t> blocks(local);
-  RAG_RETURN_IF_ERROR(b->workers_->RunAll([&](int i) -> Status {
+  const Status built = b->workers_->RunAll([&](int i) -> Status {
     const int rank = spread ? tp.process_rank : i;
     const size_t k = static_cast<size_t>(i);
     RAG_ASSIGN_OR_RETURN(b->comms_[k], b->group_->Join(rank));  // makes the rank's device current
@@ -47,9 +47,22 @@ StatusOr<std::unique_ptr<TensorParallelBackend>> TensorParallelBackend::Build(
     o.device = group_options.devices[k];
     o.collectives = b->comms_[k].get();
     RAG_ASSIGN_OR_RETURN(b->ranks_[k], CreateCudaBackend(rank_config, std::move(w), o));
-    RAG_ASSIGN_OR_RETURN(blocks[k], b->comms_[k]->MinOverRanks(b->ranks_[k]->info().num_blocks));
+    blocks[k] = b->ranks_[k]->info().num_blocks;
+    // Ranks of other processes through NCCL (in one process, a rank that failed to load would
+    // leave the others waiting in it: the host takes the smallest below).
+    if (spread) {
+      RAG_ASSIGN_OR_RETURN(blocks[k], b->comms_[k]->MinOverRanks(blocks[k]));
+    }
     return Status::Ok();
-  }));
+  });
+  if (!built.ok()) {
+    // Spread over processes, the other ranks may wait in a collective of the load for this one:
+    // abort this side (they are left waiting: the group must be started again).
+    if (spread)
+      b->LoseGroup("tensor parallel rank " + std::to_string(tp.process_rank) + ": " +
+                   built.message());
+    return built;
+  }
   if (b->followers_ != nullptr) {
     TensorParallelBackend* raw = b.get();
     b->StartWatchdog([raw]() -> std::string {
@@ -59,7 +72,7 @@ StatusOr<std::unique_ptr<TensorParallelBackend>> TensorParallelBackend::Build(
              " left the group (its process ended)";
     });
   }
-  b->num_blocks_ = static_cast<int>(blocks[0]);
+  b->num_blocks_ = static_cast<int>(*std::min_element(blocks.begin(), blocks.end()));
   b->block_size_ = b->ranks_[0]->info().block_size;
   RAG_LOG(INFO) << "tensor parallel backend: " << tp.world << " GPUs"
                 << (spread ? ", rank " + std::to_string(tp.process_rank) + " in this process" : "")

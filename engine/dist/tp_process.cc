@@ -1,6 +1,9 @@
 #include "engine/dist/tp_process.h"
 
+#include <atomic>
+#include <cstdlib>
 #include <sstream>
+#include <thread>
 
 #include "common/logging.h"
 #include "engine/kv_cache_type.h"
@@ -73,7 +76,23 @@ Status FollowTpProcessGroup(const TpProcessOptions& process, const std::string& 
                                           process.timeout));
   tp = RankOptions(process, std::move(tp));
   tp.unique_id = rank0->unique_id();
-  RAG_ASSIGN_OR_RETURN(std::unique_ptr<TensorParallelBackend> backend, factory(tp));
+  // Rank 0 failing its own load leaves this one waiting in a collective of the load (NCCL's join,
+  // a registration): when its connection closes before this rank has loaded, the process ends.
+  std::atomic<bool> loaded{false};
+  std::thread guard([&] {
+    while (!loaded) {
+      if (rank0->Rank0Closed()) {
+        RAG_LOG(ERROR) << "tensor parallel rank " << process.rank
+                       << ": rank 0 left while the group was loading; exiting";
+        std::_Exit(1);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  });
+  StatusOr<std::unique_ptr<TensorParallelBackend>> built = factory(tp);
+  loaded = true;
+  guard.join();
+  RAG_ASSIGN_OR_RETURN(std::unique_ptr<TensorParallelBackend> backend, std::move(built));
   RAG_LOG(INFO) << "tensor parallel rank " << process.rank << " of " << process.world
                 << ": following rank 0";
   return backend->Follow(*rank0);

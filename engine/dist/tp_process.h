@@ -47,7 +47,8 @@ StatusOr<std::unique_ptr<TensorParallelBackend>> HostTpProcessGroup(
     const TpBackendFactory& factory);
 
 // Ranks 1..world-1: joins rank 0, builds this rank and runs rank 0's steps until rank 0 closes
-// (Ok) or a step fails (its error).
+// (Ok) or a step fails (its error). If rank 0 leaves while this rank loads, the process ends
+// (exit status 1): the load's collectives would wait for it for ever.
 Status FollowTpProcessGroup(const TpProcessOptions& process, const std::string& settings,
                             TensorParallelOptions tp, const TpBackendFactory& factory);
 

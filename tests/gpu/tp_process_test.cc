@@ -188,6 +188,29 @@ TEST_F(TpProcessTest, AKilledFollowerFailsTheGroupInsteadOfHangingIt) {
   EXPECT_NE(exit.message().find("killed by signal 9"), std::string::npos) << exit.ToString();
 }
 
+// Rank 0 failing its own load (here: its model directory is gone) after the rendezvous: its
+// error comes back, and the follower, which would wait for it in NCCL's join for ever, ends.
+TEST_F(TpProcessTest, ARank0ThatFailsToLoadEndsItsFollowers) {
+  const StatusOr<int> port = FreeLoopbackPort();
+  ASSERT_TRUE(port.ok());
+  const std::string address = "127.0.0.1:" + std::to_string(*port);
+  setenv(kAddressVariable, address.c_str(), 1);
+  ASSERT_TRUE(follower_
+                  .Spawn({"/proc/self/exe", "--gtest_also_run_disabled_tests",
+                          "--gtest_filter=TpProcessTest.DISABLED_FollowerRank"})
+                  .ok());
+  TensorParallelOptions tp;
+  auto host =
+      HostTpProcessGroup(Process(address, 0), Settings(), tp, [](const TensorParallelOptions& o) {
+        return TensorParallelBackend::Create(GoldenDir("no-such-model"), GoldenTpOptions(), o);
+      });
+  ASSERT_FALSE(host.ok());
+  const auto start = std::chrono::steady_clock::now();
+  const Status exit = follower_.WaitAll();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_NE(exit.message().find("exited with status 1"), std::string::npos) << exit.ToString();
+}
+
 // A follower whose settings differ (here its KV block count) is refused by rank 0, and both
 // say which line differs.
 TEST_F(TpProcessTest, AFollowerWithOtherSettingsIsRefused) {

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -45,6 +46,29 @@ TensorParallelOptions RankOptions(const TpProcessOptions& process, TensorParalle
   return tp;
 }
 
+// Runs `load` while another thread calls `lost` (which paces itself); a non-empty answer ends
+// the process (status 1): a rank gone during the load leaves this one in a collective that no
+// abort reaches (the communicators are not built yet), and a process that can never serve the
+// model is better ended than hung.
+StatusOr<std::unique_ptr<TensorParallelBackend>> WhileLoading(
+    const std::function<std::string()>& lost,
+    const std::function<StatusOr<std::unique_ptr<TensorParallelBackend>>()>& load) {
+  std::atomic<bool> loaded{false};
+  std::thread guard([&] {
+    while (!loaded) {
+      const std::string why = lost();
+      if (!why.empty() && !loaded) {
+        RAG_LOG(ERROR) << why;
+        std::_Exit(1);
+      }
+    }
+  });
+  StatusOr<std::unique_ptr<TensorParallelBackend>> built = load();
+  loaded = true;
+  guard.join();
+  return built;
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<TensorParallelBackend>> HostTpProcessGroup(
@@ -60,8 +84,18 @@ StatusOr<std::unique_ptr<TensorParallelBackend>> HostTpProcessGroup(
       TpRendezvous::Host(process.rendezvous, process.world, settings, id, process.timeout));
   tp = RankOptions(process, std::move(tp));
   tp.unique_id = followers->unique_id();
+  const TpRendezvous* watched = followers.get();
   tp.followers = std::move(followers);
-  return factory(tp);
+  // A follower failing its load leaves this rank waiting in a collective of the load: when one
+  // leaves before this rank has loaded, the process ends (as a follower's does, below).
+  return WhileLoading(
+      [watched]() -> std::string {
+        const int lost = watched->LostFollower(std::chrono::milliseconds(200));
+        return lost < 0 ? ""
+                        : "tensor parallel rank 0: rank " + std::to_string(lost) +
+                              " left while the group was loading; exiting";
+      },
+      [&] { return factory(tp); });
 }
 
 Status FollowTpProcessGroup(const TpProcessOptions& process, const std::string& settings,
@@ -78,21 +112,17 @@ Status FollowTpProcessGroup(const TpProcessOptions& process, const std::string& 
   tp.unique_id = rank0->unique_id();
   // Rank 0 failing its own load leaves this one waiting in a collective of the load (NCCL's join,
   // a registration): when its connection closes before this rank has loaded, the process ends.
-  std::atomic<bool> loaded{false};
-  std::thread guard([&] {
-    while (!loaded) {
-      if (rank0->Rank0Closed()) {
-        RAG_LOG(ERROR) << "tensor parallel rank " << process.rank
-                       << ": rank 0 left while the group was loading; exiting";
-        std::_Exit(1);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
-  });
-  StatusOr<std::unique_ptr<TensorParallelBackend>> built = factory(tp);
-  loaded = true;
-  guard.join();
-  RAG_ASSIGN_OR_RETURN(std::unique_ptr<TensorParallelBackend> backend, std::move(built));
+  const TpRendezvous* watched = rank0.get();
+  RAG_ASSIGN_OR_RETURN(std::unique_ptr<TensorParallelBackend> backend,
+                       WhileLoading(
+                           [watched, &process]() -> std::string {
+                             std::this_thread::sleep_for(std::chrono::milliseconds(200));
+                             return watched->Rank0Closed()
+                                        ? "tensor parallel rank " + std::to_string(process.rank) +
+                                              ": rank 0 left while the group was loading; exiting"
+                                        : "";
+                           },
+                           [&] { return factory(tp); }));
   RAG_LOG(INFO) << "tensor parallel rank " << process.rank << " of " << process.world
                 << ": following rank 0";
   return backend->Follow(*rank0);

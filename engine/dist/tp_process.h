@@ -41,7 +41,9 @@ using TpBackendFactory =
     std::function<StatusOr<std::unique_ptr<TensorParallelBackend>>(const TensorParallelOptions&)>;
 
 // Rank 0: hosts the rendezvous, waits for the followers, then builds its rank; the backend sends
-// every call to the followers before running it, and closing it (destruction) stops them.
+// every call to the followers before running it, and closing it (destruction) stops them. If a
+// follower leaves while this rank loads, the process ends (exit status 1): the load's
+// collectives would wait for it for ever.
 StatusOr<std::unique_ptr<TensorParallelBackend>> HostTpProcessGroup(
     const TpProcessOptions& process, const std::string& settings, TensorParallelOptions tp,
     const TpBackendFactory& factory);

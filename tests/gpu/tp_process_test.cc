@@ -71,8 +71,9 @@ class TpProcessTest : public testing_gpu::GpuTest {
     if (!port.ok()) return nullptr;
     const std::string address = "127.0.0.1:" + std::to_string(*port);
     setenv(kAddressVariable, address.c_str(), 1);
-    const Status spawned = follower_.Spawn({"/proc/self/exe", "--gtest_also_run_disabled_tests",
-                                            "--gtest_filter=TpProcessTest.DISABLED_FollowerRank"});
+    const Status spawned =
+        other_rank_.Spawn({"/proc/self/exe", "--gtest_also_run_disabled_tests",
+                           "--gtest_filter=TpProcessTest.DISABLED_FollowerRank"});
     EXPECT_TRUE(spawned.ok()) << spawned.ToString();
     TensorParallelOptions tp;
     auto b = HostTpProcessGroup(Process(address, 0), Settings(), tp, Factory());
@@ -83,11 +84,11 @@ class TpProcessTest : public testing_gpu::GpuTest {
   // Closes the group (the follower sees rank 0 go and exits) and checks the follower's exit.
   void CloseGroup(std::unique_ptr<TensorParallelBackend> group) {
     group.reset();
-    const Status s = follower_.WaitAll();
+    const Status s = other_rank_.WaitAll();
     EXPECT_TRUE(s.ok()) << "the follower rank: " << s.ToString();
   }
 
-  ChildProcesses follower_;
+  ChildProcesses other_rank_;  // the process of the other rank (this binary, a disabled test)
 };
 
 // Rank 1, run only by the tests above as a process of its own.
@@ -162,7 +163,7 @@ TEST_F(TpProcessTest, TheEngineGeneratesTransformersTokensOverTwoProcesses) {
   ASSERT_EQ(run.got.size(), run.greedy.size());
   for (size_t i = 0; i < run.got.size(); ++i)
     EXPECT_EQ(run.got[i], run.greedy[i]) << "prompt " << i;
-  const Status s = follower_.WaitAll();
+  const Status s = other_rank_.WaitAll();
   EXPECT_TRUE(s.ok()) << "the follower rank: " << s.ToString();
 }
 
@@ -175,7 +176,7 @@ TEST_F(TpProcessTest, AKilledFollowerFailsTheGroupInsteadOfHangingIt) {
   const std::vector<int32_t> ids = JsonInts(*golden.Find("prompts")->items().front().Find("ids"));
   const ForwardBatch prefill{{{ids, 0, ConsecutiveBlocks(0, static_cast<int>(ids.size())), false}}};
   ASSERT_TRUE(group->ForwardArgmax(prefill).ok());
-  follower_.SignalAll(SIGKILL);
+  other_rank_.SignalAll(SIGKILL);
   std::this_thread::sleep_for(std::chrono::milliseconds(600));  // the watchdog looks every 200 ms
   const auto start = std::chrono::steady_clock::now();
   auto after = group->ForwardArgmax(prefill);
@@ -184,7 +185,7 @@ TEST_F(TpProcessTest, AKilledFollowerFailsTheGroupInsteadOfHangingIt) {
       << after.status().ToString();
   group.reset();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
-  const Status exit = follower_.WaitAll();
+  const Status exit = other_rank_.WaitAll();
   EXPECT_NE(exit.message().find("killed by signal 9"), std::string::npos) << exit.ToString();
 }
 
@@ -195,7 +196,7 @@ TEST_F(TpProcessTest, ARank0ThatFailsToLoadEndsItsFollowers) {
   ASSERT_TRUE(port.ok());
   const std::string address = "127.0.0.1:" + std::to_string(*port);
   setenv(kAddressVariable, address.c_str(), 1);
-  ASSERT_TRUE(follower_
+  ASSERT_TRUE(other_rank_
                   .Spawn({"/proc/self/exe", "--gtest_also_run_disabled_tests",
                           "--gtest_filter=TpProcessTest.DISABLED_FollowerRank"})
                   .ok());
@@ -206,9 +207,43 @@ TEST_F(TpProcessTest, ARank0ThatFailsToLoadEndsItsFollowers) {
       });
   ASSERT_FALSE(host.ok());
   const auto start = std::chrono::steady_clock::now();
-  const Status exit = follower_.WaitAll();
+  const Status exit = other_rank_.WaitAll();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
   EXPECT_NE(exit.message().find("exited with status 1"), std::string::npos) << exit.ToString();
+}
+
+// Rank 0, run only by AFollowerThatFailsToLoadEndsRank0 as a process of its own: it never gets
+// a follower that loads, so it must end (status 1) instead of returning.
+TEST_F(TpProcessTest, DISABLED_HostRank) {
+  const char* address = std::getenv(kAddressVariable);
+  ASSERT_NE(address, nullptr) << "started by TpProcessTest only";
+  TensorParallelOptions tp;
+  auto host = HostTpProcessGroup(Process(address, 0), Settings(), tp, Factory());
+  ADD_FAILURE() << "rank 0 returned: "
+                << (host.ok() ? std::string("a group") : host.status().ToString());
+}
+
+// The other way round: this process is rank 1 and fails its load (its model directory is gone);
+// rank 0, waiting for it in NCCL's join, ends instead of waiting for ever.
+TEST_F(TpProcessTest, AFollowerThatFailsToLoadEndsRank0) {
+  const StatusOr<int> port = FreeLoopbackPort();
+  ASSERT_TRUE(port.ok());
+  const std::string address = "127.0.0.1:" + std::to_string(*port);
+  setenv(kAddressVariable, address.c_str(), 1);
+  ASSERT_TRUE(other_rank_
+                  .Spawn({"/proc/self/exe", "--gtest_also_run_disabled_tests",
+                          "--gtest_filter=TpProcessTest.DISABLED_HostRank"})
+                  .ok());
+  TensorParallelOptions tp;
+  const Status followed =
+      FollowTpProcessGroup(Process(address, 1), Settings(), tp, [](const TensorParallelOptions& o) {
+        return TensorParallelBackend::Create(GoldenDir("no-such-model"), GoldenTpOptions(), o);
+      });
+  EXPECT_FALSE(followed.ok());
+  const auto start = std::chrono::steady_clock::now();
+  const Status rank0 = other_rank_.WaitAll();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_NE(rank0.message().find("exited with status 1"), std::string::npos) << rank0.ToString();
 }
 
 // A follower whose settings differ (here its KV block count) is refused by rank 0, and both

@@ -39,6 +39,13 @@ TpBackendFactory Factory() {
   };
 }
 
+// A rank whose model directory is gone: it fails its load after the rendezvous.
+TpBackendFactory MissingModel() {
+  return [](const TensorParallelOptions& tp) {
+    return TensorParallelBackend::Create(GoldenDir("no-such-model"), GoldenTpOptions(), tp);
+  };
+}
+
 TpProcessOptions Process(const std::string& address, int rank) {
   TpProcessOptions p;
   p.rendezvous = *ParseTpAddress(address);
@@ -64,21 +71,36 @@ class TpProcessTest : public testing_gpu::GpuTest {
       GTEST_SKIP() << "a group of processes needs 2 GPUs";
   }
 
-  // Starts rank 1 (this binary, the follower test alone) and hosts the group as rank 0.
-  std::unique_ptr<TensorParallelBackend> HostGroup() {
+  // Starts the other rank: this binary running the disabled test `test` alone, given the
+  // rendezvous address it returns (empty if no port was free or the start failed).
+  std::string StartOtherRank(const std::string& test) {
     const StatusOr<int> port = FreeLoopbackPort();
     EXPECT_TRUE(port.ok()) << port.status().ToString();
-    if (!port.ok()) return nullptr;
+    if (!port.ok()) return "";
     const std::string address = "127.0.0.1:" + std::to_string(*port);
     setenv(kAddressVariable, address.c_str(), 1);
-    const Status spawned =
-        other_rank_.Spawn({"/proc/self/exe", "--gtest_also_run_disabled_tests",
-                           "--gtest_filter=TpProcessTest.DISABLED_FollowerRank"});
+    const Status spawned = other_rank_.Spawn({"/proc/self/exe", "--gtest_also_run_disabled_tests",
+                                              "--gtest_filter=TpProcessTest." + test});
     EXPECT_TRUE(spawned.ok()) << spawned.ToString();
+    return spawned.ok() ? address : "";
+  }
+
+  // Starts rank 1 (the follower test) and hosts the group as rank 0.
+  std::unique_ptr<TensorParallelBackend> HostGroup() {
+    const std::string address = StartOtherRank("DISABLED_FollowerRank");
+    if (address.empty()) return nullptr;
     TensorParallelOptions tp;
     auto b = HostTpProcessGroup(Process(address, 0), Settings(), tp, Factory());
     EXPECT_TRUE(b.ok()) << b.status().ToString();
     return b.ok() ? std::move(*b) : nullptr;
+  }
+
+  // Waits for the other rank, which must end (status 1) within 10 s.
+  void ExpectOtherRankEnds() {
+    const auto start = std::chrono::steady_clock::now();
+    const Status exit = other_rank_.WaitAll();
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+    EXPECT_NE(exit.message().find("exited with status 1"), std::string::npos) << exit.ToString();
   }
 
   // Closes the group (the follower sees rank 0 go and exits) and checks the follower's exit.
@@ -192,24 +214,12 @@ TEST_F(TpProcessTest, AKilledFollowerFailsTheGroupInsteadOfHangingIt) {
 // Rank 0 failing its own load (here: its model directory is gone) after the rendezvous: its
 // error comes back, and the follower, which would wait for it in NCCL's join for ever, ends.
 TEST_F(TpProcessTest, ARank0ThatFailsToLoadEndsItsFollowers) {
-  const StatusOr<int> port = FreeLoopbackPort();
-  ASSERT_TRUE(port.ok());
-  const std::string address = "127.0.0.1:" + std::to_string(*port);
-  setenv(kAddressVariable, address.c_str(), 1);
-  ASSERT_TRUE(other_rank_
-                  .Spawn({"/proc/self/exe", "--gtest_also_run_disabled_tests",
-                          "--gtest_filter=TpProcessTest.DISABLED_FollowerRank"})
-                  .ok());
+  const std::string address = StartOtherRank("DISABLED_FollowerRank");
+  ASSERT_FALSE(address.empty());
   TensorParallelOptions tp;
-  auto host =
-      HostTpProcessGroup(Process(address, 0), Settings(), tp, [](const TensorParallelOptions& o) {
-        return TensorParallelBackend::Create(GoldenDir("no-such-model"), GoldenTpOptions(), o);
-      });
+  auto host = HostTpProcessGroup(Process(address, 0), Settings(), tp, MissingModel());
   ASSERT_FALSE(host.ok());
-  const auto start = std::chrono::steady_clock::now();
-  const Status exit = other_rank_.WaitAll();
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
-  EXPECT_NE(exit.message().find("exited with status 1"), std::string::npos) << exit.ToString();
+  ExpectOtherRankEnds();
 }
 
 // Rank 0, run only by AFollowerThatFailsToLoadEndsRank0 as a process of its own: it never gets
@@ -226,24 +236,11 @@ TEST_F(TpProcessTest, DISABLED_HostRank) {
 // The other way round: this process is rank 1 and fails its load (its model directory is gone);
 // rank 0, waiting for it in NCCL's join, ends instead of waiting for ever.
 TEST_F(TpProcessTest, AFollowerThatFailsToLoadEndsRank0) {
-  const StatusOr<int> port = FreeLoopbackPort();
-  ASSERT_TRUE(port.ok());
-  const std::string address = "127.0.0.1:" + std::to_string(*port);
-  setenv(kAddressVariable, address.c_str(), 1);
-  ASSERT_TRUE(other_rank_
-                  .Spawn({"/proc/self/exe", "--gtest_also_run_disabled_tests",
-                          "--gtest_filter=TpProcessTest.DISABLED_HostRank"})
-                  .ok());
+  const std::string address = StartOtherRank("DISABLED_HostRank");
+  ASSERT_FALSE(address.empty());
   TensorParallelOptions tp;
-  const Status followed =
-      FollowTpProcessGroup(Process(address, 1), Settings(), tp, [](const TensorParallelOptions& o) {
-        return TensorParallelBackend::Create(GoldenDir("no-such-model"), GoldenTpOptions(), o);
-      });
-  EXPECT_FALSE(followed.ok());
-  const auto start = std::chrono::steady_clock::now();
-  const Status rank0 = other_rank_.WaitAll();
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
-  EXPECT_NE(rank0.message().find("exited with status 1"), std::string::npos) << rank0.ToString();
+  EXPECT_FALSE(FollowTpProcessGroup(Process(address, 1), Settings(), tp, MissingModel()).ok());
+  ExpectOtherRankEnds();
 }
 
 // A follower whose settings differ (here its KV block count) is refused by rank 0, and both

@@ -194,13 +194,20 @@ TEST(TpRendezvousTest, ClosedConnectionsAreSeenWithoutReading) {
   EXPECT_FAILS_WITH(g.followers[0]->Receive(), StatusCode::kUnavailable, "rank 0 closed");
 }
 
-TEST(TpRendezvousTest, WorldMismatchIsRefusedOnBothSides) {
+// Rank 0 of `host_world` ranks with `host_settings` and one follower (rank, world, settings):
+// both fail with `cause`.
+void ExpectRefusedOnBothSides(int host_world, const std::string& host_settings, int rank, int world,
+                              const std::string& settings, const std::string& cause) {
   const TpAddress address = Loopback(FreePort());
-  auto host = StartHost(address, 3, kSettings);
-  auto join = StartJoin(address, 1, 2, kSettings);
-  const std::string cause = "rank 1 says the world has 2 ranks, rank 0 says 3";
+  auto host = StartHost(address, host_world, host_settings);
+  auto join = StartJoin(address, rank, world, settings);
   EXPECT_FAILS_WITH(join.get(), StatusCode::kFailedPrecondition, cause);
   EXPECT_FAILS_WITH(host.get(), StatusCode::kFailedPrecondition, cause);
+}
+
+TEST(TpRendezvousTest, WorldMismatchIsRefusedOnBothSides) {
+  ExpectRefusedOnBothSides(3, kSettings, 1, 2, kSettings,
+                           "rank 1 says the world has 2 ranks, rank 0 says 3");
 }
 
 TEST(TpRendezvousTest, DuplicateRankIsRefusedOnBothSides) {
@@ -217,32 +224,18 @@ TEST(TpRendezvousTest, DuplicateRankIsRefusedOnBothSides) {
 }
 
 TEST(TpRendezvousTest, RankOutOfRangeIsRefusedOnBothSides) {
-  const TpAddress address = Loopback(FreePort());
-  auto host = StartHost(address, 3, kSettings);
-  auto join = StartJoin(address, 3, 3, kSettings);
-  const std::string cause = "rank 3 is out of range";
-  EXPECT_FAILS_WITH(join.get(), StatusCode::kFailedPrecondition, cause);
-  EXPECT_FAILS_WITH(host.get(), StatusCode::kFailedPrecondition, cause);
+  ExpectRefusedOnBothSides(3, kSettings, 3, 3, kSettings, "rank 3 is out of range");
 }
 
 TEST(TpRendezvousTest, DifferentSettingsNameTheFirstDifferingLine) {
-  const TpAddress address = Loopback(FreePort());
-  auto host = StartHost(address, 2, kSettings);
-  auto join = StartJoin(address, 1, 2, "model=tiny-llama\nhidden_size=32\nlayers=3\n");
-  const std::string cause =
-      "rank 1's settings differ from rank 0's at line 2: rank 0 has \"hidden_size=64\", rank 1 "
-      "has \"hidden_size=32\"";
-  EXPECT_FAILS_WITH(join.get(), StatusCode::kFailedPrecondition, cause);
-  EXPECT_FAILS_WITH(host.get(), StatusCode::kFailedPrecondition, cause);
+  ExpectRefusedOnBothSides(2, kSettings, 1, 2, "model=tiny-llama\nhidden_size=32\nlayers=3\n",
+                           "rank 1's settings differ from rank 0's at line 2: rank 0 has "
+                           "\"hidden_size=64\", rank 1 has \"hidden_size=32\"");
 }
 
 TEST(TpRendezvousTest, SettingsWithAMissingLineNameIt) {
-  const TpAddress address = Loopback(FreePort());
-  auto host = StartHost(address, 2, "a=1\nb=2");
-  auto join = StartJoin(address, 1, 2, "a=1");
-  const std::string cause = "at line 2: rank 0 has \"b=2\", rank 1 has no such line";
-  EXPECT_FAILS_WITH(join.get(), StatusCode::kFailedPrecondition, cause);
-  EXPECT_FAILS_WITH(host.get(), StatusCode::kFailedPrecondition, cause);
+  ExpectRefusedOnBothSides(2, "a=1\nb=2", 1, 2, "a=1",
+                           "at line 2: rank 0 has \"b=2\", rank 1 has no such line");
 }
 
 // A peer speaking another version of the protocol: rank 0 answers "error" and the reason.

@@ -35,6 +35,7 @@ namespace {
 // build alike: the same options give the same settings (tp_process.h), which rank 0 checks.
 struct ProcessGroupPlan {
   TpProcessOptions process;
+  TensorParallelOptions parallel;
   std::string settings;
   TpBackendFactory factory;
 };
@@ -47,9 +48,8 @@ StatusOr<ProcessGroupPlan> PlanProcessGroup(const std::string& dir, const CudaBa
   plan.process.rank = rank;
   plan.process.device = device;
   RAG_ASSIGN_OR_RETURN(const ModelConfig config, LoadModelConfig(dir));
-  TensorParallelOptions parallel;
-  parallel.world = flags.tp;
-  plan.settings = TpSettings(config, gpu, parallel, "");
+  plan.parallel.world = flags.tp;
+  plan.settings = TpSettings(config, gpu, plan.parallel, "");
   plan.factory = [dir, gpu](const TensorParallelOptions& tp) {
     return TensorParallelBackend::Create(dir, gpu, tp);
   };
@@ -107,7 +107,7 @@ StatusOr<ModelLoadOptions> ModelLoadOptionsFor(const std::string& device,
       } else {
         RAG_ASSIGN_OR_RETURN(ProcessGroupPlan plan, PlanProcessGroup(dir, gpu, flags, 0, 0));
         RAG_ASSIGN_OR_RETURN(
-            b, HostTpProcessGroup(plan.process, plan.settings, parallel, plan.factory));
+            b, HostTpProcessGroup(plan.process, plan.settings, plan.parallel, plan.factory));
       }
       return std::unique_ptr<Backend>(std::move(b));
     };
@@ -154,8 +154,7 @@ Status RunTpFollower(const std::string& model_dir, const GpuFlags& flags, int ra
   RAG_ASSIGN_OR_RETURN(
       ProcessGroupPlan plan,
       PlanProcessGroup(model_dir, CudaOptionsFor(kv_cache, flags), flags, rank, device));
-  TensorParallelOptions parallel;
-  return FollowTpProcessGroup(plan.process, plan.settings, parallel, plan.factory);
+  return FollowTpProcessGroup(plan.process, plan.settings, plan.parallel, plan.factory);
 #else
   (void)model_dir;
   (void)device;

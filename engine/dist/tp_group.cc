@@ -120,13 +120,13 @@ class TpGroup::Rank : public TpCollectives {
   }
 
   StatusOr<int64_t> MinOverRanks(int64_t value) override {
-    RAG_ASSIGN_OR_RETURN(DeviceBuffer d,
-                         DeviceBuffer::Allocate(sizeof value, "the tensor-parallel handshake"));
-    RAG_CUDA_RETURN_IF_ERROR(cudaMemcpy(d.get(), &value, sizeof value, cudaMemcpyHostToDevice));
-    RAG_NCCL_RETURN_IF_ERROR(
-        ncclAllReduce(d.get(), d.get(), 1, ncclInt64, ncclMin, comm_, nullptr));
-    RAG_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(nullptr));
-    RAG_CUDA_RETURN_IF_ERROR(cudaMemcpy(&value, d.get(), sizeof value, cudaMemcpyDeviceToHost));
+    RAG_ASSIGN_OR_RETURN(std::vector<char> all,
+                         AllGatherBytes(comm_, rank_, world(), &value, sizeof value));
+    for (int r = 0; r < world(); ++r) {
+      int64_t theirs = 0;
+      std::memcpy(&theirs, all.data() + sizeof theirs * static_cast<size_t>(r), sizeof theirs);
+      value = std::min(value, theirs);
+    }
     return value;
   }
 
@@ -322,9 +322,8 @@ Status TpGroup::JoinAcrossProcesses(int rank, void* nccl_comm, uint32_t* signals
   std::memcpy(cards.data(), second.data(), second.size());
   const bool all_ok = W > 1 && std::all_of(cards.begin(), cards.end(),
                                            [](const RankCard& c) { return c.peer_ok != 0; });
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(mu_);  // this rank's own signal area is in signals_ already
   peer_access_ = all_ok;
-  signals_[static_cast<size_t>(rank)] = signals;
   if (!all_ok) return Status::Ok();
   for (int r = 0; r < W; ++r) {
     if (r == rank) continue;

@@ -3,7 +3,7 @@
 //   per sequence: i32 n_tokens, n_tokens x i32, i32 start_pos, i32 n_blocks, n_blocks x i32,
 //                 u8 all_logits (0 or 1),
 //   i32 sampling rows, per row: f32 temperature, i32 top_k, f32 top_p, f32 uniform.
-// Every field is written whatever the call, so one decoder serves all four. The decoder trusts
+// Every field is written whatever the call, so one decoder serves all five. The decoder trusts
 // nothing: a count is checked against the bytes left before anything is allocated for it, so a
 // corrupt message costs no more memory than its own size.
 #include "engine/dist/tp_step_wire.h"

@@ -46,6 +46,19 @@ inline std::vector<int32_t> ConsecutiveBlocks(int first, int tokens) {
   return t;
 }
 
+// GreedyDecode of `decode` (each sequence fed its golden prompt's first greedy token) gives the
+// rest of each prompt's golden greedy tokens, `want[s]` for sequence s.
+inline void ExpectGreedyContinuations(GpuBackend& backend, const ForwardBatch& decode,
+                                      const std::vector<std::vector<int32_t>>& want) {
+  const int steps = static_cast<int>(want[0].size()) - 1;
+  auto got = backend.GreedyDecode(decode, steps);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  for (size_t s = 0; s < want.size(); ++s) {
+    EXPECT_EQ((*got)[s], std::vector<int32_t>(want[s].begin() + 1, want[s].begin() + 1 + steps))
+        << "prompt " << s;
+  }
+}
+
 // Logits: max_i |a_i - b_i| / max_i |b_i| over a row of n.
 inline double RelError(const float* a, const float* b, size_t n) {
   double diff = 0, scale = 0;

@@ -25,6 +25,9 @@
 // length uses all the splits it can fill; splits past the end return at once, and the combine
 // kernel recomputes the same count of active splits.
 //
+// The FP8 cache at head_dim 128 takes a tensor-core kernel with the same grid and merge instead
+// (decode_attention_mma.cu; what the two share is in decode_attention_split.cuh).
+//
 // Fallback (other head_dim multiples of 32 up to 256, or unaligned caches): one CTA of 4 warps
 // per (head, sequence) walks the whole context; warp w takes positions w, w + 4, ...; lane l owns
 // dims [l * kDpl, (l + 1) * kDpl) and q . k is reduced with shuffles; the warps' softmax states
@@ -35,8 +38,9 @@
 #include <string>
 #include <type_traits>
 
-#include "kernels/cuda_check.h"
 #include "kernels/attention_util.cuh"
+#include "kernels/cuda_check.h"
+#include "kernels/decode_attention_split.cuh"
 #include "kernels/device_util.cuh"
 #include "kernels/kernels.h"
 #include "kernels/launch.cuh"
@@ -44,13 +48,17 @@
 namespace rag {
 namespace {
 
-constexpr float kLog2e = 1.4426950408889634f;
+using decode_split::ContextLen;
+using decode_split::DecodeArgs;
+using decode_split::kLog2e;
+using decode_split::kMaxHeads;
+using decode_split::kMaxSplits;
+using decode_split::kThreads;
+using decode_split::kTile;
+using decode_split::kWarps;
+using decode_split::TilesPerSplit;
 
 // ---- split-KV path ----------------------------------------------------------------------------
-constexpr int kThreads = 128;
-constexpr int kWarps = kThreads / 32;
-constexpr int kTile = 32;     // positions per tile: one per lane in the score phase
-constexpr int kMaxHeads = 8;  // query heads per CTA
 // About kDefaultHeadSplits (split, head) pairs per call: batch 1 with 32 heads gets 64 splits,
 // i.e. 512 CTAs for GQA groups of 4 (about four per SM of an H100); a 2000-token context then
 // gives every split one tile of 32 positions, an 8000-token one 4. (1024 pairs, two tiles a
@@ -60,7 +68,6 @@ constexpr int kMaxHeads = 8;  // query heads per CTA
 // merging.
 constexpr int64_t kDefaultHeadSplits = 2048;
 std::atomic<int64_t> g_target_head_splits{kDefaultHeadSplits};  // SetDecodeAttentionSplitTarget
-constexpr int64_t kMaxSplits = 128;
 // ... but where that leaves few CTAs (under kFewCtas) that each walk a long run of the longest
 // possible context (over kLongRun tiles times heads), the context is cut into runs of at most
 // kDefaultMaxTilesPerSplit tiles instead: a split walks its tiles one after another, and at batch
@@ -72,7 +79,17 @@ constexpr int64_t kMaxSplits = 128;
 constexpr int64_t kDefaultMaxTilesPerSplit = 16;
 constexpr int64_t kFewCtas = 512;  // about 4 CTAs an SM of an H100
 constexpr int64_t kLongRun = 512;  // tiles times query heads one CTA walks
-std::atomic<int64_t> g_max_tiles_per_split{kDefaultMaxTilesPerSplit};  // SetDecodeAttention...
+// The tensor-core kernel (FP8 cache) walks a tile several times faster, so its splits are
+// longer: runs of up to 64 tiles, and never more than 16 splits, since the last split's merge
+// of them all is on every layer's critical path. Measured on an H200 (bench/decode_attention_bench,
+// 2026-11-28), 70B over 2 GPUs: batch 64 x 5250 tokens 182 us a call in runs of 16 tiles, 161 in
+// runs of 32, 150 in runs of 64; batch 1 x 2048 16.3 us in 64 splits, 11.6 in 32, 9.5 in 16;
+// batch 8 x 2048 14.7 us in 8 splits, 20.9 in 4 (fewer than one CTA an SM).
+constexpr int64_t kMmaMaxTilesPerSplit = 64;
+constexpr int64_t kMmaMaxSplits = 16;
+// SetDecodeAttentionMaxTilesPerSplit; -1: each kernel's default.
+std::atomic<int64_t> g_max_tiles_per_split{-1};
+std::atomic<bool> g_tensor_cores{true};  // SetDecodeAttentionTensorCores
 
 bool FastHeadDim(int64_t head_dim) { return head_dim == 64 || head_dim == 128; }
 
@@ -84,52 +101,21 @@ int64_t HeadsPerCta(int64_t n_heads, int64_t n_kv_heads) {
   return hp;
 }
 
+// Splits of a call; mma: for the tensor-core kernel (never more than the SIMT kernel's, so a
+// workspace sized by PagedDecodeAttentionWorkspace serves both).
 int64_t NumSplits(int64_t batch, int64_t n_heads, int64_t n_kv_heads, int64_t max_blocks_per_seq,
-                  int64_t block_size) {
+                  int64_t block_size, bool mma = false) {
   const int64_t max_tiles = (max_blocks_per_seq * block_size + kTile - 1) / kTile;
   const int64_t target = g_target_head_splits.load(std::memory_order_relaxed);
   int64_t want = std::min((target + batch * n_heads - 1) / (batch * n_heads), max_tiles);
   const int64_t hp = HeadsPerCta(n_heads, n_kv_heads);
   const int64_t run = (max_tiles + want - 1) / want;  // tiles a split walks at most
-  const int64_t tiles_cap = g_max_tiles_per_split.load(std::memory_order_relaxed);
+  int64_t tiles_cap = g_max_tiles_per_split.load(std::memory_order_relaxed);
+  if (tiles_cap < 0) tiles_cap = mma ? kMmaMaxTilesPerSplit : kDefaultMaxTilesPerSplit;
   if (tiles_cap > 0 && batch * (n_heads / hp) * want < kFewCtas && run * hp > kLongRun) {
     want = std::max(want, (max_tiles + tiles_cap - 1) / tiles_cap);
   }
-  return std::max<int64_t>(1, std::min({want, max_tiles, kMaxSplits}));
-}
-
-struct DecodeArgs {
-  const float* q;  // row b at q + b * q_stride
-  int64_t q_stride;
-  const void* k_cache;  // bf16, or e4m3 codes (the kernel's C)
-  const void* v_cache;
-  const float* k_scale;  // e4m3: the scale of each cached row (kernels.h, Fp8KvCache); else null
-  const float* v_scale;
-  const int32_t* block_tables;  // (batch, max_blocks)
-  int64_t max_blocks;
-  const int32_t* context_lens;  // (batch)
-  int n_heads, n_kv_heads, block_size;
-  int heads_per_cta;  // divides n_heads / n_kv_heads
-  int n_splits;
-  float q_scale;       // log2(e) / sqrt(head_dim)
-  float* ws_acc;       // (batch, n_heads, n_splits, head_dim); null when n_splits == 1
-  float* ws_ml;        // (batch, n_heads, n_splits, 2): running max and sum; null likewise
-  // (batch, n_heads / heads_per_cta), zero between calls, or null: with counters the last split
-  // of each (sequence, head group) to finish merges the splits itself (no combine kernel).
-  int32_t* counters;
-  __nv_bfloat16* out;  // (batch, n_heads * head_dim)
-};
-
-// Context length of sequence b, clamped to what its block table row can address (a bad length
-// must not read past the row).
-__device__ __forceinline__ int ContextLen(const int32_t* context_lens, int b, int64_t cap) {
-  const int64_t len = context_lens[b];
-  return static_cast<int>(len < 0 ? 0 : (len > cap ? cap : len));
-}
-
-// Tiles per split for a context of n_tiles tiles (the same on the split and combine kernels).
-__device__ __forceinline__ int TilesPerSplit(int n_tiles, int n_splits) {
-  return (n_tiles + n_splits - 1) / n_splits;
+  return std::max<int64_t>(1, std::min({want, max_tiles, mma ? kMmaMaxSplits : kMaxSplits}));
 }
 
 __device__ __forceinline__ float WarpMax(float v) {
@@ -255,24 +241,15 @@ __global__ void __launch_bounds__(kThreads, 4) SplitKvDecodeKernel(const DecodeA
                 "the splits' softmax states must fit in the K/V buffers they reuse");
 
   __shared__ __align__(16) Smem sh;
-  const int split = blockIdx.x, seq = blockIdx.z;
+  const int seq = blockIdx.z;
   const int hp = a.heads_per_cta, head0 = blockIdx.y * hp;
   const int kv_head = head0 / (a.n_heads / a.n_kv_heads);
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  __nv_bfloat16* out = a.out + (static_cast<int64_t>(seq) * a.n_heads + head0) * kHeadDim;
 
-  const int len = ContextLen(a.context_lens, seq, a.max_blocks * a.block_size);
-  const int n_tiles = (len + kTile - 1) / kTile;
-  const int per_split = TilesPerSplit(n_tiles, a.n_splits);
-  const int tile0 = split * per_split;
-  const int n = min(per_split, n_tiles - tile0);  // tiles of this split
-  if (n <= 0) {  // past the end of the context (the combine kernel skips this split)
-    // Empty context with nothing to merge it (one split, or merging by the last split, which
-    // no split is): zeros.
-    if (a.n_splits == 1 || (a.counters != nullptr && n_tiles == 0 && split == 0)) {
-      AwaitPriorGrid();
-      for (int e = tid; e < hp * kHeadDim; e += kThreads) out[e] = __float2bfloat16_rn(0.0f);
-    }
+  const decode_split::SplitRange range = decode_split::ThisSplit(a);
+  const int len = range.len, tile0 = range.tile0, n = range.n;
+  if (n <= 0) {
+    decode_split::FinishEmptySplit<kHeadDim>(a, range);
     return;
   }
 
@@ -475,94 +452,8 @@ __global__ void __launch_bounds__(kThreads, 4) SplitKvDecodeKernel(const DecodeA
   }
   __syncthreads();
 
-  const int64_t ws_row = (static_cast<int64_t>(seq) * a.n_heads + head0) * a.n_splits + split;
-  for (int e = tid; e < hp * kHeadDim; e += kThreads) {
-    const int h = e / kHeadDim, d = e % kHeadDim;
-    float v = 0.0f;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) v += sh.u.red[w][h][d];
-    if (a.n_splits == 1) {
-      out[e] = __float2bfloat16_rn(v / sh.l[h]);  // l >= 1: the max position contributes 1
-    } else {
-      a.ws_acc[(ws_row + static_cast<int64_t>(h) * a.n_splits) * kHeadDim + d] = v;
-    }
-  }
-  if (a.n_splits > 1 && tid < hp) {
-    float* ml = a.ws_ml + (ws_row + static_cast<int64_t>(tid) * a.n_splits) * 2;
-    ml[0] = sh.m[tid];
-    ml[1] = sh.l[tid];
-  }
-  if (a.n_splits == 1 || a.counters == nullptr) return;
-
-  // The last active split of this (sequence, head group) to get here merges them all (the
-  // pattern of CUDA's threadFenceReduction sample): every thread's workspace stores are made
-  // visible device-wide before thread 0 counts this split in; the counter is reset for the
-  // next call by the split that finds itself last.
-  __shared__ bool last;
-  const int active = (n_tiles + per_split - 1) / per_split;
-  __threadfence();
-  __syncthreads();
-  if (tid == 0) {
-    int32_t* counter = a.counters + static_cast<int64_t>(seq) * gridDim.y + blockIdx.y;
-    last = atomicAdd(counter, 1) == active - 1;
-    if (last) *counter = 0;
-  }
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  // The splits' (m, l) in shared memory first (the K/V buffers are free now), read through L2
-  // (__ldcg): other CTAs wrote them, L1 may hold nothing valid.
-  float* s_m = reinterpret_cast<float*>(&sh.u);
-  float* s_l = s_m + kMaxHeads * kMaxSplits;
-  const int64_t row0 = (static_cast<int64_t>(seq) * a.n_heads + head0) * a.n_splits;
-  for (int i = tid; i < hp * active; i += kThreads) {
-    const int h = i / active, sp = i % active;
-    const float* ml = a.ws_ml + (row0 + static_cast<int64_t>(h) * a.n_splits + sp) * 2;
-    s_m[h * kMaxSplits + sp] = __ldcg(ml);
-    s_l[h * kMaxSplits + sp] = __ldcg(ml + 1);
-  }
-  __syncthreads();
-  // Thread t merges dims [4 c, 4 c + 4) of one head (c = t, t + kThreads, ...), the splits'
-  // partial sums read as float4 kBatch at a time, all in flight together: this merge is on the
-  // critical path of every layer (a loop of one float per split and thread took ~5 us at 64
-  // splits).
-  constexpr int kBatch = 16;
-  for (int c = tid; c < hp * kHeadDim / 4; c += kThreads) {
-    const int h = c * 4 / kHeadDim, d = c * 4 % kHeadDim;
-    const float* hm = s_m + h * kMaxSplits;
-    const float* hl = s_l + h * kMaxSplits;
-    float gm = -INFINITY;
-    for (int sp = 0; sp < active; ++sp) gm = fmaxf(gm, hm[sp]);
-    const float* acc_h = a.ws_acc + (row0 + static_cast<int64_t>(h) * a.n_splits) * kHeadDim + d;
-    float4 num = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    float den = 0.0f;
-    for (int s0 = 0; s0 < active; s0 += kBatch) {
-      float4 v[kBatch];
-#pragma unroll
-      for (int i = 0; i < kBatch; ++i) {
-        v[i] = s0 + i < active
-                   ? __ldcg(reinterpret_cast<const float4*>(acc_h + static_cast<int64_t>(s0 + i) * kHeadDim))
-                   : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      }
-#pragma unroll
-      for (int i = 0; i < kBatch; ++i) {
-        if (s0 + i < active) {
-          const float wgt = exp2f(hm[s0 + i] - gm);
-          num.x = fmaf(wgt, v[i].x, num.x);
-          num.y = fmaf(wgt, v[i].y, num.y);
-          num.z = fmaf(wgt, v[i].z, num.z);
-          num.w = fmaf(wgt, v[i].w, num.w);
-          den = fmaf(wgt, hl[s0 + i], den);
-        }
-      }
-    }
-    const float inv = 1.0f / den;  // active >= 1 here: den >= 1
-    __nv_bfloat16* o = out + h * kHeadDim + d;
-    o[0] = __float2bfloat16_rn(num.x * inv);
-    o[1] = __float2bfloat16_rn(num.y * inv);
-    o[2] = __float2bfloat16_rn(num.z * inv);
-    o[3] = __float2bfloat16_rn(num.w * inv);
-  }
+  decode_split::FinishSplit<kHeadDim, kWarps, kHeadDim>(a, range, &sh.u.red[0][0][0], sh.m, sh.l,
+                                                        reinterpret_cast<float*>(&sh.u));
 }
 
 // Merges the active splits of one (head, sequence): thread d produces dim d.
@@ -667,8 +558,10 @@ void SetDecodeAttentionSplitTarget(int64_t head_splits) {
   g_target_head_splits.store(head_splits > 0 ? head_splits : kDefaultHeadSplits);
 }
 
+void SetDecodeAttentionTensorCores(bool enabled) { g_tensor_cores.store(enabled); }
+
 void SetDecodeAttentionMaxTilesPerSplit(int64_t tiles) {
-  g_max_tiles_per_split.store(tiles >= 0 ? tiles : kDefaultMaxTilesPerSplit);
+  g_max_tiles_per_split.store(tiles >= 0 ? tiles : -1);
 }
 
 int64_t PagedDecodeAttentionWorkspace(int64_t batch, int64_t n_heads, int64_t n_kv_heads,
@@ -746,7 +639,12 @@ Status DecodeImpl(const float* q, int64_t q_stride, const C* k_cache, const C* v
     return Status::Ok();
   }
 
-  const int64_t n_splits = NumSplits(batch, n_heads, n_kv_heads, max_blocks_per_seq, block_size);
+  // The FP8 cache at head_dim 128 (Llama 3's) runs on tensor cores (decode_attention_mma.cu); its
+  // queries are read as float4.
+  const bool mma = kFp8 && head_dim == 128 && g_tensor_cores.load(std::memory_order_relaxed) &&
+                   Aligned16(q) && q_stride % 4 == 0;
+  const int64_t n_splits =
+      NumSplits(batch, n_heads, n_kv_heads, max_blocks_per_seq, block_size, mma);
   if (n_splits > 1 && workspace == nullptr) {
     return InvalidArgument("PagedDecodeAttention: these sizes need a workspace of " +
                            std::to_string(PagedDecodeAttentionWorkspace(
@@ -779,9 +677,13 @@ Status DecodeImpl(const float* q, int64_t q_stride, const C* k_cache, const C* v
   args.out = out;
   const dim3 grid(static_cast<unsigned>(n_splits), static_cast<unsigned>(n_heads / hp),
                   static_cast<unsigned>(batch));
-  RAG_CUDA_RETURN_IF_ERROR(LaunchDependent(
-      head_dim == 64 ? SplitKvDecodeKernel<64, C> : SplitKvDecodeKernel<128, C>, grid, dim3(kThreads), 0,
-      stream, args));
+  if (mma) {
+    RAG_CUDA_RETURN_IF_ERROR(decode_split::LaunchFp8MmaDecode(args, grid, stream));
+  } else {
+    RAG_CUDA_RETURN_IF_ERROR(
+        LaunchDependent(head_dim == 64 ? SplitKvDecodeKernel<64, C> : SplitKvDecodeKernel<128, C>,
+                        grid, dim3(kThreads), 0, stream, args));
+  }
   if (n_splits > 1 && args.counters == nullptr) {
     RAG_CUDA_RETURN_IF_ERROR(LaunchDependent(
         CombineSplitsKernel, dim3(static_cast<unsigned>(n_heads), static_cast<unsigned>(batch)),

@@ -241,9 +241,12 @@ int64_t PagedDecodeAttentionWorkspace(int64_t batch, int64_t n_heads, int64_t n_
 // it); process-wide, set before sizing workspaces.
 void SetDecodeAttentionSplitTarget(int64_t head_splits);
 // Benchmarks: where few CTAs would each walk a long run of the context, the most 32-position
-// tiles a split walks (default 16; 0: never cut, the pair target alone; < 0 restores the
-// default). Process-wide, likewise.
+// tiles a split walks (by default 16 for the SIMT kernel, 64 for the tensor-core one; 0: never
+// cut, the pair target alone; < 0 restores the defaults). Process-wide, likewise.
 void SetDecodeAttentionMaxTilesPerSplit(int64_t tiles);
+// Benchmarks: whether the FP8 cache at head_dim 128 takes the tensor-core kernel (default) or
+// the fp32 SIMT one. Process-wide.
+void SetDecodeAttentionTensorCores(bool enabled);
 Status PagedDecodeAttention(const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
                             const __nv_bfloat16* v_cache, const int32_t* block_tables,
                             int64_t max_blocks_per_seq, const int32_t* context_lens,
@@ -252,7 +255,9 @@ Status PagedDecodeAttention(const float* q, int64_t q_stride, const __nv_bfloat1
                             cudaStream_t stream, int32_t* split_counters = nullptr);
 // The same over the FP8 cache (Fp8KvCache above): each score q . k is taken over the codes and
 // multiplied by the key row's scale, each probability by the value row's scale before it weighs
-// the codes of v (the softmax sum uses the probabilities themselves); fp32 throughout.
+// the codes of v (the softmax sum uses the probabilities themselves). head_dim 128 (with q
+// 16-byte aligned, q_stride % 4 == 0) runs on tensor cores: q and the weighted probabilities
+// rounded to f16, fp32 sums (decode_attention_mma.cu); other shapes fp32 throughout.
 Status PagedDecodeAttention(const float* q, int64_t q_stride, const Fp8KvCache& cache,
                             const int32_t* block_tables, int64_t max_blocks_per_seq,
                             const int32_t* context_lens, int64_t batch, int64_t n_heads,

@@ -39,7 +39,9 @@ constexpr const char* kUsage =
     "                    FP8 GEMMs over per-row quantized activations\n"
     "  --attn-splits N   decode attention aims at N (split, head) pairs a step (default 2048)\n"
     "  --attn-split-tiles N  ... and splits contexts into runs of at most N 32-token tiles\n"
-    "                    (default 16; 0: no bound)\n"
+    "                    (default: 16 SIMT, 64 tensor cores; 0: no bound)\n"
+    "  --attn-simt       decode attention over the FP8 cache on the fp32 SIMT kernel instead of\n"
+    "                    tensor cores\n"
     "  --gemv-split N    batch-1 o/down GEMVs split K up to N blocks an SM (default 8)\n"
     "  --prefill-rows N  prefill attention: query rows a warp, 16 or 32 (default 32)\n"
     "  --fp8             dummy weights: decoder projections as FP8 e4m3 with row scales\n"
@@ -73,9 +75,10 @@ struct BenchSelf {
 struct BenchFlags {
   std::string model_dir, load_format = "auto", shape;
   int prompt = 2000, new_tokens = 200, runs = 5, chunk = 4096, device = 0, gemv_max_rows = 1;
-  int attn_splits = 2048, attn_split_tiles = 16, gemv_split = 8, prefill_rows = 32, tp = 1, load = 0, peer_max_kb = 1024;
+  int attn_splits = 2048, attn_split_tiles = -1, gemv_split = 8, prefill_rows = 32, tp = 1,
+      load = 0, peer_max_kb = 1024;
   std::string allreduce = "peer", prefill_sums = "bf16";
-  bool tp_processes = false;
+  bool tp_processes = false, attn_simt = false;
   int tp_rank = -1;  // a rank of a group of processes (--tp-rank), or -1
   std::string tp_rendezvous;
   KvCacheType kv_cache = KvCacheType::kAuto;
@@ -137,6 +140,8 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
       if (!value(&v) || !ParseInt(v, 1, 8, &f->tp)) return "--tp takes 1..8";
     } else if (a == "--tp-processes") {
       f->tp_processes = true;
+    } else if (a == "--attn-simt") {
+      f->attn_simt = true;
     } else if (a == "--tp-rank") {
       if (!value(&v) || !ParseInt(v, 0, 7, &f->tp_rank)) return "--tp-rank takes 0..7";
     } else if (a == "--tp-rendezvous") {
@@ -318,8 +323,8 @@ std::string Today() {
 std::string KnobSettings(const BenchFlags& f) {
   std::ostringstream s;
   s << "pdl=" << f.pdl << "\nattn_splits=" << f.attn_splits
-    << "\nattn_split_tiles=" << f.attn_split_tiles << "\ngemv_split=" << f.gemv_split
-    << "\nprefill_rows=" << f.prefill_rows << "\n";
+    << "\nattn_split_tiles=" << f.attn_split_tiles << "\nattn_simt=" << f.attn_simt
+    << "\ngemv_split=" << f.gemv_split << "\nprefill_rows=" << f.prefill_rows << "\n";
   return s.str();
 }
 
@@ -378,6 +383,7 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
   SetProgrammaticLaunch(f.pdl);
   SetDecodeAttentionSplitTarget(f.attn_splits);
   SetDecodeAttentionMaxTilesPerSplit(f.attn_split_tiles);
+  SetDecodeAttentionTensorCores(!f.attn_simt);
   SetDecodeGemvBlocksPerSm(f.gemv_split);
   SetPrefillAttentionRowsPerWarp(f.prefill_rows);
   cudaDeviceProp prop{};
@@ -528,19 +534,21 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
                 load.concurrency, load.waves, load.output_tok_s, load.seconds, load.prefill_seconds);
   }
   std::ostringstream js;
-  js << "{\"bench\":\"rag\",\"model\":\"" << model << "\",\"gpu\":\"" << prop.name << "\",\"date\":\""
-     << Today() << "\",\"copy_gb_s\":" << copy_bw / 1e9 << ",\"prompt\":" << f.prompt << ",\"new\":"
-     << f.new_tokens << ",\"graphs\":" << (f.graphs ? "true" : "false")
-     << ",\"gemv_max_rows\":" << f.gemv_max_rows << ",\"pdl\":" << (f.pdl ? "true" : "false")
+  js << "{\"bench\":\"rag\",\"model\":\"" << model << "\",\"gpu\":\"" << prop.name
+     << "\",\"date\":\"" << Today() << "\",\"copy_gb_s\":" << copy_bw / 1e9
+     << ",\"prompt\":" << f.prompt << ",\"new\":" << f.new_tokens
+     << ",\"graphs\":" << (f.graphs ? "true" : "false") << ",\"gemv_max_rows\":" << f.gemv_max_rows
+     << ",\"pdl\":" << (f.pdl ? "true" : "false")
      << ",\"fused_gemv\":" << (f.fused_gemv ? "true" : "false")
-     << ",\"attn_splits\":" << f.attn_splits << ",\"attn_split_tiles\":" << f.attn_split_tiles << ",\"gemv_split\":" << f.gemv_split
+     << ",\"attn_splits\":" << f.attn_splits << ",\"attn_split_tiles\":" << f.attn_split_tiles
+     << ",\"attn_simt\":" << (f.attn_simt ? "true" : "false") << ",\"gemv_split\":" << f.gemv_split
      << ",\"prefill_rows\":" << f.prefill_rows << ",\"tp\":" << gpus << ",\"allreduce\":\""
-     << (gpus > 1 ? f.allreduce : "none") << "\",\"prefill_sums\":\"" << (gpus > 1 ? f.prefill_sums : "none")
-     << "\"" << ",\"fp8\":" << (backend->fp8_weights() ? "true" : "false")
+     << (gpus > 1 ? f.allreduce : "none") << "\",\"prefill_sums\":\""
+     << (gpus > 1 ? f.prefill_sums : "none") << "\""
+     << ",\"fp8\":" << (backend->fp8_weights() ? "true" : "false")
      << ",\"fp8_gemm\":" << (backend->fp8_weights() && f.fp8_gemm ? "true" : "false")
      << ",\"kv_cache\":\"" << (backend->fp8_kv_cache() ? "fp8" : "bf16") << "\""
-     << ",\"ttft_ms\":"
-     << Median(ttft) * 1e3 << ",\"ttft_runs_ms\":[";
+     << ",\"ttft_ms\":" << Median(ttft) * 1e3 << ",\"ttft_runs_ms\":[";
   for (size_t i = 0; i < ttft.size(); ++i) js << (i ? "," : "") << ttft[i] * 1e3;
   js << "],\"ttft_request_ms\":" << Median(ttft_request) * 1e3 << ",\"ttft_request_runs_ms\":[";
   for (size_t i = 0; i < ttft_request.size(); ++i) js << (i ? "," : "") << ttft_request[i] * 1e3;

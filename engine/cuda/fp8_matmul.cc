@@ -1,5 +1,6 @@
 #include "engine/cuda/fp8_matmul.h"
 
+#include <algorithm>
 #include <string>
 
 #include "engine/cuda/matmul.h"
@@ -101,16 +102,19 @@ Status Fp8MatMul::Gemm(const __nv_bfloat16* x, int64_t m, const __nv_fp8_e4m3* w
     RAG_RETURN_IF_ERROR(CublasStatus(cublasLtMatmulPreferenceCreate(&pref), "preference"));
     const uint64_t ws = workspace_.bytes();
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
-    cublasLtMatmulHeuristicResult_t result = {};
+    cublasLtMatmulHeuristicResult_t results[8] = {};
     int found = 0;
-    const cublasStatus_t s =
-        cublasLtMatmulAlgoGetHeuristic(handle_, g.desc, g.a, g.b, g.c, g.c, pref, 1, &result, &found);
+    const int wanted = std::min(candidate_ + 1, 8);
+    const cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(handle_, g.desc, g.a, g.b, g.c, g.c,
+                                                            pref, wanted, results, &found);
     cublasLtMatmulPreferenceDestroy(pref);
-    if (s != CUBLAS_STATUS_SUCCESS || found == 0) {
-      return Unsupported("Fp8MatMul: cuBLASLt has no FP8 GEMM with per-row scales for " + std::to_string(m) +
-                         "x" + std::to_string(n) + "x" + std::to_string(k) + " (" + cublasGetStatusString(s) + ")");
+    if (s != CUBLAS_STATUS_SUCCESS || found < wanted) {
+      return Unsupported(
+          "Fp8MatMul: cuBLASLt has no FP8 GEMM with per-row scales for " + std::to_string(m) + "x" +
+          std::to_string(n) + "x" + std::to_string(k) + " (" + cublasGetStatusString(s) +
+          (s == CUBLAS_STATUS_SUCCESS ? ", candidate " + std::to_string(wanted - 1) : "") + ")");
     }
-    it = algos_.emplace(key, result.algo).first;
+    it = algos_.emplace(key, results[wanted - 1].algo).first;
   }
   const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   return CublasStatus(cublasLtMatmul(handle_, g.desc, &alpha, w, g.a, x_codes, g.b, &beta, y, g.c, y, g.c,

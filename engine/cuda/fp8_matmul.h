@@ -37,6 +37,14 @@ class Fp8MatMul {
   Status Run(const __nv_bfloat16* x, int64_t m, const __nv_fp8_e4m3* w, const float* w_scale, int64_t n,
              int64_t k, __nv_bfloat16* y);
 
+  // Benchmarks (bench/fp8_gemm_bench.cc): take cuBLASLt's candidate `rank` (0: its first
+  // choice, the default) for the shapes met from now on; a shape for which it offers fewer
+  // candidates fails with Unsupported.
+  void UseHeuristicCandidate(int rank) {
+    candidate_ = rank;
+    algos_.clear();
+  }
+
  private:
   Fp8MatMul() = default;
   Status Gemm(const __nv_bfloat16* x, int64_t m, const __nv_fp8_e4m3* w, const float* w_scale, int64_t n,
@@ -49,6 +57,7 @@ class Fp8MatMul {
   DeviceBuffer workspace_;
   // cuBLASLt's heuristic choice for each (m, n, k, output type, accumulate), found once.
   std::map<std::tuple<int64_t, int64_t, int64_t, int, bool>, cublasLtMatmulAlgo_t> algos_;
+  int candidate_ = 0;
 };
 
 }  // namespace rag

@@ -7,10 +7,13 @@
 //    (slot -1) writes nothing.
 //  - Decode: caches filled on the host with quantized rows in scattered blocks, then held
 //    against the CPU attention (engine/cpu/attention.h) in fp32 over the dequantized values
-//    (code * scale). The kernel computes in fp32 and rounds its output to bf16, so each element
-//    must be within 1e-4 + 2^-7 |ref| (the bf16 decode tests' bound). Shapes: the fast paths
-//    (head_dim 64 and 128, GQA 4, 8 and 16 a KV head) with contexts up to 5000 tokens (many
-//    splits), the combine kernel and the in-kernel merge; the fallback (head_dim 96).
+//    (code * scale). The SIMT kernels compute in fp32 and round their output to bf16, so each
+//    element must be within 1e-4 + 2^-7 |ref| (the bf16 decode tests' bound); the tensor-core
+//    kernel (head_dim 128) rounds q and its weights to f16, so it gets 2^-7 of the same
+//    attention over |v| on top (CheckAttentionOutput's weighted_abs). Shapes: the fast paths
+//    (head_dim 64 and 128, GQA 4, 8 and 16 a KV head; 128 on both kernels) with contexts up to 5000
+//    tokens (many splits), chunk edges (15, 16, 17, 31, 32, 33 positions), KV blocks of 5 slots,
+//    the combine kernel and the in-kernel merge; the fallback (head_dim 96).
 //  - Append then attend on one stream: the decode kernel (launched programmatically) must see
 //    the newest row that the append before it wrote, scales included, wherever that row falls
 //    in the kernel's pipeline (first, second or third tile, or later).
@@ -88,7 +91,9 @@ class Fp8KvDecodeTest : public GpuTest {
     std::vector<std::vector<int32_t>> tables;
     std::unique_ptr<DeviceBuffer<int32_t>> d_tables;  // (batch, max_blocks), -1 padded
     std::vector<float> ref_k, ref_v;                  // dequantized, for engine/cpu/attention.h
+    std::vector<float> ref_v_abs;                     // |ref_v|: the tensor-core kernel's bound
     KvCacheLayer ref() { return {ref_k.data(), ref_v.data()}; }
+    KvCacheLayer ref_abs() { return {ref_k.data(), ref_v_abs.data()}; }
     int64_t Slot(size_t b, int64_t pos) const {
       return static_cast<int64_t>(tables[b][pos / shape.block_size]) * shape.block_size +
              pos % shape.block_size;
@@ -108,6 +113,7 @@ class Fp8KvDecodeTest : public GpuTest {
         static_cast<size_t>(l.total_blocks * s.n_kv_heads * s.block_size * s.head_dim);
     l.ref_k.assign(elems, 0.0f);
     l.ref_v = l.ref_k;
+    l.ref_v_abs = l.ref_k;
     return l;
   }
 
@@ -128,6 +134,8 @@ class Fp8KvDecodeTest : public GpuTest {
           QuantizeFp8Row(v + at, s.head_dim, &c.host_v[row * s.head_dim], &dv[at]);
     }
     WriteKv(l.ref(), s.cpu(), l.tables[b], pos, dk.data(), dv.data());
+    for (float& x : dv) x = std::fabs(x);
+    WriteKv(l.ref_abs(), s.cpu(), l.tables[b], pos, dk.data(), dv.data());
   }
 
   // Decode of q (rows of a fused qkv buffer) over contexts ctx, checked against the reference.
@@ -135,12 +143,14 @@ class Fp8KvDecodeTest : public GpuTest {
                  const std::vector<int32_t>& ctx, cudaStream_t stream, int32_t* counters) {
     const Shape& s = l.shape;
     const int64_t batch = static_cast<int64_t>(ctx.size()), q_dim = s.n_heads * s.head_dim;
-    std::vector<float> want(static_cast<size_t>(batch * q_dim), 0.0f);
+    std::vector<float> want(static_cast<size_t>(batch * q_dim), 0.0f), want_abs(want);
     for (int64_t b = 0; b < batch; ++b) {
       if (ctx[b] == 0) continue;
       const std::vector<AttentionQuery> queries = {{ctx[b] - 1, &l.tables[b]}};
       PagedAttention(l.ref(), s.cpu(), queries, q.data() + b * q_stride, want.data() + b * q_dim,
                      testing_gpu::AttentionPool());
+      PagedAttention(l.ref_abs(), s.cpu(), queries, q.data() + b * q_stride,
+                     want_abs.data() + b * q_dim, testing_gpu::AttentionPool());
     }
     const int64_t ws = PagedDecodeAttentionWorkspace(batch, s.n_heads, s.n_kv_heads, s.head_dim,
                                                      l.max_blocks, s.block_size);
@@ -155,9 +165,26 @@ class Fp8KvDecodeTest : public GpuTest {
     CUDA_CHECK(cudaStreamSynchronize(stream));
     std::vector<bool> zero(ctx.size());
     for (size_t b = 0; b < ctx.size(); ++b) zero[b] = ctx[b] == 0;
+    const bool mma = s.head_dim == 128 && tensor_cores_;
     testing_gpu::CheckAttentionOutput(d_out.ToHost<uint16_t>(), want, batch, s.n_heads, s.head_dim,
-                                      /*fp32_kernel=*/true, zero);
+                                      /*fp32_kernel=*/true, zero, {}, 1e-2,
+                                      mma ? &want_abs : nullptr);
   }
+
+  // Decode attention over the FP8 cache on the SIMT kernel for head_dim 128 too (the tensor-core
+  // kernel is the default).
+  void UseTensorCores(bool on) {
+    SetDecodeAttentionTensorCores(on);
+    tensor_cores_ = on;
+  }
+  void TearDown() override {
+    UseTensorCores(true);
+    GpuTest::TearDown();
+  }
+  bool tensor_cores_ = true;
+
+  // A decode step's append of the newest rows, then the attention, on one stream.
+  void CheckAppendThenDecode();
 
   void CheckDecode(const Shape& s, const std::vector<int64_t>& lens) {
     SCOPED_TRACE("decode " + s.Name());
@@ -247,16 +274,32 @@ TEST_F(Fp8KvDecodeTest, AppendQuantizesEachRowWithItsOwnScale) {
 }
 
 TEST_F(Fp8KvDecodeTest, DecodeMatchesTheCpuAttentionOverTheDequantizedCache) {
-  CheckDecode({32, 8, 128, 16}, {1, 17, 300, 5000});
+  for (bool tensor_cores : {true, false}) {
+    SCOPED_TRACE(tensor_cores ? "tensor cores" : "SIMT");
+    UseTensorCores(tensor_cores);
+    CheckDecode({32, 8, 128, 16}, {1, 17, 300, 5000});
+    CheckDecode({32, 4, 128, 16}, {15, 16, 31, 32, 33, 0, 2100});  // Llama-3.1-70B over 2 GPUs
+    CheckDecode({48, 3, 128, 16}, {33, 700});    // groups of 16: two CTAs a KV head
+    CheckDecode({16, 2, 128, 5}, {1, 47, 301});  // blocks of 5 slots: rows of a chunk scattered
+  }
   CheckDecode({8, 2, 64, 5}, {0, 64, 1000});
-  CheckDecode({48, 3, 128, 16}, {33, 700});  // groups of 16: two CTAs a KV head
-  CheckDecode({4, 4, 96, 16}, {33, 7, 0});   // the fallback kernel
+  CheckDecode({4, 4, 96, 16}, {33, 7, 0});  // the fallback kernel
 }
 
 TEST_F(Fp8KvDecodeTest, DecodeSeesTheRowTheAppendBeforeItWrote) {
+  for (bool tensor_cores : {true, false}) {
+    SCOPED_TRACE(tensor_cores ? "tensor cores" : "SIMT");
+    UseTensorCores(tensor_cores);
+    CheckAppendThenDecode();
+  }
+}
+
+void Fp8KvDecodeTest::CheckAppendThenDecode() {
   const Shape s{32, 8, 128, 16};
-  // Newest positions in the first, second and third tile of a split, and further on.
-  const std::vector<int64_t> lens = {1, 33, 64, 65, 97, 300, 2000};
+  // Newest positions in the first, second and third tile of a split (the SIMT kernel's
+  // pipeline), in the first or a later 16-position chunk of a warp (the tensor-core kernel's:
+  // 16 and 17), and further on.
+  const std::vector<int64_t> lens = {1, 16, 17, 33, 64, 65, 97, 300, 2000};
   Layout l = MakeLayout(s, lens);
   Fp8Cache c(s, l.total_blocks);
   const int64_t kv_dim = s.n_kv_heads * s.head_dim,

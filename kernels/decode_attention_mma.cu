@@ -1,0 +1,329 @@
+// Decode attention over the FP8 KV cache on tensor cores (head_dim 128): the split-KV kernel of
+// decode_attention.cu with its inner loop on mma.sync (m16n8k16, f16 in, fp32 accumulate).
+// Why: the query heads of a GQA group share each cached row, so the SIMT kernel spends 2 * hp
+// fp32 FMAs on every cached byte (hp = 8 for Llama-3.1-70B: 16 a byte, above the ~20 flop a
+// byte an H100 issues against its bandwidth once the widening and the shared-memory traffic are
+// counted): at batch 64 over 5000-token contexts it read the cache at ~0.75 TB/s. Here the
+// tensor cores do the arithmetic and the loop only widens codes.
+//
+// Same grid, splits, workspace and merge as the SIMT kernel (decode_attention_split.cuh). Each
+// of the CTA's four warps walks chunks of 16 positions of the split (warp w: chunks w, w + 4,
+// ...) with its own online softmax, straight from global memory into registers (16-byte loads,
+// each warp instruction covering whole row pieces; the next chunk's loads in flight while one is
+// consumed): no shared memory and no barrier in the loop. The warps' states merge at the end.
+// With g = lane / 4, t = lane % 4, per chunk:
+//  - S = Q K^T as two n-tiles of 8 positions (rows of the mma: the CTA's heads, g < hp; rows
+//    g + 8 and heads past hp are zero), 8 k-steps over head_dim. The dims are visited in an
+//    order that gives each thread 32 contiguous bytes of its key row: in k-step s, fragment
+//    columns {2t, 2t+1, 2t+8, 2t+9} are dims base + {0, 1, 2, 3}, base = 16t + 4s (s < 4) or 64 +
+//    16t + 4(s - 4); the queries are loaded in the same order (a dot product ignores order).
+//    Key codes widen to f16 exactly (e4m3 fits in f16); queries round to f16 (2^-12 relative).
+//  - Scores times the key rows' scales, online softmax in fp32 (exp2; q is pre-scaled by
+//    log2(e) / sqrt(head_dim)).
+//  - O += P V as 16 n-tiles of 8 dims: A = P straight from S's accumulators (rows = heads, as
+//    FA2 reuses them), B = the value codes widened to f16. The value rows' scales ride on P: a
+//    chunk's P is p * v_scale / u with u the chunk's largest value scale (so P stays in [0, 1],
+//    f16's range), and the accumulator is kept in units of u (rescaled with the softmax
+//    correction). Output dims are permuted too: in n-tile j column n is dim 16 n + j, so thread
+//    (g, t) loads 16 contiguous bytes of four value rows (positions 2t, 2t+1, 2t+8, 2t+9) and
+//    holds dims 32t + j and 32t + 16 + j of head g.
+// Precision: scores from f16 queries and exact codes, fp32 sums; P in f16 (2^-12 relative,
+// absolute 2^-25 below 2^-14): far below the cache's own e4m3 rounding (2^-4).
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/decode_attention_split.cuh"
+#include "kernels/device_util.cuh"
+#include "kernels/launch.cuh"
+
+namespace rag {
+namespace decode_split {
+namespace {
+
+constexpr int kHeadDim = 128;
+constexpr int kChunk = 16;               // positions a warp takes at a time
+constexpr int kKSteps = kHeadDim / 16;   // S: k-steps over head_dim
+constexpr int kDimTiles = kHeadDim / 8;  // O: n-tiles of 8 dims
+constexpr int kRowBytes = kHeadDim;      // an FP8 row
+// The warps' accumulators in shared memory at the end, rows padded so that a warp's stores
+// (dims 32t + j of head g) spread over 8 banks rather than 1.
+constexpr int kRedStride = kHeadDim + 4;
+static_assert(kChunk * 2 == kTile, "a split's tiles are whole chunks");
+
+// d[0..1] += A B for rows g of A (rows g + 8 are zero): a0 = A[g][2t..2t+1], a2 = A[g][2t+8..];
+// b0 = B[2t..2t+1][g], b1 = B[2t+8..2t+9][g]; d = D[g][2t..2t+1]. f16 inputs, fp32 sums.
+__device__ __forceinline__ void MmaRowsG(float (&d)[2], uint32_t a0, uint32_t a2, uint32_t b0,
+                                         uint32_t b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  float rows8[2] = {0.0f, 0.0f};  // D's rows g + 8: zero in, zero out (A's rows g + 8 are zero)
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, "
+      "{%4, %5, %6, %7}, {%8, %9}, {%10, %11, %2, %3};\n"
+      : "=f"(d[0]), "=f"(d[1]), "+f"(rows8[0]), "+f"(rows8[1])
+      : "r"(a0), "r"(0u), "r"(a2), "r"(0u), "r"(b0), "r"(b1), "f"(d[0]), "f"(d[1]));
+#endif
+}
+
+// Two e4m3 codes (the low 16 bits of `pair`, lower address in the low byte) as an f16 pair.
+__device__ __forceinline__ uint32_t CodesToHalf2(uint32_t pair) {
+  const __half2_raw h =
+      __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(pair & 0xffffu), __NV_E4M3);
+  return static_cast<uint32_t>(h.x) | (static_cast<uint32_t>(h.y) << 16);
+}
+
+__device__ __forceinline__ uint32_t PackHalf2(float lo, float hi) {
+  const __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+
+__device__ __forceinline__ uint4 LoadRowPiece(const uint8_t* cache, int64_t row, int byte) {
+  return row >= 0 ? __ldcg(reinterpret_cast<const uint4*>(cache + row * kRowBytes + byte))
+                  : make_uint4(0u, 0u, 0u, 0u);
+}
+
+// One chunk as a thread holds it: its key rows g and g + 8 (bytes 16t.. and 64 + 16t..), its
+// value rows 2t, 2t+1, 2t+8, 2t+9 (bytes 16g..), and lane r's row scales (of position r % 16;
+// 0 past the end), shuffled to where they are needed only when the chunk is consumed (fewer
+// registers for the chunk in flight).
+struct Chunk {
+  uint4 k[4];
+  uint4 v[4];
+  float ks, vs;
+};
+
+// Lane r (of 16; lanes 16.. repeat them) looks up position pos0 + r: its cache row (-1 past
+// pos_end) ...
+struct LaneRow {
+  int64_t row;
+  float ks, vs;
+};
+
+__device__ __forceinline__ int64_t RowOf(const DecodeArgs& a, const int32_t* table, int kv_head,
+                                         int pos, int pos_end) {
+  if (pos >= pos_end) return -1;
+  const int64_t block = table[pos / a.block_size];
+  return (block * a.n_kv_heads + kv_head) * a.block_size + pos % a.block_size;
+}
+
+// ... and its scales (read only once the row may be read: the newest row's are the previous
+// kernel's).
+__device__ __forceinline__ void LoadScales(const DecodeArgs& a, LaneRow& r) {
+  r.ks = r.row >= 0 ? __ldcg(a.k_scale + r.row) : 0.0f;
+  r.vs = r.row >= 0 ? __ldcg(a.v_scale + r.row) : 0.0f;
+}
+
+// The chunk position of a thread's value row i (0..3): 2t, 2t+1, 2t+8, 2t+9.
+__device__ __forceinline__ int ValuePosition(int i, int t) {
+  return 2 * t + (i & 1) + 8 * (i >> 1);
+}
+
+// Issues the chunk's loads from the lane rows.
+__device__ __forceinline__ Chunk FetchChunk(const DecodeArgs& a, const LaneRow& r, int g, int t) {
+  const uint8_t* kc = static_cast<const uint8_t*>(a.k_cache);
+  const uint8_t* vc = static_cast<const uint8_t*>(a.v_cache);
+  Chunk c;
+  const int64_t k0 = __shfl_sync(0xffffffffu, r.row, g),
+                k1 = __shfl_sync(0xffffffffu, r.row, g + 8);
+  c.k[0] = LoadRowPiece(kc, k0, 16 * t);
+  c.k[1] = LoadRowPiece(kc, k0, 64 + 16 * t);
+  c.k[2] = LoadRowPiece(kc, k1, 16 * t);
+  c.k[3] = LoadRowPiece(kc, k1, 64 + 16 * t);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    c.v[i] = LoadRowPiece(vc, __shfl_sync(0xffffffffu, r.row, ValuePosition(i, t)), 16 * g);
+  }
+  c.ks = r.ks;
+  c.vs = r.vs;
+  return c;
+}
+
+// Word w (bytes 4w..4w+3) of a 16-byte piece.
+__device__ __forceinline__ uint32_t Word(const uint4& u, int w) {
+  return w == 0 ? u.x : (w == 1 ? u.y : (w == 2 ? u.z : u.w));
+}
+
+__global__ void __launch_bounds__(kThreads, 3) Fp8MmaDecodeKernel(const DecodeArgs a) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  __trap();  // mma.sync needs sm_80: builds for older GPUs must keep this path off
+#else
+  AllowDependentLaunch();
+  __shared__ __align__(16) float red[kWarps][kMaxHeads][kRedStride];
+  __shared__ float s_m[kWarps][kMaxHeads], s_l[kWarps][kMaxHeads];
+  __shared__ float m_fin[kMaxHeads], l_fin[kMaxHeads];
+  static_assert(sizeof(red) >= sizeof(float) * 2 * kMaxHeads * kMaxSplits,
+                "the splits' softmax states must fit in the buffer they reuse");
+
+  const int seq = blockIdx.z;
+  const int hp = a.heads_per_cta, head0 = blockIdx.y * hp;
+  const int kv_head = head0 / (a.n_heads / a.n_kv_heads);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+
+  const SplitRange range = ThisSplit(a);
+  if (range.n <= 0) {
+    FinishEmptySplit<kHeadDim>(a, range);
+    return;
+  }
+  const int pos0 = range.tile0 * kTile, pos_end = min(range.len, (range.tile0 + range.n) * kTile);
+  const int n_chunks = (pos_end - pos0 + kChunk - 1) / kChunk;
+  const int32_t* table = a.block_tables + static_cast<int64_t>(seq) * a.max_blocks;
+  auto lane_row = [&](int chunk) {
+    LaneRow r;
+    r.row = RowOf(a, table, kv_head, pos0 + chunk * kChunk + lane % kChunk, pos_end);
+    return r;
+  };
+
+  // Prologue: the first chunk's rows; its loads before the previous kernel has finished unless
+  // it holds the newest position (written by that kernel), then the queries.
+  int c = warp;
+  LaneRow cur_row{-1, 0.0f, 0.0f};
+  Chunk cur{};
+  const bool early = c < n_chunks && pos0 + (c + 1) * kChunk < range.len;
+  if (c < n_chunks) cur_row = lane_row(c);
+  if (early) {
+    LoadScales(a, cur_row);
+    cur = FetchChunk(a, cur_row, g, t);
+  }
+  AwaitPriorGrid();
+  uint32_t qa[kKSteps][2];  // A fragments of the queries: [s][0] cols 2t.., [s][1] cols 2t+8..
+  {
+    const float* qrow =
+        a.q + static_cast<int64_t>(seq) * a.q_stride + static_cast<int64_t>(head0 + g) * kHeadDim;
+#pragma unroll
+    for (int s = 0; s < kKSteps; ++s) {
+      const int base = (s < 4 ? 0 : 64) + 16 * t + 4 * (s % 4);
+      const float4 q = g < hp ? *reinterpret_cast<const float4*>(qrow + base)
+                              : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      qa[s][0] = PackHalf2(q.x * a.q_scale, q.y * a.q_scale);
+      qa[s][1] = PackHalf2(q.z * a.q_scale, q.w * a.q_scale);
+    }
+  }
+  if (c < n_chunks && !early) {
+    LoadScales(a, cur_row);
+    cur = FetchChunk(a, cur_row, g, t);
+  }
+
+  float acc[kDimTiles][2] = {};  // head g, dims 32t + j and 32t + 16 + j, in units of u
+  float m_run = -INFINITY, l_run = 0.0f, u = 1.0f;
+  for (; c < n_chunks; c += kWarps) {
+    // The next chunk's loads go out before this one is consumed.
+    Chunk next{};
+    if (c + kWarps < n_chunks) {
+      LaneRow r = lane_row(c + kWarps);
+      LoadScales(a, r);
+      next = FetchChunk(a, r, g, t);
+    }
+
+    // S = Q K^T: s[nt][e] is head g at chunk position 8 nt + 2t + e.
+    float s[2][2] = {};
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+      for (int kk = 0; kk < kKSteps; ++kk) {
+        const uint32_t w = Word(cur.k[2 * nt + kk / 4], kk % 4);
+        MmaRowsG(s[nt], qa[kk][0], qa[kk][1], CodesToHalf2(w), CodesToHalf2(w >> 16));
+      }
+    }
+    // The scales of this thread's positions (value rows: the same positions as its scores),
+    // and the chunk's largest value scale.
+    float ks[4], vs[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      ks[i] = __shfl_sync(0xffffffffu, cur.ks, ValuePosition(i, t));
+      vs[i] = __shfl_sync(0xffffffffu, cur.vs, ValuePosition(i, t));
+    }
+    float v_max = cur.vs;
+#pragma unroll
+    for (int o = 8; o > 0; o >>= 1) v_max = fmaxf(v_max, __shfl_xor_sync(0xffffffffu, v_max, o));
+    v_max = v_max > 0.0f ? v_max : 1.0f;  // all-zero value rows: P is 0 anyway
+    // Online softmax over the chunk (the 4 lanes of a head hold its 16 positions).
+    const int first = pos0 + c * kChunk;
+    float x[2][2], mx = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const bool valid = first + 8 * nt + 2 * t + e < pos_end;
+        x[nt][e] = valid ? s[nt][e] * ks[2 * nt + e] : -INFINITY;
+        mx = fmaxf(mx, x[nt][e]);
+      }
+    }
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float m_new = fmaxf(m_run, mx);     // finite: a chunk's first position is valid
+    const float corr = exp2f(m_run - m_new);  // first chunk: 0
+    const float inv_u = 1.0f / v_max;
+    float p[2][2];
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) p[nt][e] = exp2f(x[nt][e] - m_new);  // masked: 0
+    }
+    l_run = l_run * corr + ((p[0][0] + p[0][1]) + (p[1][0] + p[1][1]));  // this lane's share
+    m_run = m_new;
+    const float rescale = corr * u * inv_u;  // old units (u) to this chunk's (v_max)
+    u = v_max;
+#pragma unroll
+    for (int j = 0; j < kDimTiles; ++j) {
+      acc[j][0] *= rescale;
+      acc[j][1] *= rescale;
+    }
+    const uint32_t pa0 = PackHalf2(p[0][0] * vs[0] * inv_u, p[0][1] * vs[1] * inv_u);
+    const uint32_t pa2 = PackHalf2(p[1][0] * vs[2] * inv_u, p[1][1] * vs[3] * inv_u);
+    // O += P V: for n-tile j, b0 pairs positions 2t, 2t+1 at dim 16g + j, b1 positions 2t+8, 2t+9.
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+      const uint32_t lo01 = __byte_perm(Word(cur.v[0], w), Word(cur.v[1], w), 0x5140);
+      const uint32_t hi01 = __byte_perm(Word(cur.v[0], w), Word(cur.v[1], w), 0x7362);
+      const uint32_t lo23 = __byte_perm(Word(cur.v[2], w), Word(cur.v[3], w), 0x5140);
+      const uint32_t hi23 = __byte_perm(Word(cur.v[2], w), Word(cur.v[3], w), 0x7362);
+      MmaRowsG(acc[4 * w], pa0, pa2, CodesToHalf2(lo01), CodesToHalf2(lo23));
+      MmaRowsG(acc[4 * w + 1], pa0, pa2, CodesToHalf2(lo01 >> 16), CodesToHalf2(lo23 >> 16));
+      MmaRowsG(acc[4 * w + 2], pa0, pa2, CodesToHalf2(hi01), CodesToHalf2(hi23));
+      MmaRowsG(acc[4 * w + 3], pa0, pa2, CodesToHalf2(hi01 >> 16), CodesToHalf2(hi23 >> 16));
+    }
+    cur = next;
+  }
+
+  // Merge the warps: each scales its state to the CTA's running max.
+  l_run += __shfl_xor_sync(0xffffffffu, l_run, 1);
+  l_run += __shfl_xor_sync(0xffffffffu, l_run, 2);
+  if (t == 0 && g < hp) {
+    s_m[warp][g] = m_run;  // -inf for a warp that had no chunk (l 0, acc 0)
+    s_l[warp][g] = l_run;
+  }
+  __syncthreads();
+  if (g < hp) {
+    float m_cta = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) m_cta = fmaxf(m_cta, s_m[w][g]);
+    const float f = m_run == -INFINITY ? 0.0f : exp2f(m_run - m_cta) * u;
+#pragma unroll
+    for (int j = 0; j < kDimTiles; ++j) {
+      red[warp][g][32 * t + j] = acc[j][0] * f;
+      red[warp][g][32 * t + 16 + j] = acc[j][1] * f;
+    }
+    if (warp == 0 && t == 0) {
+      float l_cta = 0.0f;
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) {
+        if (s_m[w][g] != -INFINITY) l_cta += s_l[w][g] * exp2f(s_m[w][g] - m_cta);
+      }
+      m_fin[g] = m_cta;
+      l_fin[g] = l_cta;
+    }
+  }
+  __syncthreads();
+  FinishSplit<kHeadDim, kWarps, kRedStride>(a, range, &red[0][0][0], m_fin, l_fin, &red[0][0][0]);
+#endif
+}
+
+}  // namespace
+
+cudaError_t LaunchFp8MmaDecode(const DecodeArgs& a, dim3 grid, cudaStream_t stream) {
+  return LaunchDependent(Fp8MmaDecodeKernel, grid, dim3(kThreads), 0, stream, a);
+}
+
+}  // namespace decode_split
+}  // namespace rag

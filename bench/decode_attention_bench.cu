@@ -17,6 +17,7 @@
 #include <cstring>
 #include <vector>
 
+#include "bench/bench_fill.cuh"
 #include "bench/event_timer.cuh"
 #include "kernels/cuda_check.h"
 #include "kernels/kernels.h"
@@ -36,22 +37,15 @@ uint32_t Hash(uint32_t h) {
 __global__ void FillCodes(uint8_t* p, size_t count, uint32_t seed) {
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    uint32_t h = static_cast<uint32_t>(i) * 2654435761u ^ seed;
-    h ^= h >> 13;
-    h *= 0x5bd1e995u;
-    h ^= h >> 15;
-    p[i] = static_cast<uint8_t>(h & 0xf7u);  // exponent below 15: never NaN
+    // Bit 3 clear: the exponent stays below 15, never NaN.
+    p[i] = static_cast<uint8_t>(rag_bench::HashUniform(i, seed, 0.0f, 255.0f)) & 0xf7u;
   }
 }
 
 __global__ void FillFloats(float* p, size_t count, uint32_t seed, float lo, float hi) {
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    uint32_t h = static_cast<uint32_t>(i) * 2654435761u ^ seed;
-    h ^= h >> 13;
-    h *= 0x5bd1e995u;
-    h ^= h >> 15;
-    p[i] = lo + (hi - lo) * static_cast<float>(h & 0xffff) / 65535.0f;
+    p[i] = rag_bench::HashUniform(i, seed, lo, hi);
   }
 }
 

@@ -19,6 +19,7 @@
 
 #include <cuda_fp8.h>
 
+#include "bench/bench_fill.cuh"
 #include "bench/event_timer.cuh"
 #include "kernels/cuda_check.h"
 #include "kernels/kernels.h"
@@ -44,11 +45,7 @@ struct Shape {
 __global__ void FillBf16(__nv_bfloat16* p, size_t count, uint32_t seed) {
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    uint32_t h = static_cast<uint32_t>(i) * 2654435761u ^ seed;
-    h ^= h >> 13;
-    h *= 0x5bd1e995u;
-    h ^= h >> 15;
-    p[i] = __float2bfloat16((static_cast<float>(h & 0xffff) / 65535.0f - 0.5f) * 0.1f);
+    p[i] = __float2bfloat16(rag_bench::HashUniform(i, seed, -0.05f, 0.05f));
   }
 }
 

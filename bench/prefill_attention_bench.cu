@@ -15,6 +15,7 @@
 #include <functional>
 #include <vector>
 
+#include "bench/bench_fill.cuh"
 #include "bench/event_timer.cuh"
 #include "kernels/cuda_check.h"
 #include "kernels/kernels.h"
@@ -26,11 +27,7 @@ using rag_bench::TimeUs;
 __global__ void FillUniform(float* p, size_t count, uint32_t seed, float scale) {
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    uint32_t h = static_cast<uint32_t>(i) * 2654435761u ^ seed;
-    h ^= h >> 13;
-    h *= 0x5bd1e995u;
-    h ^= h >> 15;
-    p[i] = (static_cast<float>(h & 0xffff) / 65535.0f - 0.5f) * scale;
+    p[i] = rag_bench::HashUniform(i, seed, -0.5f * scale, 0.5f * scale);
   }
 }
 

@@ -35,6 +35,8 @@ constexpr const char* kUsage =
     "  --no-graphs       enqueue every kernel instead of replaying CUDA graphs\n"
     "  --no-pdl          plain launches instead of programmatic dependent launch\n"
     "  --no-fused-gemv   one-token steps run the RMSNorms and SwiGLU as separate kernels\n"
+    "  --fp8-small-gemm N  FP8 GEMMs of up to N rows (0-64, default 0: none) on our kernel\n"
+    "                    instead of cuBLASLt\n"
     "  --no-fp8-gemm     FP8 models: widen each projection to bf16 for its GEMM instead of\n"
     "                    FP8 GEMMs over per-row quantized activations\n"
     "  --attn-splits N   decode attention aims at N (split, head) pairs a step (default 2048)\n"
@@ -84,6 +86,7 @@ struct BenchFlags {
   KvCacheType kv_cache = KvCacheType::kAuto;
   std::vector<int> batches = {1, 8, 32, 64};
   bool graphs = true, pdl = true, fused_gemv = true, fp8 = false, fp8_gemm = true;
+  int fp8_small_gemm = 0;
   std::string json_path;
   double gpu_memory = 0.9;
 };
@@ -167,6 +170,9 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
       StatusOr<KvCacheType> kv = ParseKvCacheType(v);
       if (!kv.ok()) return kv.status().message();
       f->kv_cache = *kv;
+    } else if (a == "--fp8-small-gemm") {
+      if (!value(&v) || !ParseInt(v, 0, 64, &f->fp8_small_gemm))
+        return "--fp8-small-gemm takes 0..64";
     } else if (a == "--no-fp8-gemm") {
       f->fp8_gemm = false;
     } else if (a == "--prefill-rows") {
@@ -402,6 +408,7 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
   options.fused_gemv = f.fused_gemv;
   options.tp_bf16_prefill_sums = f.prefill_sums == "bf16";
   options.fp8_gemm = f.fp8_gemm;
+  options.fp8_small_gemm_rows = f.fp8_small_gemm;
   options.kv_cache = f.kv_cache;
   options.memory_fraction = f.gpu_memory;
   std::unique_ptr<GpuBackend> backend;
@@ -515,7 +522,11 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
                                                 : ", all-reduce: NCCL") : "");
   if (gpus > 1 && f.allreduce == "peer") std::printf("peer-memory all-reduces up to %d KiB\n", f.peer_max_kb);
   if (gpus > 1) std::printf("prefill partial sums all-reduced as %s\n", f.prefill_sums.c_str());
-  if (backend->fp8_weights()) std::printf("FP8 GEMMs: %s\n", f.fp8_gemm ? "on" : "off (widened to bf16)");
+  if (backend->fp8_weights()) {
+    std::printf("FP8 GEMMs: %s", f.fp8_gemm ? "on" : "off (widened to bf16)");
+    if (f.fp8_gemm && f.fp8_small_gemm > 0) std::printf(", ours up to %d rows", f.fp8_small_gemm);
+    std::printf("\n");
+  }
   std::printf("load %.1f s; weights %.2f GB a GPU, KV cache (%s) %.2f GB a GPU (%d blocks of %d)\n", load_s,
               backend->weight_bytes() / 1e9, backend->fp8_kv_cache() ? "fp8" : "bf16",
               backend->kv_cache_bytes() / 1e9, backend->info().num_blocks, block_size);
@@ -547,7 +558,8 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
      << (gpus > 1 ? f.prefill_sums : "none") << "\""
      << ",\"fp8\":" << (backend->fp8_weights() ? "true" : "false")
      << ",\"fp8_gemm\":" << (backend->fp8_weights() && f.fp8_gemm ? "true" : "false")
-     << ",\"kv_cache\":\"" << (backend->fp8_kv_cache() ? "fp8" : "bf16") << "\""
+     << ",\"fp8_small_gemm\":" << f.fp8_small_gemm << ",\"kv_cache\":\""
+     << (backend->fp8_kv_cache() ? "fp8" : "bf16") << "\""
      << ",\"ttft_ms\":" << Median(ttft) * 1e3 << ",\"ttft_runs_ms\":[";
   for (size_t i = 0; i < ttft.size(); ++i) js << (i ? "," : "") << ttft[i] * 1e3;
   js << "],\"ttft_request_ms\":" << Median(ttft_request) * 1e3 << ",\"ttft_request_runs_ms\":[";

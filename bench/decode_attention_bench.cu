@@ -4,7 +4,8 @@
 // larger than L2, so the calls read HBM as a step does. Prints a table and one JSON line per
 // shape: microseconds a call, the cache bytes a call reads over that time, and the largest
 // difference between the two kernels' outputs (the GPU tests hold each kernel to the CPU
-// reference); then the tensor-core kernel under other split rules ("-": its default tiles cap).
+// reference); then the tensor-core kernel under other split rules ("-": its default tiles cap),
+// and both kernels over a bf16 cache of the same shape (the tensor-core one off by default).
 //   decode_attention_bench [iterations (50)]
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
@@ -48,6 +49,16 @@ __global__ void FillFloats(float* p, size_t count, uint32_t seed, float lo, floa
     p[i] = rag_bench::HashUniform(i, seed, lo, hi);
   }
 }
+
+__global__ void FillBf16(__nv_bfloat16* p, size_t count, uint32_t seed) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    p[i] = __float2bfloat16(rag_bench::HashUniform(i, seed, -1.0f, 1.0f));
+  }
+}
+
+// The largest difference between two bf16 outputs.
+double MaxDiff(const __nv_bfloat16* x, const __nv_bfloat16* y, size_t n);
 
 void Check(const rag::Status& s, const char* what) {
   if (!s.ok()) {
@@ -159,16 +170,27 @@ int main(int argc, char** argv) {
     }
     rag::SetDecodeAttentionSplitTarget(0);
     rag::SetDecodeAttentionMaxTilesPerSplit(-1);
-    CUDA_CHECK(cudaDeviceSynchronize());
-    std::vector<uint16_t> a(out_elems), b(out_elems);
-    CUDA_CHECK(cudaMemcpy(a.data(), out_simt, out_elems * 2, cudaMemcpyDeviceToHost));
-    CUDA_CHECK(cudaMemcpy(b.data(), out_mma, out_elems * 2, cudaMemcpyDeviceToHost));
-    double max_diff = 0.0, max_abs = 0.0;
-    for (size_t i = 0; i < out_elems; ++i) {
-      max_diff =
-          std::max(max_diff, std::fabs(static_cast<double>(Bf16ToFloat(a[i])) - Bf16ToFloat(b[i])));
-      max_abs = std::max(max_abs, std::fabs(static_cast<double>(Bf16ToFloat(a[i]))));
-    }
+    const double max_diff = MaxDiff(out_simt, out_mma, out_elems);
+    // The bf16 cache of the same shape (values in [-1, 1]) on both kernels.
+    __nv_bfloat16 *k16 = nullptr, *v16 = nullptr;
+    CUDA_CHECK(cudaMalloc(&k16, rows * hd * 2));
+    CUDA_CHECK(cudaMalloc(&v16, rows * hd * 2));
+    FillBf16<<<1024, 256>>>(k16, rows * hd, 6u);
+    FillBf16<<<1024, 256>>>(v16, rows * hd, 7u);
+    auto call16 = [&](__nv_bfloat16* out) {
+      Check(rag::PagedDecodeAttention(q, q_stride, k16, v16, tables, blocks_per_seq, lens, c.batch,
+                                      c.n_heads, c.n_kv_heads, hd, bs, ws, out, nullptr, counters),
+            "PagedDecodeAttention (bf16)");
+    };
+    rag::SetDecodeAttentionTensorCoresBf16(false);
+    const float simt16_us = TimeUs(3, iters, [&](int) { call16(out_simt); });
+    rag::SetDecodeAttentionTensorCoresBf16(true);
+    const float mma16_us = TimeUs(3, iters, [&](int) { call16(out_mma); });
+    rag::SetDecodeAttentionTensorCoresBf16(false);
+    const double max_diff16 = MaxDiff(out_simt, out_mma, out_elems);
+    CUDA_CHECK(cudaFree(k16));
+    CUDA_CHECK(cudaFree(v16));
+    const double bytes16 = static_cast<double>(c.batch) * c.context * c.n_kv_heads * 2.0 * 2 * hd;
     // Bytes a call reads: the codes and scales of every cached row of every sequence.
     const double bytes = static_cast<double>(c.batch) * c.context * c.n_kv_heads * 2.0 * (hd + 4);
     std::printf("%-48s %10.1f %10.1f %10.0f %10.0f %10.2e\n", c.name, simt_us, mma_us,
@@ -178,12 +200,17 @@ int main(int argc, char** argv) {
         "%.1f  (1024, -) %.1f  (4096, -) %.1f us\n",
         "", sweep_us[0], sweep_us[1], sweep_us[2], sweep_us[3]);
     std::printf(
+        "%-48s   bf16 cache: SIMT %.1f us (%.0f GB/s), tensor cores %.1f us (%.0f GB/s), "
+        "max diff %.2e\n",
+        "", simt16_us, bytes16 / simt16_us / 1e3, mma16_us, bytes16 / mma16_us / 1e3, max_diff16);
+    std::printf(
         "{\"bench\":\"decode_attention\",\"shape\":\"%s\",\"batch\":%ld,\"context\":%ld,"
         "\"n_heads\":%ld,\"n_kv_heads\":%ld,\"simt_us\":%.2f,\"mma_us\":%.2f,"
-        "\"simt_gb_s\":%.1f,\"mma_gb_s\":%.1f,\"max_diff\":%.3e,\"max_abs\":%.3e}\n",
+        "\"simt_gb_s\":%.1f,\"mma_gb_s\":%.1f,\"max_diff\":%.3e,\"bf16_simt_us\":%.2f,"
+        "\"bf16_mma_us\":%.2f,\"bf16_max_diff\":%.3e}\n",
         c.name, static_cast<long>(c.batch), static_cast<long>(c.context),
         static_cast<long>(c.n_heads), static_cast<long>(c.n_kv_heads), simt_us, mma_us,
-        bytes / simt_us / 1e3, bytes / mma_us / 1e3, max_diff, max_abs);
+        bytes / simt_us / 1e3, bytes / mma_us / 1e3, max_diff, simt16_us, mma16_us, max_diff16);
     for (void* p :
          {static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(ks),
           static_cast<void*>(vs), static_cast<void*>(q), static_cast<void*>(ws),
@@ -194,3 +221,19 @@ int main(int argc, char** argv) {
   }
   return 0;
 }
+
+namespace {
+
+double MaxDiff(const __nv_bfloat16* x, const __nv_bfloat16* y, size_t n) {
+  CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<uint16_t> a(n), b(n);
+  CUDA_CHECK(cudaMemcpy(a.data(), x, n * 2, cudaMemcpyDeviceToHost));
+  CUDA_CHECK(cudaMemcpy(b.data(), y, n * 2, cudaMemcpyDeviceToHost));
+  double most = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    most = std::max(most, std::fabs(static_cast<double>(Bf16ToFloat(a[i])) - Bf16ToFloat(b[i])));
+  }
+  return most;
+}
+
+}  // namespace

@@ -89,7 +89,8 @@ constexpr int64_t kMmaMaxTilesPerSplit = 64;
 constexpr int64_t kMmaMaxSplits = 16;
 // SetDecodeAttentionMaxTilesPerSplit; -1: each kernel's default.
 std::atomic<int64_t> g_max_tiles_per_split{-1};
-std::atomic<bool> g_tensor_cores{true};  // SetDecodeAttentionTensorCores
+std::atomic<bool> g_tensor_cores{true};        // SetDecodeAttentionTensorCores
+std::atomic<bool> g_tensor_cores_bf16{false};  // SetDecodeAttentionTensorCoresBf16
 
 bool FastHeadDim(int64_t head_dim) { return head_dim == 64 || head_dim == 128; }
 
@@ -560,6 +561,8 @@ void SetDecodeAttentionSplitTarget(int64_t head_splits) {
 
 void SetDecodeAttentionTensorCores(bool enabled) { g_tensor_cores.store(enabled); }
 
+void SetDecodeAttentionTensorCoresBf16(bool enabled) { g_tensor_cores_bf16.store(enabled); }
+
 void SetDecodeAttentionMaxTilesPerSplit(int64_t tiles) {
   g_max_tiles_per_split.store(tiles >= 0 ? tiles : -1);
 }
@@ -639,9 +642,10 @@ Status DecodeImpl(const float* q, int64_t q_stride, const C* k_cache, const C* v
     return Status::Ok();
   }
 
-  // The FP8 cache at head_dim 128 (Llama 3's) runs on tensor cores (decode_attention_mma.cu); its
-  // queries are read as float4.
-  const bool mma = kFp8 && head_dim == 128 && g_tensor_cores.load(std::memory_order_relaxed) &&
+  // The FP8 cache at head_dim 128 (Llama 3's) runs on tensor cores (decode_attention_mma.cu), the
+  // bf16 cache too where switched on; their queries are read as float4.
+  const bool mma = head_dim == 128 &&
+                   (kFp8 ? g_tensor_cores : g_tensor_cores_bf16).load(std::memory_order_relaxed) &&
                    Aligned16(q) && q_stride % 4 == 0;
   const int64_t n_splits =
       NumSplits(batch, n_heads, n_kv_heads, max_blocks_per_seq, block_size, mma);
@@ -678,7 +682,8 @@ Status DecodeImpl(const float* q, int64_t q_stride, const C* k_cache, const C* v
   const dim3 grid(static_cast<unsigned>(n_splits), static_cast<unsigned>(n_heads / hp),
                   static_cast<unsigned>(batch));
   if (mma) {
-    RAG_CUDA_RETURN_IF_ERROR(decode_split::LaunchFp8MmaDecode(args, grid, stream));
+    RAG_CUDA_RETURN_IF_ERROR(kFp8 ? decode_split::LaunchFp8MmaDecode(args, grid, stream)
+                                  : decode_split::LaunchBf16MmaDecode(args, grid, stream));
   } else {
     RAG_CUDA_RETURN_IF_ERROR(
         LaunchDependent(head_dim == 64 ? SplitKvDecodeKernel<64, C> : SplitKvDecodeKernel<128, C>,

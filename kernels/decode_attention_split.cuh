@@ -203,6 +203,8 @@ __device__ __forceinline__ void FinishSplit(const DecodeArgs& a, const SplitRang
 // The FP8 cache's tensor-core kernel (decode_attention_mma.cu; head_dim 128, q 16-byte aligned
 // with q_stride % 4 == 0).
 cudaError_t LaunchFp8MmaDecode(const DecodeArgs& a, dim3 grid, cudaStream_t stream);
+// ... and for the bf16 cache (the same conditions).
+cudaError_t LaunchBf16MmaDecode(const DecodeArgs& a, dim3 grid, cudaStream_t stream);
 
 }  // namespace decode_split
 }  // namespace rag

@@ -266,6 +266,9 @@ void SetDecodeAttentionMaxTilesPerSplit(int64_t tiles);
 // Benchmarks: whether the FP8 cache at head_dim 128 takes the tensor-core kernel (default) or
 // the fp32 SIMT one. Process-wide.
 void SetDecodeAttentionTensorCores(bool enabled);
+// ... and whether the bf16 cache at head_dim 128 does (default off: not yet measured on a GPU;
+// bf16 products with the query split into two bf16 parts, P in bf16).
+void SetDecodeAttentionTensorCoresBf16(bool enabled);
 Status PagedDecodeAttention(const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
                             const __nv_bfloat16* v_cache, const int32_t* block_tables,
                             int64_t max_blocks_per_seq, const int32_t* context_lens,

@@ -44,6 +44,7 @@ constexpr const char* kUsage =
     "                    (default: 16 SIMT, 64 tensor cores; 0: no bound)\n"
     "  --attn-simt       decode attention over the FP8 cache on the fp32 SIMT kernel instead of\n"
     "                    tensor cores\n"
+    "  --attn-mma-bf16   decode attention over the bf16 cache on tensor cores (default: SIMT)\n"
     "  --gemv-split N    batch-1 o/down GEMVs split K up to N blocks an SM (default 8)\n"
     "  --prefill-rows N  prefill attention: query rows a warp, 16 or 32 (default 32)\n"
     "  --fp8             dummy weights: decoder projections as FP8 e4m3 with row scales\n"
@@ -80,7 +81,7 @@ struct BenchFlags {
   int attn_splits = 2048, attn_split_tiles = -1, gemv_split = 8, prefill_rows = 32, tp = 1,
       load = 0, peer_max_kb = 1024;
   std::string allreduce = "peer", prefill_sums = "bf16";
-  bool tp_processes = false, attn_simt = false;
+  bool tp_processes = false, attn_simt = false, attn_mma_bf16 = false;
   int tp_rank = -1;  // a rank of a group of processes (--tp-rank), or -1
   std::string tp_rendezvous;
   KvCacheType kv_cache = KvCacheType::kAuto;
@@ -145,6 +146,8 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
       f->tp_processes = true;
     } else if (a == "--attn-simt") {
       f->attn_simt = true;
+    } else if (a == "--attn-mma-bf16") {
+      f->attn_mma_bf16 = true;
     } else if (a == "--tp-rank") {
       if (!value(&v) || !ParseInt(v, 0, 7, &f->tp_rank)) return "--tp-rank takes 0..7";
     } else if (a == "--tp-rendezvous") {
@@ -330,7 +333,8 @@ std::string KnobSettings(const BenchFlags& f) {
   std::ostringstream s;
   s << "pdl=" << f.pdl << "\nattn_splits=" << f.attn_splits
     << "\nattn_split_tiles=" << f.attn_split_tiles << "\nattn_simt=" << f.attn_simt
-    << "\ngemv_split=" << f.gemv_split << "\nprefill_rows=" << f.prefill_rows << "\n";
+    << "\nattn_mma_bf16=" << f.attn_mma_bf16 << "\ngemv_split=" << f.gemv_split
+    << "\nprefill_rows=" << f.prefill_rows << "\n";
   return s.str();
 }
 
@@ -390,6 +394,7 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
   SetDecodeAttentionSplitTarget(f.attn_splits);
   SetDecodeAttentionMaxTilesPerSplit(f.attn_split_tiles);
   SetDecodeAttentionTensorCores(!f.attn_simt);
+  SetDecodeAttentionTensorCoresBf16(f.attn_mma_bf16);
   SetDecodeGemvBlocksPerSm(f.gemv_split);
   SetPrefillAttentionRowsPerWarp(f.prefill_rows);
   cudaDeviceProp prop{};
@@ -552,10 +557,11 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
      << ",\"pdl\":" << (f.pdl ? "true" : "false")
      << ",\"fused_gemv\":" << (f.fused_gemv ? "true" : "false")
      << ",\"attn_splits\":" << f.attn_splits << ",\"attn_split_tiles\":" << f.attn_split_tiles
-     << ",\"attn_simt\":" << (f.attn_simt ? "true" : "false") << ",\"gemv_split\":" << f.gemv_split
-     << ",\"prefill_rows\":" << f.prefill_rows << ",\"tp\":" << gpus << ",\"allreduce\":\""
-     << (gpus > 1 ? f.allreduce : "none") << "\",\"prefill_sums\":\""
-     << (gpus > 1 ? f.prefill_sums : "none") << "\""
+     << ",\"attn_simt\":" << (f.attn_simt ? "true" : "false")
+     << ",\"attn_mma_bf16\":" << (f.attn_mma_bf16 ? "true" : "false")
+     << ",\"gemv_split\":" << f.gemv_split << ",\"prefill_rows\":" << f.prefill_rows
+     << ",\"tp\":" << gpus << ",\"allreduce\":\"" << (gpus > 1 ? f.allreduce : "none")
+     << "\",\"prefill_sums\":\"" << (gpus > 1 ? f.prefill_sums : "none") << "\""
      << ",\"fp8\":" << (backend->fp8_weights() ? "true" : "false")
      << ",\"fp8_gemm\":" << (backend->fp8_weights() && f.fp8_gemm ? "true" : "false")
      << ",\"fp8_small_gemm\":" << f.fp8_small_gemm << ",\"kv_cache\":\""

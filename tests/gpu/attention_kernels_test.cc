@@ -175,20 +175,44 @@ class AttentionKernelsTest : public GpuTest {
     std::vector<bool> zero(lens.size());
     for (size_t b = 0; b < lens.size(); ++b) zero[b] = lens[b] == 0;
     const std::vector<float> want = DecodeReference(*c, q, q_stride, ctx);
-    for (int call = 0; call < 3; ++call) {  // combine kernel, then in-kernel merge twice
-      SCOPED_TRACE(call == 0 ? "combine kernel"
-                             : "merged by the last split, call " + std::to_string(call));
-      CUDA_CHECK(cudaMemset(d_out.get(), 0xff, (batch + 1) * q_dim * sizeof(Bf16)));
-      CUDA_CHECK(cudaMemset(d_ws.get(), 0xff, std::max<int64_t>(ws, 1) * sizeof(float)));
-      ASSERT_STATUS_OK(PagedDecodeAttention(d_q.get(), q_stride, c->k->get(), c->v->get(),
-                                            c->d_tables->get(), c->max_blocks, d_ctx.get(), batch,
-                                            s.n_heads, s.n_kv_heads, s.head_dim, s.block_size,
-                                            ws > 0 ? d_ws.get() : nullptr, d_out.get(), nullptr,
-                                            call == 0 ? nullptr : d_counters.get()));
-      CheckAttentionOutput(d_out.ToHost<uint16_t>(), want, batch, s.n_heads, s.head_dim,
-                           /*fp32_kernel=*/true, zero);
+    // head_dim 128 also on the tensor-core kernel (SetDecodeAttentionTensorCoresBf16), whose
+    // bf16 weights get 2^-7 of the attention over |v| as slack (CheckAttentionOutput).
+    const std::vector<float> want_abs =
+        s.head_dim == 128 ? DecodeReferenceOverAbsV(*c, q, q_stride, ctx) : std::vector<float>();
+    for (bool mma : {false, true}) {
+      if (mma && s.head_dim != 128) break;
+      SCOPED_TRACE(mma ? "tensor cores" : "SIMT");
+      SetDecodeAttentionTensorCoresBf16(mma);
+      for (int call = 0; call < 3; ++call) {  // combine kernel, then in-kernel merge twice
+        SCOPED_TRACE(call == 0 ? "combine kernel"
+                               : "merged by the last split, call " + std::to_string(call));
+        CUDA_CHECK(cudaMemset(d_out.get(), 0xff, (batch + 1) * q_dim * sizeof(Bf16)));
+        CUDA_CHECK(cudaMemset(d_ws.get(), 0xff, std::max<int64_t>(ws, 1) * sizeof(float)));
+        const Status st =
+            PagedDecodeAttention(d_q.get(), q_stride, c->k->get(), c->v->get(), c->d_tables->get(),
+                                 c->max_blocks, d_ctx.get(), batch, s.n_heads, s.n_kv_heads,
+                                 s.head_dim, s.block_size, ws > 0 ? d_ws.get() : nullptr,
+                                 d_out.get(), nullptr, call == 0 ? nullptr : d_counters.get());
+        SetDecodeAttentionTensorCoresBf16(false);
+        ASSERT_STATUS_OK(st);
+        SetDecodeAttentionTensorCoresBf16(mma);
+        CheckAttentionOutput(d_out.ToHost<uint16_t>(), want, batch, s.n_heads, s.head_dim,
+                             /*fp32_kernel=*/true, zero, {}, 1e-2, mma ? &want_abs : nullptr);
+      }
+      SetDecodeAttentionTensorCoresBf16(false);
+      for (int32_t v : d_counters.ToHost()) ASSERT_EQ(v, 0) << "a split counter was left set";
     }
-    for (int32_t v : d_counters.ToHost()) ASSERT_EQ(v, 0) << "a split counter was left set";
+  }
+
+  // The decode reference over |v|: sum of p |v| / sum of p.
+  static std::vector<float> DecodeReferenceOverAbsV(Cache& c, const std::vector<float>& q,
+                                                    int64_t q_stride,
+                                                    const std::vector<int32_t>& ctx) {
+    const std::vector<float> v = c.ref_v;
+    for (float& x : c.ref_v) x = std::fabs(x);
+    std::vector<float> out = DecodeReference(c, q, q_stride, ctx);
+    c.ref_v = v;
+    return out;
   }
 
   // Prefill of chunks (start_pos, q_len) of sequences whose cache holds start_pos + q_len

@@ -3,12 +3,16 @@
 # time `rag-bench` (= `rag bench`) and gpt-fast side by side on the same card, same shapes.
 # Logs and JSON go to $OUT (when set) or the build folder.
 #
-# Usage, from the repository root:  bash bench/gpu_bench.sh [tests|bench|profile|gemv|all]   (default all)
+# Usage, from the repository root:
+#   bash bench/gpu_bench.sh [tests|bench|profile|gemv|attention|fp8gemm|all]   (default all)
 #   gemv: our decode GEMV next to cuBLAS on the 8B projection shapes (bench/gemv_bench.cu).
-#   attention: the prefill attention variants and the RoPE pass, 8B shape (bench/prefill_attention_bench.cu).
+#   attention: the prefill attention variants and the RoPE pass, 8B shape (bench/prefill_attention_bench.cu),
+#     and decode attention's tensor-core kernels next to the SIMT one (bench/decode_attention_bench.cu).
+#   fp8gemm: the FP8 GEMMs of the 70B projections, ours (Fp8SmallGemm) next to cuBLASLt,
+#     on the shapes of one GPU of $TP (2).
 #   profile: Nsight Compute's duration of every kernel of one prefill and a few decode steps,
 #   summed per kernel (bench/ncu_summary.py); not part of `all`.
-# Environment: BUILD (build-gpu), JOBS (16), CUDA_ARCH (90), SHAPE (8b), PROMPT (2048),
+# Environment: BUILD (build-gpu), JOBS (16), CUDA_ARCH (90), SHAPE (8b), PROMPT (2048), TP (2),
 #   NEW (200), BATCHES (1,8,32,64), GPTFAST_BATCHES ("1 64": gpt-fast compiles per batch size,
 #   minutes each), GPTFAST_TIMEOUT (seconds per gpt-fast run, 300).
 # gpt-fast's model.py, generate.py, tp.py, quantize.py (pytorch-labs/gpt-fast, commit 32971d3)
@@ -47,7 +51,8 @@ cat "$LOGS/machine.log"
 
 step configure cmake -S . -B "$BUILD" -DRAG_BUILD_SERVER=OFF -DRAG_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCH" -DCMAKE_BUILD_TYPE=Release > /dev/null || exit 1
-step build cmake --build "$BUILD" -j"$JOBS" --target gpu_tests rag-bench gemv_bench prefill_attention_bench || exit 1
+step build cmake --build "$BUILD" -j"$JOBS" --target gpu_tests rag-bench gemv_bench \
+  prefill_attention_bench decode_attention_bench fp8_gemm_bench || exit 1
 
 if [ "$WHAT" = tests ] || [ "$WHAT" = all ]; then
   step gpu_tests bash -c "cd '$BUILD' && ctest -L gpu --output-on-failure --timeout 300"
@@ -69,6 +74,10 @@ if [ "$WHAT" = gemv ]; then
 fi
 if [ "$WHAT" = attention ] || [ "$WHAT" = all ]; then
   step prefill_attention_bench "$BUILD/kernels/prefill_attention_bench" "$PROMPT" 50
+  step decode_attention_bench "$BUILD/kernels/decode_attention_bench" 30
+fi
+if [ "$WHAT" = fp8gemm ]; then
+  step fp8_gemm_bench "$BUILD/engine/cuda/fp8_gemm_bench" "${TP:-2}" 2 20
 fi
 if [ "$WHAT" = profile ]; then
   # Decode kernels only: skip the dummy-weight fills (195 launches for the 8B shape) and the

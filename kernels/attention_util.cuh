@@ -36,6 +36,13 @@ __device__ __forceinline__ void CopyAsyncWait() {
 #endif
 }
 
+// Two floats as bf16 (nearest even), `lo` in the low half: the element with the lower index (the
+// packing of mma.sync's bf16 fragments).
+__device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
 // A K/V cache element as fp32 (bf16: exact; e4m3: exact, before its row's scale).
 __device__ __forceinline__ float CacheToFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
 __device__ __forceinline__ float CacheToFloat(__nv_fp8_e4m3 v) { return static_cast<float>(v); }

@@ -1,5 +1,6 @@
-// Decode attention over the FP8 KV cache on tensor cores (head_dim 128): the split-KV kernel of
-// decode_attention.cu with its inner loop on mma.sync (m16n8k16, f16 in, fp32 accumulate).
+// Decode attention on tensor cores (head_dim 128): the split-KV kernel of decode_attention.cu with
+// its inner loop on mma.sync (m16n8k16, fp32 accumulate), over the FP8 KV cache (f16 products,
+// below) and, where switched on, the bf16 one (bf16 products: "the bf16 cache" further down).
 // Why: the query heads of a GQA group share each cached row, so the SIMT kernel spends 2 * hp
 // fp32 FMAs on every cached byte (hp = 8 for Llama-3.1-70B: 16 a byte, above the ~20 flop a
 // byte an H100 issues against its bandwidth once the widening and the shared-memory traffic are
@@ -36,6 +37,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/attention_util.cuh"
 #include "kernels/decode_attention_split.cuh"
 #include "kernels/device_util.cuh"
 #include "kernels/launch.cuh"
@@ -199,6 +201,46 @@ struct SplitWalk {
   }
 };
 
+// The online softmax over chunk c for head g: s[nt][e] is the score of chunk position 8 nt + 2t
+// + e, times ks[2 nt + e] (the key rows' scales; 1 for bf16), -inf past the split. Updates the
+// running max m_run (the 4 lanes of a head hold its 16 positions) and this lane's share of the
+// sum l_run, leaves the probabilities in p and returns the factor for what came before
+// (exp2(old max - new max): 0 at the first chunk; the max stays finite, as a chunk's first
+// position is valid).
+__device__ __forceinline__ float ChunkSoftmax(const SplitWalk& sw, int c, int t,
+                                              const float (&s)[2][2], const float (&ks)[4],
+                                              float& m_run, float& l_run, float (&p)[2][2]) {
+  float x[2][2], mx = -INFINITY;
+#pragma unroll
+  for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      x[nt][e] = sw.Valid(c, 8 * nt + 2 * t + e) ? s[nt][e] * ks[2 * nt + e] : -INFINITY;
+      mx = fmaxf(mx, x[nt][e]);
+    }
+  }
+  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+  const float m_new = fmaxf(m_run, mx);
+  const float corr = exp2f(m_run - m_new);
+#pragma unroll
+  for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) p[nt][e] = exp2f(x[nt][e] - m_new);  // masked: 0
+  }
+  l_run = l_run * corr + ((p[0][0] + p[0][1]) + (p[1][0] + p[1][1]));
+  m_run = m_new;
+  return corr;
+}
+
+__device__ __forceinline__ void ScaleAcc(float (&acc)[kDimTiles][2], float f) {
+#pragma unroll
+  for (int j = 0; j < kDimTiles; ++j) {
+    acc[j][0] *= f;
+    acc[j][1] *= f;
+  }
+}
+
 // mma.sync needs sm_80: builds for older GPUs must keep the tensor-core paths off.
 __device__ __forceinline__ void TrapBelowSm80() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
@@ -316,36 +358,11 @@ __global__ void __launch_bounds__(kThreads, 3) Fp8MmaDecodeKernel(const DecodeAr
 #pragma unroll
     for (int o = 8; o > 0; o >>= 1) v_max = fmaxf(v_max, __shfl_xor_sync(0xffffffffu, v_max, o));
     v_max = v_max > 0.0f ? v_max : 1.0f;  // all-zero value rows: P is 0 anyway
-    // Online softmax over the chunk (the 4 lanes of a head hold its 16 positions).
-    float x[2][2], mx = -INFINITY;
-#pragma unroll
-    for (int nt = 0; nt < 2; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        x[nt][e] = sw.Valid(c, 8 * nt + 2 * t + e) ? s[nt][e] * ks[2 * nt + e] : -INFINITY;
-        mx = fmaxf(mx, x[nt][e]);
-      }
-    }
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-    const float m_new = fmaxf(m_run, mx);     // finite: a chunk's first position is valid
-    const float corr = exp2f(m_run - m_new);  // first chunk: 0
-    const float inv_u = 1.0f / v_max;
     float p[2][2];
-#pragma unroll
-    for (int nt = 0; nt < 2; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) p[nt][e] = exp2f(x[nt][e] - m_new);  // masked: 0
-    }
-    l_run = l_run * corr + ((p[0][0] + p[0][1]) + (p[1][0] + p[1][1]));  // this lane's share
-    m_run = m_new;
-    const float rescale = corr * u * inv_u;  // old units (u) to this chunk's (v_max)
+    const float corr = ChunkSoftmax(sw, c, t, s, ks, m_run, l_run, p);
+    const float inv_u = 1.0f / v_max;
+    ScaleAcc(acc, corr * u * inv_u);  // old units (u) to this chunk's (v_max)
     u = v_max;
-#pragma unroll
-    for (int j = 0; j < kDimTiles; ++j) {
-      acc[j][0] *= rescale;
-      acc[j][1] *= rescale;
-    }
     const uint32_t pa0 = PackHalf2(p[0][0] * vs[0] * inv_u, p[0][1] * vs[1] * inv_u);
     const uint32_t pa2 = PackHalf2(p[1][0] * vs[2] * inv_u, p[1][1] * vs[3] * inv_u);
     // O += P V: for n-tile j, b0 pairs positions 2t, 2t+1 at dim 16g + j, b1 positions 2t+8, 2t+9.
@@ -419,11 +436,6 @@ __device__ __forceinline__ void MmaBf16RowsG(float (&d)[2], uint32_t a0, uint32_
 #endif
 }
 
-__device__ __forceinline__ uint32_t PackBf162(float lo, float hi) {
-  const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&h);
-}
-
 __global__ void __launch_bounds__(kThreads, 2) Bf16MmaDecodeKernel(const DecodeArgs a) {
   TrapBelowSm80();
   AllowDependentLaunch();
@@ -447,10 +459,10 @@ __global__ void __launch_bounds__(kThreads, 2) Bf16MmaDecodeKernel(const DecodeA
       float hi[4];
 #pragma unroll
       for (int i = 0; i < 4; ++i) hi[i] = __bfloat162float(__float2bfloat16_rn(x[i]));
-      qh[s][0] = PackBf162(hi[0], hi[1]);
-      qh[s][1] = PackBf162(hi[2], hi[3]);
-      ql[s][0] = PackBf162(x[0] - hi[0], x[1] - hi[1]);
-      ql[s][1] = PackBf162(x[2] - hi[2], x[3] - hi[3]);
+      qh[s][0] = PackBf16(hi[0], hi[1]);
+      qh[s][1] = PackBf16(hi[2], hi[3]);
+      ql[s][0] = PackBf16(x[0] - hi[0], x[1] - hi[1]);
+      ql[s][1] = PackBf16(x[2] - hi[2], x[3] - hi[3]);
     }
   }
   if (c < sw.n_chunks && !early) cur = FetchBf16Chunk(a, first_row, g, t);
@@ -472,34 +484,11 @@ __global__ void __launch_bounds__(kThreads, 2) Bf16MmaDecodeKernel(const DecodeA
         MmaBf16RowsG(s[nt], ql[kk][0], ql[kk][1], b0, b1);
       }
     }
-    float x[2][2], mx = -INFINITY;
-#pragma unroll
-    for (int nt = 0; nt < 2; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        x[nt][e] = sw.Valid(c, 8 * nt + 2 * t + e) ? s[nt][e] : -INFINITY;
-        mx = fmaxf(mx, x[nt][e]);
-      }
-    }
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-    const float m_new = fmaxf(m_run, mx);
-    const float corr = exp2f(m_run - m_new);
+    constexpr float kUnscaled[4] = {1.0f, 1.0f, 1.0f, 1.0f};
     float p[2][2];
-#pragma unroll
-    for (int nt = 0; nt < 2; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) p[nt][e] = exp2f(x[nt][e] - m_new);
-    }
-    l_run = l_run * corr + ((p[0][0] + p[0][1]) + (p[1][0] + p[1][1]));
-    m_run = m_new;
-#pragma unroll
-    for (int j = 0; j < kDimTiles; ++j) {
-      acc[j][0] *= corr;
-      acc[j][1] *= corr;
-    }
-    const uint32_t pa0 = PackBf162(p[0][0], p[0][1]);
-    const uint32_t pa2 = PackBf162(p[1][0], p[1][1]);
+    ScaleAcc(acc, ChunkSoftmax(sw, c, t, s, kUnscaled, m_run, l_run, p));
+    const uint32_t pa0 = PackBf16(p[0][0], p[0][1]);
+    const uint32_t pa2 = PackBf16(p[1][0], p[1][1]);
     // O += P V: n-tile j is dim 16g + j of the value rows: piece j / 8, word (j % 8) / 2, the low
     // (even j) or high (odd j) bf16 of it, paired across rows 2t, 2t+1 (b0) and 2t+8, 2t+9 (b1).
 #pragma unroll

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/device_util.cuh"
 #include "kernels/launch.cuh"
 
 namespace rag {
@@ -129,22 +130,11 @@ __device__ __forceinline__ void FinishSplit(const DecodeArgs& a, const SplitRang
   }
   if (a.n_splits == 1 || a.counters == nullptr) return;
 
-  // The last active split of this (sequence, head group) to get here merges them all (the
-  // pattern of CUDA's threadFenceReduction sample): every thread's workspace stores are made
-  // visible device-wide before thread 0 counts this split in; the counter is reset for the
-  // next call by the split that finds itself last.
-  __shared__ bool last;
+  // The last active split of this (sequence, head group) to get here merges them all.
   const int active = (r.n_tiles + r.per_split - 1) / r.per_split;
-  __threadfence();
-  __syncthreads();
-  if (tid == 0) {
-    int32_t* counter = a.counters + static_cast<int64_t>(seq) * gridDim.y + blockIdx.y;
-    last = atomicAdd(counter, 1) == active - 1;
-    if (last) *counter = 0;
+  if (!LastCtaToArrive(a.counters + static_cast<int64_t>(seq) * gridDim.y + blockIdx.y, active)) {
+    return;
   }
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
   // The splits' (m, l) in shared memory first, read through L2 (__ldcg): other CTAs wrote them,
   // L1 may hold nothing valid.
   float* s_m = scratch;

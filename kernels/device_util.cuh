@@ -20,6 +20,24 @@ __device__ __forceinline__ float ToFloat(__nv_bfloat16 v) { return __bfloat162fl
 __device__ __forceinline__ void StoreAs(float* p, float v) { *p = v; }
 __device__ __forceinline__ void StoreAs(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
+// Whether this CTA is the last of `expected` CTAs to arrive at `counter` (the pattern of CUDA's
+// threadFenceReduction sample), the same answer in every thread: each thread's global stores are
+// made visible device-wide before thread 0 counts the CTA in; the last one resets the counter for
+// the next call (zero between calls) and, after a fence, may read what the others stored
+// (through L2: __ldcg). Call it once a kernel, from every thread of the CTA.
+__device__ __forceinline__ bool LastCtaToArrive(int32_t* counter, int expected) {
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    last = atomicAdd(counter, 1) == expected - 1;
+    if (last) *counter = 0;
+  }
+  __syncthreads();
+  if (last) __threadfence();
+  return last;
+}
+
 // RoPE of one pair of a head: (x1, x2) = dims (i, i + head_dim / 2) at position pos, with angle
 // inv_freq_i * pos rounded once in fp32 (as the CPU backend) and precise cosf/sinf (angles reach
 // thousands of radians). Every kernel that rotates goes through here (or reads RopeCosSinTable's

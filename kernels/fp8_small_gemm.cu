@@ -22,6 +22,7 @@
 
 #include "kernels/attention_util.cuh"
 #include "kernels/cuda_check.h"
+#include "kernels/device_util.cuh"
 #include "kernels/kernels.h"
 #include "kernels/launch.cuh"
 
@@ -87,6 +88,18 @@ __device__ __forceinline__ WeightChunk LoadWeights(const SmallGemmArgs& a, int r
     }
   }
   return c;
+}
+
+// Output (activation row i, feature f) from its sum of code products: both row scales applied,
+// then bf16, or fp32 written or added.
+__device__ __forceinline__ void StoreOutput(const SmallGemmArgs& a, int i, int f, float sum) {
+  const float v = sum * a.xs[i] * a.ws[f];
+  const int64_t at = static_cast<int64_t>(i) * a.n + f;
+  if (a.y16 != nullptr) {
+    StoreAs(a.y16 + at, v);
+  } else {
+    a.y32[at] = a.accumulate ? a.y32[at] + v : v;
+  }
 }
 
 struct SmallGemmSmem {
@@ -168,13 +181,7 @@ __global__ void __launch_bounds__(kThreads, 2) Fp8SmallGemmKernel(const SmallGem
       for (int e = 0; e < 4; ++e) {
         const int i = 8 * j + 2 * t + (e & 1), f = row0 + 8 * (e >> 1);
         if (j < n_tiles && i < a.m && f < a.n) {
-          const float v = acc[j][e] * a.xs[i] * a.ws[f];
-          const int64_t at = static_cast<int64_t>(i) * a.n + f;
-          if (a.y16 != nullptr) {
-            a.y16[at] = __float2bfloat16_rn(v);
-          } else {
-            a.y32[at] = a.accumulate ? a.y32[at] + v : v;
-          }
+          StoreOutput(a, i, f, acc[j][e]);
         }
       }
     }
@@ -190,17 +197,7 @@ __global__ void __launch_bounds__(kThreads, 2) Fp8SmallGemmKernel(const SmallGem
       if (j < n_tiles && i < a.m && f < a.n) mine[static_cast<int64_t>(i) * a.n + f] = acc[j][e];
     }
   }
-  __shared__ bool last;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int32_t* counter = a.counters + blockIdx.x;
-    last = atomicAdd(counter, 1) == a.splits - 1;
-    if (last) *counter = 0;
-  }
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
+  if (!LastCtaToArrive(a.counters + blockIdx.x, a.splits)) return;
   const int f0 = blockIdx.x * kFeatures;
   for (int e = threadIdx.x; e < a.m * kFeatures; e += kThreads) {
     const int i = e / kFeatures, f = f0 + e % kFeatures;
@@ -209,12 +206,7 @@ __global__ void __launch_bounds__(kThreads, 2) Fp8SmallGemmKernel(const SmallGem
     float sum = 0.0f;
     for (int s = 0; s < a.splits; ++s)
       sum += __ldcg(a.partials + static_cast<int64_t>(s) * a.m * a.n + at);
-    const float v = sum * a.xs[i] * a.ws[f];
-    if (a.y16 != nullptr) {
-      a.y16[at] = __float2bfloat16_rn(v);
-    } else {
-      a.y32[at] = a.accumulate ? a.y32[at] + v : v;
-    }
+    StoreOutput(a, i, f, sum);
   }
 #endif
 }

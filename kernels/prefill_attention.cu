@@ -121,12 +121,6 @@ __device__ __forceinline__ void Mma(float (&d)[4], const uint32_t (&a)[4], uint3
 #endif
 }
 
-// Two floats as bf16 (nearest even), `lo` in the low half: the element with the lower index.
-__device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
 // ---- fast path ----------------------------------------------------------------------------------
 template <int kHeadDim, int kMb>
 struct PrefillSmem {

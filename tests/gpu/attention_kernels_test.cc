@@ -55,6 +55,13 @@ using Bf16PrefillFn = Status (*)(const float*, int64_t, const __nv_bfloat16*, co
 
 class AttentionKernelsTest : public GpuTest {
  protected:
+  // CheckDecode switches the bf16 tensor-core kernel on for a pass; a failed assertion must not
+  // leave it on for the tests after.
+  void TearDown() override {
+    SetDecodeAttentionTensorCoresBf16(false);
+    GpuTest::TearDown();
+  }
+
   // A paged cache holding lens[s] tokens of each sequence s, written by KvAppend and checked.
   struct Cache {
     AttentionShape shape;
@@ -188,14 +195,11 @@ class AttentionKernelsTest : public GpuTest {
                                : "merged by the last split, call " + std::to_string(call));
         CUDA_CHECK(cudaMemset(d_out.get(), 0xff, (batch + 1) * q_dim * sizeof(Bf16)));
         CUDA_CHECK(cudaMemset(d_ws.get(), 0xff, std::max<int64_t>(ws, 1) * sizeof(float)));
-        const Status st =
-            PagedDecodeAttention(d_q.get(), q_stride, c->k->get(), c->v->get(), c->d_tables->get(),
-                                 c->max_blocks, d_ctx.get(), batch, s.n_heads, s.n_kv_heads,
-                                 s.head_dim, s.block_size, ws > 0 ? d_ws.get() : nullptr,
-                                 d_out.get(), nullptr, call == 0 ? nullptr : d_counters.get());
-        SetDecodeAttentionTensorCoresBf16(false);
-        ASSERT_STATUS_OK(st);
-        SetDecodeAttentionTensorCoresBf16(mma);
+        ASSERT_STATUS_OK(PagedDecodeAttention(d_q.get(), q_stride, c->k->get(), c->v->get(),
+                                              c->d_tables->get(), c->max_blocks, d_ctx.get(), batch,
+                                              s.n_heads, s.n_kv_heads, s.head_dim, s.block_size,
+                                              ws > 0 ? d_ws.get() : nullptr, d_out.get(), nullptr,
+                                              call == 0 ? nullptr : d_counters.get()));
         CheckAttentionOutput(d_out.ToHost<uint16_t>(), want, batch, s.n_heads, s.head_dim,
                              /*fp32_kernel=*/true, zero, {}, 1e-2, mma ? &want_abs : nullptr);
       }

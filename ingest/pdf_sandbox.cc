@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -16,11 +17,15 @@
 #include <cstring>
 #include <fstream>
 #include <new>
+#include <optional>
+#include <sstream>
 
 #include "common/logging.h"
 
 namespace rag::ingest_internal {
 namespace {
+
+std::atomic<void (*)(int)> g_child_hook{nullptr};  // SetPdfReaderChildHookForTesting
 
 // ---- The child's answer on the pipe: a tag byte, then the Status or the ParsedDocument. ----
 
@@ -161,6 +166,113 @@ bool WriteAll(int fd, std::string_view data) {
 
 std::string Megabytes(uint64_t bytes) { return std::to_string(bytes >> 20) + " MB"; }
 
+// Whether a process is asleep (state S: waiting on a lock, a pipe, a timer) and the CPU time it
+// has used, in clock ticks, from /proc/<pid>/stat; known = false when that cannot be read.
+struct CpuState {
+  bool known = false, asleep = false;
+  uint64_t ticks = 0;
+};
+CpuState CpuStateOf(const std::string& pid) {
+  std::ifstream stat("/proc/" + pid + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return {};
+  const size_t name_end = line.rfind(')');  // the name in parentheses may hold spaces
+  if (name_end == std::string::npos) return {};
+  std::istringstream fields(line.substr(name_end + 1));
+  std::string state, skip;
+  fields >> state;  // field 3
+  for (int field = 4; field <= 13; ++field) fields >> skip;
+  uint64_t user = 0, system = 0;  // fields 14 and 15
+  if (!(fields >> user >> system)) return {};
+  return {true, state == "S", user + system};
+}
+
+enum class ReaderEnd { kAnswered, kTimedOut, kTooBig, kStalled };
+struct ReaderRun {
+  ReaderEnd end = ReaderEnd::kAnswered;
+  std::string answer;  // what the child wrote before it ended or was killed
+  int wstatus = 0;     // its waitpid status
+};
+
+// One child reading the PDF, watched until it ends, the deadline passes, its memory grows past
+// the limit or it sleeps max_stall_seconds without using the CPU (then it is killed); nullopt
+// when no child could be started (logged).
+std::optional<ReaderRun> RunReader(std::string_view bytes, const std::string& filename,
+                                   const PdfReadLimits& limits, int attempt,
+                                   std::chrono::steady_clock::time_point deadline) {
+  using Clock = std::chrono::steady_clock;
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    RAG_LOG(WARN) << "ingest: no pipe for the PDF reader (" << std::strerror(errno)
+                  << "); reading " << filename << " in this process";
+    return std::nullopt;
+  }
+  const uint64_t address_space =
+      limits.max_memory_bytes > 0 ? MemoryOf("self").address_space + limits.max_memory_bytes : 0;
+  const pid_t parent = ::getpid();
+  void (*const hook)(int) = g_child_hook.load();
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    const int err = errno;
+    ::close(fds[0]);
+    ::close(fds[1]);
+    RAG_LOG(WARN) << "ingest: cannot start the PDF reader (" << std::strerror(err) << "); reading "
+                  << filename << " in this process";
+    return std::nullopt;
+  }
+  if (pid == 0) {
+    ::close(fds[0]);
+    if (hook != nullptr) hook(attempt);
+    RunChild(fds[1], parent, address_space, bytes, filename);
+  }
+  ::close(fds[1]);
+
+  ReaderRun run;
+  // The child's resident memory is watched too: RLIMIT_AS does not bind where the allocator
+  // reserved its address space up front (AddressSanitizer builds). The baseline is what it
+  // shares with this process right after the fork.
+  const std::string child = std::to_string(pid);
+  const uint64_t baseline = MemoryOf(child).resident;
+  CpuState cpu = CpuStateOf(child);
+  Clock::time_point last_progress = Clock::now();  // when it last ran or was awake
+  char buffer[65536];
+  for (;;) {
+    const Clock::time_point now = Clock::now();
+    const CpuState seen = CpuStateOf(child);
+    if (!seen.known || !seen.asleep || seen.ticks != cpu.ticks) last_progress = now;
+    cpu = seen;
+    std::optional<ReaderEnd> stop;
+    if (now >= deadline) {
+      stop = ReaderEnd::kTimedOut;
+    } else if (limits.max_memory_bytes > 0 && baseline > 0 &&
+               MemoryOf(child).resident > baseline + limits.max_memory_bytes) {
+      stop = ReaderEnd::kTooBig;
+    } else if (std::chrono::duration<double>(now - last_progress).count() >
+               limits.max_stall_seconds) {
+      stop = ReaderEnd::kStalled;
+    }
+    if (stop) {
+      run.end = *stop;
+      ::kill(pid, SIGKILL);
+      break;
+    }
+    pollfd p{fds[0], POLLIN, 0};
+    const double left_ms = std::chrono::duration<double, std::milli>(deadline - now).count();
+    const int wait_ms = static_cast<int>(std::min(200.0, left_ms) + 1);
+    const int ready = ::poll(&p, 1, wait_ms);
+    if (ready < 0 && errno != EINTR) break;
+    if (ready <= 0) continue;
+    const ssize_t n = ::read(fds[0], buffer, sizeof(buffer));
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) break;  // EOF: the child is done (or dead)
+    run.answer.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(fds[0]);
+  while (::waitpid(pid, &run.wstatus, 0) < 0 && errno == EINTR) {
+  }
+  return run;
+}
+
 }  // namespace
 
 bool PdfChildProcessesAreSafe() {
@@ -177,83 +289,44 @@ bool PdfChildProcessesAreSafe() {
 #endif
 }
 
+void SetPdfReaderChildHookForTesting(void (*hook)(int attempt)) { g_child_hook.store(hook); }
+
 StatusOr<ParsedDocument> ParsePdfInChildProcess(std::string_view bytes, const std::string& filename,
                                                 const PdfReadLimits& limits) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) {
-    RAG_LOG(WARN) << "ingest: no pipe for the PDF reader (" << std::strerror(errno)
-                  << "); reading " << filename << " in this process";
-    return ParsePdf(bytes, filename);
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                            std::chrono::duration<double>(limits.max_seconds));
+  std::optional<ReaderRun> run;
+  for (int attempt = 0; attempt < kPdfReaderAttempts; ++attempt) {
+    run = RunReader(bytes, filename, limits, attempt, deadline);
+    if (!run) return ParsePdf(bytes, filename);  // no process could be started (logged)
+    if (run->end != ReaderEnd::kStalled) break;
+    RAG_LOG(WARN) << "ingest: the PDF reader of " << filename << " slept "
+                  << limits.max_stall_seconds << " s without using the CPU (attempt " << attempt + 1
+                  << " of " << kPdfReaderAttempts
+                  << "); killed it, as stuck on a lock held at its fork";
   }
-  const uint64_t address_space =
-      limits.max_memory_bytes > 0 ? MemoryOf("self").address_space + limits.max_memory_bytes : 0;
-  const pid_t parent = ::getpid();
-  const auto start = std::chrono::steady_clock::now();
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    const int err = errno;
-    ::close(fds[0]);
-    ::close(fds[1]);
-    RAG_LOG(WARN) << "ingest: cannot start the PDF reader (" << std::strerror(err) << "); reading "
-                  << filename << " in this process";
-    return ParsePdf(bytes, filename);
-  }
-  if (pid == 0) {
-    ::close(fds[0]);
-    RunChild(fds[1], parent, address_space, bytes, filename);
-  }
-  ::close(fds[1]);
-
-  std::string answer;
-  bool timed_out = false, too_big = false;
-  // The child's resident memory is watched too: RLIMIT_AS does not bind where the allocator
-  // reserved its address space up front (AddressSanitizer builds). The baseline is what it
-  // shares with this process right after the fork.
-  const std::string child = std::to_string(pid);
-  const uint64_t baseline = MemoryOf(child).resident;
-  char buffer[65536];
-  for (;;) {
-    const double elapsed =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (elapsed > limits.max_seconds) {
-      timed_out = true;
-      ::kill(pid, SIGKILL);
+  const int wstatus = run->wstatus;
+  switch (run->end) {
+    case ReaderEnd::kStalled:
+      return Internal(filename + ": the PDF reader process got stuck " +
+                      std::to_string(kPdfReaderAttempts) +
+                      " times (asleep without using the CPU); try the upload again");
+    case ReaderEnd::kTimedOut:
+      return ResourceExhausted(filename + ": reading the PDF took longer than " +
+                               std::to_string(static_cast<int>(limits.max_seconds)) +
+                               " s; refused (a PDF that repeats its content without end?)");
+    case ReaderEnd::kTooBig:
+      return ResourceExhausted(filename + ": reading the PDF needs more than " +
+                               Megabytes(limits.max_memory_bytes) + " of memory; refused");
+    case ReaderEnd::kAnswered:
       break;
-    }
-    if (limits.max_memory_bytes > 0 && baseline > 0 &&
-        MemoryOf(child).resident > baseline + limits.max_memory_bytes) {
-      too_big = true;
-      ::kill(pid, SIGKILL);
-      break;
-    }
-    pollfd p{fds[0], POLLIN, 0};
-    const int wait_ms = static_cast<int>(std::min(200.0, (limits.max_seconds - elapsed) * 1000) + 1);
-    const int ready = ::poll(&p, 1, wait_ms);
-    if (ready < 0 && errno != EINTR) break;
-    if (ready <= 0) continue;
-    const ssize_t n = ::read(fds[0], buffer, sizeof(buffer));
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n <= 0) break;  // EOF: the child is done (or dead)
-    answer.append(buffer, static_cast<size_t>(n));
-  }
-  ::close(fds[0]);
-  int wstatus = 0;
-  while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
-  }
-  if (timed_out) {
-    return ResourceExhausted(filename + ": reading the PDF took longer than " +
-                             std::to_string(static_cast<int>(limits.max_seconds)) +
-                             " s; refused (a PDF that repeats its content without end?)");
-  }
-  if (too_big) {
-    return ResourceExhausted(filename + ": reading the PDF needs more than " +
-                             Megabytes(limits.max_memory_bytes) + " of memory; refused");
   }
   if (WIFSIGNALED(wstatus)) {
     return InvalidArgument(filename + ": the PDF crashed the PDF reader (signal " +
                            std::to_string(WTERMSIG(wstatus)) + "); it is corrupt or hostile");
   }
-  StatusOr<ParsedDocument> result = Decode(answer, filename);
+  StatusOr<ParsedDocument> result = Decode(run->answer, filename);
   if (!result.ok() && result.status().message().find("bad_alloc") != std::string::npos) {
     return ResourceExhausted(filename + ": reading the PDF needs more than " +
                              Megabytes(limits.max_memory_bytes) + " of memory; refused");

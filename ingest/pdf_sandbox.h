@@ -6,7 +6,11 @@
 // Poppler cannot be interrupted from outside, and a crash inside it would end the server. So the
 // parse runs in a fork of this process: the parent waits for its result on a pipe and kills it
 // past PdfReadLimits::max_seconds, or once its resident memory has grown by more than
-// max_memory_bytes (checked every 200 ms); its address space is capped as well (RLIMIT_AS: what
+// max_memory_bytes (checked every 200 ms); a child asleep for max_stall_seconds without using the
+// CPU is stuck on a lock that another thread of this process held when it forked (the child has
+// the lock but not the thread that would release it: seen once in a loaded test run, an upload's
+// reader still waiting after 300 s), so it is killed and the parse forked again, up to
+// kPdfReaderAttempts times. Its address space is capped as well (RLIMIT_AS: what
 // it has at the fork plus max_memory_bytes), so it usually fails an allocation first. It dies
 // with the thread that forked it (PR_SET_PDEATHSIG) and keeps no descriptor but its pipe (no
 // listening socket outlives a killed server).
@@ -29,8 +33,15 @@ namespace rag::ingest_internal {
 // ResourceExhausted naming the limit; one that crashed (a signal) is InvalidArgument ("the PDF
 // crashed the PDF reader"). When no process can be started (fork fails) it parses in this
 // process instead, with a warning.
+// A child stuck every time is an Internal error naming the stall.
 StatusOr<ParsedDocument> ParsePdfInChildProcess(std::string_view bytes, const std::string& filename,
                                                 const PdfReadLimits& limits);
+inline constexpr int kPdfReaderAttempts = 3;
+
+// Tests: a function every child calls first with its attempt number (0, 1, ...), to stand for
+// a child that blocks on an inherited lock. nullptr (the default) for none; set it while no PDF
+// is being read.
+void SetPdfReaderChildHookForTesting(void (*hook)(int attempt));
 
 // False in AddressSanitizer builds: their allocator (gcc 12's libasan) is not fork-safe. A
 // thread that allocates while another forks leaves the allocator's lock held in the child, whose

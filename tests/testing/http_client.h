@@ -5,15 +5,18 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cctype>
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "common/json_util.h"
@@ -179,6 +182,27 @@ inline Response Do(int port, const std::string& method, const std::string& path,
   Client client(port);
   if (!client.connected() || !client.Send(RawRequest(method, path, body, headers))) return {};
   return client.Read().value_or(Response{});
+}
+
+// Polls GET /v1/jobs/{job_id} (with `headers`, e.g. an API key) until the job is done or failed,
+// or the answer is not 200, and returns that answer. Past timeout_s (60: an upload's ingestion
+// on a loaded 2-core machine) the test fails and the job comes back as last seen, so that the
+// caller's checks fail on its state instead of reading a null document.
+inline Json WaitForJob(int port, const std::string& job_id, double timeout_s = 60,
+                       const std::vector<std::string>& headers = {}) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  Json last;
+  for (;;) {
+    const Response r = Do(port, "GET", "/v1/jobs/" + job_id, "", headers);
+    last = r.json();
+    if (r.status != 200) return last;
+    const std::string state = last.value("state", "");
+    if (state == "done" || state == "failed") return last;
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ADD_FAILURE() << "job " << job_id << " did not finish in " << timeout_s << " s: " << last.dump();
+  return last;
 }
 
 struct FormPart {

@@ -175,13 +175,9 @@ class ApiKeysHttpTest : public ::testing::Test {
     Response r = UploadAs(port_, key, filename, data, collection);
     EXPECT_EQ(r.status, 202) << r.body;
     Added added{r.json().value("document_id", int64_t{0}), r.json().value("job_id", "")};
-    for (int i = 0; i < 1000; ++i) {
-      const Json job = Get(port_, "/v1/jobs/" + added.job, key).json();
-      if (job.value("state", "") == "done") return added;
-      EXPECT_NE(job.value("state", ""), "failed") << job.dump();
-      std::this_thread::sleep_for(10ms);
-    }
-    ADD_FAILURE() << "job " << added.job << " did not finish";
+    const Json job = testing::WaitForJob(
+        port_, added.job, 60, key.empty() ? std::vector<std::string>{} : std::vector{Bearer(key)});
+    EXPECT_EQ(job.value("state", ""), "done") << job.dump();
     return added;
   }
 

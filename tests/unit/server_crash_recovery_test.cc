@@ -29,19 +29,11 @@ using namespace std::chrono_literals;
 using testing::Do;
 using testing::Multipart;
 using testing::Response;
+using testing::WaitForJob;
 
 Response Upload(int port, const std::string& name, const std::string& bytes) {
   return Do(port, "POST", "/v1/documents", Multipart({{"file", name, bytes}}),
             {testing::MultipartContentType()});
-}
-
-Json WaitForJob(int port, const std::string& job) {
-  for (int i = 0; i < 1000; ++i) {
-    const Json j = Do(port, "GET", "/v1/jobs/" + job).json();
-    if (j.value("state", "") == "done" || j.value("state", "") == "failed") return j;
-    std::this_thread::sleep_for(10ms);
-  }
-  return Json();
 }
 
 std::unique_ptr<Assistant> OpenAssistant(const std::string& dir) {

@@ -98,15 +98,8 @@ class HostileInputTest : public ::testing::Test {
   Json Ingest(const std::string& filename, const std::string& data, double timeout_s = 60) {
     Response r = Upload(filename, data);
     EXPECT_EQ(r.status, 202) << r.body;
-    const std::string job_id = r.json().value("job_id", "");
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-    while (std::chrono::steady_clock::now() < deadline) {
-      const Json job = Do(port_, "GET", "/v1/jobs/" + job_id).json();
-      if (job.value("state", "") == "done" || job.value("state", "") == "failed") return job;
-      std::this_thread::sleep_for(20ms);
-    }
-    ADD_FAILURE() << filename << ": job " << job_id << " did not finish in " << timeout_s << " s";
-    return Json();
+    SCOPED_TRACE(filename);
+    return testing::WaitForJob(port_, r.json().value("job_id", ""), timeout_s);
   }
 
   void ExpectHealthy() {

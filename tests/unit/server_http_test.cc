@@ -84,18 +84,7 @@ class HttpServerTest : public ::testing::Test {
     ASSERT_GT(port_, 0);
   }
 
-  // Polls the job until it is done or failed.
-  Json WaitForJob(const std::string& job_id) {
-    for (int i = 0; i < 1000; ++i) {
-      Response r = Do(port_, "GET", "/v1/jobs/" + job_id);
-      const Json j = r.json();
-      if (r.status != 200) return j;
-      if (j["state"] == "done" || j["state"] == "failed") return j;
-      std::this_thread::sleep_for(10ms);
-    }
-    ADD_FAILURE() << "job " << job_id << " did not finish";
-    return Json();
-  }
+  Json WaitForJob(const std::string& job_id) { return testing::WaitForJob(port_, job_id); }
 
   // Uploads a file and waits until its document is ready; returns the document id.
   int64_t AddDocument(const std::string& filename, const std::string& data) {

@@ -182,11 +182,10 @@ int main(int argc, char** argv) {
                                       c.n_heads, c.n_kv_heads, hd, bs, ws, out, nullptr, counters),
             "PagedDecodeAttention (bf16)");
     };
-    rag::SetDecodeAttentionTensorCoresBf16(false);
+    rag::SetDecodeAttentionTensorCores(false);
     const float simt16_us = TimeUs(3, iters, [&](int) { call16(out_simt); });
-    rag::SetDecodeAttentionTensorCoresBf16(true);
+    rag::SetDecodeAttentionTensorCores(true);
     const float mma16_us = TimeUs(3, iters, [&](int) { call16(out_mma); });
-    rag::SetDecodeAttentionTensorCoresBf16(false);
     const double max_diff16 = MaxDiff(out_simt, out_mma, out_elems);
     CUDA_CHECK(cudaFree(k16));
     CUDA_CHECK(cudaFree(v16));

@@ -2,9 +2,8 @@
 // the activation rows quantized, then one cuBLASLt FP8 GEMM with per-row scales) on the
 // Llama-3.1-70B projection shapes of one GPU of --tp N, at several row counts: microseconds a
 // call, the weight bytes a call reads over that time (what limits decode-sized calls) and TFLOPS
-// (what limits prefill-sized ones), for our decode-sized FP8 GEMM (kernels.h, Fp8SmallGemm:
-// "ours") and cuBLASLt's first candidates. Weights rotate through copies larger than L2, as a
-// step's layers do.
+// (what limits prefill-sized ones), for cuBLASLt's first candidates. Weights rotate through copies
+// larger than L2, as a step's layers do.
 //   fp8_gemm_bench [tp (2)] [candidates (4)] [iterations (20)]
 #include <cuda_runtime_api.h>
 
@@ -85,11 +84,8 @@ int main(int argc, char** argv) {
     }
     rag::DeviceBuffer y = Value(rag::DeviceBuffer::Allocate(max_rows * p.n * 4, "y"), "y");
     for (int64_t rows : rows_list) {
-      // cuBLASLt's candidates (-1 below: ours, Fp8SmallGemm, where it applies).
-      for (int cand = -1; cand < candidates; ++cand) {
-        if (cand < 0 && (rows > rag::Fp8SmallGemmMaxRows() || p.k % 256 != 0)) continue;
-        mm->UseSmallRowKernel(cand < 0 ? rag::Fp8SmallGemmMaxRows() : 0);
-        mm->UseHeuristicCandidate(std::max(cand, 0));
+      for (int cand = 0; cand < candidates; ++cand) {
+        mm->UseHeuristicCandidate(cand);
         auto call = [&](int i) {
           const int c = i % copies;
           if (p.bf16_out) {
@@ -106,13 +102,12 @@ int main(int argc, char** argv) {
             0, iters, [&](int i) { Check(call(i), "Run"); }, stream);
         std::printf("%-8s %6ld %6ld %6ld %5s %10.1f %10.0f %10.1f\n", p.name,
                     static_cast<long>(p.n), static_cast<long>(p.k), static_cast<long>(rows),
-                    cand < 0 ? "ours" : std::to_string(cand).c_str(), us, bytes / us / 1e3,
+                    std::to_string(cand).c_str(), us, bytes / us / 1e3,
                     2.0 * rows * p.n * p.k / us / 1e6);
       }
     }
   }
   mm->UseHeuristicCandidate(0);
-  mm->UseSmallRowKernel(0);
   CUDA_CHECK(cudaStreamDestroy(stream));
   return 0;
 }

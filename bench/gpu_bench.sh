@@ -8,7 +8,7 @@
 #   gemv: our decode GEMV next to cuBLAS on the 8B projection shapes (bench/gemv_bench.cu).
 #   attention: the prefill attention variants and the RoPE pass, 8B shape (bench/prefill_attention_bench.cu),
 #     and decode attention's tensor-core kernels next to the SIMT one (bench/decode_attention_bench.cu).
-#   fp8gemm: the FP8 GEMMs of the 70B projections, ours (Fp8SmallGemm) next to cuBLASLt,
+#   fp8gemm: the FP8 GEMMs of the 70B projections on cuBLASLt's first candidates,
 #     on the shapes of one GPU of $TP (2).
 #   profile: Nsight Compute's duration of every kernel of one prefill and a few decode steps,
 #   summed per kernel (bench/ncu_summary.py); not part of `all`.

@@ -89,8 +89,7 @@ constexpr int64_t kMmaMaxTilesPerSplit = 64;
 constexpr int64_t kMmaMaxSplits = 16;
 // SetDecodeAttentionMaxTilesPerSplit; -1: each kernel's default.
 std::atomic<int64_t> g_max_tiles_per_split{-1};
-std::atomic<bool> g_tensor_cores{true};        // SetDecodeAttentionTensorCores
-std::atomic<bool> g_tensor_cores_bf16{false};  // SetDecodeAttentionTensorCoresBf16
+std::atomic<bool> g_tensor_cores{true};  // SetDecodeAttentionTensorCores
 
 bool FastHeadDim(int64_t head_dim) { return head_dim == 64 || head_dim == 128; }
 
@@ -561,8 +560,6 @@ void SetDecodeAttentionSplitTarget(int64_t head_splits) {
 
 void SetDecodeAttentionTensorCores(bool enabled) { g_tensor_cores.store(enabled); }
 
-void SetDecodeAttentionTensorCoresBf16(bool enabled) { g_tensor_cores_bf16.store(enabled); }
-
 void SetDecodeAttentionMaxTilesPerSplit(int64_t tiles) {
   g_max_tiles_per_split.store(tiles >= 0 ? tiles : -1);
 }
@@ -642,10 +639,9 @@ Status DecodeImpl(const float* q, int64_t q_stride, const C* k_cache, const C* v
     return Status::Ok();
   }
 
-  // The FP8 cache at head_dim 128 (Llama 3's) runs on tensor cores (decode_attention_mma.cu), the
-  // bf16 cache too where switched on; their queries are read as float4.
-  const bool mma = head_dim == 128 &&
-                   (kFp8 ? g_tensor_cores : g_tensor_cores_bf16).load(std::memory_order_relaxed) &&
+  // Both caches at head_dim 128 (Llama 3's) run on tensor cores (decode_attention_mma.cu); their
+  // queries are read as float4.
+  const bool mma = head_dim == 128 && g_tensor_cores.load(std::memory_order_relaxed) &&
                    Aligned16(q) && q_stride % 4 == 0;
   const int64_t n_splits =
       NumSplits(batch, n_heads, n_kv_heads, max_blocks_per_seq, block_size, mma);

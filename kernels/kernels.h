@@ -162,25 +162,6 @@ Status DequantizeFp8Rows(const __nv_fp8_e4m3* codes, const float* scales, int64_
 Status QuantizeRowsFp8(const __nv_bfloat16* x, int64_t rows, int64_t cols, __nv_fp8_e4m3* q,
                        float* scale, cudaStream_t stream);
 
-// --- fp8_small_gemm.cu ----------------------------------------------------------------------
-// y (m, n) = diag(xs) (xq w^T) diag(ws) for decode-sized m (1..Fp8SmallGemmMaxRows()): xq (m, k)
-// and xs (m) QuantizeRowsFp8's codes and row scales, w (n, k) e4m3 codes with row scales ws (an
-// FP8 projection); e4m3 tensor-core products, fp32 sums. k % 256 == 0. fp32 out: y = or, with
-// accumulate, y +=; bf16 out: y =. Where n gives few CTAs the product is split over k: the
-// partial sums take workspace (splits x m x n floats; as many splits as workspace_floats holds,
-// null: none) and counters (Fp8SmallGemmCounters(n) int32, zero before the first call, zero
-// again after each); the splits are summed in a fixed order (results do not depend on timing).
-// Needs compute capability 8.9 or later.
-int64_t Fp8SmallGemmMaxRows();
-int64_t Fp8SmallGemmCounters(int64_t n);
-Status Fp8SmallGemm(const __nv_fp8_e4m3* xq, const float* xs, int64_t m, const __nv_fp8_e4m3* w,
-                    const float* ws, int64_t n, int64_t k, float* y, bool accumulate,
-                    float* workspace, int64_t workspace_floats, int32_t* counters,
-                    cudaStream_t stream);
-Status Fp8SmallGemm(const __nv_fp8_e4m3* xq, const float* xs, int64_t m, const __nv_fp8_e4m3* w,
-                    const float* ws, int64_t n, int64_t k, __nv_bfloat16* y, float* workspace,
-                    int64_t workspace_floats, int32_t* counters, cudaStream_t stream);
-
 // --- gather_rows.cu --------------------------------------------------------------------------
 // out (n_rows, dim) = in[rows[i]] for each i; rows (n_rows) int32 on the device, each a valid
 // row of `in` (not checked: device memory).
@@ -263,12 +244,9 @@ void SetDecodeAttentionSplitTarget(int64_t head_splits);
 // tiles a split walks (by default 16 for the SIMT kernel, 64 for the tensor-core one; 0: never
 // cut, the pair target alone; < 0 restores the defaults). Process-wide, likewise.
 void SetDecodeAttentionMaxTilesPerSplit(int64_t tiles);
-// Benchmarks: whether the FP8 cache at head_dim 128 takes the tensor-core kernel (default) or
-// the fp32 SIMT one. Process-wide.
+// Benchmarks and tests: whether the cache (FP8 or bf16) at head_dim 128 takes the tensor-core
+// kernels (default) or the fp32 SIMT one. Process-wide.
 void SetDecodeAttentionTensorCores(bool enabled);
-// ... and whether the bf16 cache at head_dim 128 does (default off: not yet measured on a GPU;
-// bf16 products with the query split into two bf16 parts, P in bf16).
-void SetDecodeAttentionTensorCoresBf16(bool enabled);
 Status PagedDecodeAttention(const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
                             const __nv_bfloat16* v_cache, const int32_t* block_tables,
                             int64_t max_blocks_per_seq, const int32_t* context_lens,

@@ -35,16 +35,14 @@ constexpr const char* kUsage =
     "  --no-graphs       enqueue every kernel instead of replaying CUDA graphs\n"
     "  --no-pdl          plain launches instead of programmatic dependent launch\n"
     "  --no-fused-gemv   one-token steps run the RMSNorms and SwiGLU as separate kernels\n"
-    "  --fp8-small-gemm N  FP8 GEMMs of up to N rows (0-64, default 0: none) on our kernel\n"
     "                    instead of cuBLASLt\n"
     "  --no-fp8-gemm     FP8 models: widen each projection to bf16 for its GEMM instead of\n"
     "                    FP8 GEMMs over per-row quantized activations\n"
     "  --attn-splits N   decode attention aims at N (split, head) pairs a step (default 2048)\n"
     "  --attn-split-tiles N  ... and splits contexts into runs of at most N 32-token tiles\n"
     "                    (default: 16 SIMT, 64 tensor cores; 0: no bound)\n"
-    "  --attn-simt       decode attention over the FP8 cache on the fp32 SIMT kernel instead of\n"
+    "  --attn-simt       decode attention (FP8 or bf16 cache) on the fp32 SIMT kernel instead of\n"
     "                    tensor cores\n"
-    "  --attn-mma-bf16   decode attention over the bf16 cache on tensor cores (default: SIMT)\n"
     "  --gemv-split N    batch-1 o/down GEMVs split K up to N blocks an SM (default 8)\n"
     "  --prefill-rows N  prefill attention: query rows a warp, 16 or 32 (default 32)\n"
     "  --fp8             dummy weights: decoder projections as FP8 e4m3 with row scales\n"
@@ -81,13 +79,12 @@ struct BenchFlags {
   int attn_splits = 2048, attn_split_tiles = -1, gemv_split = 8, prefill_rows = 32, tp = 1,
       load = 0, peer_max_kb = 1024;
   std::string allreduce = "peer", prefill_sums = "bf16";
-  bool tp_processes = false, attn_simt = false, attn_mma_bf16 = false;
+  bool tp_processes = false, attn_simt = false;
   int tp_rank = -1;  // a rank of a group of processes (--tp-rank), or -1
   std::string tp_rendezvous;
   KvCacheType kv_cache = KvCacheType::kAuto;
   std::vector<int> batches = {1, 8, 32, 64};
   bool graphs = true, pdl = true, fused_gemv = true, fp8 = false, fp8_gemm = true;
-  int fp8_small_gemm = 0;
   std::string json_path;
   double gpu_memory = 0.9;
 };
@@ -146,8 +143,6 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
       f->tp_processes = true;
     } else if (a == "--attn-simt") {
       f->attn_simt = true;
-    } else if (a == "--attn-mma-bf16") {
-      f->attn_mma_bf16 = true;
     } else if (a == "--tp-rank") {
       if (!value(&v) || !ParseInt(v, 0, 7, &f->tp_rank)) return "--tp-rank takes 0..7";
     } else if (a == "--tp-rendezvous") {
@@ -173,9 +168,6 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
       StatusOr<KvCacheType> kv = ParseKvCacheType(v);
       if (!kv.ok()) return kv.status().message();
       f->kv_cache = *kv;
-    } else if (a == "--fp8-small-gemm") {
-      if (!value(&v) || !ParseInt(v, 0, 64, &f->fp8_small_gemm))
-        return "--fp8-small-gemm takes 0..64";
     } else if (a == "--no-fp8-gemm") {
       f->fp8_gemm = false;
     } else if (a == "--prefill-rows") {
@@ -333,8 +325,7 @@ std::string KnobSettings(const BenchFlags& f) {
   std::ostringstream s;
   s << "pdl=" << f.pdl << "\nattn_splits=" << f.attn_splits
     << "\nattn_split_tiles=" << f.attn_split_tiles << "\nattn_simt=" << f.attn_simt
-    << "\nattn_mma_bf16=" << f.attn_mma_bf16 << "\ngemv_split=" << f.gemv_split
-    << "\nprefill_rows=" << f.prefill_rows << "\n";
+    << "\ngemv_split=" << f.gemv_split << "\nprefill_rows=" << f.prefill_rows << "\n";
   return s.str();
 }
 
@@ -394,7 +385,6 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
   SetDecodeAttentionSplitTarget(f.attn_splits);
   SetDecodeAttentionMaxTilesPerSplit(f.attn_split_tiles);
   SetDecodeAttentionTensorCores(!f.attn_simt);
-  SetDecodeAttentionTensorCoresBf16(f.attn_mma_bf16);
   SetDecodeGemvBlocksPerSm(f.gemv_split);
   SetPrefillAttentionRowsPerWarp(f.prefill_rows);
   cudaDeviceProp prop{};
@@ -413,7 +403,6 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
   options.fused_gemv = f.fused_gemv;
   options.tp_bf16_prefill_sums = f.prefill_sums == "bf16";
   options.fp8_gemm = f.fp8_gemm;
-  options.fp8_small_gemm_rows = f.fp8_small_gemm;
   options.kv_cache = f.kv_cache;
   options.memory_fraction = f.gpu_memory;
   std::unique_ptr<GpuBackend> backend;
@@ -529,7 +518,6 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
   if (gpus > 1) std::printf("prefill partial sums all-reduced as %s\n", f.prefill_sums.c_str());
   if (backend->fp8_weights()) {
     std::printf("FP8 GEMMs: %s", f.fp8_gemm ? "on" : "off (widened to bf16)");
-    if (f.fp8_gemm && f.fp8_small_gemm > 0) std::printf(", ours up to %d rows", f.fp8_small_gemm);
     std::printf("\n");
   }
   std::printf("load %.1f s; weights %.2f GB a GPU, KV cache (%s) %.2f GB a GPU (%d blocks of %d)\n", load_s,
@@ -557,15 +545,13 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
      << ",\"pdl\":" << (f.pdl ? "true" : "false")
      << ",\"fused_gemv\":" << (f.fused_gemv ? "true" : "false")
      << ",\"attn_splits\":" << f.attn_splits << ",\"attn_split_tiles\":" << f.attn_split_tiles
-     << ",\"attn_simt\":" << (f.attn_simt ? "true" : "false")
-     << ",\"attn_mma_bf16\":" << (f.attn_mma_bf16 ? "true" : "false")
-     << ",\"gemv_split\":" << f.gemv_split << ",\"prefill_rows\":" << f.prefill_rows
-     << ",\"tp\":" << gpus << ",\"allreduce\":\"" << (gpus > 1 ? f.allreduce : "none")
-     << "\",\"prefill_sums\":\"" << (gpus > 1 ? f.prefill_sums : "none") << "\""
+     << ",\"attn_simt\":" << (f.attn_simt ? "true" : "false") << ",\"gemv_split\":" << f.gemv_split
+     << ",\"prefill_rows\":" << f.prefill_rows << ",\"tp\":" << gpus << ",\"allreduce\":\""
+     << (gpus > 1 ? f.allreduce : "none") << "\",\"prefill_sums\":\""
+     << (gpus > 1 ? f.prefill_sums : "none") << "\""
      << ",\"fp8\":" << (backend->fp8_weights() ? "true" : "false")
      << ",\"fp8_gemm\":" << (backend->fp8_weights() && f.fp8_gemm ? "true" : "false")
-     << ",\"fp8_small_gemm\":" << f.fp8_small_gemm << ",\"kv_cache\":\""
-     << (backend->fp8_kv_cache() ? "fp8" : "bf16") << "\""
+     << ",\"kv_cache\":\"" << (backend->fp8_kv_cache() ? "fp8" : "bf16") << "\""
      << ",\"ttft_ms\":" << Median(ttft) * 1e3 << ",\"ttft_runs_ms\":[";
   for (size_t i = 0; i < ttft.size(); ++i) js << (i ? "," : "") << ttft[i] * 1e3;
   js << "],\"ttft_request_ms\":" << Median(ttft_request) * 1e3 << ",\"ttft_request_runs_ms\":[";

@@ -134,7 +134,6 @@ Status CudaBackend::Init() {
     auto fp8 = Fp8MatMul::Create(stream_, std::max(T, R), std::max({dim, q_dim, inter}));
     if (fp8.ok()) {
       fp8_matmul_ = std::move(*fp8);
-      fp8_matmul_->UseSmallRowKernel(o.fp8_small_gemm_rows);
     } else {
       RAG_LOG(WARN) << "cuda backend: FP8 projections widened to bf16 for their GEMMs: " << fp8.status().ToString();
     }

@@ -66,10 +66,6 @@ struct CudaBackendOptions {
   // and run cuBLASLt FP8 GEMMs (engine/cuda/fp8_matmul.h); false: each projection is widened
   // to bf16 for a bf16 GEMM (the former path; `rag bench --no-fp8-gemm`).
   bool fp8_gemm = true;
-  // FP8 GEMMs of up to this many rows (2..64: batched decode steps) take our Fp8SmallGemm instead
-  // of cuBLASLt (Fp8MatMul::UseSmallRowKernel); 0, the default until it is measured on a GPU:
-  // cuBLASLt for all.
-  int fp8_small_gemm_rows = 0;
   KvCacheType kv_cache = KvCacheType::kAuto;  // engine/kv_cache_type.h
 };
 

@@ -10,10 +10,6 @@ namespace rag {
 namespace {
 
 constexpr size_t kWorkspaceBytes = 32u << 20;
-// Fp8SmallGemm: split-K partial sums (64 rows x 8192 outputs x 4 splits) and counters for
-// outputs of up to 2^20 columns.
-constexpr size_t kSmallPartialBytes = 8u << 20;
-constexpr int64_t kSmallCounters = (int64_t{1} << 20) / 128;
 
 // The descriptors of one GEMM, destroyed with it.
 struct LtGemm {
@@ -53,13 +49,8 @@ StatusOr<std::unique_ptr<Fp8MatMul>> Fp8MatMul::Create(cudaStream_t stream, int6
                                                             "the FP8 activation codes"));
   RAG_ASSIGN_OR_RETURN(mm->x_scales_, DeviceBuffer::Allocate(static_cast<size_t>(max_rows) * 4,
                                                              "the FP8 activation scales"));
-  RAG_ASSIGN_OR_RETURN(mm->workspace_, DeviceBuffer::Allocate(kWorkspaceBytes, "the cuBLASLt workspace"));
-  RAG_ASSIGN_OR_RETURN(mm->small_partials_,
-                       DeviceBuffer::Allocate(kSmallPartialBytes, "the FP8 GEMM partial sums"));
-  RAG_ASSIGN_OR_RETURN(
-      mm->small_counters_,
-      DeviceBuffer::Allocate(static_cast<size_t>(kSmallCounters) * 4, "the FP8 GEMM counters"));
-  RAG_CUDA_RETURN_IF_ERROR(cudaMemset(mm->small_counters_.get(), 0, mm->small_counters_.bytes()));
+  RAG_ASSIGN_OR_RETURN(mm->workspace_,
+                       DeviceBuffer::Allocate(kWorkspaceBytes, "the cuBLASLt workspace"));
   return mm;
 }
 
@@ -86,18 +77,6 @@ Status Fp8MatMul::Gemm(const __nv_bfloat16* x, int64_t m, const __nv_fp8_e4m3* w
   __nv_fp8_e4m3* x_codes = x_codes_.as<__nv_fp8_e4m3>();
   float* x_scales = x_scales_.as<float>();
   RAG_RETURN_IF_ERROR(QuantizeRowsFp8(x, m, k, x_codes, x_scales, stream_));
-  if (m <= small_rows_ && m <= Fp8SmallGemmMaxRows() && k % 256 == 0 &&
-      Fp8SmallGemmCounters(n) <= kSmallCounters) {
-    float* partials = small_partials_.as<float>();
-    const int64_t partial_floats = static_cast<int64_t>(small_partials_.bytes() / 4);
-    int32_t* counters = small_counters_.as<int32_t>();
-    if (y_type == CUDA_R_16BF) {
-      return Fp8SmallGemm(x_codes, x_scales, m, w, w_scale, n, k, static_cast<__nv_bfloat16*>(y),
-                          partials, partial_floats, counters, stream_);
-    }
-    return Fp8SmallGemm(x_codes, x_scales, m, w, w_scale, n, k, static_cast<float*>(y), accumulate,
-                        partials, partial_floats, counters, stream_);
-  }
 
   // Column-major, as cuBLAS sees it: y^T (n, m) = W (k x n column-major = W row-major, op T)^T
   // times x^T (k x m column-major = x row-major, op N): the "TN" form FP8 GEMMs require.

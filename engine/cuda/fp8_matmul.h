@@ -44,10 +44,6 @@ class Fp8MatMul {
     candidate_ = rank;
     algos_.clear();
   }
-  // Calls of up to `rows` rows (at most Fp8SmallGemmMaxRows(); 0: none, the default) and k a
-  // multiple of 256 take our decode-sized FP8 GEMM (kernels.h, Fp8SmallGemm) instead of
-  // cuBLASLt. Off by default until measured against cuBLASLt on a GPU (bench/fp8_gemm_bench).
-  void UseSmallRowKernel(int64_t rows) { small_rows_ = rows; }
 
  private:
   Fp8MatMul() = default;
@@ -62,9 +58,6 @@ class Fp8MatMul {
   // cuBLASLt's heuristic choice for each (m, n, k, output type, accumulate), found once.
   std::map<std::tuple<int64_t, int64_t, int64_t, int, bool>, cublasLtMatmulAlgo_t> algos_;
   int candidate_ = 0;
-  int64_t small_rows_ = 0;
-  DeviceBuffer small_partials_;  // Fp8SmallGemm's split-K workspace
-  DeviceBuffer small_counters_;  // ... and its counters, zero between calls
 };
 
 }  // namespace rag

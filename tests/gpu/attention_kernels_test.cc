@@ -55,10 +55,10 @@ using Bf16PrefillFn = Status (*)(const float*, int64_t, const __nv_bfloat16*, co
 
 class AttentionKernelsTest : public GpuTest {
  protected:
-  // CheckDecode switches the bf16 tensor-core kernel on for a pass; a failed assertion must not
-  // leave it on for the tests after.
+  // CheckDecode switches the tensor-core kernel off for a pass; a failed assertion must not
+  // leave it off for the tests after.
   void TearDown() override {
-    SetDecodeAttentionTensorCoresBf16(false);
+    SetDecodeAttentionTensorCores(true);
     GpuTest::TearDown();
   }
 
@@ -182,14 +182,14 @@ class AttentionKernelsTest : public GpuTest {
     std::vector<bool> zero(lens.size());
     for (size_t b = 0; b < lens.size(); ++b) zero[b] = lens[b] == 0;
     const std::vector<float> want = DecodeReference(*c, q, q_stride, ctx);
-    // head_dim 128 also on the tensor-core kernel (SetDecodeAttentionTensorCoresBf16), whose
+    // head_dim 128 also on the tensor-core kernel (SetDecodeAttentionTensorCores), whose
     // bf16 weights get 2^-7 of the attention over |v| as slack (CheckAttentionOutput).
     const std::vector<float> want_abs =
         s.head_dim == 128 ? DecodeReferenceOverAbsV(*c, q, q_stride, ctx) : std::vector<float>();
     for (bool mma : {false, true}) {
       if (mma && s.head_dim != 128) break;
       SCOPED_TRACE(mma ? "tensor cores" : "SIMT");
-      SetDecodeAttentionTensorCoresBf16(mma);
+      SetDecodeAttentionTensorCores(mma);
       for (int call = 0; call < 3; ++call) {  // combine kernel, then in-kernel merge twice
         SCOPED_TRACE(call == 0 ? "combine kernel"
                                : "merged by the last split, call " + std::to_string(call));
@@ -203,7 +203,7 @@ class AttentionKernelsTest : public GpuTest {
         CheckAttentionOutput(d_out.ToHost<uint16_t>(), want, batch, s.n_heads, s.head_dim,
                              /*fp32_kernel=*/true, zero, {}, 1e-2, mma ? &want_abs : nullptr);
       }
-      SetDecodeAttentionTensorCoresBf16(false);
+      SetDecodeAttentionTensorCores(true);
       for (int32_t v : d_counters.ToHost()) ASSERT_EQ(v, 0) << "a split counter was left set";
     }
   }

@@ -133,53 +133,6 @@ TEST_F(Fp8MatMulTest, GemmAppliesBothScaleVectorsFp32AndBf16Out) {
   }
 }
 
-// Our decode-sized FP8 GEMM (kernels.h, Fp8SmallGemm, through Fp8MatMul::UseSmallRowKernel)
-// against the same reference: row counts that fill no, one, part of and all eight n-tiles; few
-// output columns (split over k: partial sums merged by the last split) and many (one split);
-// output columns that end inside a CTA's 128; each output kind; and a second call, which must
-// find the split counters zero again.
-TEST_F(Fp8MatMulTest, SmallRowKernelMatchesTheReference) {
-  const std::vector<std::tuple<int64_t, int64_t, int64_t>> shapes = {
-      {1, 384, 2048},  {2, 400, 1024},  {7, 128, 256},
-      {13, 640, 4096}, {64, 256, 2048}, {5, 38400, 256}};
-  auto mm = Fp8MatMul::Create(nullptr, 64, 4096);
-  ASSERT_TRUE(mm.ok()) << mm.status().ToString();
-  (*mm)->UseSmallRowKernel(64);
-  for (const auto& [m, n, k] : shapes) {
-    SCOPED_TRACE(std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k));
-    const Problem p = Make(m, n, k);
-    DeviceBuffer<Bf16> x(p.x16);
-    DeviceBuffer<__nv_fp8_e4m3> w(p.wq);
-    DeviceBuffer<float> ws(p.ws);
-    for (int call = 1; call <= 2; ++call) {
-      SCOPED_TRACE("call " + std::to_string(call));
-      DeviceBuffer<float> y(std::vector<float>(static_cast<size_t>(m * n), 7.0f));
-      ASSERT_STATUS_OK((*mm)->Run(x.get(), m, w.get(), ws.get(), n, k, y.get()));
-      testing_gpu::ExpectNear(y.ToHost(), p.want, Tolerance(p), 1e-5, "fp32 out");
-    }
-    DeviceBuffer<float> acc(std::vector<float>(static_cast<size_t>(m * n), 1.0f));
-    ASSERT_STATUS_OK(
-        (*mm)->Run(x.get(), m, w.get(), ws.get(), n, k, acc.get(), /*accumulate=*/true));
-    std::vector<double> plus_one = p.want;
-    for (double& v : plus_one) v += 1.0;
-    testing_gpu::ExpectNear(acc.ToHost(), plus_one, Tolerance(p), 1e-5, "accumulated");
-    DeviceBuffer<Bf16> yb(static_cast<size_t>(m * n));
-    ASSERT_STATUS_OK((*mm)->Run(x.get(), m, w.get(), ws.get(), n, k, yb.get()));
-    testing_gpu::ExpectNear(FromBf16(yb.ToHost<uint16_t>()), p.want, Tolerance(p), 8e-3,
-                            "bf16 out");
-  }
-  // Outside its sizes the kernel refuses (Fp8MatMul then keeps cuBLASLt: k % 256 != 0 above).
-  DeviceBuffer<__nv_fp8_e4m3> q(static_cast<size_t>(65 * 256)), w(static_cast<size_t>(128 * 256));
-  DeviceBuffer<float> s(65), ws(128), y(static_cast<size_t>(65 * 128)), part(1024);
-  DeviceBuffer<int32_t> counters(4);
-  EXPECT_FALSE(Fp8SmallGemm(q.get(), s.get(), 65, w.get(), ws.get(), 128, 256, y.get(), false,
-                            part.get(), 1024, counters.get(), nullptr)
-                   .ok());  // m > 64
-  EXPECT_FALSE(Fp8SmallGemm(q.get(), s.get(), 8, w.get(), ws.get(), 128, 200, y.get(), false,
-                            part.get(), 1024, counters.get(), nullptr)
-                   .ok());  // k % 256
-}
-
 TEST_F(Fp8MatMulTest, ShapesOutsideItsBuffersAreRefused) {
   auto mm = Fp8MatMul::Create(nullptr, 16, 256);
   ASSERT_TRUE(mm.ok()) << mm.status().ToString();

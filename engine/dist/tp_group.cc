@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -74,9 +75,22 @@ StatusOr<uintptr_t> AllocationBase(const void* p) {
   return static_cast<uintptr_t>(base);
 }
 
+// The name of this rank's host: RAG_TP_HOST where set (hosts whose names do not tell them apart,
+// such as containers that share one; tests that stand for ranks on other nodes, with NCCL_HOSTID
+// likewise for NCCL), else gethostname. At most size - 1 characters into `out`.
+void HostName(char* out, size_t size) {
+  std::memset(out, 0, size);
+  const char* named = std::getenv("RAG_TP_HOST");
+  if (named != nullptr && named[0] != '\0') {
+    std::strncpy(out, named, size - 1);
+  } else {
+    gethostname(out, size - 1);
+  }
+}
+
 // What each rank of a group spread over processes tells the others when it joins.
 struct RankCard {
-  char host[64];    // gethostname: ranks of other hosts never share memory
+  char host[64];    // HostName: ranks of other hosts never share memory
   char bus_id[32];  // the GPU's PCI bus id (device ordinals differ with CUDA_VISIBLE_DEVICES)
   int32_t peer_ok;  // second round: this rank can map every other rank's memory
   cudaIpcMemHandle_t signals;
@@ -299,7 +313,7 @@ Status TpGroup::JoinAcrossProcesses(int rank, void* nccl_comm, uint32_t* signals
   ncclComm_t comm = static_cast<ncclComm_t>(nccl_comm);
   const int W = world();
   RankCard mine{};
-  gethostname(mine.host, sizeof mine.host - 1);
+  HostName(mine.host, sizeof mine.host);
   RAG_CUDA_RETURN_IF_ERROR(
       cudaDeviceGetPCIBusId(mine.bus_id, sizeof mine.bus_id, options_.devices[0]));
   RAG_ASSIGN_OR_RETURN(std::vector<char> first, AllGatherBytes(comm, rank, W, &mine, sizeof mine));

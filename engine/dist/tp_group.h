@@ -2,8 +2,10 @@
 // (ncclCommInitRank), and the collectives of engine/cuda/tp_collectives.h. Either every rank is
 // a GPU of this process (one thread each), or the group is spread over processes, one rank each
 // (engine/dist/tp_process.h: the unique id comes from rank 0 through a rendezvous); then the
-// ranks tell each other their host and GPU through NCCL, and ranks of one host with peer access
-// map each other's buffers with CUDA IPC handles, so both kinds of group take the same paths:
+// ranks tell each other their host (its name, or RAG_TP_HOST where set: hosts that share a name)
+// and GPU through NCCL, and ranks of one host with peer access map each other's buffers with
+// CUDA IPC handles, so both kinds of group take the same paths (ranks on several hosts: NCCL for
+// every collective):
 //  - all-reduces of up to peer_allreduce_max_bytes (decode steps: 32 KB a token at the 70B
 //    shape) through peer memory when every pair of GPUs has peer access (NVLink): one kernel
 //    that reads the peers' partial sums (kernels/peer_collectives.cu), captured in the decode

@@ -4,7 +4,8 @@
 // host with NVLink, map each other's buffers through CUDA IPC handles. The group's logits must
 // equal those of the same split in one process (same kernels, same partial sums), and its
 // greedy decoding (the decode graphs with the IPC-mapped all-reduces) transformers' tokens; the
-// Engine over it too. Skipped with fewer than 2 GPUs.
+// Engine over it too. A follower that names another host stands for a rank on another node.
+// Skipped with fewer than 2 GPUs.
 #include <gtest/gtest.h>
 
 #ifdef RAG_HAVE_NCCL
@@ -87,7 +88,9 @@ class TpProcessTest : public testing_gpu::GpuTest {
 
   // Starts rank 1 (the follower test) and hosts the group as rank 0.
   std::unique_ptr<TensorParallelBackend> HostGroup() {
-    const std::string address = StartOtherRank("DISABLED_FollowerRank");
+    return HostGroupAt(StartOtherRank("DISABLED_FollowerRank"));
+  }
+  std::unique_ptr<TensorParallelBackend> HostGroupAt(const std::string& address) {
     if (address.empty()) return nullptr;
     TensorParallelOptions tp;
     auto b = HostTpProcessGroup(Process(address, 0), Settings(), tp, Factory());
@@ -168,6 +171,53 @@ TEST_F(TpProcessTest, TwoProcessesComputeWhatOneProcessDoes) {
   // (single steps as the Engine makes them: TheEngineGeneratesTransformersTokensOverTwoProcesses).
   ExpectGreedyContinuations(*group, decode, want);
   CloseGroup(std::move(group));
+}
+
+// Rank 1 as on another node: RAG_TP_HOST and NCCL_HOSTID give its process another host name,
+// so the ranks map no memory of each other (no CUDA IPC, no peer all-reduce) and NCCL carries
+// every collective (prefill and decode all-reduces, the logits' all-gather) over its network
+// transport: sockets on loopback, InfiniBand left out, as between two machines on Ethernet.
+// Same prefill logits as the split in one process, transformers' greedy tokens after them.
+TEST_F(TpProcessTest, RanksOnTwoHostsTakeNcclForEveryCollective) {
+  setenv("NCCL_SOCKET_IFNAME", "lo", 1);
+  setenv("NCCL_IB_DISABLE", "1", 1);
+  setenv("RAG_TP_HOST", "rag-test-node-b", 1);
+  setenv("NCCL_HOSTID", "rag-test-node-b", 1);
+  const std::string address = StartOtherRank("DISABLED_FollowerRank");
+  unsetenv("RAG_TP_HOST");  // this process stays on its own host
+  unsetenv("NCCL_HOSTID");
+  auto group = HostGroupAt(address);
+  ASSERT_NE(group, nullptr);
+  EXPECT_FALSE(group->peer_access()) << "ranks of two hosts must not map each other's memory";
+  TensorParallelOptions one_process;
+  one_process.world = 2;
+  auto local = TensorParallelBackend::Create(GoldenDir(kModel), GoldenTpOptions(), one_process);
+  ASSERT_TRUE(local.ok()) << local.status().ToString();
+  const int64_t vocab = group->config().vocab_size;
+  const JsonValue golden = testing::LoadJsonFile(GoldenDir(kModel) + "/golden.json");
+  ForwardBatch decode;
+  std::vector<std::vector<int32_t>> want;
+  int next_block = 0;
+  for (const JsonValue& p : golden.Find("prompts")->items()) {
+    const std::vector<int32_t> ids = JsonInts(*p.Find("ids"));
+    want.push_back(JsonInts(*p.Find("greedy")));
+    const std::vector<int32_t> table =
+        ConsecutiveBlocks(next_block, static_cast<int>(ids.size()) + 40);
+    next_block += static_cast<int>(table.size());
+    const ForwardBatch prefill{{{ids, 0, table, false}}};
+    auto a = group->Forward(prefill);
+    auto b = (*local)->Forward(prefill);
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    EXPECT_LE(RelError(a->data(), b->data(), vocab), 1e-5);
+    ASSERT_EQ(static_cast<int32_t>(std::max_element(a->begin(), a->end()) - a->begin()),
+              want.back()[0]);
+    decode.sequences.push_back({{want.back()[0]}, static_cast<int32_t>(ids.size()), table, false});
+  }
+  ExpectGreedyContinuations(*group, decode, want);  // decode graphs with NCCL all-reduces
+  CloseGroup(std::move(group));
+  unsetenv("NCCL_SOCKET_IFNAME");
+  unsetenv("NCCL_IB_DISABLE");
 }
 
 TEST_F(TpProcessTest, TheEngineGeneratesTransformersTokensOverTwoProcesses) {

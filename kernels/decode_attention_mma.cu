@@ -1,6 +1,6 @@
 // Decode attention on tensor cores (head_dim 128): the split-KV kernel of decode_attention.cu with
 // its inner loop on mma.sync (m16n8k16, fp32 accumulate), over the FP8 KV cache (f16 products,
-// below) and, where switched on, the bf16 one (bf16 products: "the bf16 cache" further down).
+// below) and the bf16 one (bf16 products: "the bf16 cache" further down); both by default.
 // Why: the query heads of a GQA group share each cached row, so the SIMT kernel spends 2 * hp
 // fp32 FMAs on every cached byte (hp = 8 for Llama-3.1-70B: 16 a byte, above the ~20 flop a
 // byte an H100 issues against its bandwidth once the widening and the shared-memory traffic are

@@ -113,6 +113,50 @@ class TpProcessTest : public testing_gpu::GpuTest {
     EXPECT_TRUE(s.ok()) << "the follower rank: " << s.ToString();
   }
 
+  // What PrefillGoldenPrompts leaves for the decode steps.
+  struct GoldenPrefills {
+    ForwardBatch decode;                     // each prompt's first greedy token, one batch
+    std::vector<std::vector<int32_t>> want;  // transformers' greedy tokens of each prompt
+    int next_block = 0;                      // the first KV block no prompt holds
+  };
+
+  // Prefills every golden prompt on `group` and on `local` (the same split in one process): their
+  // logits within 1e-5 (every row where the prompt asks for all), the last row's argmax
+  // transformers' first greedy token.
+  GoldenPrefills PrefillGoldenPrompts(TensorParallelBackend& group, TensorParallelBackend& local) {
+    GoldenPrefills g;
+    const int64_t vocab = group.config().vocab_size;
+    const JsonValue golden = testing::LoadJsonFile(GoldenDir(kModel) + "/golden.json");
+    for (const JsonValue& p : golden.Find("prompts")->items()) {
+      const std::vector<int32_t> ids = JsonInts(*p.Find("ids"));
+      g.want.push_back(JsonInts(*p.Find("greedy")));
+      const std::vector<int32_t> table =
+          ConsecutiveBlocks(g.next_block, static_cast<int>(ids.size()) + 40);
+      g.next_block += static_cast<int>(table.size());
+      const bool all = p.Find("all_logits") != nullptr;
+      const ForwardBatch prefill{{{ids, 0, table, all}}};
+      auto a = group.Forward(prefill);
+      auto b = local.Forward(prefill);
+      EXPECT_TRUE(a.ok()) << a.status().ToString();
+      EXPECT_TRUE(b.ok()) << b.status().ToString();
+      if (!a.ok() || !b.ok() || a->size() != b->size()) {
+        ADD_FAILURE() << "prefill of the " << ids.size() << "-token prompt";
+        return g;
+      }
+      const size_t rows = all ? ids.size() : 1;
+      for (size_t r = 0; r < rows; ++r) {
+        EXPECT_LE(RelError(a->data() + r * vocab, b->data() + r * vocab, vocab), 1e-5)
+            << "row " << r;
+      }
+      const float* last = a->data() + (rows - 1) * vocab;
+      EXPECT_EQ(static_cast<int32_t>(std::max_element(last, last + vocab) - last),
+                g.want.back()[0]);
+      g.decode.sequences.push_back(
+          {{g.want.back()[0]}, static_cast<int32_t>(ids.size()), table, false});
+    }
+    return g;
+  }
+
   ChildProcesses other_rank_;  // the process of the other rank (this binary, a disabled test)
 };
 
@@ -137,39 +181,15 @@ TEST_F(TpProcessTest, TwoProcessesComputeWhatOneProcessDoes) {
       << "CUDA IPC should give what peer access gives";
   EXPECT_EQ(group->info().num_blocks, (*local)->info().num_blocks);
 
-  const int64_t vocab = group->config().vocab_size;
-  const JsonValue golden = testing::LoadJsonFile(GoldenDir(kModel) + "/golden.json");
-  ForwardBatch decode;
-  std::vector<std::vector<int32_t>> want;
-  int next_block = 0;
-  for (const JsonValue& p : golden.Find("prompts")->items()) {
-    const std::vector<int32_t> ids = JsonInts(*p.Find("ids"));
-    want.push_back(JsonInts(*p.Find("greedy")));
-    const std::vector<int32_t> table =
-        ConsecutiveBlocks(next_block, static_cast<int>(ids.size()) + 40);
-    next_block += static_cast<int>(table.size());
-    const bool all = p.Find("all_logits") != nullptr;
-    const ForwardBatch prefill{{{ids, 0, table, all}}};
-    auto a = group->Forward(prefill);
-    auto b = (*local)->Forward(prefill);
-    ASSERT_TRUE(a.ok()) << a.status().ToString();
-    ASSERT_TRUE(b.ok()) << b.status().ToString();
-    ASSERT_EQ(a->size(), b->size());
-    const size_t rows = all ? ids.size() : 1;
-    for (size_t r = 0; r < rows; ++r) {
-      EXPECT_LE(RelError(a->data() + r * vocab, b->data() + r * vocab, vocab), 1e-5) << "row " << r;
-    }
-    const float* last = a->data() + (rows - 1) * vocab;
-    ASSERT_EQ(static_cast<int32_t>(std::max_element(last, last + vocab) - last), want.back()[0]);
-    decode.sequences.push_back({{want.back()[0]}, static_cast<int32_t>(ids.size()), table, false});
-  }
+  GoldenPrefills g = PrefillGoldenPrompts(*group, **local);
+  ASSERT_FALSE(HasFailure());
   // A batch every rank refuses alike (more logit rows than a step returns): the group goes on.
   const std::vector<int32_t> long_prompt(300, 1);
-  auto refused = group->Forward({{{long_prompt, 0, ConsecutiveBlocks(next_block, 300), true}}});
+  auto refused = group->Forward({{{long_prompt, 0, ConsecutiveBlocks(g.next_block, 300), true}}});
   EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument) << refused.status().ToString();
   // Decode steps through the graphs (their all-reduces on the IPC-mapped buffers), one call
   // (single steps as the Engine makes them: TheEngineGeneratesTransformersTokensOverTwoProcesses).
-  ExpectGreedyContinuations(*group, decode, want);
+  ExpectGreedyContinuations(*group, g.decode, g.want);
   CloseGroup(std::move(group));
 }
 
@@ -193,28 +213,9 @@ TEST_F(TpProcessTest, RanksOnTwoHostsTakeNcclForEveryCollective) {
   one_process.world = 2;
   auto local = TensorParallelBackend::Create(GoldenDir(kModel), GoldenTpOptions(), one_process);
   ASSERT_TRUE(local.ok()) << local.status().ToString();
-  const int64_t vocab = group->config().vocab_size;
-  const JsonValue golden = testing::LoadJsonFile(GoldenDir(kModel) + "/golden.json");
-  ForwardBatch decode;
-  std::vector<std::vector<int32_t>> want;
-  int next_block = 0;
-  for (const JsonValue& p : golden.Find("prompts")->items()) {
-    const std::vector<int32_t> ids = JsonInts(*p.Find("ids"));
-    want.push_back(JsonInts(*p.Find("greedy")));
-    const std::vector<int32_t> table =
-        ConsecutiveBlocks(next_block, static_cast<int>(ids.size()) + 40);
-    next_block += static_cast<int>(table.size());
-    const ForwardBatch prefill{{{ids, 0, table, false}}};
-    auto a = group->Forward(prefill);
-    auto b = (*local)->Forward(prefill);
-    ASSERT_TRUE(a.ok()) << a.status().ToString();
-    ASSERT_TRUE(b.ok()) << b.status().ToString();
-    EXPECT_LE(RelError(a->data(), b->data(), vocab), 1e-5);
-    ASSERT_EQ(static_cast<int32_t>(std::max_element(a->begin(), a->end()) - a->begin()),
-              want.back()[0]);
-    decode.sequences.push_back({{want.back()[0]}, static_cast<int32_t>(ids.size()), table, false});
-  }
-  ExpectGreedyContinuations(*group, decode, want);  // decode graphs with NCCL all-reduces
+  GoldenPrefills g = PrefillGoldenPrompts(*group, **local);
+  ASSERT_FALSE(HasFailure());
+  ExpectGreedyContinuations(*group, g.decode, g.want);  // decode graphs with NCCL all-reduces
   CloseGroup(std::move(group));
   unsetenv("NCCL_SOCKET_IFNAME");
   unsetenv("NCCL_IB_DISABLE");

@@ -82,6 +82,17 @@ __device__ __forceinline__ void UnpackBf16x8(const uint4 u, float (&f)[8]) {
   }
 }
 
+// 8 fp32 to bf16 (round to nearest even), lowest address first: UnpackBf16x8's inverse.
+__device__ __forceinline__ uint4 PackBf16x8(const float (&f)[8]) {
+  uint32_t w[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const __nv_bfloat162 b = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
+    w[i] = *reinterpret_cast<const uint32_t*>(&b);
+  }
+  return make_uint4(w[0], w[1], w[2], w[3]);
+}
+
 // Sum over a block of kThreads threads (a multiple of 32, at most 1024) of each thread's v,
 // returned to every thread. A second call may follow at once: its writes to the shared slots
 // come after barriers that every read of this call's values precedes.

@@ -161,6 +161,13 @@ Status DequantizeFp8Rows(const __nv_fp8_e4m3* codes, const float* scales, int64_
 // (CudaMatMul::RunFp8). cols % 8 == 0.
 Status QuantizeRowsFp8(const __nv_bfloat16* x, int64_t rows, int64_t cols, __nv_fp8_e4m3* q,
                        float* scale, cudaStream_t stream);
+// y (m, n) = sx[i] * sw[j] * raw[i][j] (accumulate: y +=), the scales of an FP8 GEMM that ran
+// with unit scales (Fp8MatMul with few rows). raw may be y itself, except when accumulating.
+// n % 8 == 0; raw, y and sw 16-byte aligned.
+Status ScaleFp8Product(const float* raw, int64_t m, int64_t n, const float* sx, const float* sw,
+                       float* y, bool accumulate, cudaStream_t stream);
+Status ScaleFp8Product(const __nv_bfloat16* raw, int64_t m, int64_t n, const float* sx,
+                       const float* sw, __nv_bfloat16* y, cudaStream_t stream);
 
 // --- gather_rows.cu --------------------------------------------------------------------------
 // out (n_rows, dim) = in[rows[i]] for each i; rows (n_rows) int32 on the device, each a valid

@@ -38,6 +38,8 @@ constexpr const char* kUsage =
     "                    instead of cuBLASLt\n"
     "  --no-fp8-gemm     FP8 models: widen each projection to bf16 for its GEMM instead of\n"
     "                    FP8 GEMMs over per-row quantized activations\n"
+    "  --fp8-unit-rows N FP8 GEMMs of at most N rows run with unit scales, the row scales\n"
+    "                    applied by a kernel after (default 1024; 0: cuBLASLt's epilogue always)\n"
     "  --attn-splits N   decode attention aims at N (split, head) pairs a step (default 2048)\n"
     "  --attn-split-tiles N  ... and splits contexts into runs of at most N 32-token tiles\n"
     "                    (default: 16 SIMT, 64 tensor cores; 0: no bound)\n"
@@ -81,6 +83,7 @@ struct BenchFlags {
   std::string allreduce = "peer", prefill_sums = "bf16";
   bool tp_processes = false, attn_simt = false;
   int tp_rank = -1;  // a rank of a group of processes (--tp-rank), or -1
+  int fp8_unit_rows = -1;  // --fp8-unit-rows; -1: the backend's default
   std::string tp_rendezvous;
   KvCacheType kv_cache = KvCacheType::kAuto;
   std::vector<int> batches = {1, 8, 32, 64};
@@ -170,6 +173,9 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
       f->kv_cache = *kv;
     } else if (a == "--no-fp8-gemm") {
       f->fp8_gemm = false;
+    } else if (a == "--fp8-unit-rows") {
+      if (!value(&v) || !ParseInt(v, 0, 1 << 20, &f->fp8_unit_rows))
+        return "--fp8-unit-rows takes 0..1048576";
     } else if (a == "--prefill-rows") {
       if (!value(&v) || !ParseInt(v, 16, 32, &f->prefill_rows) ||
           (f->prefill_rows != 16 && f->prefill_rows != 32)) {
@@ -403,6 +409,7 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
   options.fused_gemv = f.fused_gemv;
   options.tp_bf16_prefill_sums = f.prefill_sums == "bf16";
   options.fp8_gemm = f.fp8_gemm;
+  options.fp8_unit_scale_max_rows = f.fp8_unit_rows;
   options.kv_cache = f.kv_cache;
   options.memory_fraction = f.gpu_memory;
   std::unique_ptr<GpuBackend> backend;
@@ -518,6 +525,8 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
   if (gpus > 1) std::printf("prefill partial sums all-reduced as %s\n", f.prefill_sums.c_str());
   if (backend->fp8_weights()) {
     std::printf("FP8 GEMMs: %s", f.fp8_gemm ? "on" : "off (widened to bf16)");
+    if (f.fp8_gemm && f.fp8_unit_rows >= 0)
+      std::printf(", unit scales up to %d rows", f.fp8_unit_rows);
     std::printf("\n");
   }
   std::printf("load %.1f s; weights %.2f GB a GPU, KV cache (%s) %.2f GB a GPU (%d blocks of %d)\n", load_s,
@@ -551,7 +560,8 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
      << (gpus > 1 ? f.prefill_sums : "none") << "\""
      << ",\"fp8\":" << (backend->fp8_weights() ? "true" : "false")
      << ",\"fp8_gemm\":" << (backend->fp8_weights() && f.fp8_gemm ? "true" : "false")
-     << ",\"kv_cache\":\"" << (backend->fp8_kv_cache() ? "fp8" : "bf16") << "\""
+     << ",\"fp8_unit_rows\":" << f.fp8_unit_rows << ",\"kv_cache\":\""
+     << (backend->fp8_kv_cache() ? "fp8" : "bf16") << "\""
      << ",\"ttft_ms\":" << Median(ttft) * 1e3 << ",\"ttft_runs_ms\":[";
   for (size_t i = 0; i < ttft.size(); ++i) js << (i ? "," : "") << ttft[i] * 1e3;
   js << "],\"ttft_request_ms\":" << Median(ttft_request) * 1e3 << ",\"ttft_request_runs_ms\":[";

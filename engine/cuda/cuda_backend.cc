@@ -131,9 +131,12 @@ Status CudaBackend::Init() {
   const size_t inv = a.Add<float>(hd / 2), rope_table = a.Add<float2>(T * (hd / 2));
   RAG_ASSIGN_OR_RETURN(activations_, DeviceBuffer::Allocate(a.total(), "activation buffers"));
   if (weights_.fp8 && o.fp8_gemm) {
-    auto fp8 = Fp8MatMul::Create(stream_, std::max(T, R), std::max({dim, q_dim, inter}));
+    // o and down add into the residual stream (dim columns).
+    auto fp8 = Fp8MatMul::Create(stream_, std::max(T, R), std::max({dim, q_dim, inter}), dim);
     if (fp8.ok()) {
       fp8_matmul_ = std::move(*fp8);
+      if (o.fp8_unit_scale_max_rows >= 0)
+        fp8_matmul_->SetUnitScaleMaxRows(o.fp8_unit_scale_max_rows);
     } else {
       RAG_LOG(WARN) << "cuda backend: FP8 projections widened to bf16 for their GEMMs: " << fp8.status().ToString();
     }

@@ -66,6 +66,10 @@ struct CudaBackendOptions {
   // and run cuBLASLt FP8 GEMMs (engine/cuda/fp8_matmul.h); false: each projection is widened
   // to bf16 for a bf16 GEMM (the former path; `rag bench --no-fp8-gemm`).
   bool fp8_gemm = true;
+  // FP8 GEMMs of at most this many rows run with unit scales and apply the row scales in a
+  // kernel after (Fp8MatMul::SetUnitScaleMaxRows); -1: Fp8MatMul's default, 0: never
+  // (`rag bench --fp8-unit-rows N`).
+  int64_t fp8_unit_scale_max_rows = -1;
   KvCacheType kv_cache = KvCacheType::kAuto;  // engine/kv_cache_type.h
 };
 

@@ -31,6 +31,7 @@ std::string TpSettings(const ModelConfig& config, const CudaBackendOptions& opti
     << "fused_gemv=" << options.fused_gemv << "\n"
     << "tp_bf16_prefill_sums=" << options.tp_bf16_prefill_sums << "\n"
     << "fp8_gemm=" << options.fp8_gemm << "\n"
+    << "fp8_unit_scale_max_rows=" << options.fp8_unit_scale_max_rows << "\n"
     << "kv_cache=" << KvCacheTypeName(options.kv_cache) << "\n"
     << "peer_allreduce_max_bytes=" << tp.peer_allreduce_max_bytes << "\n"
     << extra;

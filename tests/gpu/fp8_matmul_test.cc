@@ -5,7 +5,8 @@
 // sx[i] * sw[j] * qx[i][l] * qw[j][l] in double. So the tolerance only covers the GEMM's fp32
 // accumulation (a wrong scale vector, a transposed operand or a lost accumulate is far above it).
 // The codes of QuantizeRowsFp8 itself are compared bit for bit. Shapes: prefill-like m not a
-// multiple of the tile sizes, fp32 output with and without accumulation, bf16 output.
+// multiple of the tile sizes, fp32 output with and without accumulation, bf16 output; each in
+// both forms (scales in cuBLASLt's epilogue, and a unit-scale GEMM then ScaleFp8Product).
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -109,27 +110,41 @@ TEST_F(Fp8MatMulTest, QuantizedActivationsMatchTheHostCodesBitForBit) {
 TEST_F(Fp8MatMulTest, GemmAppliesBothScaleVectorsFp32AndBf16Out) {
   const std::vector<std::tuple<int64_t, int64_t, int64_t>> shapes = {{77, 384, 512}, {300, 256, 1024}};
   for (const auto& [m, n, k] : shapes) {
-    SCOPED_TRACE(std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k));
     const Problem p = Make(m, n, k);
-    auto mm = Fp8MatMul::Create(nullptr, 512, 2048);
-    ASSERT_TRUE(mm.ok()) << mm.status().ToString();
-    DeviceBuffer<Bf16> x(p.x16);
-    DeviceBuffer<__nv_fp8_e4m3> w(p.wq);
-    DeviceBuffer<float> ws(p.ws);
-    // y = x W^T, fp32.
-    DeviceBuffer<float> y(static_cast<size_t>(m * n));
-    ASSERT_STATUS_OK((*mm)->Run(x.get(), m, w.get(), ws.get(), n, k, y.get()));
-    testing_gpu::ExpectNear(y.ToHost(), p.want, Tolerance(p), 1e-5, "fp32 out");
-    // y += x W^T onto ones.
-    DeviceBuffer<float> acc(std::vector<float>(static_cast<size_t>(m * n), 1.0f));
-    ASSERT_STATUS_OK((*mm)->Run(x.get(), m, w.get(), ws.get(), n, k, acc.get(), /*accumulate=*/true));
-    std::vector<double> plus_one = p.want;
-    for (double& v : plus_one) v += 1.0;
-    testing_gpu::ExpectNear(acc.ToHost(), plus_one, Tolerance(p), 1e-5, "accumulated");
-    // bf16 out: one bf16 rounding more.
-    DeviceBuffer<Bf16> yb(static_cast<size_t>(m * n));
-    ASSERT_STATUS_OK((*mm)->Run(x.get(), m, w.get(), ws.get(), n, k, yb.get()));
-    testing_gpu::ExpectNear(FromBf16(yb.ToHost<uint16_t>()), p.want, Tolerance(p), 8e-3, "bf16 out");
+    // The two forms; in the last, the products of an accumulating call (m x n) exceed the
+    // buffer of 128 rows of 64 columns, so that call takes cuBLASLt's epilogue.
+    struct Form {
+      int64_t unit_max_rows, max_accumulated_cols, unit_calls;
+    };
+    for (const Form& form : {Form{0, 0, 0}, Form{512, 0, 3}, Form{512, 64, 2}}) {
+      const int64_t unit_max_rows = form.unit_max_rows;
+      SCOPED_TRACE(std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) +
+                   ", unit scales up to " + std::to_string(unit_max_rows) +
+                   " rows, accumulated columns " + std::to_string(form.max_accumulated_cols));
+      auto mm = Fp8MatMul::Create(nullptr, 512, 2048, form.max_accumulated_cols);
+      ASSERT_TRUE(mm.ok()) << mm.status().ToString();
+      (*mm)->SetUnitScaleMaxRows(unit_max_rows);
+      DeviceBuffer<Bf16> x(p.x16);
+      DeviceBuffer<__nv_fp8_e4m3> w(p.wq);
+      DeviceBuffer<float> ws(p.ws);
+      // y = x W^T, fp32.
+      DeviceBuffer<float> y(static_cast<size_t>(m * n));
+      ASSERT_STATUS_OK((*mm)->Run(x.get(), m, w.get(), ws.get(), n, k, y.get()));
+      testing_gpu::ExpectNear(y.ToHost(), p.want, Tolerance(p), 1e-5, "fp32 out");
+      // y += x W^T onto ones.
+      DeviceBuffer<float> acc(std::vector<float>(static_cast<size_t>(m * n), 1.0f));
+      ASSERT_STATUS_OK(
+          (*mm)->Run(x.get(), m, w.get(), ws.get(), n, k, acc.get(), /*accumulate=*/true));
+      std::vector<double> plus_one = p.want;
+      for (double& v : plus_one) v += 1.0;
+      testing_gpu::ExpectNear(acc.ToHost(), plus_one, Tolerance(p), 1e-5, "accumulated");
+      // bf16 out: one bf16 rounding more (two in the unit form: the products, then the scaled).
+      DeviceBuffer<Bf16> yb(static_cast<size_t>(m * n));
+      ASSERT_STATUS_OK((*mm)->Run(x.get(), m, w.get(), ws.get(), n, k, yb.get()));
+      testing_gpu::ExpectNear(FromBf16(yb.ToHost<uint16_t>()), p.want, Tolerance(p), 8e-3,
+                              "bf16 out");
+      EXPECT_EQ((*mm)->unit_scale_calls(), form.unit_calls);
+    }
   }
 }
 
@@ -142,6 +157,8 @@ TEST_F(Fp8MatMulTest, ShapesOutsideItsBuffersAreRefused) {
   EXPECT_FALSE((*mm)->Run(x.get(), 32, w.get(), ws.get(), 64, 256, y.get()).ok());  // m > 16
   EXPECT_FALSE((*mm)->Run(x.get(), 16, w.get(), ws.get(), 64, 512, y.get()).ok());  // k > 256
   EXPECT_FALSE((*mm)->Run(x.get(), 16, w.get(), ws.get(), 64, 200, y.get()).ok());  // k % 16
+  EXPECT_FALSE(
+      (*mm)->Run(x.get(), 16, w.get(), ws.get() + 1, 64, 256, y.get()).ok());  // scales unaligned
 }
 
 }  // namespace

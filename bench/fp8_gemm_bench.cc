@@ -7,7 +7,7 @@
 // ScaleFp8Product ("unit", at every row count here; o and down, which add into y, fall back to
 // per-row above the 128 rows of its buffer). Weights rotate through copies larger than L2, as a
 // step's layers do.
-//   fp8_gemm_bench [tp (2)] [candidates (1)] [iterations (20)]
+//   fp8_gemm_bench [tp (2)] [candidates (1)] [iterations (20)] [most rows (4096)]
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
   const int64_t tp = argc > 1 ? std::atoll(argv[1]) : 2;
   const int candidates = argc > 2 ? std::atoi(argv[2]) : 1;
   const int iters = argc > 3 ? std::atoi(argv[3]) : 20;
+  const int64_t most_rows = argc > 4 ? std::atoll(argv[4]) : 4096;
   const int64_t hidden = 8192, inter = 28672, heads = 64, kv_heads = 8, hd = 128;
   const Projection projections[] = {
       {"qkv", (heads + 2 * kv_heads) * hd / tp, hidden, true},
@@ -92,6 +93,7 @@ int main(int argc, char** argv) {
     }
     rag::DeviceBuffer y = Value(rag::DeviceBuffer::Allocate(max_rows * p.n * 4, "y"), "y");
     for (int64_t rows : rows_list) {
+      if (rows > most_rows) break;
       for (const Form& form : forms)
         for (int cand = 0; cand < candidates; ++cand) {
           mm->UseHeuristicCandidate(cand);

@@ -44,6 +44,10 @@ struct BackendInfo {
   const char* name;    // "cpu", "cuda"
   int block_size;      // token slots per KV block
   int num_blocks;      // blocks in the cache
+  // The most tokens and sequences one Forward takes; 0: no limit of its own. A backend that
+  // names them wants steps that large (EngineOptions::For sizes the Engine's steps to them).
+  int max_batch_tokens = 0;
+  int max_batch_seqs = 0;
 };
 
 class Backend {

@@ -17,6 +17,16 @@ const char* FinishReasonName(FinishReason reason) {
   return "";
 }
 
+EngineOptions EngineOptions::For(const BackendInfo& info) {
+  EngineOptions options;
+  if (info.max_batch_tokens > 0) {
+    options.scheduler.max_batch_tokens = info.max_batch_tokens;
+    options.scheduler.prefill_chunk = info.max_batch_tokens;
+  }
+  if (info.max_batch_seqs > 0) options.scheduler.max_running = info.max_batch_seqs;
+  return options;
+}
+
 Engine::Engine(std::unique_ptr<Backend> backend, EngineOptions options)
     : backend_(std::move(backend)),
       blocks_(backend_->info().num_blocks, backend_->info().block_size),
@@ -206,8 +216,9 @@ void Engine::Step() {
     event.request_id = s.id;
     event.token = token;
     const auto& stops = a.request.stop_token_ids;
-    if (std::find(cfg.eos_token_ids.begin(), cfg.eos_token_ids.end(), token) != cfg.eos_token_ids.end() ||
-        std::find(stops.begin(), stops.end(), token) != stops.end()) {
+    if (!a.request.ignore_eos && (std::find(cfg.eos_token_ids.begin(), cfg.eos_token_ids.end(),
+                                            token) != cfg.eos_token_ids.end() ||
+                                  std::find(stops.begin(), stops.end(), token) != stops.end())) {
       event.finished = true;
       event.reason = FinishReason::kStop;
     } else if (a.generated >= a.request.max_tokens) {

@@ -31,6 +31,7 @@ struct GenerationRequest {
   SamplingParams sampling;
   int max_tokens = 256;                  // generated tokens at most
   std::vector<int32_t> stop_token_ids;   // besides the model's eos ids (e.g. <|im_end|>)
+  bool ignore_eos = false;  // benchmarks: neither eos nor stop ids end it, only max_tokens
   // Prefix-cache scope: cached prompt blocks are shared only among requests of one scope (the
   // server gives each API key its own, so a cache hit's speed says nothing about other keys'
   // prompts). 0: the shared scope.
@@ -54,6 +55,13 @@ using TokenCallback = std::function<bool(const TokenEvent&)>;
 
 struct EngineOptions {
   SchedulerOptions scheduler;
+  // The options for this backend: a backend that names its step limits (a GPU) gets steps of up
+  // to its max_batch_tokens, all of them for one prompt if need be, and up to its
+  // max_batch_seqs sequences; one without (the CPU) keeps SchedulerOptions' defaults. On a GPU a
+  // step reads the weights once whatever its size and its GEMMs want many rows: 64 RAG prompts
+  // (5000 tokens, 500-token answers) through the Engine on one H200, 70B FP8, took 109.7 s in
+  // steps of 2048 tokens (512 of a prompt) and 92.8 s in steps of 4096 (docs/BENCHMARKS.md).
+  static EngineOptions For(const BackendInfo& info);
 };
 
 class Engine {

@@ -131,7 +131,8 @@ StatusOr<std::unique_ptr<Assistant>> Assistant::Open(const AssistantOptions& opt
                          ": the tokenizer has no <|im_start|>/<|im_end|> tokens (not a ChatML model)");
     }
     if (StatusOr<ChatTemplate> chat = ChatTemplate::Create(tok); chat.ok()) model->chat = *chat;
-    model->engine = std::make_unique<Engine>(std::move(loaded.backend), EngineOptions{});
+    const EngineOptions engine_options = EngineOptions::For(loaded.backend->info());
+    model->engine = std::make_unique<Engine>(std::move(loaded.backend), engine_options);
     RAG_LOG(INFO) << "model: " << model->name << " loaded from " << options.model_path;
     assistant->model_ = std::move(model);
   }

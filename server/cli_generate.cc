@@ -94,7 +94,8 @@ int RunGenerateCommand(const GenerateFlags& flags) {
   request.sampling.top_p = flags.top_p;
   request.sampling.seed = flags.seed;
 
-  Engine engine(std::move(model->backend), EngineOptions{});
+  const EngineOptions engine_options = EngineOptions::For(model->backend->info());
+  Engine engine(std::move(model->backend), engine_options);
 
   Collector c;
   StreamingDecoder stream(**tokenizer);

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "common/logging.h"
+#include "engine/cuda/bench_engine_load.h"
 #include "engine/cuda/cuda_backend.h"
 #include "engine/dist/child_processes.h"
 #ifdef RAG_HAVE_NCCL
@@ -66,6 +67,8 @@ constexpr const char* kUsage =
     "  --load N          also a RAG-shaped load: N requests of --prompt tokens each answered with\n"
     "                    --new tokens, as many at once as the KV cache holds (waves); reports\n"
     "                    output tokens/s over the whole (prefills included)\n"
+    "  --load-engine S,C the load through the serving Engine (continuous batching) instead of\n"
+    "                    the bench's loop: steps of up to S tokens, at most C of one prompt\n"
     "  --json FILE       also write the JSON report to FILE\n";
 
 // How this bench was started: the words that run it again (the binary and, for `rag`, "bench")
@@ -84,6 +87,7 @@ struct BenchFlags {
   bool tp_processes = false, attn_simt = false;
   int tp_rank = -1;  // a rank of a group of processes (--tp-rank), or -1
   int fp8_unit_rows = -1;  // --fp8-unit-rows; -1: the backend's default
+  int engine_step = 0, engine_chunk = 0;  // --load-engine; 0: the bench's own load loop
   std::string tp_rendezvous;
   KvCacheType kv_cache = KvCacheType::kAuto;
   std::vector<int> batches = {1, 8, 32, 64};
@@ -138,6 +142,12 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
       if (f->batches.empty()) return "--batch: no sizes";
     } else if (a == "--gemv-split") {
       if (!value(&v) || !ParseInt(v, 1, 64, &f->gemv_split)) return "--gemv-split takes 1..64";
+    } else if (a == "--load-engine") {
+      if (!value(&v) || v.find(',') == std::string::npos ||
+          !ParseInt(v.substr(0, v.find(',')), 1, 1 << 20, &f->engine_step) ||
+          !ParseInt(v.substr(v.find(',') + 1), 1, 1 << 20, &f->engine_chunk)) {
+        return "--load-engine takes STEP,CHUNK (tokens of a step, of one prompt in a step)";
+      }
     } else if (a == "--load") {
       if (!value(&v) || !ParseInt(v, 1, 4096, &f->load)) return "--load takes 1..4096 requests";
     } else if (a == "--tp") {
@@ -505,33 +515,47 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
     results.push_back(d);
   }
 
+  // What the report needs of the backend, before the engine load takes it.
+  const int gpus = backend->gpus(), num_blocks = backend->info().num_blocks;
+  const bool fp8_weights = backend->fp8_weights(), fp8_kv = backend->fp8_kv_cache();
+  const double weight_gb = backend->weight_bytes() / 1e9, kv_gb = backend->kv_cache_bytes() / 1e9;
   LoadResult load;
-  if (f.load > 0) {
-    RAG_ASSIGN_OR_RETURN(load, RunLoad(*backend, pool, backend->info().num_blocks, block_size, f.load,
-                                       f.prompt, f.new_tokens, options.max_batch_tokens,
-                                       options.max_batch_seqs, random_prompt));
+  EngineLoadResult engine_load;
+  const bool through_engine = f.load > 0 && f.engine_step > 0;
+  if (through_engine) {
+    SchedulerOptions sched;
+    sched.max_batch_tokens = std::min(f.engine_step, options.max_batch_tokens);
+    sched.prefill_chunk = f.engine_chunk;
+    sched.max_running = options.max_batch_seqs;
+    RAG_ASSIGN_OR_RETURN(
+        engine_load, RunEngineLoad(std::move(backend), sched, f.load, f.new_tokens, random_prompt));
+  } else if (f.load > 0) {
+    RAG_ASSIGN_OR_RETURN(
+        load, RunLoad(*backend, pool, num_blocks, block_size, f.load, f.prompt, f.new_tokens,
+                      options.max_batch_tokens, options.max_batch_seqs, random_prompt));
   }
 
   const std::string model = f.load_format == "dummy" ? "dummy:" + f.shape : f.model_dir;
-  const int gpus = backend->gpus();
-  std::printf("\nrag bench: %s on %d x %s (%.0f GB/s device copy bandwidth), %s, %s, prompt %d, new %d, "
-              "graphs %s, PDL %s, our GEMV up to %d rows, fused GEMV %s%s\n", model.c_str(), gpus, prop.name,
-              copy_bw / 1e9, Today().c_str(), backend->fp8_weights() ? "fp8 projections" : "bf16",
-              f.prompt, f.new_tokens, f.graphs ? "on" : "off",
-              f.pdl ? "on" : "off", f.gemv_max_rows, f.fused_gemv ? "on" : "off",
-              gpus > 1 ? (f.allreduce == "peer" ? ", all-reduce: peer memory up to --peer-max-kb, NCCL above"
-                                                : ", all-reduce: NCCL") : "");
+  std::printf(
+      "\nrag bench: %s on %d x %s (%.0f GB/s device copy bandwidth), %s, %s, prompt %d, new %d, "
+      "graphs %s, PDL %s, our GEMV up to %d rows, fused GEMV %s%s\n",
+      model.c_str(), gpus, prop.name, copy_bw / 1e9, Today().c_str(),
+      fp8_weights ? "fp8 projections" : "bf16", f.prompt, f.new_tokens, f.graphs ? "on" : "off",
+      f.pdl ? "on" : "off", f.gemv_max_rows, f.fused_gemv ? "on" : "off",
+      gpus > 1
+          ? (f.allreduce == "peer" ? ", all-reduce: peer memory up to --peer-max-kb, NCCL above"
+                                   : ", all-reduce: NCCL")
+          : "");
   if (gpus > 1 && f.allreduce == "peer") std::printf("peer-memory all-reduces up to %d KiB\n", f.peer_max_kb);
   if (gpus > 1) std::printf("prefill partial sums all-reduced as %s\n", f.prefill_sums.c_str());
-  if (backend->fp8_weights()) {
+  if (fp8_weights) {
     std::printf("FP8 GEMMs: %s", f.fp8_gemm ? "on" : "off (widened to bf16)");
     if (f.fp8_gemm && f.fp8_unit_rows >= 0)
       std::printf(", unit scales up to %d rows", f.fp8_unit_rows);
     std::printf("\n");
   }
-  std::printf("load %.1f s; weights %.2f GB a GPU, KV cache (%s) %.2f GB a GPU (%d blocks of %d)\n", load_s,
-              backend->weight_bytes() / 1e9, backend->fp8_kv_cache() ? "fp8" : "bf16",
-              backend->kv_cache_bytes() / 1e9, backend->info().num_blocks, block_size);
+  std::printf("load %.1f s; weights %.2f GB a GPU, KV cache (%s) %.2f GB a GPU (%d blocks of %d)\n",
+              load_s, weight_gb, fp8_kv ? "fp8" : "bf16", kv_gb, num_blocks, block_size);
   std::printf("first token (prompt %d, median of %d): %.1f ms back to back, %.1f ms a request "
               "(each prompt followed by its %d-token answer)\n",
               f.prompt, f.runs, Median(ttft) * 1e3, Median(ttft_request) * 1e3, f.new_tokens);
@@ -541,7 +565,15 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
     std::printf("%6d %10.3f %12.1f %12.1f %14.0f %13.0f%%\n", d.batch, d.step_ms, d.tok_s_per_seq,
                 d.tok_s_total, d.weight_gb_s, 100.0 * d.weight_gb_s * 1e9 / (copy_bw * gpus));
   }
-  if (f.load > 0) {
+  if (through_engine) {
+    std::printf(
+        "RAG-shaped load through the engine (steps of up to %d tokens, %d of a prompt): %d "
+        "requests (prompt %d, answer %d tokens): %.1f output tok/s, %.1f s; first token %.2f s "
+        "on average, %.2f s at most\n",
+        std::min(f.engine_step, options.max_batch_tokens), f.engine_chunk, engine_load.requests,
+        f.prompt, f.new_tokens, engine_load.output_tok_s, engine_load.seconds,
+        engine_load.mean_first_token_s, engine_load.max_first_token_s);
+  } else if (f.load > 0) {
     std::printf("RAG-shaped load: %d requests (prompt %d, answer %d tokens), %d at once (%d waves): "
                 "%.1f output tok/s, %.1f s (prefills %.1f s)\n", load.requests, f.prompt, f.new_tokens,
                 load.concurrency, load.waves, load.output_tok_s, load.seconds, load.prefill_seconds);
@@ -558,10 +590,10 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
      << ",\"prefill_rows\":" << f.prefill_rows << ",\"tp\":" << gpus << ",\"allreduce\":\""
      << (gpus > 1 ? f.allreduce : "none") << "\",\"prefill_sums\":\""
      << (gpus > 1 ? f.prefill_sums : "none") << "\""
-     << ",\"fp8\":" << (backend->fp8_weights() ? "true" : "false")
-     << ",\"fp8_gemm\":" << (backend->fp8_weights() && f.fp8_gemm ? "true" : "false")
-     << ",\"fp8_unit_rows\":" << f.fp8_unit_rows << ",\"kv_cache\":\""
-     << (backend->fp8_kv_cache() ? "fp8" : "bf16") << "\""
+     << ",\"fp8\":" << (fp8_weights ? "true" : "false")
+     << ",\"fp8_gemm\":" << (fp8_weights && f.fp8_gemm ? "true" : "false")
+     << ",\"fp8_unit_rows\":" << f.fp8_unit_rows << ",\"kv_cache\":\"" << (fp8_kv ? "fp8" : "bf16")
+     << "\""
      << ",\"ttft_ms\":" << Median(ttft) * 1e3 << ",\"ttft_runs_ms\":[";
   for (size_t i = 0; i < ttft.size(); ++i) js << (i ? "," : "") << ttft[i] * 1e3;
   js << "],\"ttft_request_ms\":" << Median(ttft_request) * 1e3 << ",\"ttft_request_runs_ms\":[";
@@ -574,7 +606,15 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
        << ",\"weight_gb_s\":" << d.weight_gb_s << ",\"total_gb_s\":" << d.total_gb_s << "}";
   }
   js << "]";
-  if (f.load > 0) {
+  if (through_engine) {
+    js << ",\"engine_load\":{\"requests\":" << engine_load.requests
+       << ",\"step_tokens\":" << std::min(f.engine_step, options.max_batch_tokens)
+       << ",\"prompt_chunk\":" << f.engine_chunk << ",\"seconds\":" << engine_load.seconds
+       << ",\"output_tokens\":" << engine_load.output_tokens
+       << ",\"output_tok_s\":" << engine_load.output_tok_s
+       << ",\"mean_first_token_s\":" << engine_load.mean_first_token_s
+       << ",\"max_first_token_s\":" << engine_load.max_first_token_s << "}";
+  } else if (f.load > 0) {
     js << ",\"load\":{\"requests\":" << load.requests << ",\"concurrency\":" << load.concurrency
        << ",\"waves\":" << load.waves << ",\"seconds\":" << load.seconds << ",\"prefill_seconds\":"
        << load.prefill_seconds << ",\"output_tok_s\":" << load.output_tok_s << "}";

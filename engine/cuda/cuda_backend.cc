@@ -47,6 +47,9 @@ struct CudaBackend::StepPlan {
   int64_t n_seqs = 0;        // sequences (decode: the bucket)
   int64_t real_seqs = 0;     // sequences of the batch
   int64_t max_q_len = 0;     // prefill: longest chunk
+  // Prefill steps: how many sequences at the front feed one token (decoding beside prompt
+  // chunks, as the Engine's scheduler orders them): their attention takes the decode kernel.
+  int64_t leading_single = 0;
   int64_t n_logit_rows = 0;  // rows of logits computed (decode: the bucket)
   int64_t real_logit_rows = 0;
   bool gather = false;            // logits rows picked from the fed rows (prefill)
@@ -311,6 +314,10 @@ StatusOr<CudaBackend::StepPlan> CudaBackend::Plan(const ForwardBatch& batch,
       ++row;
     }
   }
+  if (!p.decode) {
+    while (p.leading_single < n_seqs && p.q_lens[static_cast<size_t>(p.leading_single)] == 1)
+      ++p.leading_single;
+  }
   for (; row < p.n_tokens; ++row) {  // decode padding: computed, never written to the cache
     p.tokens.push_back(0);
     p.positions.push_back(0);
@@ -386,7 +393,13 @@ Status CudaBackend::EnqueueLayers(const StepPlan& p) {
   // Prefill leaves RoPE of q to the attention kernel, which rotates each q row as it loads it
   // (a read and a write of every q row less: 2/3 of the RoPE pass's bytes); the step's angles
   // are computed once for all layers (the precise sin/cos cost more than the rotation).
-  const bool attention_rotates_q = !p.decode && !fused;
+  // A step that mixes decoding sequences (at the front) with prompt chunks runs the decode
+  // attention kernel for the former and the prefill kernel for the rest: the prefill kernel
+  // gives a one-token sequence a whole tile of query rows a head and walks its context with
+  // them (at 63 decoding sequences of 5000 tokens beside a 4096-token chunk of the 70B model,
+  // ~0.2 s a step more). The decode kernel wants q rotated, so such a step rotates q up front.
+  const int64_t lead = p.decode ? 0 : p.leading_single;
+  const bool attention_rotates_q = !p.decode && !fused && lead == 0;
   const float2* rope_table = attention_rotates_q ? rope_table_ : nullptr;
   const bool tp = tensor_parallel();
   // Tensor parallel: o and down write this rank's partial sums (the fused split-K GEMVs add
@@ -428,17 +441,30 @@ Status CudaBackend::EnqueueLayers(const StepPlan& p) {
     } else if (p.decode) {
       RAG_RETURN_IF_ERROR(PagedDecodeAttention(qkv_, qkv_dim, KCache(l), VCache(l), tables, W,
                                                context_lens, p.n_seqs, nq, nkv, hd, bs,
-                                               attn_workspace_, attn_, st,
-                                               attn_split_counters_));
-    } else if (kv_fp8_) {
-      RAG_RETURN_IF_ERROR(PagedPrefillAttention(qkv_, qkv_dim, Fp8Cache(l), tables, W, q_offsets,
-                                                q_lens, start_pos, p.n_seqs, p.max_q_len, nq, nkv,
-                                                hd, bs, attn_, st, rope_table));
+                                               attn_workspace_, attn_, st, attn_split_counters_));
     } else {
-      RAG_RETURN_IF_ERROR(PagedPrefillAttention(qkv_, qkv_dim, KCache(l), VCache(l), tables, W,
-                                                q_offsets, q_lens, start_pos, p.n_seqs, p.max_q_len,
-                                                nq, nkv, hd, bs, attn_, st,
-                                                rope_table));
+      // Decoding sequences at the front: rows 0..lead-1, one a sequence.
+      if (lead > 0 && kv_fp8_) {
+        RAG_RETURN_IF_ERROR(PagedDecodeAttention(qkv_, qkv_dim, Fp8Cache(l), tables, W,
+                                                 context_lens, lead, nq, nkv, hd, bs,
+                                                 attn_workspace_, attn_, st, attn_split_counters_));
+      } else if (lead > 0) {
+        RAG_RETURN_IF_ERROR(PagedDecodeAttention(qkv_, qkv_dim, KCache(l), VCache(l), tables, W,
+                                                 context_lens, lead, nq, nkv, hd, bs,
+                                                 attn_workspace_, attn_, st, attn_split_counters_));
+      }
+      // The rest (q_offsets are rows of the whole step).
+      const int64_t rest = p.n_seqs - lead;
+      if (rest > 0 && kv_fp8_) {
+        RAG_RETURN_IF_ERROR(PagedPrefillAttention(
+            qkv_, qkv_dim, Fp8Cache(l), tables + lead * W, W, q_offsets + lead, q_lens + lead,
+            start_pos + lead, rest, p.max_q_len, nq, nkv, hd, bs, attn_, st, rope_table));
+      } else if (rest > 0) {
+        RAG_RETURN_IF_ERROR(
+            PagedPrefillAttention(qkv_, qkv_dim, KCache(l), VCache(l), tables + lead * W, W,
+                                  q_offsets + lead, q_lens + lead, start_pos + lead, rest,
+                                  p.max_q_len, nq, nkv, hd, bs, attn_, st, rope_table));
+      }
     }
     if (fused) {
       if (fp8) {

@@ -96,7 +96,10 @@ class CudaBackend : public GpuBackend {
   ~CudaBackend() override;
 
   const ModelConfig& config() const override { return config_; }
-  BackendInfo info() const override { return {"cuda", options_.block_size, num_blocks_}; }
+  BackendInfo info() const override {
+    return {"cuda", options_.block_size, num_blocks_, options_.max_batch_tokens,
+            options_.max_batch_seqs};
+  }
   StatusOr<std::vector<float>> Forward(const ForwardBatch& batch) override;
 
   StatusOr<std::vector<std::vector<int32_t>>> GreedyDecode(const ForwardBatch& batch,

@@ -120,7 +120,12 @@ TensorParallelBackend::~TensorParallelBackend() {
   }
 }
 
-BackendInfo TensorParallelBackend::info() const { return {"cuda-tp", block_size_, num_blocks_}; }
+BackendInfo TensorParallelBackend::info() const {
+  BackendInfo info = ranks_[0]->info();  // the ranks' step limits are the same (one options)
+  info.name = "cuda-tp";
+  info.num_blocks = num_blocks_;
+  return info;
+}
 
 Status TensorParallelBackend::OnAllRanks(const TpStep& step,
                                          const std::function<Status(CudaBackend&, int)>& call) {

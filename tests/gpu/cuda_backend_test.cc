@@ -265,29 +265,42 @@ TEST_F(CudaBackendTest, ChunkedMixedAndBatchedStepsAgreeWithTheOneShotRun) {
   const std::vector<int32_t> short_greedy = JsonInts(*prompts.front().Find("greedy"));
   std::vector<int32_t> pool = ShuffledBlocks();
 
-  // Chunks of 37 tokens; the short prompt's prefill is done first and it decodes one token in
-  // the same step as the long prompt's last chunk.
-  std::vector<int32_t> short_table = Table(static_cast<int>(short_ids.size()) + 2, &pool);
-  auto s0 = cuda->Forward({{{short_ids, 0, short_table, false}}});
-  ASSERT_TRUE(s0.ok()) << s0.status().ToString();
-  ASSERT_EQ(Argmax(s0->data(), vocab), short_greedy[0]);
+  // Chunks of 37 tokens. Two copies of the short prompt are prefilled first; each decodes its
+  // next token beside one of the long prompt's chunks: the first after the chunk, in the step of
+  // the last chunk but one (the prefill attention kernel takes its one row), the second before
+  // the last chunk, as the Engine's scheduler orders a step (the decode kernel takes it).
+  std::vector<int32_t> short_tables[2];
+  for (std::vector<int32_t>& table : short_tables) {
+    table = Table(static_cast<int>(short_ids.size()) + 2, &pool);
+    auto s0 = cuda->Forward({{{short_ids, 0, table, false}}});
+    ASSERT_TRUE(s0.ok()) << s0.status().ToString();
+    ASSERT_EQ(Argmax(s0->data(), vocab), short_greedy[0]);
+  }
   std::vector<int32_t> long_table = Table(static_cast<int>(long_ids.size()), &pool);
+  const size_t n_chunks = (long_ids.size() + 36) / 37;
+  ASSERT_GE(n_chunks, 2u);
+  const SequenceInput short_step0{
+      {short_greedy[0]}, static_cast<int32_t>(short_ids.size()), short_tables[0], false};
+  const SequenceInput short_step1{
+      {short_greedy[0]}, static_cast<int32_t>(short_ids.size()), short_tables[1], false};
   std::vector<float> last;
-  for (size_t at = 0; at < long_ids.size(); at += 37) {
-    const size_t end = std::min(long_ids.size(), at + 37);
+  for (size_t c = 0; c < n_chunks; ++c) {
+    const size_t at = c * 37, end = std::min(long_ids.size(), at + 37);
     std::vector<int32_t> chunk(long_ids.begin() + at, long_ids.begin() + end);
     ForwardBatch batch{{{chunk, static_cast<int32_t>(at), long_table, false}}};
-    const bool last_chunk = end == long_ids.size();
-    if (last_chunk) {
-      batch.sequences.push_back(
-          {{short_greedy[0]}, static_cast<int32_t>(short_ids.size()), short_table, false});
-    }
+    const bool decode_after = c + 2 == n_chunks, decode_before = c + 1 == n_chunks;
+    if (decode_after) batch.sequences.push_back(short_step0);
+    if (decode_before) batch.sequences.insert(batch.sequences.begin(), short_step1);
     auto out = cuda->Forward(batch);
     ASSERT_TRUE(out.ok()) << out.status().ToString();
-    ASSERT_EQ(out->size(), static_cast<size_t>((last_chunk ? 2 : 1) * vocab));
-    if (last_chunk) {
-      last.assign(out->begin(), out->begin() + vocab);
-      EXPECT_EQ(Argmax(out->data() + vocab, vocab), short_greedy[1]) << "decoding beside a prefill";
+    ASSERT_EQ(out->size(), static_cast<size_t>((decode_after || decode_before ? 2 : 1) * vocab));
+    if (decode_after) {
+      EXPECT_EQ(Argmax(out->data() + vocab, vocab), short_greedy[1])
+          << "decoding after a prompt chunk";
+    }
+    if (decode_before) {
+      EXPECT_EQ(Argmax(out->data(), vocab), short_greedy[1]) << "decoding before a prompt chunk";
+      last.assign(out->begin() + vocab, out->begin() + 2 * vocab);
     }
   }
   EXPECT_LE(RelError(last.data(), long_last.data(), vocab), kTolerance) << "chunked prefill";

@@ -105,15 +105,39 @@ TEST(Engine, StopTokensAndCancellationEndRequests) {
   const std::vector<int32_t> first_three(greedy.begin(), greedy.begin() + 3);
   EXPECT_EQ(events.tokens[*a], first_three);
 
+  // Benchmarks' requests ignore eos and stop ids: the same request runs to max_tokens.
+  GenerationRequest ignoring = stop_at_third;
+  ignoring.max_tokens = 8;
+  ignoring.ignore_eos = true;
+  auto c = engine->Submit(ignoring, events.Callback());
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(events.WaitFinished(2));
+  EXPECT_EQ(events.finished[*c], FinishReason::kLength);
+  EXPECT_EQ(events.tokens[*c], std::vector<int32_t>(greedy.begin(), greedy.begin() + 8));
+
   GenerationRequest long_one;
   long_one.prompt = testing::JsonInts(*p.Find("ids"));
   long_one.max_tokens = 200;
   auto b = engine->Submit(long_one, events.Callback());
   ASSERT_TRUE(b.ok());
   engine->Cancel(*b);
-  ASSERT_TRUE(events.WaitFinished(2));
+  ASSERT_TRUE(events.WaitFinished(3));
   EXPECT_EQ(events.finished[*b], FinishReason::kCancelled);
   EXPECT_LT(events.tokens[*b].size(), 200u);
+}
+
+TEST(Engine, OptionsForABackendTakeItsStepLimits) {
+  // A GPU backend names its limits: steps as large as it takes, all of one prompt if need be.
+  const EngineOptions gpu = EngineOptions::For({"cuda", 16, 1000, 4096, 48});
+  EXPECT_EQ(gpu.scheduler.max_batch_tokens, 4096);
+  EXPECT_EQ(gpu.scheduler.prefill_chunk, 4096);
+  EXPECT_EQ(gpu.scheduler.max_running, 48);
+  // The CPU backend names none: the scheduler's defaults.
+  const EngineOptions cpu = EngineOptions::For({"cpu", 16, 1000});
+  const SchedulerOptions defaults;
+  EXPECT_EQ(cpu.scheduler.max_batch_tokens, defaults.max_batch_tokens);
+  EXPECT_EQ(cpu.scheduler.prefill_chunk, defaults.prefill_chunk);
+  EXPECT_EQ(cpu.scheduler.max_running, defaults.max_running);
 }
 
 TEST(Engine, BadRequestsAreRefusedAtSubmit) {

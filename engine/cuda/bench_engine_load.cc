@@ -1,0 +1,75 @@
+#include "engine/cuda/bench_engine_load.h"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+
+#include "engine/engine.h"
+
+namespace rag {
+namespace {
+
+double NowSeconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+StatusOr<EngineLoadResult> RunEngineLoad(
+    std::unique_ptr<Backend> backend, SchedulerOptions scheduler, int requests, int new_tokens,
+    const std::function<std::vector<int32_t>()>& random_prompt) {
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < requests; ++i) prompts.push_back(random_prompt());
+  Engine engine(std::move(backend), EngineOptions{scheduler});
+
+  // Written by the engine thread's callbacks, read here once all are done.
+  std::mutex mu;
+  std::condition_variable done_cv;
+  int done = 0;
+  int64_t tokens = 0;
+  Status failure;
+  std::vector<double> first_token(static_cast<size_t>(requests), 0.0);
+
+  const double t0 = NowSeconds();
+  for (int i = 0; i < requests; ++i) {
+    GenerationRequest request;
+    request.prompt = std::move(prompts[static_cast<size_t>(i)]);
+    request.max_tokens = new_tokens;
+    request.ignore_eos = true;
+    auto callback = [&, i](const TokenEvent& e) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (e.token >= 0) {
+        ++tokens;
+        double& first = first_token[static_cast<size_t>(i)];
+        if (first == 0.0) first = NowSeconds() - t0;
+      }
+      if (e.finished) {
+        if (e.reason == FinishReason::kError && failure.ok()) failure = e.error;
+        ++done;
+        done_cv.notify_all();
+      }
+      return true;
+    };
+    RAG_ASSIGN_OR_RETURN(int64_t id, engine.Submit(std::move(request), callback));
+    (void)id;
+  }
+  std::unique_lock<std::mutex> lock(mu);
+  done_cv.wait(lock, [&] { return done == requests; });
+  EngineLoadResult r;
+  r.seconds = NowSeconds() - t0;
+  if (!failure.ok()) return failure;
+  r.requests = requests;
+  r.output_tokens = tokens;
+  r.output_tok_s = static_cast<double>(tokens) / r.seconds;
+  double sum = 0;
+  for (double s : first_token) {
+    sum += s;
+    r.max_first_token_s = std::max(r.max_first_token_s, s);
+  }
+  r.mean_first_token_s = sum / requests;
+  return r;
+}
+
+}  // namespace rag

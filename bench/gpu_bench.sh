@@ -4,12 +4,16 @@
 # Logs and JSON go to $OUT (when set) or the build folder.
 #
 # Usage, from the repository root:
-#   bash bench/gpu_bench.sh [tests|bench|profile|gemv|attention|fp8gemm|all]   (default all)
+#   bash bench/gpu_bench.sh [tests|bench|profile|gemv|attention|fp8gemm|issue8|all]   (default all)
 #   gemv: our decode GEMV next to cuBLAS on the 8B projection shapes (bench/gemv_bench.cu).
 #   attention: the prefill attention variants and the RoPE pass, 8B shape (bench/prefill_attention_bench.cu),
 #     and decode attention's tensor-core kernels next to the SIMT one (bench/decode_attention_bench.cu).
 #   fp8gemm: the FP8 GEMMs of the 70B projections on cuBLASLt's first candidates,
 #     on the shapes of one GPU of $TP (2).
+#   issue8: the 70B figures of issue 8 on dummy weights, on as many of TP=1, 2 and 4 as the
+#     machine's GPUs allow: batch-1 decode and first token (bf16, prompt 2048), FP8 on one GPU,
+#     and the RAG-shaped FP8 load over 2 GPUs through the bench's loop and through the Engine.
+#     Not part of `all` (several minutes).
 #   profile: Nsight Compute's duration of every kernel of one prefill and a few decode steps,
 #   summed per kernel (bench/ncu_summary.py); not part of `all`.
 # Environment: BUILD (build-gpu), JOBS (16), CUDA_ARCH (90), SHAPE (8b), PROMPT (2048), TP (2),
@@ -19,6 +23,9 @@
 # and ../shared/peers/gptfast_bench.py must sit in the git-ignored bench/peers/; never commit them.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# NVLink multicast (NVLS) stays off: the peer-memory all-reduce does not need it, and shared
+# GPU hosts can be harmed by programs that use it.
+export NCCL_NVLS_ENABLE=${NCCL_NVLS_ENABLE:-0}
 WHAT=${1:-all}
 BUILD=${BUILD:-build-gpu}
 JOBS=${JOBS:-16}
@@ -90,6 +97,22 @@ if [ "$WHAT" = profile ]; then
     "$BUILD/engine/cuda/rag-bench" --load-format dummy --shape "$SHAPE" --prompt "$PROMPT" --new 6 \
     --batch 1 --runs 1 > "$LOGS/ncu.csv"
   step ncu_summary python3 bench/ncu_summary.py "$LOGS/ncu.csv" 40
+fi
+if [ "$WHAT" = issue8 ]; then
+  GPUS=$(nvidia-smi -L | wc -l)
+  R="$BUILD/engine/cuda/rag-bench --load-format dummy --shape 70b"
+  for tp in 2 4; do
+    [ "$GPUS" -ge "$tp" ] || continue
+    step "tp${tp}_bf16" timeout 300 $R --tp "$tp" --prompt 2048 --new 128 --batch 1 --runs 3 \
+      --json "$LOGS/tp${tp}_bf16.json"
+  done
+  step fp8_1gpu timeout 300 $R --fp8 --prompt 2048 --new 128 --batch 1 --runs 3 --json "$LOGS/fp8_1gpu.json"
+  if [ "$GPUS" -ge 2 ]; then
+    step rag_load_loop timeout 400 $R --fp8 --tp 2 --prompt 5000 --new 500 --load 64 --batch 1 \
+      --runs 1 --json "$LOGS/rag_load_loop.json"
+    step rag_load_engine timeout 400 $R --fp8 --tp 2 --prompt 5000 --new 500 --load 64 --batch 1 \
+      --runs 1 --load-engine 4096,4096 --json "$LOGS/rag_load_engine.json"
+  fi
 fi
 echo "=== done: $([ $status -eq 0 ] && echo all steps passed || echo SOME STEPS FAILED) (logs in $LOGS)"
 exit $status

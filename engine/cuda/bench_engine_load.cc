@@ -22,17 +22,19 @@ StatusOr<EngineLoadResult> RunEngineLoad(
     const std::function<std::vector<int32_t>()>& random_prompt) {
   std::vector<std::vector<int32_t>> prompts;
   for (int i = 0; i < requests; ++i) prompts.push_back(random_prompt());
-  Engine engine(std::move(backend), EngineOptions{scheduler});
 
-  // Written by the engine thread's callbacks, read here once all are done.
+  // Written by the engine thread's callbacks, read here once all are done; declared before the
+  // Engine so that they outlive it (its destructor cancels what is in flight, with callbacks).
   std::mutex mu;
   std::condition_variable done_cv;
   int done = 0;
   int64_t tokens = 0;
   Status failure;
   std::vector<double> first_token(static_cast<size_t>(requests), 0.0);
+  double t0 = 0;
+  Engine engine(std::move(backend), EngineOptions{scheduler});
 
-  const double t0 = NowSeconds();
+  t0 = NowSeconds();
   for (int i = 0; i < requests; ++i) {
     GenerationRequest request;
     request.prompt = std::move(prompts[static_cast<size_t>(i)]);

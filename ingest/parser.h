@@ -23,12 +23,12 @@ namespace rag {
 bool IsSupportedFileName(std::string_view filename);
 
 // Bounds on reading one PDF, so that no file can make ingestion run for ever, eat the memory or
-// crash the process (docs/RELIABILITY.md). ParseDocument reads a PDF in a child process (a fork
-// running ParsePdf; poppler never runs in the server's own process), which is killed when it
-// runs longer than max_seconds or needs more than max_memory_bytes; a crash of poppler there is
-// a failed document, not a dead server. A reader that sleeps max_stall_seconds without using
-// the CPU is stuck (on a lock another thread held at the fork: the fork copies the lock, not its
-// owner); it is killed and the PDF read again in a fresh fork, up to three times. Inside, ParsePdf
+// crash the process (docs/RELIABILITY.md). ParseDocument reads a PDF in a child process (the
+// reader program rag-pdf-reader running ParsePdf; poppler never runs in the server's own
+// process), which is killed when it runs longer than max_seconds or needs more than
+// max_memory_bytes; a crash of poppler there is a failed document, not a dead server. A reader
+// that sleeps max_stall_seconds without using the CPU is stuck (ingest/pdf_sandbox.h); it is
+// killed and the PDF read again in a fresh child, up to three times. Inside, ParsePdf
 // refuses a PDF with more than max_pages pages or whose streams decode to more than
 // max_decoded_bytes (a decompression bomb: ingest/pdf_streams.h) before poppler reads it. Every
 // refusal is an error naming the file and the limit (ResourceExhausted, or InvalidArgument for a

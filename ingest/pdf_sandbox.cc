@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,110 +16,59 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <new>
 #include <optional>
 #include <sstream>
+#include <vector>
 
 #include "common/logging.h"
+#include "ingest/pdf_reader_protocol.h"
 
 namespace rag::ingest_internal {
 namespace {
 
 std::atomic<void (*)(int)> g_child_hook{nullptr};  // SetPdfReaderChildHookForTesting
+std::atomic<int64_t> g_program_runs{0};            // PdfReaderProgramRuns
 
-// ---- The child's answer on the pipe: a tag byte, then the Status or the ParsedDocument. ----
-
-void PutU64(std::string* out, uint64_t v) { out->append(reinterpret_cast<const char*>(&v), 8); }
-void PutString(std::string* out, std::string_view s) {
-  PutU64(out, s.size());
-  out->append(s);
-}
-
-std::string Encode(const StatusOr<ParsedDocument>& result) {
-  std::string out;
-  if (!result.ok()) {
-    out.push_back('E');
-    PutU64(&out, static_cast<uint64_t>(result.status().code()));
-    PutString(&out, result.status().message());
-    return out;
-  }
-  const ParsedDocument& doc = *result;
-  out.push_back('D');
-  PutString(&out, doc.title);
-  PutString(&out, doc.format);
-  PutU64(&out, doc.pages.size());
-  for (const PageText& p : doc.pages) {
-    PutU64(&out, static_cast<uint64_t>(p.number));
-    PutString(&out, p.text);
-  }
-  PutU64(&out, doc.sections.size());
-  for (const SectionStart& s : doc.sections) {
-    PutU64(&out, static_cast<uint64_t>(s.page));
-    PutU64(&out, s.offset);
-    PutString(&out, s.title);
-  }
-  return out;
-}
-
-class Reader {
- public:
-  explicit Reader(std::string_view data) : data_(data) {}
-  bool U64(uint64_t* v) {
-    if (data_.size() < 8) return false;
-    std::memcpy(v, data_.data(), 8);
-    data_.remove_prefix(8);
-    return true;
-  }
-  bool String(std::string* s) {
-    uint64_t n;
-    if (!U64(&n) || n > data_.size()) return false;
-    s->assign(data_.substr(0, n));
-    data_.remove_prefix(n);
-    return true;
-  }
-  bool done() const { return data_.empty(); }
-
- private:
-  std::string_view data_;
-};
-
-StatusOr<ParsedDocument> Decode(std::string_view data, const std::string& filename) {
-  const Status garbled = Internal(filename + ": the PDF reader's answer is garbled");
-  if (data.empty()) return garbled;
-  const char tag = data.front();
-  Reader r(data.substr(1));
-  if (tag == 'E') {
-    uint64_t code;
-    std::string message;
-    if (!r.U64(&code) || !r.String(&message) || !r.done() ||
-        code > static_cast<uint64_t>(StatusCode::kUnavailable)) {
-      return garbled;
+// The reader program (ingest/pdf_reader_main.cc): rag-pdf-reader beside this executable, else
+// where the build put it (test binaries live in another folder); empty when neither is there,
+// and then the child reads the PDF itself after a plain fork.
+const std::string& ReaderProgram() {
+  static const std::string path = [] {
+    std::error_code error;
+    const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
+    if (!error) {
+      const std::string beside = (self.parent_path() / "rag-pdf-reader").string();
+      if (::access(beside.c_str(), X_OK) == 0) return beside;
     }
-    return Status(static_cast<StatusCode>(code), message);
-  }
-  if (tag != 'D') return garbled;
-  ParsedDocument doc;
-  uint64_t n;
-  if (!r.String(&doc.title) || !r.String(&doc.format) || !r.U64(&n)) return garbled;
-  for (uint64_t i = 0; i < n; ++i) {
-    PageText p;
-    uint64_t number;
-    if (!r.U64(&number) || !r.String(&p.text)) return garbled;
-    p.number = static_cast<int>(number);
-    doc.pages.push_back(std::move(p));
-  }
-  if (!r.U64(&n)) return garbled;
-  for (uint64_t i = 0; i < n; ++i) {
-    SectionStart s;
-    uint64_t page, offset;
-    if (!r.U64(&page) || !r.U64(&offset) || !r.String(&s.title)) return garbled;
-    s.page = static_cast<int>(page);
-    s.offset = offset;
-    doc.sections.push_back(std::move(s));
-  }
-  if (!r.done()) return garbled;
-  return doc;
+#ifdef RAG_PDF_READER_BUILT_AT
+    if (::access(RAG_PDF_READER_BUILT_AT, X_OK) == 0) return std::string(RAG_PDF_READER_BUILT_AT);
+#endif
+    return std::string();
+  }();
+  return path;
+}
+
+// What the reader program has before its parse, beyond which PdfReadLimits::max_memory_bytes
+// counts: address space (its code and libraries, poppler's among them, mapped) and resident
+// memory, both generous.
+constexpr uint64_t kProgramAddressSpace = 256ull << 20;
+constexpr uint64_t kProgramResident = 64ull << 20;
+
+bool AddressSanitizerBuild() {
+#if defined(__SANITIZE_ADDRESS__)
+  return true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  return true;
+#else
+  return false;
+#endif
+#else
+  return false;
+#endif
 }
 
 // The address space (VmSize) and resident set (VmRSS) of a process, in bytes; 0 when unknown.
@@ -133,34 +83,30 @@ Memory MemoryOf(const std::string& pid) {
   return {size * page, resident * page};
 }
 
-bool WriteAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
-[[noreturn]] void RunChild(int out_fd, pid_t parent, uint64_t address_space,
-                           std::string_view bytes, const std::string& filename) {
+// What every child does first, before it execs the reader program or reads the PDF itself: only
+// calls that are safe between fork and exec in a threaded process (no allocation, no lock).
+// Keeps file descriptors 0 (`in`, or nothing) and 3 (`out`), no socket or file of the server.
+void PrepareChild(int in_fd, int out_fd, pid_t parent, uint64_t address_space) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != parent) _exit(3);  // the parent is already gone
-  // Keep only the pipe: no socket or file of the server lives on in the child.
-  if (out_fd != 3) {
-    if (::dup2(out_fd, 3) < 0) _exit(4);
-    out_fd = 3;
-  }
+  if (in_fd >= 0 && in_fd != 0 && ::dup2(in_fd, 0) < 0) _exit(4);
+  if (out_fd != 3 && ::dup2(out_fd, 3) < 0) _exit(4);
   ::syscall(SYS_close_range, 4u, ~0u, 0u);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
   ::signal(SIGPIPE, SIG_DFL);
-  SetLogLevel(LogLevel::kError);  // the child never logs (see the header)
   if (address_space > 0) {
     rlimit limit{address_space, address_space};
     ::setrlimit(RLIMIT_AS, &limit);
   }
+}
+
+// A plain fork's child (no reader program): reads the PDF in the copy of this process.
+[[noreturn]] void ReadInChild(std::string_view bytes, const std::string& filename) {
+  SetLogLevel(LogLevel::kError);  // the child never logs (see the header)
   StatusOr<ParsedDocument> result = ParsePdf(bytes, filename);
-  const bool written = WriteAll(out_fd, Encode(result));
+  const bool written = WriteReaderAnswer(3, result);
   _exit(written ? 0 : 5);
 }
 
@@ -201,38 +147,70 @@ std::optional<ReaderRun> RunReader(std::string_view bytes, const std::string& fi
                                    const PdfReadLimits& limits, int attempt,
                                    std::chrono::steady_clock::time_point deadline) {
   using Clock = std::chrono::steady_clock;
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) {
+  const std::string& program = ReaderProgram();
+  const bool exec = !program.empty();
+  // out: the answer; in (the program's stdin): the PDF's bytes, through a socket so that a
+  // program that died makes send fail instead of raising SIGPIPE here.
+  int out[2], in[2] = {-1, -1};
+  if (::pipe2(out, O_CLOEXEC) != 0) {
     RAG_LOG(WARN) << "ingest: no pipe for the PDF reader (" << std::strerror(errno)
                   << "); reading " << filename << " in this process";
     return std::nullopt;
   }
-  const uint64_t address_space =
-      limits.max_memory_bytes > 0 ? MemoryOf("self").address_space + limits.max_memory_bytes : 0;
+  if (exec && ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0) {
+    const int err = errno;
+    ::close(out[0]);
+    ::close(out[1]);
+    RAG_LOG(WARN) << "ingest: no socket for the PDF reader (" << std::strerror(err) << "); reading "
+                  << filename << " in this process";
+    return std::nullopt;
+  }
+  // Everything the child needs is made before the fork (it may not allocate).
+  const std::vector<std::string> args = {program, filename, std::to_string(limits.max_pages),
+                                         std::to_string(limits.max_decoded_bytes)};
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  // The address-space cap: the program's base and the parse's allowance, or (a plain fork)
+  // what the child has at the fork plus the allowance. None in AddressSanitizer builds, whose
+  // shadow memory takes terabytes of address space.
+  uint64_t address_space = 0;
+  if (limits.max_memory_bytes > 0 && !AddressSanitizerBuild()) {
+    address_space =
+        limits.max_memory_bytes + (exec ? kProgramAddressSpace : MemoryOf("self").address_space);
+  }
   const pid_t parent = ::getpid();
   void (*const hook)(int) = g_child_hook.load();
   const pid_t pid = ::fork();
   if (pid < 0) {
     const int err = errno;
-    ::close(fds[0]);
-    ::close(fds[1]);
+    for (int fd : {out[0], out[1], in[0], in[1]}) {
+      if (fd >= 0) ::close(fd);
+    }
     RAG_LOG(WARN) << "ingest: cannot start the PDF reader (" << std::strerror(err) << "); reading "
                   << filename << " in this process";
     return std::nullopt;
   }
   if (pid == 0) {
-    ::close(fds[0]);
     if (hook != nullptr) hook(attempt);
-    RunChild(fds[1], parent, address_space, bytes, filename);
+    PrepareChild(in[0], out[1], parent, address_space);
+    if (!exec) ReadInChild(bytes, filename);
+    ::execve(argv[0], argv.data(), environ);
+    _exit(127);
   }
-  ::close(fds[1]);
+  ::close(out[1]);
+  if (exec) {
+    ::close(in[0]);
+    g_program_runs.fetch_add(1);
+  }
+  std::string_view to_send = exec ? bytes : std::string_view();
 
   ReaderRun run;
   // The child's resident memory is watched too: RLIMIT_AS does not bind where the allocator
-  // reserved its address space up front (AddressSanitizer builds). The baseline is what it
-  // shares with this process right after the fork.
+  // reserved its address space up front (AddressSanitizer builds). A plain fork's baseline is
+  // what it shares with this process right after the fork; the program's, its base.
   const std::string child = std::to_string(pid);
-  const uint64_t baseline = MemoryOf(child).resident;
+  const uint64_t baseline = exec ? kProgramResident : MemoryOf(child).resident;
   CpuState cpu = CpuStateOf(child);
   Clock::time_point last_progress = Clock::now();  // when it last ran or was awake
   char buffer[65536];
@@ -256,18 +234,30 @@ std::optional<ReaderRun> RunReader(std::string_view bytes, const std::string& fi
       ::kill(pid, SIGKILL);
       break;
     }
-    pollfd p{fds[0], POLLIN, 0};
+    // The PDF's bytes go to the program's stdin as it takes them; its answer comes back.
+    pollfd p[2] = {{out[0], POLLIN, 0}, {in[1], POLLOUT, 0}};
+    const nfds_t watched = in[1] >= 0 ? 2 : 1;
     const double left_ms = std::chrono::duration<double, std::milli>(deadline - now).count();
     const int wait_ms = static_cast<int>(std::min(200.0, left_ms) + 1);
-    const int ready = ::poll(&p, 1, wait_ms);
+    const int ready = ::poll(p, watched, wait_ms);
     if (ready < 0 && errno != EINTR) break;
     if (ready <= 0) continue;
-    const ssize_t n = ::read(fds[0], buffer, sizeof(buffer));
+    if (watched == 2 && p[1].revents != 0) {
+      const ssize_t n = ::send(in[1], to_send.data(), to_send.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) to_send.remove_prefix(static_cast<size_t>(n));
+      if (to_send.empty() || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+        ::close(in[1]);  // all sent (or the program is gone): it sees the end of its input
+        in[1] = -1;
+      }
+    }
+    if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+    const ssize_t n = ::read(out[0], buffer, sizeof(buffer));
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n <= 0) break;  // EOF: the child is done (or dead)
     run.answer.append(buffer, static_cast<size_t>(n));
   }
-  ::close(fds[0]);
+  ::close(out[0]);
+  if (in[1] >= 0) ::close(in[1]);
   while (::waitpid(pid, &run.wstatus, 0) < 0 && errno == EINTR) {
   }
   return run;
@@ -275,21 +265,11 @@ std::optional<ReaderRun> RunReader(std::string_view bytes, const std::string& fi
 
 }  // namespace
 
-bool PdfChildProcessesAreSafe() {
-#if defined(__SANITIZE_ADDRESS__)
-  return false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-  return false;
-#else
-  return true;
-#endif
-#else
-  return true;
-#endif
-}
+bool PdfChildProcessesAreSafe() { return !AddressSanitizerBuild(); }
 
 void SetPdfReaderChildHookForTesting(void (*hook)(int attempt)) { g_child_hook.store(hook); }
+
+int64_t PdfReaderProgramRuns() { return g_program_runs.load(); }
 
 StatusOr<ParsedDocument> ParsePdfInChildProcess(std::string_view bytes, const std::string& filename,
                                                 const PdfReadLimits& limits) {
@@ -326,7 +306,7 @@ StatusOr<ParsedDocument> ParsePdfInChildProcess(std::string_view bytes, const st
     return InvalidArgument(filename + ": the PDF crashed the PDF reader (signal " +
                            std::to_string(WTERMSIG(wstatus)) + "); it is corrupt or hostile");
   }
-  StatusOr<ParsedDocument> result = Decode(run->answer, filename);
+  StatusOr<ParsedDocument> result = DecodeReaderAnswer(run->answer, filename);
   if (!result.ok() && result.status().message().find("bad_alloc") != std::string::npos) {
     return ResourceExhausted(filename + ": reading the PDF needs more than " +
                              Megabytes(limits.max_memory_bytes) + " of memory; refused");

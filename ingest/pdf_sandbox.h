@@ -4,22 +4,24 @@
 // whose page draws a one-word form 100000 times made poppler's text extraction grow past 700 MB
 // and run for minutes (measured: still running after 120 s), and nested forms multiply that.
 // Poppler cannot be interrupted from outside, and a crash inside it would end the server. So the
-// parse runs in a fork of this process: the parent waits for its result on a pipe and kills it
-// past PdfReadLimits::max_seconds, or once its resident memory has grown by more than
-// max_memory_bytes (checked every 200 ms); a child asleep for max_stall_seconds without using the
-// CPU is stuck on a lock that another thread of this process held when it forked (the child has
-// the lock but not the thread that would release it: seen once in a loaded test run, an upload's
-// reader still waiting after 300 s), so it is killed and the parse forked again, up to
-// kPdfReaderAttempts times. Its address space is capped as well (RLIMIT_AS: what
-// it has at the fork plus max_memory_bytes), so it usually fails an allocation first. It dies
-// with the thread that forked it (PR_SET_PDEATHSIG) and keeps no descriptor but its pipe (no
+// parse runs in another process: the reader program rag-pdf-reader (ingest/pdf_reader_main.cc,
+// built beside `rag`), started by fork and exec and handed the PDF's bytes on its stdin. The
+// parent waits for its answer on a pipe and kills it past PdfReadLimits::max_seconds, or once its
+// resident memory has grown by more than max_memory_bytes (checked every 200 ms); its address
+// space is capped as well (RLIMIT_AS), so it usually fails an allocation first. It dies with the
+// thread that started it (PR_SET_PDEATHSIG) and keeps no descriptor but its two channels (no
 // listening socket outlives a killed server).
 //
-// The child runs only ParsePdf and writes its ParsedDocument or Status to the pipe; it never
-// logs (a lock another thread held at the fork would never be released in the child) and ends
-// with _exit. Thread-safety: any number of threads may call this at once.
+// Between the fork and the exec the child makes no allocation and takes no lock: a fork copies
+// the locks other threads of the server hold at that moment, without the threads that would
+// release them. Where the program cannot be found the child reads the PDF itself after a plain
+// fork, where such a lock can stop it (seen once in a loaded test run, an upload's reader still
+// waiting after 300 s; it never logs, for that reason, and ends with _exit). For both, a child
+// asleep for max_stall_seconds without using the CPU is killed and the PDF read again, up to
+// kPdfReaderAttempts times. Thread-safety: any number of threads may call this at once.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -42,6 +44,8 @@ inline constexpr int kPdfReaderAttempts = 3;
 // a child that blocks on an inherited lock. nullptr (the default) for none; set it while no PDF
 // is being read.
 void SetPdfReaderChildHookForTesting(void (*hook)(int attempt));
+// Tests: how many times the reader program was started (0 where it was not found).
+int64_t PdfReaderProgramRuns();
 
 // False in AddressSanitizer builds: their allocator (gcc 12's libasan) is not fork-safe. A
 // thread that allocates while another forks leaves the allocator's lock held in the child, whose

@@ -1,9 +1,9 @@
-// The PDF reader's child process (ingest/pdf_sandbox.h) when the child gets stuck before it
-// reads: a fork copies the locks that other threads of the server hold at that moment, and a
-// child that waits on one of them sleeps for ever. The test hook makes a real forked child sleep
-// (pause(): asleep, no CPU time) as such a child does; the parent must notice, kill it and read
-// the PDF in a fresh fork, or fail the document with a clear error, in seconds instead of
-// max_seconds.
+// The PDF reader's child process (ingest/pdf_sandbox.h): the reader program reads the PDF in
+// a process of its own. And when a child gets stuck before it reads (a plain fork copies the
+// locks that other threads hold at that moment, and a child that waits on one of them sleeps
+// for ever): the test hook makes a real forked child sleep (pause(): asleep, no CPU time) as such
+// a child does; the parent must notice, kill it and read the PDF in a fresh child, or fail the
+// document with a clear error, in seconds instead of max_seconds.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -51,6 +51,24 @@ class PdfSandboxTest : public ::testing::Test {
                            testing::TextContent({"Gulls follow the ferry to the second pier."})});
   PdfReadLimits saved_;
 };
+
+// The build puts the reader program beside `rag` and tells the library where: the PDF is read
+// there, in a process that shares none of this one's locks, and its text comes back whole.
+TEST_F(PdfSandboxTest, ThePdfIsReadByTheReaderProgram) {
+  const int64_t before = ingest_internal::PdfReaderProgramRuns();
+  StatusOr<ParsedDocument> doc = ParseDocument(pdf_, "fresh.pdf");
+  ASSERT_TRUE(doc.ok()) << doc.status().ToString();
+  ASSERT_EQ(doc->pages.size(), 2u);
+  EXPECT_NE(doc->pages[0].text.find("lighthouse keeper"), std::string::npos) << doc->pages[0].text;
+  EXPECT_NE(doc->pages[1].text.find("second pier"), std::string::npos) << doc->pages[1].text;
+  EXPECT_EQ(ingest_internal::PdfReaderProgramRuns(), before + 1);
+  // Its errors come back as the parser's own.
+  StatusOr<ParsedDocument> bad = ParseDocument("%PDF-1.4 not really", "broken.pdf");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("broken.pdf"), std::string::npos)
+      << bad.status().ToString();
+  EXPECT_EQ(ingest_internal::PdfReaderProgramRuns(), before + 2);
+}
 
 TEST_F(PdfSandboxTest, AStuckReaderIsReplacedAndThePdfRead) {
   ingest_internal::SetPdfReaderChildHookForTesting(StallFirstAttempt);

@@ -9,7 +9,8 @@
 
 namespace {
 
-// --tp, --tp-rendezvous, --kv-cache and --gpu-memory of the commands that run the model.
+// --tp, --tp-rendezvous, --kv-cache, --gpu-memory and --step-tokens of the commands that run the
+// model.
 void AddGpuFlags(CLI::App* cmd, rag::GpuFlags* gpu,
                  const char* rendezvous_help =
                      "HOST:PORT: the --tp ranks are processes; this one is rank 0 "
@@ -29,6 +30,11 @@ void AddGpuFlags(CLI::App* cmd, rag::GpuFlags* gpu,
          "the most of each GPU's memory the model takes: weights, buffers and the KV cache, "
          "which gets what is left (default 0.9)")
       ->check(CLI::Range(0.05, 1.0));
+  cmd->add_option("--step-tokens", gpu->step_tokens,
+                  "GPU: the most tokens one model step feeds, every answer's next token and then "
+                  "prompt chunks; smaller steps keep answers flowing while a long prompt is read, "
+                  "larger ones read prompts faster (default 4096)")
+      ->check(CLI::Range(rag::kMinStepTokens, rag::kMaxStepTokens));
 }
 
 }  // namespace

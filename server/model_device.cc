@@ -22,6 +22,7 @@ CudaBackendOptions CudaOptionsFor(KvCacheType kv_cache, const GpuFlags& flags) {
   CudaBackendOptions gpu;
   gpu.kv_cache = kv_cache;
   gpu.memory_fraction = flags.memory_fraction;
+  gpu.max_batch_tokens = flags.step_tokens;
   return gpu;
 }
 
@@ -67,6 +68,11 @@ StatusOr<ModelLoadOptions> ModelLoadOptionsFor(const std::string& device,
   if (!(flags.memory_fraction > 0.0 && flags.memory_fraction <= 1.0)) {
     return InvalidArgument("--gpu-memory takes a fraction in (0, 1], not " +
                            std::to_string(flags.memory_fraction));
+  }
+  if (flags.step_tokens < kMinStepTokens || flags.step_tokens > kMaxStepTokens) {
+    return InvalidArgument("--step-tokens takes " + std::to_string(kMinStepTokens) + " to " +
+                           std::to_string(kMaxStepTokens) + " tokens, not " +
+                           std::to_string(flags.step_tokens));
   }
   if (device != "auto" && device != "cpu" && device != "cuda") {
     return InvalidArgument("--device must be auto, cpu or cuda, not \"" + device + "\"");

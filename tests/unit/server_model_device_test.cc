@@ -1,7 +1,7 @@
 // The GPU flags' checks in ModelLoadOptionsFor (server/model_device.h): what `--device`, `--tp`,
-// `--kv-cache`, `--gpu-memory` and `--tp-rendezvous` refuse (and `rag tp-worker`'s rank) before any
-// model is read, with a message naming the flag. Runs without a GPU: "auto" then falls back to the
-// CPU, which has no FP8 KV cache.
+// `--kv-cache`, `--gpu-memory`, `--step-tokens` and `--tp-rendezvous` refuse (and `rag tp-worker`'s
+// rank) before any model is read, with a message naming the flag. Runs without a GPU: "auto" then
+// falls back to the CPU, which has no FP8 KV cache.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -26,6 +26,11 @@ TEST(ModelDeviceTest, BadGpuFlagsAreRefusedByName) {
     GpuFlags memory;
     memory.memory_fraction = fraction;
     ExpectRefused("auto", memory, "--gpu-memory");
+  }
+  for (int tokens : {0, 63, 65537}) {
+    GpuFlags step;
+    step.step_tokens = tokens;
+    ExpectRefused("auto", step, "--step-tokens");
   }
   GpuFlags tp;
   tp.tp = 9;

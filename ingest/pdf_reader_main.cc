@@ -1,14 +1,13 @@
 // rag-pdf-reader FILENAME MAX_PAGES MAX_DECODED_BYTES: the PDF reader process of
 // ingest/pdf_sandbox.h, not a command for people. Reads a PDF's bytes from stdin, parses them
-// (ParsePdf, within the page and decoded-byte limits of the server that started it) and writes
-// the answer (ingest/pdf_reader_protocol.h) to file descriptor 3. The server starts it with
-// fork and exec, so that none of the server's threads' locks come along (a plain fork's child
-// could wait for ever on one); the server also watches its time, memory and sleep.
+// (ParsePdf through ParseDocument, within the page and decoded-byte limits of the server that
+// started it) and writes the answer (ingest/pdf_reader_protocol.h) to file descriptor 3. The server
+// starts it with fork and exec, so that none of the server's threads' locks come along (a plain
+// fork's child could wait for ever on one); the server also watches its time, memory and sleep.
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
-#include <exception>
 #include <string>
 
 #include "common/logging.h"
@@ -41,13 +40,9 @@ int main(int argc, char** argv) {
   const std::string filename = argv[1];
   std::string bytes;
   if (!ReadAll(0, &bytes)) return 3;
-  rag::StatusOr<rag::ParsedDocument> result = rag::Internal(filename + ": the parser failed");
-  try {
-    result = rag::ParsePdf(bytes, filename);
-  } catch (const std::exception& e) {  // bad_alloc past the address-space limit, among others
-    result = rag::Internal(filename + ": the parser failed: " + e.what());
-  } catch (...) {
-  }
+  // ParseDocument with isolate off: ParsePdf here, behind its guard against exceptions (bad_alloc
+  // past the address-space limit, among others).
+  const rag::StatusOr<rag::ParsedDocument> result = rag::ParseDocument(bytes, filename);
   const bool written = rag::ingest_internal::WriteReaderAnswer(3, result);
   _exit(written ? 0 : 5);  // no exit-time work (leak checks of sanitizer builds)
 }

@@ -522,9 +522,10 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
   LoadResult load;
   EngineLoadResult engine_load;
   const bool through_engine = f.load > 0 && f.engine_step > 0;
+  const int engine_step = std::min(f.engine_step, options.max_batch_tokens);  // what the GPU takes
   if (through_engine) {
     SchedulerOptions sched;
-    sched.max_batch_tokens = std::min(f.engine_step, options.max_batch_tokens);
+    sched.max_batch_tokens = engine_step;
     sched.prefill_chunk = f.engine_chunk;
     sched.max_running = options.max_batch_seqs;
     RAG_ASSIGN_OR_RETURN(
@@ -570,9 +571,9 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
         "RAG-shaped load through the engine (steps of up to %d tokens, %d of a prompt): %d "
         "requests (prompt %d, answer %d tokens): %.1f output tok/s, %.1f s; first token %.2f s "
         "on average, %.2f s at most\n",
-        std::min(f.engine_step, options.max_batch_tokens), f.engine_chunk, engine_load.requests,
-        f.prompt, f.new_tokens, engine_load.output_tok_s, engine_load.seconds,
-        engine_load.mean_first_token_s, engine_load.max_first_token_s);
+        engine_step, f.engine_chunk, engine_load.requests, f.prompt, f.new_tokens,
+        engine_load.output_tok_s, engine_load.seconds, engine_load.mean_first_token_s,
+        engine_load.max_first_token_s);
   } else if (f.load > 0) {
     std::printf("RAG-shaped load: %d requests (prompt %d, answer %d tokens), %d at once (%d waves): "
                 "%.1f output tok/s, %.1f s (prefills %.1f s)\n", load.requests, f.prompt, f.new_tokens,
@@ -608,8 +609,8 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
   js << "]";
   if (through_engine) {
     js << ",\"engine_load\":{\"requests\":" << engine_load.requests
-       << ",\"step_tokens\":" << std::min(f.engine_step, options.max_batch_tokens)
-       << ",\"prompt_chunk\":" << f.engine_chunk << ",\"seconds\":" << engine_load.seconds
+       << ",\"step_tokens\":" << engine_step << ",\"prompt_chunk\":" << f.engine_chunk
+       << ",\"seconds\":" << engine_load.seconds
        << ",\"output_tokens\":" << engine_load.output_tokens
        << ",\"output_tok_s\":" << engine_load.output_tok_s
        << ",\"mean_first_token_s\":" << engine_load.mean_first_token_s

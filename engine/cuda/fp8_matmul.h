@@ -82,7 +82,8 @@ class Fp8MatMul {
   int64_t unit_scale_max_rows_ = kDefaultUnitScaleMaxRows;
   int64_t unit_scale_calls_ = 0;
   DeviceBuffer unit_;  // one fp32 1.0: the unit-scale GEMMs' scales
-  DeviceBuffer raw_;   // (min(max_rows, unit_scale_max_rows), max_cols) fp32: products to add
+  DeviceBuffer raw_;   // (min(max_rows, kDefaultUnitScaleMaxRows), max_accumulated_cols) fp32:
+                       // the products of calls that add into y
 };
 
 }  // namespace rag

@@ -12,7 +12,8 @@
 #     on the shapes of one GPU of $TP (2).
 #   issue8: the 70B figures of issue 8 on dummy weights, on as many of TP=1, 2 and 4 as the
 #     machine's GPUs allow: batch-1 decode and first token (bf16, prompt 2048), FP8 on one GPU,
-#     and the RAG-shaped FP8 load over 2 GPUs through the bench's loop and through the Engine.
+#     and the RAG-shaped FP8 load over 2 GPUs through the bench's loop and through the Engine
+#     (all at once, then a request every 500 ms with steps of 4096 and 2048 tokens).
 #     Not part of `all` (several minutes).
 #   profile: Nsight Compute's duration of every kernel of one prefill and a few decode steps,
 #   summed per kernel (bench/ncu_summary.py); not part of `all`.
@@ -112,6 +113,12 @@ if [ "$WHAT" = issue8 ]; then
       --runs 1 --json "$LOGS/rag_load_loop.json"
     step rag_load_engine timeout 400 $R --fp8 --tp 2 --prompt 5000 --new 500 --load 64 --batch 1 \
       --runs 1 --load-engine 4096,4096 --json "$LOGS/rag_load_engine.json"
+    # As a server meets it: a request every half second, steps of 4096 and of 2048 tokens
+    # (first token and the pauses an answer sees while other prompts are read).
+    for s in 4096 2048; do
+      step "rag_load_arrivals_$s" timeout 400 $R --fp8 --tp 2 --prompt 5000 --new 500 --load 64 \
+        --batch 1 --runs 1 --load-engine "$s,$s" --load-interval-ms 500 --json "$LOGS/rag_load_arrivals_$s.json"
+    done
   fi
 fi
 echo "=== done: $([ $status -eq 0 ] && echo all steps passed || echo SOME STEPS FAILED) (logs in $LOGS)"

@@ -33,7 +33,8 @@ void AddGpuFlags(CLI::App* cmd, rag::GpuFlags* gpu,
   cmd->add_option("--step-tokens", gpu->step_tokens,
                   "GPU: the most tokens one model step feeds, every answer's next token and then "
                   "prompt chunks; smaller steps keep answers flowing while a long prompt is read, "
-                  "larger ones read prompts faster (default 4096)")
+                  "larger ones read prompts faster (default 4096; 2048 halves the pauses for ~1% "
+                  "throughput, docs/BENCHMARKS.md)")
       ->check(CLI::Range(rag::kMinStepTokens, rag::kMaxStepTokens));
 }
 

@@ -69,6 +69,7 @@ constexpr const char* kUsage =
     "                    output tokens/s over the whole (prefills included)\n"
     "  --load-engine S,C the load through the serving Engine (continuous batching) instead of\n"
     "                    the bench's loop: steps of up to S tokens, at most C of one prompt\n"
+    "  --load-interval-ms M  with --load-engine: a request every M ms instead of all at once\n"
     "  --json FILE       also write the JSON report to FILE\n";
 
 // How this bench was started: the words that run it again (the binary and, for `rag`, "bench")
@@ -88,6 +89,7 @@ struct BenchFlags {
   int tp_rank = -1;  // a rank of a group of processes (--tp-rank), or -1
   int fp8_unit_rows = -1;  // --fp8-unit-rows; -1: the backend's default
   int engine_step = 0, engine_chunk = 0;  // --load-engine; 0: the bench's own load loop
+  int load_interval_ms = 0;               // --load-interval-ms; 0: all requests at once
   std::string tp_rendezvous;
   KvCacheType kv_cache = KvCacheType::kAuto;
   std::vector<int> batches = {1, 8, 32, 64};
@@ -147,6 +149,10 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
           !ParseInt(v.substr(0, v.find(',')), 1, 1 << 20, &f->engine_step) ||
           !ParseInt(v.substr(v.find(',') + 1), 1, 1 << 20, &f->engine_chunk)) {
         return "--load-engine takes STEP,CHUNK (tokens of a step, of one prompt in a step)";
+      }
+    } else if (a == "--load-interval-ms") {
+      if (!value(&v) || !ParseInt(v, 0, 600000, &f->load_interval_ms)) {
+        return "--load-interval-ms takes 0..600000";
       }
     } else if (a == "--load") {
       if (!value(&v) || !ParseInt(v, 1, 4096, &f->load)) return "--load takes 1..4096 requests";
@@ -215,6 +221,8 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
   if (f->tp_rank >= f->tp) return "--tp-rank must be below --tp";
   if ((f->tp_rank >= 0) != !f->tp_rendezvous.empty())
     return "--tp-rank and --tp-rendezvous go together";
+  if (f->load_interval_ms > 0 && (f->load == 0 || f->engine_step == 0))
+    return "--load-interval-ms goes with --load N --load-engine S,C";
   return "";
 }
 
@@ -528,8 +536,8 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
     sched.max_batch_tokens = engine_step;
     sched.prefill_chunk = f.engine_chunk;
     sched.max_running = options.max_batch_seqs;
-    RAG_ASSIGN_OR_RETURN(
-        engine_load, RunEngineLoad(std::move(backend), sched, f.load, f.new_tokens, random_prompt));
+    RAG_ASSIGN_OR_RETURN(engine_load, RunEngineLoad(std::move(backend), sched, f.load, f.new_tokens,
+                                                    f.load_interval_ms / 1e3, random_prompt));
   } else if (f.load > 0) {
     RAG_ASSIGN_OR_RETURN(
         load, RunLoad(*backend, pool, num_blocks, block_size, f.load, f.prompt, f.new_tokens,
@@ -569,11 +577,15 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
   if (through_engine) {
     std::printf(
         "RAG-shaped load through the engine (steps of up to %d tokens, %d of a prompt): %d "
-        "requests (prompt %d, answer %d tokens): %.1f output tok/s, %.1f s; first token %.2f s "
-        "on average, %.2f s at most\n",
+        "requests (prompt %d, answer %d tokens, %s): %.1f output tok/s, %.1f s; first token "
+        "%.2f s on average, %.2f s at most; between two tokens of an answer %.1f ms (median), "
+        "%.1f ms (99th percentile), %.1f ms at most\n",
         engine_step, f.engine_chunk, engine_load.requests, f.prompt, f.new_tokens,
+        f.load_interval_ms > 0 ? ("one every " + std::to_string(f.load_interval_ms) + " ms").c_str()
+                               : "all at once",
         engine_load.output_tok_s, engine_load.seconds, engine_load.mean_first_token_s,
-        engine_load.max_first_token_s);
+        engine_load.max_first_token_s, engine_load.token_gap_p50_ms, engine_load.token_gap_p99_ms,
+        engine_load.token_gap_max_ms);
   } else if (f.load > 0) {
     std::printf("RAG-shaped load: %d requests (prompt %d, answer %d tokens), %d at once (%d waves): "
                 "%.1f output tok/s, %.1f s (prefills %.1f s)\n", load.requests, f.prompt, f.new_tokens,
@@ -614,7 +626,11 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
        << ",\"output_tokens\":" << engine_load.output_tokens
        << ",\"output_tok_s\":" << engine_load.output_tok_s
        << ",\"mean_first_token_s\":" << engine_load.mean_first_token_s
-       << ",\"max_first_token_s\":" << engine_load.max_first_token_s << "}";
+       << ",\"max_first_token_s\":" << engine_load.max_first_token_s
+       << ",\"interval_ms\":" << f.load_interval_ms
+       << ",\"token_gap_p50_ms\":" << engine_load.token_gap_p50_ms
+       << ",\"token_gap_p99_ms\":" << engine_load.token_gap_p99_ms
+       << ",\"token_gap_max_ms\":" << engine_load.token_gap_max_ms << "}";
   } else if (f.load > 0) {
     js << ",\"load\":{\"requests\":" << load.requests << ",\"concurrency\":" << load.concurrency
        << ",\"waves\":" << load.waves << ",\"seconds\":" << load.seconds << ",\"prefill_seconds\":"

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "engine/engine.h"
 
@@ -15,11 +16,19 @@ double NowSeconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// The q-quantile (0..1) of `v` (sorted here), nearest rank; 0 for none.
+double Quantile(std::vector<double>& v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t i = static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
 }  // namespace
 
 StatusOr<EngineLoadResult> RunEngineLoad(
     std::unique_ptr<Backend> backend, SchedulerOptions scheduler, int requests, int new_tokens,
-    const std::function<std::vector<int32_t>()>& random_prompt) {
+    double interval_s, const std::function<std::vector<int32_t>()>& random_prompt) {
   std::vector<std::vector<int32_t>> prompts;
   for (int i = 0; i < requests; ++i) prompts.push_back(random_prompt());
 
@@ -30,12 +39,23 @@ StatusOr<EngineLoadResult> RunEngineLoad(
   int done = 0;
   int64_t tokens = 0;
   Status failure;
+  std::vector<double> submitted(static_cast<size_t>(requests), 0.0);
   std::vector<double> first_token(static_cast<size_t>(requests), 0.0);
+  std::vector<double> last_token(static_cast<size_t>(requests), 0.0);
+  std::vector<double> gaps;  // seconds between consecutive tokens of one answer
+  gaps.reserve(static_cast<size_t>(requests) * static_cast<size_t>(std::max(new_tokens - 1, 0)));
   double t0 = 0;
   Engine engine(std::move(backend), EngineOptions{scheduler});
 
   t0 = NowSeconds();
   for (int i = 0; i < requests; ++i) {
+    const double due = t0 + i * interval_s;
+    const double now = NowSeconds();
+    if (due > now) std::this_thread::sleep_for(std::chrono::duration<double>(due - now));
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      submitted[static_cast<size_t>(i)] = NowSeconds();
+    }
     GenerationRequest request;
     request.prompt = std::move(prompts[static_cast<size_t>(i)]);
     request.max_tokens = new_tokens;
@@ -44,8 +64,14 @@ StatusOr<EngineLoadResult> RunEngineLoad(
       std::lock_guard<std::mutex> lock(mu);
       if (e.token >= 0) {
         ++tokens;
-        double& first = first_token[static_cast<size_t>(i)];
-        if (first == 0.0) first = NowSeconds() - t0;
+        const double now = NowSeconds();
+        const size_t k = static_cast<size_t>(i);
+        if (first_token[k] == 0.0) {
+          first_token[k] = now - submitted[k];
+        } else {
+          gaps.push_back(now - last_token[k]);
+        }
+        last_token[k] = now;
       }
       if (e.finished) {
         if (e.reason == FinishReason::kError && failure.ok()) failure = e.error;
@@ -71,6 +97,9 @@ StatusOr<EngineLoadResult> RunEngineLoad(
     r.max_first_token_s = std::max(r.max_first_token_s, s);
   }
   r.mean_first_token_s = sum / requests;
+  r.token_gap_p50_ms = Quantile(gaps, 0.5) * 1e3;
+  r.token_gap_p99_ms = Quantile(gaps, 0.99) * 1e3;
+  r.token_gap_max_ms = gaps.empty() ? 0 : gaps.back() * 1e3;  // sorted by Quantile
   return r;
 }
 

@@ -19,14 +19,17 @@ struct EngineLoadResult {
   int requests = 0;
   int64_t output_tokens = 0;
   double seconds = 0, output_tok_s = 0;
-  double mean_first_token_s = 0, max_first_token_s = 0;  // from the submission of all requests
+  double mean_first_token_s = 0, max_first_token_s = 0;  // from each request's submission
+  // The time between two tokens of one answer, over every answer: what a reader sees of the
+  // steps that other requests' prompt chunks lengthen (--step-tokens trades it against prompts).
+  double token_gap_p50_ms = 0, token_gap_p99_ms = 0, token_gap_max_ms = 0;
 };
 
-// Submits `requests` prompts at once, each answered with exactly new_tokens greedy tokens (end
-// of sequence ignored), and waits for all. The Engine takes the backend and returns it to
-// nobody: run this last.
+// Submits `requests` prompts, the i-th at i x interval_s after the first (0: all at once), each
+// answered with exactly new_tokens greedy tokens (end of sequence ignored), and waits for all.
+// The Engine takes the backend and returns it to nobody: run this last.
 StatusOr<EngineLoadResult> RunEngineLoad(
     std::unique_ptr<Backend> backend, SchedulerOptions scheduler, int requests, int new_tokens,
-    const std::function<std::vector<int32_t>()>& random_prompt);
+    double interval_s, const std::function<std::vector<int32_t>()>& random_prompt);
 
 }  // namespace rag

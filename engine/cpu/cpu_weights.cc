@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "common/load_progress.h"
+
 namespace rag {
 namespace {
 
@@ -43,6 +45,7 @@ StatusOr<CpuWeights> LoadCpuWeights(const ModelConfig& c, const SafetensorsReade
     RAG_RETURN_IF_ERROR(Append(reader, "lm_head.weight", {c.vocab_size, dim}, &w.lm_head));
   }
   w.layers.resize(static_cast<size_t>(c.num_hidden_layers));
+  LoadProgress progress("model weights", c.num_hidden_layers, "layers");
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     CpuLayerWeights& l = w.layers[static_cast<size_t>(i)];
@@ -55,7 +58,9 @@ StatusOr<CpuWeights> LoadCpuWeights(const ModelConfig& c, const SafetensorsReade
     RAG_RETURN_IF_ERROR(Append(reader, p + "mlp.gate_proj.weight", {inter, dim}, &l.w_gate_up));
     RAG_RETURN_IF_ERROR(Append(reader, p + "mlp.up_proj.weight", {inter, dim}, &l.w_gate_up));
     RAG_RETURN_IF_ERROR(Append(reader, p + "mlp.down_proj.weight", {dim, inter}, &l.w_down));
+    progress.Add();
   }
+  progress.Finish();
   return w;
 }
 

@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 
+#include "common/load_progress.h"
 #include "common/logging.h"
 #include "kernels/kernels.h"
 
@@ -281,6 +282,8 @@ StatusOr<CudaWeights> LoadCudaWeights(const ModelConfig& full, const Safetensors
     }
   }
   const TpRange q_cols = s.q_rows;  // o's columns are the query heads' outputs
+  // The ranks read their parts at once; rank 0 speaks for them.
+  LoadProgress progress("model weights", s.rank == 0 ? c.num_hidden_layers : 0, "layers");
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     const Layout::Layer& l = layout.layers[static_cast<size_t>(i)];
@@ -297,6 +300,7 @@ StatusOr<CudaWeights> LoadCudaWeights(const ModelConfig& full, const Safetensors
       RAG_RETURN_IF_ERROR(put8(p + "mlp.gate_proj.weight", {I, dim}, s.inter, all_dim, f.w_gate_up, 0));
       RAG_RETURN_IF_ERROR(put8(p + "mlp.up_proj.weight", {I, dim}, s.inter, all_dim, f.w_gate_up, inter));
       RAG_RETURN_IF_ERROR(put8(p + "mlp.down_proj.weight", {dim, I}, all_dim, s.inter, f.w_down, 0));
+      progress.Add();
       continue;
     }
     const int64_t I = full.intermediate_size;
@@ -310,7 +314,9 @@ StatusOr<CudaWeights> LoadCudaWeights(const ModelConfig& full, const Safetensors
     RAG_RETURN_IF_ERROR(put(p + "mlp.up_proj.weight", {I, dim}, s.inter, all_dim,
                             l.w_gate_up + inter * dim));
     RAG_RETURN_IF_ERROR(put(p + "mlp.down_proj.weight", {dim, I}, all_dim, s.inter, l.w_down));
+    progress.Add();
   }
+  progress.Finish();
   return w;
 }
 

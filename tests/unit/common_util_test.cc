@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "common/file_util.h"
+#include "common/load_progress.h"
 #include "common/logging.h"
 #include "common/progress_bar.h"
 #include "common/sha256.h"
@@ -116,6 +117,60 @@ TEST(ProgressBar, RendersFractionAndIsSilentWhenNotATerminal) {
   bar.Finish();
   EXPECT_EQ(std::ftell(sink), 0);  // nothing drawn
   std::fclose(sink);
+}
+
+// A load driven by a clock the test moves: lines only once the quiet time has passed, one a
+// tenth, and a closing line with the time taken.
+struct FakeLoad {
+  double now = 100.0;
+  std::vector<std::string> lines;
+  LoadProgress Make(int64_t total) {
+    return LoadProgress(
+        "model weights", total, "layers", 2.0, [this] { return now; },
+        [this](const std::string& l) { lines.push_back(l); });
+  }
+};
+
+TEST(LoadProgress, ASlowLoadReportsEachTenthAfterTheQuietTimeThenTheTotal) {
+  FakeLoad load;
+  LoadProgress progress = load.Make(20);
+  for (int i = 0; i < 20; ++i) {
+    load.now += 0.5;  // 10 s in all
+    progress.Add();
+  }
+  progress.Finish();
+  progress.Finish();  // once
+  // The first tenth (at 1 s) falls inside the quiet 2 s; 100% is the closing line.
+  ASSERT_EQ(load.lines.size(), 9u) << ::testing::PrintToString(load.lines);
+  EXPECT_EQ(load.lines.front(), "model weights: 20% (4 of 20 layers) after 2.0 s");
+  EXPECT_EQ(load.lines[7], "model weights: 90% (18 of 20 layers) after 9.0 s");
+  EXPECT_EQ(load.lines.back(), "model weights: 20 layers in 10.0 s");
+  EXPECT_EQ(progress.lines(), 9);
+}
+
+TEST(LoadProgress, AFastLoadSaysNothingAndASilentOneNever) {
+  FakeLoad load;
+  LoadProgress fast = load.Make(80);
+  for (int i = 0; i < 80; ++i) {
+    load.now += 0.01;
+    fast.Add();
+  }
+  fast.Finish();
+  EXPECT_TRUE(load.lines.empty()) << ::testing::PrintToString(load.lines);
+
+  LoadProgress silent = load.Make(0);  // another rank's part
+  load.now += 60;
+  silent.Add(5);
+  silent.Finish();
+  EXPECT_TRUE(load.lines.empty()) << ::testing::PrintToString(load.lines);
+
+  // A load that jumps past its quiet time in one step still gets its closing line.
+  LoadProgress jump = load.Make(2);
+  load.now += 3;
+  jump.Add(2);
+  jump.Finish();
+  ASSERT_EQ(load.lines.size(), 1u);
+  EXPECT_EQ(load.lines[0], "model weights: 2 layers in 3.0 s");
 }
 
 TEST(Logging, OneLinePerEventWithLevelAndEscapedNewlines) {

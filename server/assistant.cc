@@ -62,6 +62,7 @@ struct GenerationStream {
   std::condition_variable cv;
   std::deque<std::string> pieces;
   int tokens = 0;
+  std::chrono::steady_clock::time_point last_token;  // of the tokens counted
   bool done = false;
   FinishReason reason = FinishReason::kNone;
   Status error;
@@ -522,14 +523,25 @@ Status Assistant::RunGeneration(GenerationRequest g, const QueryEventFn& on_even
   stops.push_back(*m.im_end);
   auto stream = std::make_shared<GenerationStream>();
   auto decoder = std::make_shared<StreamingDecoder>(*m.tokenizer);  // engine thread only
-  // Runs on the engine thread: decode and queue, nothing else (engine.h asks for quick callbacks).
-  auto callback = [stream, decoder, stops](const TokenEvent& e) {
+  // Runs on the engine thread: decode, time and queue, nothing else (engine.h asks for quick
+  // callbacks). The Assistant owns the engine, so its histograms outlive every callback.
+  LatencyHistogram* first_token = &first_token_latency_;
+  LatencyHistogram* token_gap = &token_gap_latency_;
+  auto callback = [stream, decoder, stops, started, first_token, token_gap](const TokenEvent& e) {
     std::string piece;
     const bool is_stop = std::find(stops.begin(), stops.end(), e.token) != stops.end();
-    if (e.token >= 0 && !is_stop) piece = decoder->Feed(e.token);
+    const bool counted = e.token >= 0 && !is_stop;
+    if (counted) piece = decoder->Feed(e.token);
     if (e.finished) piece += decoder->Flush();
+    const auto now = std::chrono::steady_clock::now();
     std::lock_guard<std::mutex> lock(stream->mu);
-    if (e.token >= 0 && !is_stop) ++stream->tokens;
+    if (counted) {
+      const auto since = stream->tokens == 0 ? started : stream->last_token;
+      (stream->tokens == 0 ? first_token : token_gap)
+          ->Observe(std::chrono::duration<double>(now - since).count());
+      stream->last_token = now;
+      ++stream->tokens;
+    }
     if (!piece.empty()) stream->pieces.push_back(std::move(piece));
     if (e.finished) {
       stream->done = true;

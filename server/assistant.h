@@ -25,6 +25,7 @@
 #include "retrieval/dense_index.h"
 #include "retrieval/document_store.h"
 #include "server/gpu_flags.h"
+#include "server/metrics.h"
 
 namespace rag {
 
@@ -179,6 +180,11 @@ class Assistant {
   Counters counters() const;
   // The engine's prefix cache (model mode; zeros in extractive mode).
   PrefixCacheStats prefix_cache_stats() const;
+  // Of the model's answers (GET /metrics): from the prompt reaching the engine to the first token
+  // a reader sees (retrieval before it not included), and between two consecutive such tokens
+  // (longer while other requests' prompts are read: `--step-tokens`).
+  const LatencyHistogram& first_token_latency() const { return first_token_latency_; }
+  const LatencyHistogram& token_gap_latency() const { return token_gap_latency_; }
 
  private:
   struct Model;  // tokenizer, chat template, engine (assistant.cc)
@@ -208,6 +214,8 @@ class Assistant {
   std::atomic<int64_t> documents_ingested_{0}, documents_failed_{0}, pages_ingested_{0},
       chunks_ingested_{0}, answers_{0}, prompt_tokens_{0}, completion_tokens_{0},
       generation_us_{0};
+  LatencyHistogram first_token_latency_{{0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60}};
+  LatencyHistogram token_gap_latency_{{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5}};
 };
 
 }  // namespace rag

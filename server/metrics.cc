@@ -1,6 +1,7 @@
 #include "server/metrics.h"
 
 #include <cstdio>
+#include <utility>
 
 namespace rag {
 namespace {
@@ -10,6 +11,28 @@ std::string Number(double v) {
   char buf[40];
   std::snprintf(buf, sizeof(buf), "%.17g", v);
   return buf;
+}
+
+size_t BucketOf(const std::vector<double>& bounds, double seconds) {
+  size_t bucket = 0;
+  while (bucket < bounds.size() && seconds > bounds[bucket]) ++bucket;
+  return bucket;
+}
+
+// A histogram's _bucket, _sum and _count lines; `labels` is "" or `key="value",` pairs.
+void AppendHistogramLines(std::string* out, const std::string& name, const std::string& labels,
+                          const std::vector<double>& bounds, const std::vector<uint64_t>& counts,
+                          double sum, uint64_t count) {
+  uint64_t cumulative = 0;
+  for (size_t b = 0; b <= bounds.size(); ++b) {
+    cumulative += counts[b];
+    const std::string le = b < bounds.size() ? Number(bounds[b]) : "+Inf";
+    *out += name + "_bucket{" + labels + "le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
+  }
+  std::string bare = labels;  // without the trailing comma, or no braces at all
+  if (!bare.empty()) bare = "{" + bare.substr(0, bare.size() - 1) + "}";
+  *out += name + "_sum" + bare + " " + Number(sum) + "\n";
+  *out += name + "_count" + bare + " " + std::to_string(count) + "\n";
 }
 
 }  // namespace
@@ -45,8 +68,7 @@ const std::vector<double>& HttpMetrics::Buckets() {
 void HttpMetrics::RecordRequest(const std::string& route, const std::string& method, int status,
                                 double seconds) {
   const std::vector<double>& bounds = Buckets();
-  size_t bucket = 0;
-  while (bucket < bounds.size() && seconds > bounds[bucket]) ++bucket;
+  const size_t bucket = BucketOf(bounds, seconds);
   std::lock_guard<std::mutex> lock(mu_);
   ++requests_[{route, method, status}];
   Histogram& h = latency_[route];
@@ -69,18 +91,9 @@ std::string HttpMetrics::Render() const {
   out += "# HELP rag_http_request_duration_seconds Time from the request's arrival to its "
          "response being handed to the kernel (streams: to their last event).\n";
   out += "# TYPE rag_http_request_duration_seconds histogram\n";
-  const std::vector<double>& bounds = Buckets();
   for (const auto& [route, h] : latency_) {
-    uint64_t cumulative = 0;
-    for (size_t b = 0; b <= bounds.size(); ++b) {
-      cumulative += h.counts[b];
-      const std::string le = b < bounds.size() ? Number(bounds[b]) : "+Inf";
-      out += "rag_http_request_duration_seconds_bucket{route=\"" + route + "\",le=\"" + le +
-             "\"} " + std::to_string(cumulative) + "\n";
-    }
-    out += "rag_http_request_duration_seconds_sum{route=\"" + route + "\"} " + Number(h.sum) + "\n";
-    out += "rag_http_request_duration_seconds_count{route=\"" + route + "\"} " +
-           std::to_string(h.count) + "\n";
+    AppendHistogramLines(&out, "rag_http_request_duration_seconds", "route=\"" + route + "\",",
+                         Buckets(), h.counts, h.sum, h.count);
   }
   return out;
 }
@@ -90,6 +103,29 @@ void AppendMetric(std::string* out, const char* name, const char* type, const ch
   *out += std::string("# HELP ") + name + " " + help + "\n";
   *out += std::string("# TYPE ") + name + " " + type + "\n";
   *out += std::string(name) + " " + Number(value) + "\n";
+}
+
+LatencyHistogram::LatencyHistogram(std::vector<double> bounds)
+    : bounds_(std::move(bounds)), counts_(bounds_.size() + 1, 0) {}
+
+void LatencyHistogram::Observe(double seconds) {
+  const size_t bucket = BucketOf(bounds_, seconds);
+  std::lock_guard<std::mutex> lock(mu_);
+  ++counts_[bucket];
+  sum_ += seconds;
+  ++count_;
+}
+
+void LatencyHistogram::AppendTo(std::string* out, const char* name, const char* help) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  *out += std::string("# HELP ") + name + " " + help + "\n";
+  *out += std::string("# TYPE ") + name + " histogram\n";
+  AppendHistogramLines(out, name, "", bounds_, counts_, sum_, count_);
+}
+
+uint64_t LatencyHistogram::count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return count_;
 }
 
 }  // namespace rag

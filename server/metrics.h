@@ -50,4 +50,24 @@ class HttpMetrics {
 void AppendMetric(std::string* out, const char* name, const char* type, const char* help,
                   double value);
 
+// A histogram of durations without labels (cumulative buckets, sum and count), e.g. the time to
+// an answer's first token. Thread-safe: Observe may run on the engine thread while GET /metrics
+// renders.
+class LatencyHistogram {
+ public:
+  explicit LatencyHistogram(std::vector<double> bounds);  // seconds, ascending (+Inf implicit)
+
+  void Observe(double seconds);
+  // `name`'s series with HELP and TYPE lines.
+  void AppendTo(std::string* out, const char* name, const char* help) const;
+  uint64_t count() const;
+
+ private:
+  const std::vector<double> bounds_;
+  mutable std::mutex mu_;
+  std::vector<uint64_t> counts_;  // per bucket, not cumulative; the last one is +Inf
+  double sum_ = 0;
+  uint64_t count_ = 0;
+};
+
 }  // namespace rag

@@ -264,6 +264,13 @@ HttpReply HandleMetrics(ServerContext& ctx) {
   AppendMetric(&out, "rag_generation_seconds_total", "counter",
                "Time spent generating answers (tokens/s = rate(completion) / rate(this)).",
                c.generation_seconds);
+  ctx.assistant.first_token_latency().AppendTo(
+      &out, "rag_time_to_first_token_seconds",
+      "From an answer's prompt reaching the model to its first token (retrieval not included).");
+  ctx.assistant.token_gap_latency().AppendTo(
+      &out, "rag_time_between_tokens_seconds",
+      "Between two consecutive tokens of an answer (longer while other prompts are read: "
+      "rag serve --step-tokens).");
   const PrefixCacheStats prefix = ctx.assistant.prefix_cache_stats();
   AppendMetric(&out, "rag_prefix_cache_query_tokens_total", "counter",
                "Prompt tokens looked up in the engine's prefix cache.",

@@ -201,7 +201,28 @@ TEST_F(HttpServerTest, MetricsCountRequestsIngestionAndLatencies) {
   EXPECT_GT(at("rag_ingest_chunks_total"), 0);
   EXPECT_EQ(at("rag_ingest_queue_depth"), 0);
   EXPECT_EQ(at("rag_answers_total"), 0);  // extractive answers use no model
+  EXPECT_EQ(at("rag_time_to_first_token_seconds_count"), 0);
+  EXPECT_EQ(at("rag_time_between_tokens_seconds_bucket{le=\"+Inf\"}"), 0);
   EXPECT_EQ(Do(port_, "POST", "/metrics").status, 405);
+}
+
+// A histogram without labels in Prometheus' text: a value on a bound falls in that bound's
+// bucket, the buckets are cumulative, +Inf holds everything, then the sum and the count.
+TEST(LatencyHistogram, RendersCumulativeBucketsSumAndCount) {
+  LatencyHistogram h({0.005, 0.1, 2.5});
+  for (double v : {0.003, 0.005, 0.2, 7.0}) h.Observe(v);
+  EXPECT_EQ(h.count(), 4u);
+  std::string out;
+  h.AppendTo(&out, "rag_x_seconds", "What x is.");
+  EXPECT_EQ(out,
+            "# HELP rag_x_seconds What x is.\n"
+            "# TYPE rag_x_seconds histogram\n"
+            "rag_x_seconds_bucket{le=\"0.0050000000000000001\"} 2\n"
+            "rag_x_seconds_bucket{le=\"0.10000000000000001\"} 2\n"
+            "rag_x_seconds_bucket{le=\"2.5\"} 3\n"
+            "rag_x_seconds_bucket{le=\"+Inf\"} 4\n"
+            "rag_x_seconds_sum 7.2080000000000002\n"
+            "rag_x_seconds_count 4\n");
 }
 
 // The same notes stored in two collections are two documents with the same passage: a query

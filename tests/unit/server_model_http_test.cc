@@ -123,6 +123,12 @@ TEST_F(ModelHttpTest, StreamsPassagesTokensCitationsAndDone) {
   EXPECT_GT(value("rag_prefix_cache_hit_tokens_total"), 0);
   EXPECT_GE(value("rag_prefix_cache_query_tokens_total"), value("rag_prefix_cache_hit_tokens_total"));
   EXPECT_EQ(value("rag_generating"), 0);
+  // Each answer's first token timed once, every later one against the one before it.
+  EXPECT_EQ(value("rag_time_to_first_token_seconds_count"), 2);
+  EXPECT_GT(value("rag_time_to_first_token_seconds_sum"), 0);
+  EXPECT_EQ(value("rag_time_between_tokens_seconds_count"),
+            value("rag_completion_tokens_total") - 2);
+  EXPECT_LE(value("rag_time_between_tokens_seconds_sum"), value("rag_generation_seconds_total"));
 }
 
 // POST /v1/chat/completions with a model: a conversation without documents (plain and streamed,

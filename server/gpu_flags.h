@@ -1,7 +1,6 @@
 // What `--tp`, `--tp-rendezvous`, `--kv-cache`, `--gpu-memory` and `--step-tokens` ask of the
-// CUDA backend (query,
-// serve, eval-answers, generate): read by server/model_device.h, ignored on the CPU (but a CPU run
-// refuses --kv-cache fp8 and --tp above 1).
+// CUDA backend (query, serve, eval-answers, generate): read by server/model_device.h, ignored on
+// the CPU (but a CPU run refuses --kv-cache fp8 and --tp above 1).
 #pragma once
 
 #include <string>

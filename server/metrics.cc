@@ -13,29 +13,31 @@ std::string Number(double v) {
   return buf;
 }
 
-size_t BucketOf(const std::vector<double>& bounds, double seconds) {
-  size_t bucket = 0;
-  while (bucket < bounds.size() && seconds > bounds[bucket]) ++bucket;
-  return bucket;
-}
-
 // A histogram's _bucket, _sum and _count lines; `labels` is "" or `key="value",` pairs.
 void AppendHistogramLines(std::string* out, const std::string& name, const std::string& labels,
-                          const std::vector<double>& bounds, const std::vector<uint64_t>& counts,
-                          double sum, uint64_t count) {
+                          const std::vector<double>& bounds, const HistogramCounts& h) {
   uint64_t cumulative = 0;
   for (size_t b = 0; b <= bounds.size(); ++b) {
-    cumulative += counts[b];
+    cumulative += b < h.counts.size() ? h.counts[b] : 0;
     const std::string le = b < bounds.size() ? Number(bounds[b]) : "+Inf";
     *out += name + "_bucket{" + labels + "le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
   }
   std::string bare = labels;  // without the trailing comma, or no braces at all
   if (!bare.empty()) bare = "{" + bare.substr(0, bare.size() - 1) + "}";
-  *out += name + "_sum" + bare + " " + Number(sum) + "\n";
-  *out += name + "_count" + bare + " " + std::to_string(count) + "\n";
+  *out += name + "_sum" + bare + " " + Number(h.sum) + "\n";
+  *out += name + "_count" + bare + " " + std::to_string(h.count) + "\n";
 }
 
 }  // namespace
+
+void HistogramCounts::Observe(const std::vector<double>& bounds, double seconds) {
+  if (counts.empty()) counts.assign(bounds.size() + 1, 0);
+  size_t bucket = 0;
+  while (bucket < bounds.size() && seconds > bounds[bucket]) ++bucket;
+  ++counts[bucket];
+  sum += seconds;
+  ++count;
+}
 
 std::string RouteLabel(std::string_view path, bool is_static) {
   constexpr std::string_view kDocuments = "/v1/documents/", kJobs = "/v1/jobs/";
@@ -67,15 +69,9 @@ const std::vector<double>& HttpMetrics::Buckets() {
 
 void HttpMetrics::RecordRequest(const std::string& route, const std::string& method, int status,
                                 double seconds) {
-  const std::vector<double>& bounds = Buckets();
-  const size_t bucket = BucketOf(bounds, seconds);
   std::lock_guard<std::mutex> lock(mu_);
   ++requests_[{route, method, status}];
-  Histogram& h = latency_[route];
-  if (h.counts.empty()) h.counts.assign(bounds.size() + 1, 0);
-  ++h.counts[bucket];
-  h.sum += seconds;
-  ++h.count;
+  latency_[route].Observe(Buckets(), seconds);
 }
 
 std::string HttpMetrics::Render() const {
@@ -93,7 +89,7 @@ std::string HttpMetrics::Render() const {
   out += "# TYPE rag_http_request_duration_seconds histogram\n";
   for (const auto& [route, h] : latency_) {
     AppendHistogramLines(&out, "rag_http_request_duration_seconds", "route=\"" + route + "\",",
-                         Buckets(), h.counts, h.sum, h.count);
+                         Buckets(), h);
   }
   return out;
 }
@@ -105,27 +101,23 @@ void AppendMetric(std::string* out, const char* name, const char* type, const ch
   *out += std::string(name) + " " + Number(value) + "\n";
 }
 
-LatencyHistogram::LatencyHistogram(std::vector<double> bounds)
-    : bounds_(std::move(bounds)), counts_(bounds_.size() + 1, 0) {}
+LatencyHistogram::LatencyHistogram(std::vector<double> bounds) : bounds_(std::move(bounds)) {}
 
 void LatencyHistogram::Observe(double seconds) {
-  const size_t bucket = BucketOf(bounds_, seconds);
   std::lock_guard<std::mutex> lock(mu_);
-  ++counts_[bucket];
-  sum_ += seconds;
-  ++count_;
+  counts_.Observe(bounds_, seconds);
 }
 
 void LatencyHistogram::AppendTo(std::string* out, const char* name, const char* help) const {
   std::lock_guard<std::mutex> lock(mu_);
   *out += std::string("# HELP ") + name + " " + help + "\n";
   *out += std::string("# TYPE ") + name + " histogram\n";
-  AppendHistogramLines(out, name, "", bounds_, counts_, sum_, count_);
+  AppendHistogramLines(out, name, "", bounds_, counts_);
 }
 
 uint64_t LatencyHistogram::count() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return count_;
+  return counts_.count;
 }
 
 }  // namespace rag

@@ -25,6 +25,15 @@ namespace rag {
 // with 401 before routing).
 std::string RouteLabel(std::string_view path, bool is_static);
 
+// The counts of one histogram series, with the bucket bounds its owner keeps (the owner locks).
+struct HistogramCounts {
+  std::vector<uint64_t> counts;  // per bucket, not cumulative; the last one is +Inf
+  double sum = 0;
+  uint64_t count = 0;
+
+  void Observe(const std::vector<double>& bounds, double seconds);  // sizes counts at first use
+};
+
 class HttpMetrics {
  public:
   // Upper bounds of the latency histogram's buckets, seconds (+Inf is implicit).
@@ -36,14 +45,9 @@ class HttpMetrics {
   std::string Render() const;
 
  private:
-  struct Histogram {
-    std::vector<uint64_t> counts;  // per bucket, not cumulative; the last one is +Inf
-    double sum = 0;
-    uint64_t count = 0;
-  };
   mutable std::mutex mu_;
   std::map<std::tuple<std::string, std::string, int>, uint64_t> requests_;
-  std::map<std::string, Histogram> latency_;
+  std::map<std::string, HistogramCounts> latency_;
 };
 
 // One series of a gauge or counter, appended with HELP and TYPE lines.
@@ -65,9 +69,7 @@ class LatencyHistogram {
  private:
   const std::vector<double> bounds_;
   mutable std::mutex mu_;
-  std::vector<uint64_t> counts_;  // per bucket, not cumulative; the last one is +Inf
-  double sum_ = 0;
-  uint64_t count_ = 0;
+  HistogramCounts counts_;
 };
 
 }  // namespace rag

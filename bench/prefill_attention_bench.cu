@@ -1,10 +1,12 @@
 // Prefill attention of the Llama-3.1-8B shape (32 query heads, 8 KV heads, head_dim 128, KV
-// blocks of 16 slots) for one prompt: the tensor-core kernel with 16 and with 32 query rows a
-// warp, with q rotated beforehand or rotated by the kernel as it loads it (from the step's table
-// of angles), and the RoPE + KV append pass that precedes it, rotating q too or leaving q to the
-// attention, computing the angles or reading them from the table (and the table's own cost). Prints a table and
-// one JSON line per variant; the largest difference between the variants' outputs is printed as
-// a sanity check (the GPU tests hold each variant to the reference).
+// blocks of 16 slots) for one prompt: the mma.sync kernel with 16 and with 32 query rows a
+// warp and the warpgroup (wgmma) kernel ("64 rows"), with q rotated beforehand or rotated by the
+// kernel as it loads it (from the step's table of angles), the same over the FP8 cache (against the
+// simple kernel over the same codes), and the RoPE + KV append pass that precedes it, rotating q
+// too or leaving q to the attention, computing the angles or reading them from the table (and the
+// table's own cost). Prints a table and one JSON line per variant; the largest difference between
+// the variants' outputs is printed as a sanity check (the GPU tests hold each variant to the
+// reference).
 //   prefill_attention_bench [prompt_tokens (2048)] [iterations (50)]
 #include <cuda_runtime_api.h>
 
@@ -113,7 +115,10 @@ int main(int argc, char** argv) {
   rope(true);
   rag::SetPrefillAttentionRowsPerWarp(16);
   attention(false, out_ref);
-  for (int rows : {16, 32}) {
+  std::printf("warpgroup kernel usable: %s\n", rag::PrefillAttentionWarpgroupKernelUsable()
+                                                   ? "yes"
+                                                   : "no (64 rows: the 32-row kernel)");
+  for (int rows : {16, 32, 64}) {
     for (bool in_kernel : {false, true}) {
       CUDA_CHECK(cudaMemcpy(qkv, qkv_src, L * qkv_dim * 4, cudaMemcpyDeviceToDevice));
       rope(!in_kernel);
@@ -129,6 +134,44 @@ int main(int argc, char** argv) {
     }
   }
   rag::SetPrefillAttentionRowsPerWarp(0);
+
+  // The FP8 cache (the RAG load's): the rotated k and the v quantized by KvAppend's FP8 form; the
+  // tensor-core kernel's output against the simple kernel's over the same codes.
+  rag::Fp8KvCache fp8{};
+  CUDA_CHECK(cudaMalloc(&fp8.k, cache_elems));
+  CUDA_CHECK(cudaMalloc(&fp8.v, cache_elems));
+  CUDA_CHECK(cudaMalloc(&fp8.k_scale, cache_elems / hd * sizeof(float)));
+  CUDA_CHECK(cudaMalloc(&fp8.v_scale, cache_elems / hd * sizeof(float)));
+  CUDA_CHECK(cudaMemcpy(qkv, qkv_src, L * qkv_dim * 4, cudaMemcpyDeviceToDevice));
+  rope(true);
+  Check(rag::KvAppend(qkv + nq * hd, qkv_dim, qkv + (nq + nkv) * hd, qkv_dim, d_slots, L, nkv, hd,
+                      bs, fp8, nullptr),
+        "KvAppend (fp8)");
+  auto attention_fp8 = [&](bool simple, __nv_bfloat16* dst) {
+    if (simple) {
+      Check(rag::PagedPrefillAttentionSimple(qkv, qkv_dim, fp8, d_table, blocks, d_meta, d_meta + 1,
+                                             d_meta + 2, 1, L, nq, nkv, hd, bs, dst, nullptr,
+                                             nullptr),
+            "PagedPrefillAttentionSimple (fp8)");
+    } else {
+      Check(rag::PagedPrefillAttention(qkv, qkv_dim, fp8, d_table, blocks, d_meta, d_meta + 1,
+                                       d_meta + 2, 1, L, nq, nkv, hd, bs, dst, nullptr, nullptr),
+            "PagedPrefillAttention (fp8)");
+    }
+  };
+  attention_fp8(/*simple=*/true, out_ref);
+  for (int rows : {32, 64}) {
+    rag::SetPrefillAttentionRowsPerWarp(rows);
+    const float us = TimeUs(5, iters, [&](int) { attention_fp8(/*simple=*/false, out); });
+    const float diff = max_diff(out, out_ref);
+    char name[64];
+    std::snprintf(name, sizeof(name), "attention %d rows/warp, fp8 cache", rows);
+    std::printf("%-34s %10.1f %10.1f %12.3g\n", name, us, flops / us * 1e-6, diff);
+    std::printf("{\"variant\":\"%s\",\"tokens\":%lld,\"us\":%.1f,\"tflops\":%.1f}\n", name,
+                (long long)L, us, flops / us * 1e-6);
+  }
+  rag::SetPrefillAttentionRowsPerWarp(0);
+
   auto report = [&](const char* name, float us) {
     std::printf("%-34s %10.1f\n", name, us);
     std::printf("{\"variant\":\"%s\",\"tokens\":%lld,\"us\":%.1f}\n", name, (long long)L, us);

@@ -299,10 +299,16 @@ Status PagedPrefillAttention(const float* q, int64_t q_stride, const __nv_bfloat
                              int64_t max_q_len, int64_t n_heads, int64_t n_kv_heads,
                              int64_t head_dim, int64_t block_size, __nv_bfloat16* out,
                              cudaStream_t stream, const float2* q_rope_cos_sin = nullptr);
-// Benchmarks and tests: query rows per warp of the tensor-core kernel, 16 (Q in registers, 64
-// rows a CTA) or 32 (Q in shared memory, 128 rows a CTA: each K/V fragment read from shared
-// memory feeds twice the tensor-core work); anything else restores the default. Process-wide.
+// Benchmarks and tests: which tensor-core kernel runs head_dim 64 and 128. 16 or 32 query rows a
+// warp of the mma.sync kernel (16: Q in registers, 64 rows a CTA; 32: Q in shared memory, 128
+// rows a CTA, each K/V fragment read from shared memory feeds twice the tensor-core work); 64:
+// the warpgroup kernel (wgmma, 64 rows a warpgroup, head_dim 128 on a compute capability 9.0
+// GPU with this build's sm_90a code; 32 where it is not usable); anything else restores the
+// default, 64 where usable, else 32. Process-wide.
 void SetPrefillAttentionRowsPerWarp(int rows);
+// Whether the warpgroup kernel runs on the current device (sm_90a code in this build, a compute
+// capability 9.0 GPU).
+bool PrefillAttentionWarpgroupKernelUsable();
 // The simple kernel alone, same contract: one warp per (query row, head), fp32 throughout, slow.
 // PagedPrefillAttention's fallback, declared so that tests can hold the fast path against it.
 Status PagedPrefillAttentionSimple(const float* q, int64_t q_stride,

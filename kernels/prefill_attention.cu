@@ -41,45 +41,27 @@
 #include <cstdint>
 #include <string>
 
-#include "kernels/cuda_check.h"
 #include "kernels/attention_util.cuh"
+#include "kernels/cuda_check.h"
 #include "kernels/device_util.cuh"
 #include "kernels/kernels.h"
+#include "kernels/prefill_attention.cuh"
 
 namespace rag {
 namespace {
+
+using prefill::Bf16Kv;
+using prefill::PrefillArgs;
+using prefill::StoreFp8x16AsBf16;
 
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
 constexpr int kBk = 64;  // key positions per K/V tile
 constexpr int kStages = 2;
-constexpr int kDefaultRowsPerWarp = 32;
-std::atomic<int> g_rows_per_warp{kDefaultRowsPerWarp};  // SetPrefillAttentionRowsPerWarp
-
-// What the kernels share whatever the cache kind; the cache itself is the kernels' second
-// parameter.
-struct PrefillArgs {
-  const float* q;  // row i at q + i * q_stride
-  int64_t q_stride;
-  const int32_t* block_tables;  // (n_seqs, max_blocks)
-  int64_t max_blocks;
-  const int32_t* q_offsets;  // (n_seqs)
-  const int32_t* q_lens;
-  const int32_t* start_pos;
-  int n_heads, n_kv_heads, block_size;
-  int n_q_tiles;       // fast path: gridDim.y
-  float q_scale;       // fast path: log2(e) / sqrt(head_dim); simple path: 1 / sqrt(head_dim)
-  const float2* rope_cos_sin;  // non-null: q rows are unrotated; row i's angles at row i
-  __nv_bfloat16* out;  // (rows, n_heads * head_dim)
-};
-
-// The bf16 cache: element `off` of K and V at k + off and v + off. The FP8 cache is kernels.h's
-// Fp8KvCache: the code at k + off, times the scale of its row, k_scale[off / head_dim].
-struct Bf16Kv {
-  const __nv_bfloat16* k;
-  const __nv_bfloat16* v;
-};
+// SetPrefillAttentionRowsPerWarp: 16 or 32 (this file's kernel), 64 (the warpgroup kernel of
+// prefill_attention_wgmma.cu, where usable), 0 (the default: 64 where usable, else 32).
+std::atomic<int> g_rows_per_warp{0};
 
 // ---- PTX wrappers (sm_80+; the fast kernel is never launched from code built for less) --------
 
@@ -147,30 +129,6 @@ __device__ __forceinline__ void IssueKvTile(const Bf16Kv& kv, PrefillSmem<kHeadD
     CopyAsync16(&sh.k[stage][r][c * 8], kv.k + src, off >= 0);
     CopyAsync16(&sh.v[stage][r][c * 8], kv.v + src, off >= 0);
   }
-}
-
-// One 16-byte shared-memory store, as one instruction: left to the compiler, some uint4 stores of
-// the FP8 tile loader became four 4-byte stores (alignment not proven).
-__device__ __forceinline__ void StoreShared16(void* smem, const uint4 v) {
-  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(a), "r"(v.x), "r"(v.y), "r"(v.z),
-               "r"(v.w)
-               : "memory");
-}
-
-// 16 e4m3 codes (16 bytes, lowest address first) times `scale`, rounded to bf16, into dst[0..15]
-// (16-byte aligned shared memory).
-__device__ __forceinline__ void StoreFp8x16AsBf16(uint16_t* dst, const uint4 codes, float scale) {
-  const uint32_t w[4] = {codes.x, codes.y, codes.z, codes.w};
-  uint32_t b[8];
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 x01 = Fp8x2ToFloat2(w[i]), x23 = Fp8x2ToFloat2(w[i] >> 16);
-    b[2 * i] = PackBf16(x01.x * scale, x01.y * scale);
-    b[2 * i + 1] = PackBf16(x23.x * scale, x23.y * scale);
-  }
-  StoreShared16(dst, make_uint4(b[0], b[1], b[2], b[3]));
-  StoreShared16(dst + 8, make_uint4(b[4], b[5], b[6], b[7]));
 }
 
 // Chunk idx of an FP8 tile (kBk rows of kChunks chunks of 16 codes) as (row r, chunk c): each 8
@@ -707,7 +665,12 @@ Status RunPrefill(const char* name, bool simple_only, const float* q, int64_t q_
                     TileLoadsAligned(kv) && Aligned(out, 4) && Aligned(q_rope_cos_sin, 16) &&
                     FlashKernelUsable();
   if (!fast) return LaunchSimple(args, kv, n_seqs, max_q_len, head_dim, stream);
-  const bool wide = g_rows_per_warp.load(std::memory_order_relaxed) == 32;
+  const int rows_per_warp = g_rows_per_warp.load(std::memory_order_relaxed);
+  if (head_dim == 128 && (rows_per_warp == 0 || rows_per_warp == 64) &&
+      prefill::WarpgroupKernelUsable()) {
+    return prefill::LaunchWarpgroupPrefill(args, kv, n_seqs, max_q_len, stream);
+  }
+  const bool wide = rows_per_warp != 16;
   if (head_dim == 64) {
     return wide ? LaunchFlash<64, 2>(args, kv, n_seqs, max_q_len, stream)
                 : LaunchFlash<64, 1>(args, kv, n_seqs, max_q_len, stream);
@@ -719,9 +682,11 @@ Status RunPrefill(const char* name, bool simple_only, const float* q, int64_t q_
 }  // namespace
 
 void SetPrefillAttentionRowsPerWarp(int rows) {
-  g_rows_per_warp.store(rows == 16 || rows == 32 ? rows : kDefaultRowsPerWarp,
+  g_rows_per_warp.store(rows == 16 || rows == 32 || rows == 64 ? rows : 0,
                         std::memory_order_relaxed);
 }
+
+bool PrefillAttentionWarpgroupKernelUsable() { return prefill::WarpgroupKernelUsable(); }
 
 Status PagedPrefillAttention(const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
                              const __nv_bfloat16* v_cache, const int32_t* block_tables,

@@ -47,7 +47,8 @@ constexpr const char* kUsage =
     "  --attn-simt       decode attention (FP8 or bf16 cache) on the fp32 SIMT kernel instead of\n"
     "                    tensor cores\n"
     "  --gemv-split N    batch-1 o/down GEMVs split K up to N blocks an SM (default 8)\n"
-    "  --prefill-rows N  prefill attention: query rows a warp, 16 or 32 (default 32)\n"
+    "  --prefill-rows N  prefill attention: 16 or 32 query rows a warp (mma.sync), or 64, the\n"
+    "                    warpgroup kernel (wgmma) where the GPU runs it, else 32 (default 64)\n"
     "  --fp8             dummy weights: decoder projections as FP8 e4m3 with row scales\n"
     "  --kv-cache T      KV cache: auto (FP8 with FP8 weights, default), bf16 or fp8\n"
     "  --gpu-memory F    the most of each GPU's memory to take, KV cache included (default 0.9)\n"
@@ -82,7 +83,7 @@ struct BenchSelf {
 struct BenchFlags {
   std::string model_dir, load_format = "auto", shape;
   int prompt = 2000, new_tokens = 200, runs = 5, chunk = 4096, device = 0, gemv_max_rows = 1;
-  int attn_splits = 2048, attn_split_tiles = -1, gemv_split = 8, prefill_rows = 32, tp = 1,
+  int attn_splits = 2048, attn_split_tiles = -1, gemv_split = 8, prefill_rows = 64, tp = 1,
       load = 0, peer_max_kb = 1024;
   std::string allreduce = "peer", prefill_sums = "bf16";
   bool tp_processes = false, attn_simt = false;
@@ -193,9 +194,9 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
       if (!value(&v) || !ParseInt(v, 0, 1 << 20, &f->fp8_unit_rows))
         return "--fp8-unit-rows takes 0..1048576";
     } else if (a == "--prefill-rows") {
-      if (!value(&v) || !ParseInt(v, 16, 32, &f->prefill_rows) ||
-          (f->prefill_rows != 16 && f->prefill_rows != 32)) {
-        return "--prefill-rows takes 16 or 32";
+      if (!value(&v) || !ParseInt(v, 16, 64, &f->prefill_rows) ||
+          (f->prefill_rows != 16 && f->prefill_rows != 32 && f->prefill_rows != 64)) {
+        return "--prefill-rows takes 16, 32 or 64";
       }
     } else if (a == "--attn-split-tiles") {
       if (!value(&v) || !ParseInt(v, 0, 1 << 16, &f->attn_split_tiles)) return "--attn-split-tiles takes 0..65536";

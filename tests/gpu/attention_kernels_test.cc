@@ -371,12 +371,17 @@ TEST_F(AttentionKernelsTest, DecodeGraphReplayWithOtherLengths) {
   CUDA_CHECK(cudaStreamDestroy(stream));
 }
 
-// The tensor-core kernel comes in two forms (16 and 32 query rows a warp): each prefill test runs
-// both. The setting is process-wide; the default is restored when a test ends.
+// The tensor-core kernels: mma.sync with 16 and with 32 query rows a warp, and the warpgroup
+// kernel (64: wgmma, head_dim 128 on compute capability 9.0 GPUs; skipped elsewhere). Each prefill
+// test runs all three. The setting is process-wide; the default is restored when a test ends.
 class PrefillAttentionTest : public AttentionKernelsTest, public testing::WithParamInterface<int> {
  protected:
   void SetUp() override {
     AttentionKernelsTest::SetUp();
+    if (IsSkipped()) return;
+    if (GetParam() == 64 && !PrefillAttentionWarpgroupKernelUsable()) {
+      GTEST_SKIP() << "the warpgroup kernel needs a compute capability 9.0 GPU and sm_90a code";
+    }
     SetPrefillAttentionRowsPerWarp(GetParam());
   }
   void TearDown() override {
@@ -384,7 +389,7 @@ class PrefillAttentionTest : public AttentionKernelsTest, public testing::WithPa
     AttentionKernelsTest::TearDown();
   }
 };
-INSTANTIATE_TEST_SUITE_P(RowsPerWarp, PrefillAttentionTest, testing::Values(16, 32),
+INSTANTIATE_TEST_SUITE_P(RowsPerWarp, PrefillAttentionTest, testing::Values(16, 32, 64),
                          [](const testing::TestParamInfo<int>& info) {
                            return std::to_string(info.param) + "RowsPerWarp";
                          });

@@ -162,12 +162,17 @@ class Fp8KvPrefillTest : public GpuTest {
   }
 };
 
-// The tensor-core kernel in both of its forms (16 and 32 query rows a warp); the setting is
-// process-wide, and the default is restored when a test ends.
+// The tensor-core kernels: mma.sync with 16 and 32 query rows a warp, and the warpgroup kernel
+// (64; skipped where it is not usable). The setting is process-wide, and the default is restored
+// when a test ends.
 class Fp8KvPrefillFastTest : public Fp8KvPrefillTest, public testing::WithParamInterface<int> {
  protected:
   void SetUp() override {
     Fp8KvPrefillTest::SetUp();
+    if (IsSkipped()) return;
+    if (GetParam() == 64 && !PrefillAttentionWarpgroupKernelUsable()) {
+      GTEST_SKIP() << "the warpgroup kernel needs a compute capability 9.0 GPU and sm_90a code";
+    }
     SetPrefillAttentionRowsPerWarp(GetParam());
   }
   void TearDown() override {
@@ -175,7 +180,7 @@ class Fp8KvPrefillFastTest : public Fp8KvPrefillTest, public testing::WithParamI
     Fp8KvPrefillTest::TearDown();
   }
 };
-INSTANTIATE_TEST_SUITE_P(RowsPerWarp, Fp8KvPrefillFastTest, testing::Values(16, 32),
+INSTANTIATE_TEST_SUITE_P(RowsPerWarp, Fp8KvPrefillFastTest, testing::Values(16, 32, 64),
                          [](const testing::TestParamInfo<int>& info) {
                            return std::to_string(info.param) + "RowsPerWarp";
                          });

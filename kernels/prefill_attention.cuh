@@ -1,0 +1,86 @@
+// What the two tensor-core prefill attention kernels share (included by prefill_attention.cu
+// and prefill_attention_wgmma.cu only): the launch arguments, the bf16 cache view, the FP8
+// widening, and the entry points of the warpgroup kernel (sm_90a: wgmma), which
+// prefill_attention.cu picks when this build and the device have it.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "common/status.h"
+#include "kernels/attention_util.cuh"
+#include "kernels/device_util.cuh"
+#include "kernels/kernels.h"
+
+namespace rag::prefill {
+
+// What the kernels share whatever the cache kind; the cache itself is the kernels' second
+// parameter.
+struct PrefillArgs {
+  const float* q;  // row i at q + i * q_stride
+  int64_t q_stride;
+  const int32_t* block_tables;  // (n_seqs, max_blocks)
+  int64_t max_blocks;
+  const int32_t* q_offsets;  // (n_seqs)
+  const int32_t* q_lens;
+  const int32_t* start_pos;
+  int n_heads, n_kv_heads, block_size;
+  int n_q_tiles;  // fast paths: gridDim.y
+  float q_scale;  // fast paths: log2(e) / sqrt(head_dim); simple path: 1 / sqrt(head_dim)
+  const float2* rope_cos_sin;  // non-null: q rows are unrotated; row i's angles at row i
+  __nv_bfloat16* out;          // (rows, n_heads * head_dim)
+};
+
+// The bf16 cache: element `off` of K and V at k + off and v + off. The FP8 cache is kernels.h's
+// Fp8KvCache: the code at k + off, times the scale of its row, k_scale[off / head_dim].
+struct Bf16Kv {
+  const __nv_bfloat16* k;
+  const __nv_bfloat16* v;
+};
+
+// One 16-byte shared-memory store, as one instruction: left to the compiler, some uint4 stores of
+// the FP8 tile loader became four 4-byte stores (alignment not proven).
+__device__ __forceinline__ void StoreShared16(void* smem, const uint4 v) {
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(a), "r"(v.x), "r"(v.y), "r"(v.z),
+               "r"(v.w)
+               : "memory");
+}
+
+// 16 e4m3 codes (16 bytes, lowest address first) times `scale`, rounded to bf16: codes 0-7 in
+// `lo`, 8-15 in `hi` (lowest element in the low half of each word).
+__device__ __forceinline__ void WidenFp8x16(const uint4 codes, float scale, uint4& lo, uint4& hi) {
+  const uint32_t w[4] = {codes.x, codes.y, codes.z, codes.w};
+  uint32_t b[8];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 x01 = Fp8x2ToFloat2(w[i]), x23 = Fp8x2ToFloat2(w[i] >> 16);
+    b[2 * i] = PackBf16(x01.x * scale, x01.y * scale);
+    b[2 * i + 1] = PackBf16(x23.x * scale, x23.y * scale);
+  }
+  lo = make_uint4(b[0], b[1], b[2], b[3]);
+  hi = make_uint4(b[4], b[5], b[6], b[7]);
+}
+
+// The same into dst[0..15] (16-byte aligned shared memory).
+__device__ __forceinline__ void StoreFp8x16AsBf16(uint16_t* dst, const uint4 codes, float scale) {
+  uint4 lo, hi;
+  WidenFp8x16(codes, scale, lo, hi);
+  StoreShared16(dst, lo);
+  StoreShared16(dst + 8, hi);
+}
+
+// ---- the warpgroup kernel (prefill_attention_wgmma.cu) ----------------------------------------
+// True when this build holds the kernel's sm_90a code and the current device runs it (a
+// compute capability 9.0 GPU); asked once per device.
+bool WarpgroupKernelUsable();
+// Launches it: head_dim 128, 16-byte aligned q, cache and angles (RunPrefill's fast-path
+// conditions). q_scale and n_q_tiles are set here.
+Status LaunchWarpgroupPrefill(const PrefillArgs& args, const Bf16Kv& kv, int64_t n_seqs,
+                              int64_t max_q_len, cudaStream_t stream);
+Status LaunchWarpgroupPrefill(const PrefillArgs& args, const Fp8KvCache& kv, int64_t n_seqs,
+                              int64_t max_q_len, cudaStream_t stream);
+
+}  // namespace rag::prefill

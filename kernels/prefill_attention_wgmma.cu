@@ -21,6 +21,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/cuda_check.h"
 #include "kernels/prefill_attention.cuh"
@@ -54,6 +55,8 @@ struct Smem {
   int64_t row_off[kStages][kBk];  // cache offset (elements) of each row of a tile; -1 past kv_end
 };
 constexpr int kSmemBytes = static_cast<int>(sizeof(Smem)) + 1024;  // + aligning the base
+template <typename Kv>
+constexpr bool kFp8 = std::is_same_v<Kv, Fp8KvCache>;
 
 // Byte offset of 16-byte chunk `chunk` (0..7) of row `row` in a swizzled half.
 __device__ __forceinline__ uint32_t Swizzled(int row, int chunk) {
@@ -155,41 +158,60 @@ __device__ __forceinline__ void LoadKvTile(const Bf16Kv& kv, Smem& sh, int stage
   }
 }
 
-// The same tile from the FP8 cache: 16 codes a load, all of the thread's loads in flight before
-// the first is widened (code times its row's scale, to bf16) into the swizzled layout; rows past
-// kv_end get code 0 times scale 0. Synchronous: the caller's barrier publishes the stores.
-__device__ __forceinline__ void LoadKvTile(const Fp8KvCache& kv, Smem& sh, int stage) {
-  constexpr int kChunks = kHeadDim / 16;  // 16-code chunks a row
-  constexpr int kPerThread = kBk * kChunks / kThreads;
-  uint4 kc[kPerThread], vc[kPerThread];
-  float ks[kPerThread], vs[kPerThread];
+// An FP8 tile in flight in registers: each thread's 16-code chunks of K and V and their rows'
+// scales (FetchFp8Tile), widened into shared memory later (StoreFp8Tile), so that the loads'
+// latency passes under a tile's math.
+struct Fp8TileRegs {
+  static constexpr int kPerThread = kBk * (kHeadDim / 16) / kThreads;
+  uint4 k[kPerThread], v[kPerThread];
+  float k_scale[kPerThread], v_scale[kPerThread];
+};
+
+// Issues the loads of the FP8 cache's tile of row_off[stage]: 16 codes a load, row r's chunks
+// by consecutive threads; rows past kv_end get code 0 and scale 0.
+__device__ __forceinline__ void FetchFp8Tile(const Fp8KvCache& kv, const Smem& sh, int stage,
+                                             Fp8TileRegs& t) {
+  constexpr int kChunks = kHeadDim / 16;
 #pragma unroll
-  for (int i = 0; i < kPerThread; ++i) {
+  for (int i = 0; i < Fp8TileRegs::kPerThread; ++i) {
     const int idx = static_cast<int>(threadIdx.x) + i * kThreads;
     const int r = idx / kChunks, c = idx % kChunks;
     const int64_t off = sh.row_off[stage][r];
-    kc[i] = vc[i] = make_uint4(0u, 0u, 0u, 0u);
-    ks[i] = vs[i] = 0.0f;
+    t.k[i] = t.v[i] = make_uint4(0u, 0u, 0u, 0u);
+    t.k_scale[i] = t.v_scale[i] = 0.0f;
     if (off >= 0) {
-      kc[i] = __ldcg(reinterpret_cast<const uint4*>(kv.k + off) + c);
-      vc[i] = __ldcg(reinterpret_cast<const uint4*>(kv.v + off) + c);
-      ks[i] = kv.k_scale[off / kHeadDim];
-      vs[i] = kv.v_scale[off / kHeadDim];
+      t.k[i] = __ldcg(reinterpret_cast<const uint4*>(kv.k + off) + c);
+      t.v[i] = __ldcg(reinterpret_cast<const uint4*>(kv.v + off) + c);
+      t.k_scale[i] = kv.k_scale[off / kHeadDim];
+      t.v_scale[i] = kv.v_scale[off / kHeadDim];
     }
   }
+}
+
+// Widens a fetched tile (code times its row's scale, to bf16) into the swizzled stage `stage`;
+// the stage's previous readers must be done, and a proxy fence and a barrier publish it.
+__device__ __forceinline__ void StoreFp8Tile(const Fp8TileRegs& t, Smem& sh, int stage) {
+  constexpr int kChunks = kHeadDim / 16;
 #pragma unroll
-  for (int i = 0; i < kPerThread; ++i) {
+  for (int i = 0; i < Fp8TileRegs::kPerThread; ++i) {
     const int idx = static_cast<int>(threadIdx.x) + i * kThreads;
     const int r = idx / kChunks, c = idx % kChunks;  // dims 16c..16c+15: bf16 chunks 2c, 2c + 1
     const int half = c / 4, chunk = 2 * c % 8;
     uint4 lo, hi;
-    WidenFp8x16(kc[i], ks[i], lo, hi);
+    WidenFp8x16(t.k[i], t.k_scale[i], lo, hi);
     StoreShared16(&sh.k[stage][half][Swizzled(r, chunk)], lo);
     StoreShared16(&sh.k[stage][half][Swizzled(r, chunk + 1)], hi);
-    WidenFp8x16(vc[i], vs[i], lo, hi);
+    WidenFp8x16(t.v[i], t.v_scale[i], lo, hi);
     StoreShared16(&sh.v[stage][half][Swizzled(r, chunk)], lo);
     StoreShared16(&sh.v[stage][half][Swizzled(r, chunk + 1)], hi);
   }
+}
+
+// The same tile at once (the prologue's tile 0).
+__device__ __forceinline__ void LoadKvTile(const Fp8KvCache& kv, Smem& sh, int stage) {
+  Fp8TileRegs t;
+  FetchFp8Tile(kv, sh, stage, t);
+  StoreFp8Tile(t, sh, stage);
 }
 
 // The CTA's Q tile: row r of q (at qg + r * q_stride, q row row0 + r) rotated by row row0 + r of
@@ -278,17 +300,23 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   for (int j = 0; j < n_tiles; ++j) {
     const int st = j % kStages;
-    if (j + 1 < n_tiles) LoadKvTile(kv, sh, (j + 1) % kStages);
-    CopyAsyncCommit();   // possibly empty: the wait counts groups
-    CopyAsyncWait<1>();  // this thread's copies of tile j have landed
-    FenceProxyAsync();   // ... and are visible to wgmma (as are Q's and the FP8 tiles' stores)
-    __syncthreads();     // ... everyone's
+    [[maybe_unused]] Fp8TileRegs next;  // FP8: tile j + 1, stored once tile j's P V is issued
+    if constexpr (kFp8<Kv>) {
+      if (j + 1 < n_tiles) FetchFp8Tile(kv, sh, (j + 1) % kStages, next);
+    } else {
+      if (j + 1 < n_tiles) LoadKvTile(kv, sh, (j + 1) % kStages);
+      CopyAsyncCommit();   // possibly empty: the wait counts groups
+      CopyAsyncWait<1>();  // this thread's copies of tile j have landed
+    }
+    FenceProxyAsync();  // ... and are visible to wgmma (as are Q's and the FP8 tiles' stores)
+    __syncthreads();    // ... everyone's
     // Offsets of tile j + 2 (it reuses stage st): loaded now, stored after the math.
     const bool fetch = tid < kBk && j + kStages < n_tiles;
     const int64_t next_off = fetch ? row_offset(j + kStages, tid) : -1;
 
     const int kv0 = j * kBk;
-    if (wg_rows && kv0 <= wg_last_pos) {  // else no row of the warpgroup sees a key of the tile
+    const bool math = wg_rows && kv0 <= wg_last_pos;  // else no row sees a key of the tile
+    if (math) {
       // S = Q K^T over 8 steps of 16 dims: Q's and K's halves are K-major (the leading offset
       // is unused under the swizzle; 8-row groups 1024 bytes apart), a step 32 bytes in a half.
       const uint32_t k_addr = SmemAddr(&sh.k[st][0][0]);
@@ -362,6 +390,13 @@ __global__ void __launch_bounds__(kThreads, 1)
         WgmmaRs(o, pa[kk], Descriptor(v_addr + kk * 16 * kRowBytes, kKvHalf, 1024));
       }
       WgmmaCommit();
+    }
+    // FP8: tile j + 1 widened into the other stage while the tensor cores multiply (its last
+    // readers, tile j - 1's instructions, finished before the barrier that ended that tile).
+    if constexpr (kFp8<Kv>) {
+      if (j + 1 < n_tiles) StoreFp8Tile(next, sh, (j + 1) % kStages);
+    }
+    if (math) {
       WgmmaWaitAll();
       PinRegisters(o);
     }

@@ -51,6 +51,7 @@ namespace rag {
 namespace {
 
 using prefill::Bf16Kv;
+using prefill::LoadQQuads;
 using prefill::PrefillArgs;
 using prefill::StoreFp8x16AsBf16;
 
@@ -188,29 +189,11 @@ __device__ __forceinline__ void LoadQTile(const PrefillArgs& a, const float* qg,
 #pragma unroll 4
   for (int idx = threadIdx.x; idx < kBq * kHalfQuads; idx += kThreads) {
     const int r = idx / kHalfQuads, c = idx % kHalfQuads;
-    float lo[4] = {0.0f, 0.0f, 0.0f, 0.0f}, hi[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    if (r < rows) {
-      const float* src = qg + r * a.q_stride + c * 4;
-      const float4 x1 = *reinterpret_cast<const float4*>(src);
-      const float4 x2 = *reinterpret_cast<const float4*>(src + kHalf);
-      lo[0] = x1.x, lo[1] = x1.y, lo[2] = x1.z, lo[3] = x1.w;
-      hi[0] = x2.x, hi[1] = x2.y, hi[2] = x2.z, hi[3] = x2.w;
-      if (a.rope_cos_sin != nullptr) {
-        const float4* cs =
-            reinterpret_cast<const float4*>(a.rope_cos_sin + (row0 + r) * kHalf + c * 4);
-        const float4 cs01 = cs[0], cs23 = cs[1];  // (cos, sin) of pairs 4c .. 4c + 3
-        RopeRotateCs(lo[0], hi[0], make_float2(cs01.x, cs01.y), lo[0], hi[0]);
-        RopeRotateCs(lo[1], hi[1], make_float2(cs01.z, cs01.w), lo[1], hi[1]);
-        RopeRotateCs(lo[2], hi[2], make_float2(cs23.x, cs23.y), lo[2], hi[2]);
-        RopeRotateCs(lo[3], hi[3], make_float2(cs23.z, cs23.w), lo[3], hi[3]);
-      }
-    }
-    const float sc = a.q_scale;
+    uint2 lo, hi;
+    LoadQQuads<kHeadDim>(a, qg, r, c, rows, row0, lo, hi);
     uint16_t* dst = qs + r * kRow + c * 4;
-    *reinterpret_cast<uint2*>(dst) =
-        make_uint2(PackBf16(lo[0] * sc, lo[1] * sc), PackBf16(lo[2] * sc, lo[3] * sc));
-    *reinterpret_cast<uint2*>(dst + kHalf) =
-        make_uint2(PackBf16(hi[0] * sc, hi[1] * sc), PackBf16(hi[2] * sc, hi[3] * sc));
+    *reinterpret_cast<uint2*>(dst) = lo;
+    *reinterpret_cast<uint2*>(dst + kHalf) = hi;
   }
 }
 

@@ -72,6 +72,37 @@ __device__ __forceinline__ void StoreFp8x16AsBf16(uint16_t* dst, const uint4 cod
   StoreShared16(dst + 8, hi);
 }
 
+// One thread's share of a Q tile: dims 4c..4c+3 (`lo`) and half + 4c..half + 4c + 3 (`hi`, the
+// pairs of `lo` under RoPE) of row r of q (at qg + r * q_stride, q row row0 + r), rotated by row
+// row0 + r of a.rope_cos_sin when set, scaled by a.q_scale, rounded to bf16 (two a word, lower
+// dim in the low half); zeros for r >= rows (computed on, never stored).
+template <int kHeadDim>
+__device__ __forceinline__ void LoadQQuads(const PrefillArgs& a, const float* qg, int r, int c,
+                                           int rows, int64_t row0, uint2& lo_bf16,
+                                           uint2& hi_bf16) {
+  constexpr int kHalf = kHeadDim / 2;
+  float lo[4] = {0.0f, 0.0f, 0.0f, 0.0f}, hi[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  if (r < rows) {
+    const float* src = qg + r * a.q_stride + c * 4;
+    const float4 x1 = *reinterpret_cast<const float4*>(src);
+    const float4 x2 = *reinterpret_cast<const float4*>(src + kHalf);
+    lo[0] = x1.x, lo[1] = x1.y, lo[2] = x1.z, lo[3] = x1.w;
+    hi[0] = x2.x, hi[1] = x2.y, hi[2] = x2.z, hi[3] = x2.w;
+    if (a.rope_cos_sin != nullptr) {
+      const float4* cs =
+          reinterpret_cast<const float4*>(a.rope_cos_sin + (row0 + r) * kHalf + c * 4);
+      const float4 cs01 = cs[0], cs23 = cs[1];  // (cos, sin) of pairs 4c .. 4c + 3
+      RopeRotateCs(lo[0], hi[0], make_float2(cs01.x, cs01.y), lo[0], hi[0]);
+      RopeRotateCs(lo[1], hi[1], make_float2(cs01.z, cs01.w), lo[1], hi[1]);
+      RopeRotateCs(lo[2], hi[2], make_float2(cs23.x, cs23.y), lo[2], hi[2]);
+      RopeRotateCs(lo[3], hi[3], make_float2(cs23.z, cs23.w), lo[3], hi[3]);
+    }
+  }
+  const float sc = a.q_scale;
+  lo_bf16 = make_uint2(PackBf16(lo[0] * sc, lo[1] * sc), PackBf16(lo[2] * sc, lo[3] * sc));
+  hi_bf16 = make_uint2(PackBf16(hi[0] * sc, hi[1] * sc), PackBf16(hi[2] * sc, hi[3] * sc));
+}
+
 // ---- the warpgroup kernel (prefill_attention_wgmma.cu) ----------------------------------------
 // True when this build holds the kernel's sm_90a code and the current device runs it (a
 // compute capability 9.0 GPU); asked once per device.

@@ -78,8 +78,7 @@ __device__ __forceinline__ void StoreFp8x16AsBf16(uint16_t* dst, const uint4 cod
 // dim in the low half); zeros for r >= rows (computed on, never stored).
 template <int kHeadDim>
 __device__ __forceinline__ void LoadQQuads(const PrefillArgs& a, const float* qg, int r, int c,
-                                           int rows, int64_t row0, uint2& lo_bf16,
-                                           uint2& hi_bf16) {
+                                           int rows, int64_t row0, uint2& lo_bf16, uint2& hi_bf16) {
   constexpr int kHalf = kHeadDim / 2;
   float lo[4] = {0.0f, 0.0f, 0.0f, 0.0f}, hi[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   if (r < rows) {

@@ -14,8 +14,10 @@
 //    operand of O += P V with V's tile read transposed from shared memory (MN-major): 8
 //    instructions of 16 keys. O stays in fp32 registers and is divided by the row sums at the end.
 //  - K/V tiles of 128 positions, double buffered: the bf16 cache's by cp.async (tile j + 1 lands
-//    under tile j's math), the FP8 cache's widened to bf16 (code times its row's scale) by plain
-//    loads, as in the mma.sync kernel. A warpgroup skips the math of a tile wholly past its rows.
+//    under tile j's math). The FP8 cache's codes and row scales are fetched into registers before
+//    tile j's math and widened to bf16 (code times its row's scale) into the other stage while
+//    tile j's P V runs on the tensor cores (tile 0 at once, before the loop). A warpgroup skips
+//    the math of a tile wholly past its rows.
 //  - Code for sm_90a only (wgmma is not part of sm_90); other builds hold a trap, never launched:
 //    WarpgroupKernelUsable asks the device, once, what the loaded code is.
 #include <atomic>

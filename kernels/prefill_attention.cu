@@ -52,6 +52,7 @@ namespace {
 
 using prefill::Bf16Kv;
 using prefill::LoadQQuads;
+using prefill::PrefillCta;
 using prefill::PrefillArgs;
 using prefill::StoreFp8x16AsBf16;
 
@@ -214,25 +215,13 @@ __global__ void __launch_bounds__(kThreads, 2)
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
   Smem& sh = *reinterpret_cast<Smem*>(smem_raw);
-  const int head = blockIdx.x, seq = blockIdx.z;
-  const int q0 = (a.n_q_tiles - 1 - static_cast<int>(blockIdx.y)) * kBq;
-  const int q_len = a.q_lens[seq];
-  if (q0 >= q_len) return;
-  const int start = a.start_pos[seq];
-  const int64_t row0 = static_cast<int64_t>(a.q_offsets[seq]) + q0;  // q/out row of tile row 0
-  const int rows = min(kBq, q_len - q0);
-  const int kv_end = start + q0 + rows;  // the tile's rows attend to positions [0, kv_end)
-  const int n_tiles = (kv_end + kBk - 1) / kBk;
-  const int kv_head = head / (a.n_heads / a.n_kv_heads);
-  const int32_t* table = a.block_tables + static_cast<int64_t>(seq) * a.max_blocks;
+  const PrefillCta<kHeadDim, kBq> cta(a);
+  if (cta.q0 >= cta.q_len) return;
+  const int head = cta.head, q0 = cta.q0, start = cta.start, rows = cta.rows;
+  const int64_t row0 = cta.row0;
+  const int n_tiles = (cta.kv_end + kBk - 1) / kBk;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-
-  auto row_offset = [&](int tile, int r) -> int64_t {
-    const int pos = tile * kBk + r;
-    if (pos >= kv_end) return -1;
-    const int64_t block = table[pos / a.block_size];
-    return ((block * a.n_kv_heads + kv_head) * a.block_size + pos % a.block_size) * kHeadDim;
-  };
+  auto row_offset = [&](int tile, int r) { return cta.KeyOffset(a, tile * kBk + r); };
 
   // Prologue: offsets of tiles 0 and 1, tile 0 in flight while the Q tile goes to shared memory
   // (kMb 1 stages it in k[1], which tile 0 does not use); kMb 1: the Q fragments to registers.

@@ -72,6 +72,39 @@ __device__ __forceinline__ void StoreFp8x16AsBf16(uint16_t* dst, const uint4 cod
   StoreShared16(dst + 8, hi);
 }
 
+// A fast kernel's CTA: its tile of kBq query rows (blockIdx.y counts from the last tile, so that
+// the longest rows start first), its query head (blockIdx.x) and sequence (blockIdx.z), and where
+// its keys lie in the cache; the same in every thread. A tile past the sequence's rows
+// (q0 >= q_len) has nothing to do.
+template <int kHeadDim, int kBq>
+struct PrefillCta {
+  int head, seq, q0, q_len, start;
+  int64_t row0;  // the q/out row of tile row 0
+  int rows;      // the tile's rows in the chunk
+  int kv_end;    // the tile's rows attend to positions [0, kv_end)
+  int kv_head;
+  const int32_t* table;  // the sequence's block table
+
+  __device__ __forceinline__ explicit PrefillCta(const PrefillArgs& a)
+      : head(static_cast<int>(blockIdx.x)),
+        seq(static_cast<int>(blockIdx.z)),
+        q0((a.n_q_tiles - 1 - static_cast<int>(blockIdx.y)) * kBq),
+        q_len(a.q_lens[seq]),
+        start(a.start_pos[seq]),
+        row0(static_cast<int64_t>(a.q_offsets[seq]) + q0),
+        rows(min(kBq, q_len - q0)),
+        kv_end(start + q0 + rows),
+        kv_head(head / (a.n_heads / a.n_kv_heads)),
+        table(a.block_tables + static_cast<int64_t>(seq) * a.max_blocks) {}
+
+  // Cache offset (elements) of key position `pos` of the CTA's KV head; -1 at or past kv_end.
+  __device__ __forceinline__ int64_t KeyOffset(const PrefillArgs& a, int pos) const {
+    if (pos >= kv_end) return -1;
+    const int64_t block = table[pos / a.block_size];
+    return ((block * a.n_kv_heads + kv_head) * a.block_size + pos % a.block_size) * kHeadDim;
+  }
+};
+
 // One thread's share of a Q tile: dims 4c..4c+3 (`lo`) and half + 4c..half + 4c + 3 (`hi`, the
 // pairs of `lo` under RoPE) of row r of q (at qg + r * q_stride, q row row0 + r), rotated by row
 // row0 + r of a.rope_cos_sin when set, scaled by a.q_scale, rounded to bf16 (two a word, lower

@@ -50,13 +50,14 @@
 namespace rag {
 namespace {
 
+using prefill::AllowDynamicSmem;
 using prefill::Bf16Kv;
+using prefill::kLog2e;
 using prefill::LoadQQuads;
-using prefill::PrefillCta;
 using prefill::PrefillArgs;
+using prefill::PrefillCta;
 using prefill::StoreFp8x16AsBf16;
 
-constexpr float kLog2e = 1.4426950408889634f;
 constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
 constexpr int kBk = 64;  // key positions per K/V tile
@@ -411,21 +412,6 @@ bool FlashKernelUsable() {
     return attr.ptxVersion >= 80;
   }();
   return usable;
-}
-
-// Lets `kernel` use `bytes` of dynamic shared memory on the current device, once per (kernel,
-// device): cudaFuncSetAttribute is a host call that waits for pending copies, so it is not
-// repeated per launch (nor should it run inside a stream capture: capture after one eager call).
-template <typename Kernel>
-Status AllowDynamicSmem(Kernel kernel, int bytes, std::atomic<uint64_t>* done_devices) {
-  int device = 0;
-  RAG_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
-  const uint64_t bit = device < 64 ? uint64_t{1} << device : 0;  // devices past 64: every call
-  if (bit != 0 && (done_devices->load(std::memory_order_acquire) & bit) != 0) return Status::Ok();
-  RAG_CUDA_RETURN_IF_ERROR(
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-  done_devices->fetch_or(bit, std::memory_order_release);
-  return Status::Ok();
 }
 
 template <int kHeadDim, int kMb, typename Kv>

@@ -1,20 +1,41 @@
 // What the two tensor-core prefill attention kernels share (included by prefill_attention.cu
-// and prefill_attention_wgmma.cu only): the launch arguments, the bf16 cache view, the FP8
-// widening, and the entry points of the warpgroup kernel (sm_90a: wgmma), which
-// prefill_attention.cu picks when this build and the device have it.
+// and prefill_attention_wgmma.cu only): the q scale, the shared-memory opt-in, the launch
+// arguments, the bf16 cache view, the FP8 widening, the CTA's place, the Q loader, and the entry
+// points of the warpgroup kernel (sm_90a: wgmma), which prefill_attention.cu picks when this
+// build and the device have it.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
+#include <atomic>
 #include <cstdint>
 
 #include "common/status.h"
 #include "kernels/attention_util.cuh"
+#include "kernels/cuda_check.h"
 #include "kernels/device_util.cuh"
 #include "kernels/kernels.h"
 
 namespace rag::prefill {
+
+// The fast kernels scale q by log2(e) / sqrt(head_dim) and take their softmax in exp2.
+constexpr float kLog2e = 1.4426950408889634f;
+
+// Lets `kernel` use `bytes` of dynamic shared memory on the current device, once per (kernel,
+// device): cudaFuncSetAttribute is a host call that waits for pending copies, so it is not
+// repeated per launch (nor should it run inside a stream capture: capture after one eager call).
+template <typename Kernel>
+Status AllowDynamicSmem(Kernel kernel, int bytes, std::atomic<uint64_t>* done_devices) {
+  int device = 0;
+  RAG_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  const uint64_t bit = device < 64 ? uint64_t{1} << device : 0;  // devices past 64: every call
+  if (bit != 0 && (done_devices->load(std::memory_order_acquire) & bit) != 0) return Status::Ok();
+  RAG_CUDA_RETURN_IF_ERROR(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  done_devices->fetch_or(bit, std::memory_order_release);
+  return Status::Ok();
+}
 
 // What the kernels share whatever the cache kind; the cache itself is the kernels' second
 // parameter.

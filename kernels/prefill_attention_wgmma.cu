@@ -37,7 +37,6 @@
 namespace rag::prefill {
 namespace {
 
-constexpr float kLog2e = 1.4426950408889634f;
 constexpr int kHeadDim = 128;
 constexpr int kWgRows = 64;  // query rows of a warpgroup
 constexpr int kWgs = 2;      // warpgroups a CTA
@@ -401,14 +400,7 @@ template <typename Kv>
 Status Launch(const PrefillArgs& args, const Kv& kv, int64_t n_seqs, int64_t max_q_len,
               cudaStream_t stream) {
   static std::atomic<uint64_t> smem_allowed{0};  // bit d: done on device d (per instantiation)
-  int device = 0;
-  RAG_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
-  const uint64_t bit = device < 64 ? uint64_t{1} << device : 0;
-  if (bit == 0 || (smem_allowed.load(std::memory_order_acquire) & bit) == 0) {
-    RAG_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
-        WarpgroupPrefillKernel<Kv>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
-    smem_allowed.fetch_or(bit, std::memory_order_release);
-  }
+  RAG_RETURN_IF_ERROR(AllowDynamicSmem(WarpgroupPrefillKernel<Kv>, kSmemBytes, &smem_allowed));
   PrefillArgs a = args;
   a.q_scale = kLog2e / std::sqrt(static_cast<float>(kHeadDim));
   a.n_q_tiles = static_cast<int>((max_q_len + kBq - 1) / kBq);

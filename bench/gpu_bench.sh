@@ -15,6 +15,10 @@
 #     and the RAG-shaped FP8 load over 2 GPUs through the bench's loop and through the Engine
 #     (all at once, then a request every 500 ms with steps of 4096 and 2048 tokens).
 #     Not part of `all` (several minutes).
+#   steady: the RAG-shaped FP8 load as a full server meets it, through the Engine: STEADY_REQUESTS
+#     (128) requests of 5000 + 500 tokens at once over $TP (2) GPUs, more than the STEADY_SEATS
+#     (64) requests served at once, for each of STEADY_MIXED ("0 1024 512"), the tokens a step
+#     may feed while answers are being written (0: the step's 4096). Not part of `all` (minutes).
 #   profile: Nsight Compute's duration of every kernel of one prefill and a few decode steps,
 #   summed per kernel (bench/ncu_summary.py); not part of `all`.
 # Environment: BUILD (build-gpu), JOBS (16), CUDA_ARCH (90), SHAPE (8b), PROMPT (2048), TP (2),
@@ -120,6 +124,14 @@ if [ "$WHAT" = issue8 ]; then
         --batch 1 --runs 1 --load-engine "$s,$s" --load-interval-ms 500 --json "$LOGS/rag_load_arrivals_$s.json"
     done
   fi
+fi
+if [ "$WHAT" = steady ]; then
+  for m in ${STEADY_MIXED:-0 1024 512}; do
+    step "steady_tp${TP:-2}_${STEADY_SEATS:-64}_$m" timeout 400 "$BUILD/engine/cuda/rag-bench" --load-format dummy \
+      --shape 70b --fp8 --tp "${TP:-2}" --gpu-memory 0.95 --prompt 5000 --new 500 \
+      --load "${STEADY_REQUESTS:-128}" --seats "${STEADY_SEATS:-64}" --load-only \
+      --load-engine 4096,4096 --mixed-step-tokens "$m" --json "$LOGS/steady_tp${TP:-2}_${STEADY_SEATS:-64}_$m.json"
+  done
 fi
 echo "=== done: $([ $status -eq 0 ] && echo all steps passed || echo SOME STEPS FAILED) (logs in $LOGS)"
 exit $status

@@ -85,6 +85,11 @@ PrefixCacheStats Engine::prefix_cache_stats() const {
   return prefix_cache_stats_;
 }
 
+int64_t Engine::preemptions() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return preemptions_;
+}
+
 void Engine::Finish(int64_t id, TokenEvent event) {
   auto it = active_.find(id);
   if (it == active_.end()) return;
@@ -147,6 +152,7 @@ void Engine::Step() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     prefix_cache_stats_ = scheduler_.prefix_cache_stats();
+    preemptions_ = scheduler_.preemptions();
   }
   ForwardBatch batch;
   batch.sequences.reserve(plan.size());

@@ -84,6 +84,8 @@ class Engine {
   void Cancel(int64_t id);
   // Prefix cache lookups and hits of the requests admitted so far (for /metrics).
   PrefixCacheStats prefix_cache_stats() const;
+  // Running requests set back to recompute their tokens later, the KV cache being full.
+  int64_t preemptions() const;
 
  private:
   struct Active {
@@ -108,7 +110,8 @@ class Engine {
   std::unordered_set<int64_t> cancelled_;
   int64_t next_id_ = 1;
   bool stopping_ = false;
-  PrefixCacheStats prefix_cache_stats_;  // a copy of the scheduler's, for other threads
+  PrefixCacheStats prefix_cache_stats_;  // copies of the scheduler's figures, for other threads
+  int64_t preemptions_ = 0;
   std::thread thread_;
 };
 

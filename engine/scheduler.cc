@@ -14,7 +14,8 @@ Status Scheduler::Add(int64_t id, std::vector<int32_t> prompt, uint64_t cache_sc
                              " tokens) does not fit in the KV cache");
   }
   if (sequences_.count(id)) return AlreadyExists("sequence " + std::to_string(id) + " exists");
-  sequences_[id] = Sequence{std::move(prompt), 0, cache_scope};
+  const int prompt_tokens = static_cast<int>(prompt.size());
+  sequences_[id] = Sequence{std::move(prompt), 0, cache_scope, prompt_tokens};
   waiting_.push_back(id);
   return Status::Ok();
 }
@@ -54,6 +55,11 @@ std::vector<ScheduledSequence> Scheduler::Schedule() {
   std::vector<ScheduledSequence> plan;
   last_plan_.clear();  // a step never reported done failed: none of it is registered
   int budget = options_.max_batch_tokens;
+  if (options_.mixed_step_tokens > 0) {
+    int decoding = 0;
+    for (int64_t id : running_) decoding += sequences_.at(id).decoding() ? 1 : 0;
+    if (decoding > 0) budget = std::min(budget, std::max(options_.mixed_step_tokens, decoding));
+  }
 
   auto feed = [&](int64_t id, Sequence& s, int max_tokens) -> bool {
     const int remaining = static_cast<int>(s.tokens.size()) - s.computed;

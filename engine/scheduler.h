@@ -32,6 +32,12 @@ struct SchedulerOptions {
   int max_batch_tokens = 2048;  // tokens fed in one step, all sequences together
   int max_running = 64;         // sequences in one step
   int prefill_chunk = 512;      // prompt tokens of one sequence in one step
+  // A step that feeds decoding sequences feeds at most this many tokens in all (always at least
+  // every decoding sequence's one token); 0: max_batch_tokens. Every answer being written waits
+  // for the whole step; and in a full server (prompts waiting for seats) prompts spread thin
+  // over many steps let each step carry the answers' tokens, where big prompt steps leave the
+  // answers to steps of decoding alone, which read all the weights for a few dozen tokens.
+  int mixed_step_tokens = 0;
   bool prefix_caching = true;   // reuse the computed KV blocks of identical prompt prefixes
 };
 
@@ -83,6 +89,11 @@ class Scheduler {
     std::vector<int32_t> tokens;
     int computed = 0;
     uint64_t cache_scope = 0;
+    int prompt_tokens = 0;  // as added; a preempted sequence recomputes its answer's too
+    // Its prompt is in and it waits to feed its last sampled token.
+    bool decoding() const {
+      return computed >= prompt_tokens && computed + 1 == static_cast<int>(tokens.size());
+    }
   };
   void Preempt(int64_t id);
 

@@ -9,8 +9,8 @@
 
 namespace {
 
-// --tp, --tp-rendezvous, --kv-cache, --gpu-memory and --step-tokens of the commands that run the
-// model.
+// --tp, --tp-rendezvous, --kv-cache, --gpu-memory, --step-tokens and --seats of the commands that
+// run the model.
 void AddGpuFlags(CLI::App* cmd, rag::GpuFlags* gpu,
                  const char* rendezvous_help =
                      "HOST:PORT: the --tp ranks are processes; this one is rank 0 "
@@ -36,6 +36,11 @@ void AddGpuFlags(CLI::App* cmd, rag::GpuFlags* gpu,
                   "larger ones read prompts faster (default 4096; 2048 halves the pauses for ~1% "
                   "throughput, docs/BENCHMARKS.md)")
       ->check(CLI::Range(rag::kMinStepTokens, rag::kMaxStepTokens));
+  cmd->add_option("--seats", gpu->seats,
+                  "GPU: the most requests answered at once, the rest wait their turn; more "
+                  "seats share each step among more answers where the KV cache holds them "
+                  "(default 64, at most 128)")
+      ->check(CLI::Range(1, rag::kMaxSeats));
 }
 
 }  // namespace

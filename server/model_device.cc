@@ -23,6 +23,7 @@ CudaBackendOptions CudaOptionsFor(KvCacheType kv_cache, const GpuFlags& flags) {
   gpu.kv_cache = kv_cache;
   gpu.memory_fraction = flags.memory_fraction;
   gpu.max_batch_tokens = flags.step_tokens;
+  gpu.max_batch_seqs = flags.seats;
   return gpu;
 }
 
@@ -73,6 +74,10 @@ StatusOr<ModelLoadOptions> ModelLoadOptionsFor(const std::string& device,
     return InvalidArgument("--step-tokens takes " + std::to_string(kMinStepTokens) + " to " +
                            std::to_string(kMaxStepTokens) + " tokens, not " +
                            std::to_string(flags.step_tokens));
+  }
+  if (flags.seats < 1 || flags.seats > kMaxSeats || flags.seats > flags.step_tokens) {
+    return InvalidArgument("--seats takes 1 to " + std::to_string(kMaxSeats) +
+                           " requests, at most --step-tokens, not " + std::to_string(flags.seats));
   }
   if (device != "auto" && device != "cpu" && device != "cuda") {
     return InvalidArgument("--device must be auto, cpu or cuda, not \"" + device + "\"");

@@ -19,6 +19,7 @@
 #include "engine/dist/tp_backend.h"
 #include "engine/dist/tp_process.h"
 #endif
+#include "engine/engine.h"
 #include "engine/model_shapes.h"
 #include "kernels/kernels.h"
 
@@ -71,6 +72,11 @@ constexpr const char* kUsage =
     "  --load-engine S,C the load through the serving Engine (continuous batching) instead of\n"
     "                    the bench's loop: steps of up to S tokens, at most C of one prompt\n"
     "  --load-interval-ms M  with --load-engine: a request every M ms instead of all at once\n"
+    "  --mixed-step-tokens M with --load-engine: a step that feeds answers being written feeds\n"
+    "                    at most M tokens in all (0: S; default: what `rag serve` uses)\n"
+    "  --seats N         with --load: at most N requests at once (1..128, default 64; the KV\n"
+    "                    cache is sized for N whole requests where memory allows)\n"
+    "  --load-only       with --load: only the load (no first-token runs, no decode batches)\n"
     "  --json FILE       also write the JSON report to FILE\n";
 
 // How this bench was started: the words that run it again (the binary and, for `rag`, "bench")
@@ -86,11 +92,13 @@ struct BenchFlags {
   int attn_splits = 2048, attn_split_tiles = -1, gemv_split = 8, prefill_rows = 64, tp = 1,
       load = 0, peer_max_kb = 1024;
   std::string allreduce = "peer", prefill_sums = "bf16";
-  bool tp_processes = false, attn_simt = false;
+  bool tp_processes = false, attn_simt = false, load_only = false;
   int tp_rank = -1;  // a rank of a group of processes (--tp-rank), or -1
   int fp8_unit_rows = -1;  // --fp8-unit-rows; -1: the backend's default
   int engine_step = 0, engine_chunk = 0;  // --load-engine; 0: the bench's own load loop
   int load_interval_ms = 0;               // --load-interval-ms; 0: all requests at once
+  int mixed_step_tokens = -1;             // --mixed-step-tokens; -1: the Engine's default
+  int seats = 64;                         // --seats
   std::string tp_rendezvous;
   KvCacheType kv_cache = KvCacheType::kAuto;
   std::vector<int> batches = {1, 8, 32, 64};
@@ -155,10 +163,18 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
       if (!value(&v) || !ParseInt(v, 0, 600000, &f->load_interval_ms)) {
         return "--load-interval-ms takes 0..600000";
       }
+    } else if (a == "--mixed-step-tokens") {
+      if (!value(&v) || !ParseInt(v, 0, 1 << 20, &f->mixed_step_tokens)) {
+        return "--mixed-step-tokens takes 0..1048576";
+      }
     } else if (a == "--load") {
       if (!value(&v) || !ParseInt(v, 1, 4096, &f->load)) return "--load takes 1..4096 requests";
     } else if (a == "--tp") {
       if (!value(&v) || !ParseInt(v, 1, 8, &f->tp)) return "--tp takes 1..8";
+    } else if (a == "--seats") {
+      if (!value(&v) || !ParseInt(v, 1, 128, &f->seats)) return "--seats takes 1..128";
+    } else if (a == "--load-only") {
+      f->load_only = true;
     } else if (a == "--tp-processes") {
       f->tp_processes = true;
     } else if (a == "--attn-simt") {
@@ -224,6 +240,10 @@ std::string ParseFlags(const std::vector<std::string>& args, BenchFlags* f) {
     return "--tp-rank and --tp-rendezvous go together";
   if (f->load_interval_ms > 0 && (f->load == 0 || f->engine_step == 0))
     return "--load-interval-ms goes with --load N --load-engine S,C";
+  if (f->load_only && f->load == 0) return "--load-only goes with --load N";
+  if (f->load_only) f->batches.clear();
+  if (f->mixed_step_tokens >= 0 && (f->load == 0 || f->engine_step == 0))
+    return "--mixed-step-tokens goes with --load N --load-engine S,C";
   return "";
 }
 
@@ -416,8 +436,9 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
   RAG_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&prop, f.device));
   RAG_ASSIGN_OR_RETURN(const double copy_bw, CopyBandwidth());
 
-  const int max_batch = std::max(*std::max_element(f.batches.begin(), f.batches.end()),
-                                 std::min(f.load, 64));
+  const int max_batch =
+      std::max(f.batches.empty() ? 1 : *std::max_element(f.batches.begin(), f.batches.end()),
+               std::min(f.load, f.seats));
   CudaBackendOptions options;
   options.device = f.device;
   options.max_seq_len = f.prompt + f.new_tokens + 16;
@@ -462,7 +483,9 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
 
   // Time to first token: one prompt alone, prefill plus the first token's argmax on the device.
   std::vector<double> ttft;
-  for (int r = 0; r < f.runs + 1; ++r) {  // the first run warms up (cuBLAS heuristics, caches)
+  // The first run warms up (cuBLAS heuristics, caches).
+  const int first_token_runs = f.load_only ? 0 : f.runs + 1;
+  for (int r = 0; r < first_token_runs; ++r) {
     pool.Reset();
     RAG_ASSIGN_OR_RETURN(std::vector<int32_t> table, pool.Take(f.prompt + 1));
     const std::vector<int32_t> prompt = random_prompt();
@@ -474,7 +497,7 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
   // prefill (timed) followed by its answer (new_tokens - 1 greedy steps, not timed). Back-to-back
   // prefills above keep the card at its GEMM power limit; here each one starts after a decode.
   std::vector<double> ttft_request;
-  for (int r = 0; r < f.runs + 1; ++r) {
+  for (int r = 0; r < first_token_runs; ++r) {
     pool.Reset();
     RAG_ASSIGN_OR_RETURN(std::vector<int32_t> table, pool.Take(f.prompt + f.new_tokens + 1));
     const std::vector<int32_t> prompt = random_prompt();
@@ -532,11 +555,14 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
   EngineLoadResult engine_load;
   const bool through_engine = f.load > 0 && f.engine_step > 0;
   const int engine_step = std::min(f.engine_step, options.max_batch_tokens);  // what the GPU takes
+  int mixed_step_tokens = 0;  // what the Engine ran with
   if (through_engine) {
-    SchedulerOptions sched;
+    SchedulerOptions sched = EngineOptions::For(backend->info()).scheduler;
     sched.max_batch_tokens = engine_step;
     sched.prefill_chunk = f.engine_chunk;
     sched.max_running = options.max_batch_seqs;
+    if (f.mixed_step_tokens >= 0) sched.mixed_step_tokens = f.mixed_step_tokens;
+    mixed_step_tokens = sched.mixed_step_tokens;
     RAG_ASSIGN_OR_RETURN(engine_load, RunEngineLoad(std::move(backend), sched, f.load, f.new_tokens,
                                                     f.load_interval_ms / 1e3, random_prompt));
   } else if (f.load > 0) {
@@ -566,9 +592,11 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
   }
   std::printf("load %.1f s; weights %.2f GB a GPU, KV cache (%s) %.2f GB a GPU (%d blocks of %d)\n",
               load_s, weight_gb, fp8_kv ? "fp8" : "bf16", kv_gb, num_blocks, block_size);
-  std::printf("first token (prompt %d, median of %d): %.1f ms back to back, %.1f ms a request "
-              "(each prompt followed by its %d-token answer)\n",
-              f.prompt, f.runs, Median(ttft) * 1e3, Median(ttft_request) * 1e3, f.new_tokens);
+  if (!ttft.empty())
+    std::printf(
+        "first token (prompt %d, median of %d): %.1f ms back to back, %.1f ms a request "
+        "(each prompt followed by its %d-token answer)\n",
+        f.prompt, f.runs, Median(ttft) * 1e3, Median(ttft_request) * 1e3, f.new_tokens);
   std::printf("%6s %10s %12s %12s %14s %14s\n", "batch", "step ms", "tok/s/seq", "tok/s total",
               "weights GB/s", "% of copy bw");  // bandwidth: of all GPUs together
   for (const DecodeResult& d : results) {
@@ -587,6 +615,12 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
         engine_load.output_tok_s, engine_load.seconds, engine_load.mean_first_token_s,
         engine_load.max_first_token_s, engine_load.token_gap_p50_ms, engine_load.token_gap_p99_ms,
         engine_load.token_gap_max_ms);
+    std::printf(
+        "  %d seats; steps feeding answers: up to %d tokens; middle half of the output tokens: "
+        "%.1f output tok/s (%.1f s); preemptions %lld\n",
+        options.max_batch_seqs, mixed_step_tokens > 0 ? mixed_step_tokens : engine_step,
+        engine_load.steady_output_tok_s, engine_load.steady_seconds,
+        static_cast<long long>(engine_load.preemptions));
   } else if (f.load > 0) {
     std::printf("RAG-shaped load: %d requests (prompt %d, answer %d tokens), %d at once (%d waves): "
                 "%.1f output tok/s, %.1f s (prefills %.1f s)\n", load.requests, f.prompt, f.new_tokens,
@@ -631,7 +665,11 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
        << ",\"interval_ms\":" << f.load_interval_ms
        << ",\"token_gap_p50_ms\":" << engine_load.token_gap_p50_ms
        << ",\"token_gap_p99_ms\":" << engine_load.token_gap_p99_ms
-       << ",\"token_gap_max_ms\":" << engine_load.token_gap_max_ms << "}";
+       << ",\"token_gap_max_ms\":" << engine_load.token_gap_max_ms
+       << ",\"seats\":" << options.max_batch_seqs << ",\"mixed_step_tokens\":" << mixed_step_tokens
+       << ",\"steady_seconds\":" << engine_load.steady_seconds
+       << ",\"steady_output_tok_s\":" << engine_load.steady_output_tok_s
+       << ",\"preemptions\":" << engine_load.preemptions << "}";
   } else if (f.load > 0) {
     js << ",\"load\":{\"requests\":" << load.requests << ",\"concurrency\":" << load.concurrency
        << ",\"waves\":" << load.waves << ",\"seconds\":" << load.seconds << ",\"prefill_seconds\":"

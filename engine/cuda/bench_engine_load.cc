@@ -41,6 +41,8 @@ StatusOr<EngineLoadResult> RunEngineLoad(
   std::vector<double> submitted(static_cast<size_t>(requests), 0.0);
   std::vector<double> first_token(static_cast<size_t>(requests), 0.0);
   std::vector<double> last_token(static_cast<size_t>(requests), 0.0);
+  std::vector<double> token_times;  // of every token
+  token_times.reserve(static_cast<size_t>(requests) * static_cast<size_t>(new_tokens));
   std::vector<double> gaps;  // seconds between consecutive tokens of one answer
   gaps.reserve(static_cast<size_t>(requests) * static_cast<size_t>(std::max(new_tokens - 1, 0)));
   double t0 = 0;
@@ -71,6 +73,7 @@ StatusOr<EngineLoadResult> RunEngineLoad(
           gaps.push_back(now - last_token[k]);
         }
         last_token[k] = now;
+        token_times.push_back(now);
       }
       if (e.finished) {
         if (e.reason == FinishReason::kError && failure.ok()) failure = e.error;
@@ -96,6 +99,16 @@ StatusOr<EngineLoadResult> RunEngineLoad(
     r.max_first_token_s = std::max(r.max_first_token_s, s);
   }
   r.mean_first_token_s = sum / requests;
+  // The steady rate: the middle half of all output tokens over the time it took; only where
+  // requests outnumber the seats (with one cohort the middle half is all decoding).
+  std::sort(token_times.begin(), token_times.end());
+  const size_t quarter = token_times.size() / 4;
+  if (quarter > 0 && requests > scheduler.max_running) {
+    r.steady_seconds = token_times[3 * quarter] - token_times[quarter];
+    if (r.steady_seconds > 0)
+      r.steady_output_tok_s = static_cast<double>(2 * quarter) / r.steady_seconds;
+  }
+  r.preemptions = engine.preemptions();
   std::sort(gaps.begin(), gaps.end());
   r.token_gap_p50_ms = Quantile(gaps, 0.5) * 1e3;
   r.token_gap_p99_ms = Quantile(gaps, 0.99) * 1e3;

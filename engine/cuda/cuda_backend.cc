@@ -11,7 +11,7 @@
 namespace rag {
 namespace {
 
-constexpr int kDecodeBuckets[] = {1, 2, 4, 8, 16, 24, 32, 48, 64};
+constexpr int kDecodeBuckets[] = {1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128};
 
 // The smallest decode bucket holding n sequences (n itself past the largest).
 int DecodeBucket(int64_t n) {

@@ -55,8 +55,9 @@ int32_t Argmax(const float* row, int64_t n) {
 class CudaBackendTest : public testing_gpu::GpuTest {
  protected:
   std::unique_ptr<CudaBackend> MakeCuda(const std::string& name, bool graphs = true,
-                                        bool fused_gemv = true) {
+                                        bool fused_gemv = true, int max_batch_seqs = 64) {
     CudaBackendOptions options;
+    options.max_batch_seqs = max_batch_seqs;
     options.fused_gemv = fused_gemv;
     options.block_size = kBlockSize;
     options.max_seq_len = 1024;
@@ -321,6 +322,38 @@ TEST_F(CudaBackendTest, ChunkedMixedAndBatchedStepsAgreeWithTheOneShotRun) {
     EXPECT_EQ((*decoded)[c], std::vector<int32_t>(short_greedy.begin() + 1,
                                                   short_greedy.begin() + 1 + steps))
         << "copy " << c;
+  }
+}
+
+// More sequences at once than 64 (`rag bench --seats 128`): 100 copies of a prompt decode
+// together in the 128-sequence bucket (28 padding rows), from a graph and without one, each
+// giving transformers' greedy tokens.
+TEST_F(CudaBackendTest, MoreThan64SequencesDecodeInTheLargerBuckets) {
+  const std::string name = "gqa_hd64_bf16";
+  const JsonValue golden = testing::LoadJsonFile(GoldenDir(name) + "/golden.json");
+  const auto& prompt = golden.Find("prompts")->items().front();
+  const std::vector<int32_t> ids = JsonInts(*prompt.Find("ids"));
+  const std::vector<int32_t> greedy = JsonInts(*prompt.Find("greedy"));
+  const int copies = 100, steps = 4;
+  ASSERT_GT(static_cast<int>(greedy.size()), steps);
+  for (bool graphs : {true, false}) {
+    auto cuda = MakeCuda(name, graphs, /*fused_gemv=*/true, /*max_batch_seqs=*/128);
+    ASSERT_NE(cuda, nullptr);
+    std::vector<int32_t> pool = ShuffledBlocks();
+    ForwardBatch batch;
+    for (int c = 0; c < copies; ++c) {
+      std::vector<int32_t> table = Table(static_cast<int>(ids.size()) + steps + 1, &pool);
+      auto first = cuda->ForwardArgmax({{{ids, 0, table, false}}});
+      ASSERT_TRUE(first.ok()) << first.status().ToString();
+      ASSERT_EQ((*first)[0], greedy[0]);
+      batch.sequences.push_back({{(*first)[0]}, static_cast<int32_t>(ids.size()), table, false});
+    }
+    auto decoded = cuda->GreedyDecode(batch, steps);
+    ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+    for (int c = 0; c < copies; ++c) {
+      EXPECT_EQ((*decoded)[c], std::vector<int32_t>(greedy.begin() + 1, greedy.begin() + 1 + steps))
+          << "copy " << c << (graphs ? ", graphs" : ", eager");
+    }
   }
 }
 

@@ -130,6 +130,57 @@ TEST(Scheduler, PreemptsAndRecomputesWhenBlocksRunOut) {
   EXPECT_EQ(d.blocks.num_free(), 6);
 }
 
+// Tokens of each sequence in a plan, by id.
+std::map<int64_t, int> Fed(const std::vector<ScheduledSequence>& plan) {
+  std::map<int64_t, int> fed;
+  for (const auto& s : plan) fed[s.id] = static_cast<int>(s.tokens.size());
+  return fed;
+}
+
+TEST(Scheduler, StepsWithDecodingSequencesKeepToMixedStepTokens) {
+  SchedulerOptions opts;
+  opts.max_batch_tokens = 64;
+  opts.prefill_chunk = 64;
+  opts.mixed_step_tokens = 20;
+  Driver d(64, 4, opts);
+  d.Add(1, Prompt(10, 100), 4);
+  d.Add(2, Prompt(100, 200), 1);
+  // Nothing decodes yet: the whole budget goes to the prompts.
+  auto plan = d.scheduler.Schedule();
+  EXPECT_EQ(Fed(plan), (std::map<int64_t, int>{{1, 10}, {2, 54}}));
+  for (const auto& s : plan) d.Forward(s);
+  d.scheduler.StepDone();
+  d.scheduler.Append(1, 1001);
+  // Sequence 1 decodes now: its token and 19 of the prompt, not the 63 the budget would allow.
+  plan = d.scheduler.Schedule();
+  EXPECT_EQ(Fed(plan), (std::map<int64_t, int>{{1, 1}, {2, 19}}));
+  for (const auto& s : plan) d.Forward(s);
+  d.scheduler.StepDone();
+  d.scheduler.Append(1, 1002);
+  d.generated[1] = 2;
+  d.Run();  // and the rest runs to the end under the same rule
+  EXPECT_EQ(d.generated[1], 4);
+  EXPECT_EQ(d.generated[2], 1);
+}
+
+TEST(Scheduler, MixedStepTokensNeverLeavesADecodingSequenceOut) {
+  SchedulerOptions opts;
+  opts.max_batch_tokens = 64;
+  opts.prefill_chunk = 64;
+  opts.mixed_step_tokens = 2;  // fewer than the three answers being written
+  Driver d(64, 4, opts);
+  for (int64_t id = 1; id <= 3; ++id) d.Add(id, Prompt(8, 100 * static_cast<int>(id)), 3);
+  auto plan = d.scheduler.Schedule();
+  ASSERT_EQ(plan.size(), 3u);
+  for (const auto& s : plan) d.Forward(s);
+  d.scheduler.StepDone();
+  for (int64_t id = 1; id <= 3; ++id) d.scheduler.Append(id, 1001);
+  d.Add(4, Prompt(30, 400), 1);
+  // Three decoding sequences, each with its token; no room left for the waiting prompt.
+  plan = d.scheduler.Schedule();
+  EXPECT_EQ(Fed(plan), (std::map<int64_t, int>{{1, 1}, {2, 1}, {3, 1}}));
+}
+
 TEST(Scheduler, RejectsWhatCanNeverFit) {
   KvBlockManager blocks(2, 4);
   Scheduler s(&blocks, {});

@@ -1,7 +1,7 @@
 // The GPU flags' checks in ModelLoadOptionsFor (server/model_device.h): what `--device`, `--tp`,
-// `--kv-cache`, `--gpu-memory`, `--step-tokens` and `--tp-rendezvous` refuse (and `rag tp-worker`'s
-// rank) before any model is read, with a message naming the flag. Runs without a GPU: "auto" then
-// falls back to the CPU, which has no FP8 KV cache.
+// `--kv-cache`, `--gpu-memory`, `--step-tokens`, `--seats` and `--tp-rendezvous` refuse (and `rag
+// tp-worker`'s rank) before any model is read, with a message naming the flag. Runs without a GPU:
+// "auto" then falls back to the CPU, which has no FP8 KV cache.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -32,6 +32,15 @@ TEST(ModelDeviceTest, BadGpuFlagsAreRefusedByName) {
     step.step_tokens = tokens;
     ExpectRefused("auto", step, "--step-tokens");
   }
+  for (int seats : {0, 129}) {
+    GpuFlags many;
+    many.seats = seats;
+    ExpectRefused("auto", many, "--seats");
+  }
+  GpuFlags crowded;  // more seats than one step feeds: some answers would skip steps
+  crowded.step_tokens = 64;
+  crowded.seats = 100;
+  ExpectRefused("auto", crowded, "--seats");
   GpuFlags tp;
   tp.tp = 9;
   ExpectRefused("auto", tp, "--tp");

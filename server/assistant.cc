@@ -233,6 +233,8 @@ PrefixCacheStats Assistant::prefix_cache_stats() const {
   return model_ ? model_->engine->prefix_cache_stats() : PrefixCacheStats{};
 }
 
+int64_t Assistant::preemptions() const { return model_ ? model_->engine->preemptions() : 0; }
+
 void Assistant::IndexDocument(int64_t id, const std::vector<int64_t>& removed_chunk_ids) {
   if (!dense_) return;
   // The vectors are derived data: a failure here leaves the document stored and found by BM25,

@@ -180,6 +180,9 @@ class Assistant {
   Counters counters() const;
   // The engine's prefix cache (model mode; zeros in extractive mode).
   PrefixCacheStats prefix_cache_stats() const;
+  // Answers the engine set back to recompute later, its KV cache being full (zero in
+  // extractive mode).
+  int64_t preemptions() const;
   // Of the model's answers (GET /metrics): from the prompt reaching the engine to the first token
   // a reader sees (retrieval before it not included), and between two consecutive such tokens
   // (longer while other requests' prompts are read: `--step-tokens`).

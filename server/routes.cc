@@ -278,6 +278,10 @@ HttpReply HandleMetrics(ServerContext& ctx) {
   AppendMetric(&out, "rag_prefix_cache_hit_tokens_total", "counter",
                "Prompt tokens whose keys and values came from the prefix cache.",
                static_cast<double>(prefix.hits));
+  AppendMetric(&out, "rag_preemptions_total", "counter",
+               "Answers set back to be recomputed later, the KV cache being full (more means "
+               "the cache is too small for the answers at once: --seats, --gpu-memory).",
+               static_cast<double>(ctx.assistant.preemptions()));
   if (DenseIndex* dense = ctx.assistant.dense()) {
     AppendMetric(&out, "rag_vectors", "gauge", "Chunk vectors in the dense index.",
                  static_cast<double>(dense->size()));

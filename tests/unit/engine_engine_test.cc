@@ -84,6 +84,7 @@ TEST(Engine, ConcurrentRequestsGetTransformersGreedyTokens) {
     EXPECT_EQ(events.tokens[id], want) << "request " << id;
     EXPECT_EQ(events.finished[id], FinishReason::kLength);
   }
+  EXPECT_GT(engine->preemptions(), 0) << "the small cache was to force preemptions";
 }
 
 TEST(Engine, StopTokensAndCancellationEndRequests) {

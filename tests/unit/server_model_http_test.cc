@@ -123,6 +123,7 @@ TEST_F(ModelHttpTest, StreamsPassagesTokensCitationsAndDone) {
   EXPECT_GT(value("rag_prefix_cache_hit_tokens_total"), 0);
   EXPECT_GE(value("rag_prefix_cache_query_tokens_total"), value("rag_prefix_cache_hit_tokens_total"));
   EXPECT_EQ(value("rag_generating"), 0);
+  EXPECT_EQ(value("rag_preemptions_total"), 0);  // two short answers, one at a time
   // Each answer's first token timed once, every later one against the one before it.
   EXPECT_EQ(value("rag_time_to_first_token_seconds_count"), 2);
   EXPECT_GT(value("rag_time_to_first_token_seconds_sum"), 0);

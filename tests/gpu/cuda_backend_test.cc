@@ -84,6 +84,26 @@ class CudaBackendTest : public testing_gpu::GpuTest {
     std::shuffle(ids.begin(), ids.end(), rng_);
     return ids;
   }
+
+  // `copies` copies of a prompt, each prefilled alone (giving greedy[0]), then decoded together
+  // for `steps` steps: each must give greedy[1..steps], transformers' tokens.
+  void ExpectCopiesDecodeTogether(CudaBackend* cuda, const std::vector<int32_t>& ids,
+                                  const std::vector<int32_t>& greedy, int copies, int steps,
+                                  std::vector<int32_t>* pool) {
+    ASSERT_GT(static_cast<int>(greedy.size()), steps);
+    ForwardBatch batch;
+    for (int c = 0; c < copies; ++c) {
+      std::vector<int32_t> table = Table(static_cast<int>(ids.size()) + steps + 1, pool);
+      auto first = cuda->ForwardArgmax({{{ids, 0, table, false}}});
+      ASSERT_TRUE(first.ok()) << first.status().ToString();
+      ASSERT_EQ((*first)[0], greedy[0]);
+      batch.sequences.push_back({{(*first)[0]}, static_cast<int32_t>(ids.size()), table, false});
+    }
+    auto decoded = cuda->GreedyDecode(batch, steps);
+    ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+    const std::vector<int32_t> want(greedy.begin() + 1, greedy.begin() + 1 + steps);
+    for (int c = 0; c < copies; ++c) EXPECT_EQ((*decoded)[c], want) << "copy " << c;
+  }
 };
 
 TEST_F(CudaBackendTest, PrefillLogitsMatchTransformersAndTheCpuBackend) {
@@ -307,25 +327,11 @@ TEST_F(CudaBackendTest, ChunkedMixedAndBatchedStepsAgreeWithTheOneShotRun) {
   EXPECT_LE(RelError(last.data(), long_last.data(), vocab), kTolerance) << "chunked prefill";
 
   // 12 copies of the short prompt decode together (bucket 16: cuBLAS, 4 padding rows).
-  const int copies = 12, steps = 8;
-  ForwardBatch batch;
-  for (int c = 0; c < copies; ++c) {
-    std::vector<int32_t> table = Table(static_cast<int>(short_ids.size()) + steps + 1, &pool);
-    auto pre = cuda->ForwardArgmax({{{short_ids, 0, table, false}}});
-    ASSERT_TRUE(pre.ok()) << pre.status().ToString();
-    ASSERT_EQ((*pre)[0], short_greedy[0]);
-    batch.sequences.push_back({{(*pre)[0]}, static_cast<int32_t>(short_ids.size()), table, false});
-  }
-  auto decoded = cuda->GreedyDecode(batch, steps);
-  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
-  for (int c = 0; c < copies; ++c) {
-    EXPECT_EQ((*decoded)[c], std::vector<int32_t>(short_greedy.begin() + 1,
-                                                  short_greedy.begin() + 1 + steps))
-        << "copy " << c;
-  }
+  ExpectCopiesDecodeTogether(cuda.get(), short_ids, short_greedy, /*copies=*/12, /*steps=*/8,
+                             &pool);
 }
 
-// More sequences at once than 64 (`rag bench --seats 128`): 100 copies of a prompt decode
+// More sequences at once than 64 (`rag serve --seats 128`): 100 copies of a prompt decode
 // together in the 128-sequence bucket (28 padding rows), from a graph and without one, each
 // giving transformers' greedy tokens.
 TEST_F(CudaBackendTest, MoreThan64SequencesDecodeInTheLargerBuckets) {
@@ -334,26 +340,12 @@ TEST_F(CudaBackendTest, MoreThan64SequencesDecodeInTheLargerBuckets) {
   const auto& prompt = golden.Find("prompts")->items().front();
   const std::vector<int32_t> ids = JsonInts(*prompt.Find("ids"));
   const std::vector<int32_t> greedy = JsonInts(*prompt.Find("greedy"));
-  const int copies = 100, steps = 4;
-  ASSERT_GT(static_cast<int>(greedy.size()), steps);
   for (bool graphs : {true, false}) {
+    SCOPED_TRACE(graphs ? "from graphs" : "eager");
     auto cuda = MakeCuda(name, graphs, /*fused_gemv=*/true, /*max_batch_seqs=*/128);
     ASSERT_NE(cuda, nullptr);
     std::vector<int32_t> pool = ShuffledBlocks();
-    ForwardBatch batch;
-    for (int c = 0; c < copies; ++c) {
-      std::vector<int32_t> table = Table(static_cast<int>(ids.size()) + steps + 1, &pool);
-      auto first = cuda->ForwardArgmax({{{ids, 0, table, false}}});
-      ASSERT_TRUE(first.ok()) << first.status().ToString();
-      ASSERT_EQ((*first)[0], greedy[0]);
-      batch.sequences.push_back({{(*first)[0]}, static_cast<int32_t>(ids.size()), table, false});
-    }
-    auto decoded = cuda->GreedyDecode(batch, steps);
-    ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
-    for (int c = 0; c < copies; ++c) {
-      EXPECT_EQ((*decoded)[c], std::vector<int32_t>(greedy.begin() + 1, greedy.begin() + 1 + steps))
-          << "copy " << c << (graphs ? ", graphs" : ", eager");
-    }
+    ExpectCopiesDecodeTogether(cuda.get(), ids, greedy, /*copies=*/100, /*steps=*/4, &pool);
   }
 }
 

@@ -36,7 +36,10 @@ struct SchedulerOptions {
   // every decoding sequence's one token); 0: max_batch_tokens. Every answer being written waits
   // for the whole step; and in a full server (prompts waiting for seats) prompts spread thin
   // over many steps let each step carry the answers' tokens, where big prompt steps leave the
-  // answers to steps of decoding alone, which read all the weights for a few dozen tokens.
+  // answers to steps of decoding alone, which read all the weights for a few dozen tokens. On
+  // 70B FP8 with 5000-token prompts that gained ~3% once the server was full and shortened the
+  // longest pauses, but thin slices read prompts more slowly: whole runs came out level
+  // (docs/BENCHMARKS.md), so no backend turns it on by default; `rag bench --mixed-step-tokens`.
   int mixed_step_tokens = 0;
   bool prefix_caching = true;   // reuse the computed KV blocks of identical prompt prefixes
 };

@@ -1,5 +1,6 @@
 // `rag`: the one binary of the document assistant (DESIGN.md section 4).
 #include <CLI/CLI.hpp>
+#include <algorithm>
 
 #include "common/logging.h"
 #include "server/cli_commands.h"
@@ -92,7 +93,13 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--host", serve.host, "address to bind")->default_val("127.0.0.1");
   serve_cmd->add_option("--port", serve.port, "port")->default_val(8080)->check(CLI::Range(1, 65535));
   serve_cmd->add_option("--threads", serve.threads, "HTTP threads")->default_val(4)->check(CLI::Range(1, 256));
-  serve_cmd->add_option("--max-answers", serve.max_answers, "model answers made at once (more get 429)")->default_val(64)->check(CLI::Range(1, 1024));
+  auto* max_answers_option =
+      serve_cmd
+          ->add_option("--max-answers", serve.max_answers,
+                       "model answers made at once (more get 429; default 64, or --seats when "
+                       "that is more)")
+          ->default_val(64)
+          ->check(CLI::Range(1, 1024));
   serve_cmd->add_option("--web-dir", serve.web_dir, "serve the page from this folder instead of the built-in copy");
   serve_cmd->add_option("--keys", serve.keys_file,
                         "API keys file (JSON, docs/API.md): every /v1 route then needs "
@@ -210,5 +217,9 @@ int main(int argc, char** argv) {
   if (*generate_cmd) return rag::RunGenerateCommand(generate);
   if (*quantize_cmd) return rag::RunQuantizeCommand(quantize);
   if (*tp_worker_cmd) return rag::RunTpWorkerCommand(tp_worker);
+  // Seats beyond the answers the server takes at once would stay empty: the default follows.
+  if (max_answers_option->count() == 0) {
+    serve.max_answers = std::max(serve.max_answers, serve.answer.gpu.seats);
+  }
   return rag::RunServeCommand(common, serve);
 }

@@ -555,7 +555,7 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
   EngineLoadResult engine_load;
   const bool through_engine = f.load > 0 && f.engine_step > 0;
   const int engine_step = std::min(f.engine_step, options.max_batch_tokens);  // what the GPU takes
-  int mixed_step_tokens = 0;  // what the Engine ran with
+  int mixed_step_tokens = 0;  // what the Engine ran with (0: off)
   if (through_engine) {
     SchedulerOptions sched = EngineOptions::For(backend->info()).scheduler;
     sched.max_batch_tokens = engine_step;
@@ -618,7 +618,8 @@ Status Run(const BenchFlags& f, const BenchSelf& self, ChildProcesses& children)
     std::printf(
         "  %d seats; steps feeding answers: up to %d tokens; middle half of the output tokens: "
         "%.1f output tok/s (%.1f s); preemptions %lld\n",
-        options.max_batch_seqs, mixed_step_tokens > 0 ? mixed_step_tokens : engine_step,
+        options.max_batch_seqs,
+        mixed_step_tokens > 0 ? std::min(mixed_step_tokens, engine_step) : engine_step,
         engine_load.steady_output_tok_s, engine_load.steady_seconds,
         static_cast<long long>(engine_load.preemptions));
   } else if (f.load > 0) {
